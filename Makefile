@@ -1,0 +1,42 @@
+# otel-health: `make run` and `make test` set themselves up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test deps venv lint unit integration clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+## Run the collector (CONFIG=file.yaml to use your own; without it, a built-in default).
+run: $(STAMP)
+	$(BIN)/otel-health run $(if $(CONFIG),--config $(CONFIG))
+
+## Install Debian packages and build the real components the tests use (cached).
+deps: $(STAMP)
+	scripts/deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check otel_health tests
+	$(BIN)/mypy
+
+## Lint, type-check and run every test (unit and integration against real servers).
+test: deps lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

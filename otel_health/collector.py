@@ -1,0 +1,189 @@
+"""Wires config, probes, scheduler, telemetry and server into one running collector."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+from . import __version__
+from .config import Config, OtlpSettings, Secret, Target
+from .exposition import BridgeReader
+from .probes import PROBES, Probe, ProbeSettings
+from .result import CheckResult
+from .scheduler import Scheduler
+from .server import make_app
+from .telemetry import Telemetry, cardinality_limits
+
+__all__ = ["Collector"]
+
+log = logging.getLogger("otel_health")
+
+
+class Collector:
+    """One running collector. ``start()``, then ``stop()``; or ``serve_forever()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metric_readers: Sequence[MetricReader] = (),
+        span_processors: Sequence[SpanProcessor] = (),
+        probes: Mapping[str, type[Probe]] = PROBES,
+        otlp: bool = True,
+    ) -> None:
+        self.config = config
+        limits = cardinality_limits(len(config.targets))
+        self.bridge = BridgeReader(cardinality_limits=limits)
+        readers: list[MetricReader] = [self.bridge, *metric_readers]
+        processors = list(span_processors)
+        if otlp:
+            otlp_readers, otlp_processors = _otlp_exporters(config.otlp, limits, self._export_failed)
+            readers += otlp_readers
+            processors += otlp_processors
+        self.telemetry = Telemetry(metric_readers=readers, span_processors=processors)
+        settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}")
+        self._probes = {kind: cls(settings) for kind, cls in probes.items()}
+        self._last_up: dict[tuple[str, str], bool] = {}
+        self.scheduler: Scheduler | None = None
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def _export_failed(self, signal_name: str) -> None:
+        self.telemetry.export_failed(signal_name)
+
+    async def start(self) -> None:
+        self.scheduler = Scheduler(
+            self._check_one, concurrency=self.config.concurrency,
+            on_lag=self.telemetry.scheduler_lag, on_skip=self.telemetry.check_skipped,
+        )
+        self.telemetry.set_in_flight_source(lambda: self.scheduler.in_flight if self.scheduler else 0)
+        self.telemetry.set_targets(self.config.targets)
+        self.telemetry.config_loaded(True)
+        app = make_app(reader=self.bridge, keep=self.telemetry.live, snapshot=self.snapshot)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
+        self.scheduler.set_targets(self.config.targets)
+        log.info("started listen=%s:%s targets=%d", self.config.listen_host, self.port, len(self.config.targets))
+
+    def snapshot(self) -> list[tuple[Target, CheckResult | None]]:
+        return [(c.target, c.result) for c in self.telemetry._current.values()]
+
+    async def _check_one(self, target: Target) -> None:
+        probe = self._probes[target.kind]
+        with self.telemetry.check_span(target) as span:
+            result = await probe.run(target)
+            self.telemetry.record(target, result, span)
+        previous = self._last_up.get(target.key)
+        if previous is None or previous != result.up:
+            self._last_up[target.key] = result.up
+            if result.up:
+                log.info("target_up service=%s environment=%s duration_s=%.3f", target.name, target.environment,
+                         result.duration)
+            else:
+                log.warning("target_down service=%s environment=%s error_type=%s detail=%s", target.name,
+                            target.environment, result.error_type, _quote(result.detail))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Let running checks end (bounded by the longest timeout), flush telemetry, close."""
+        if grace is None:
+            grace = max((t.timeout for t in self.config.targets), default=1.0) + 0.5
+        if self.scheduler is not None:
+            await self.scheduler.stop(grace)
+        for probe in self._probes.values():
+            await probe.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await asyncio.to_thread(self.telemetry.shutdown, 5.0)
+        log.info("stopped")
+
+    async def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure: Any
+                    ) -> tuple[list[MetricReader], list[SpanProcessor]]:
+    """OTLP exporters when the config or the standard OTEL_* variables ask for them."""
+    env = os.environ
+    endpoint = settings.endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    traces_on = bool(endpoint or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    metrics_on = bool(endpoint or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+    if env.get("OTEL_TRACES_EXPORTER", "").strip() == "none":
+        traces_on = False
+    if env.get("OTEL_METRICS_EXPORTER", "").strip() == "none":
+        metrics_on = False
+    if not (traces_on or metrics_on):
+        return [], []
+    protocol = settings.protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    headers = {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in settings.headers} or None
+    kwargs: dict[str, Any] = {"headers": headers} if headers else {}
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        base = settings.endpoint
+        span_kw = {"endpoint": base} if base else {}
+        metric_kw = {"endpoint": base} if base else {}
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
+        base = settings.endpoint.rstrip("/") if settings.endpoint else None
+        span_kw = {"endpoint": f"{base}/v1/traces"} if base else {}
+        metric_kw = {"endpoint": f"{base}/v1/metrics"} if base else {}
+
+    class CountingSpanExporter(OTLPSpanExporter):  # type: ignore[misc, valid-type]
+        def export(self, spans: Any) -> SpanExportResult:
+            result = super().export(spans)
+            if result is not SpanExportResult.SUCCESS:
+                on_failure("traces")
+            return result
+
+    class CountingMetricExporter(OTLPMetricExporter):  # type: ignore[misc, valid-type]
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> MetricExportResult:
+            result = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
+            if result is not MetricExportResult.SUCCESS:
+                on_failure("metrics")
+            return result
+
+    readers: list[MetricReader] = []
+    processors: list[SpanProcessor] = []
+    if metrics_on:
+        interval = settings.export_interval
+        readers.append(PeriodicExportingMetricReader(
+            CountingMetricExporter(**metric_kw, **kwargs),
+            export_interval_millis=interval * 1000 if interval else None,
+            cardinality_limits=limits,
+        ))
+    if traces_on:
+        # Bounded queue: when the Collector is away, spans are dropped, never piled up.
+        processors.append(BatchSpanProcessor(CountingSpanExporter(**span_kw, **kwargs), max_queue_size=4096))
+    return readers, processors

@@ -1,0 +1,528 @@
+"""Configuration: YAML in, validated plain data out.
+
+Every problem in a file is reported at once, one line each, in the form
+``FILE: WHERE: field 'F': what is wrong; what would be right``. Secrets are accepted
+only by reference (``${ENV_VAR}`` or a ``*_file`` path) and are resolved at load time
+into :class:`Secret` values that never print themselves.
+
+Kind-specific options are declared by each probe (its ``options_type``) and read with the
+same :class:`Fields` reader, so the loader never branches on a kind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import yaml
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Defaults",
+    "Fields",
+    "KindOptions",
+    "OtlpSettings",
+    "Secret",
+    "Target",
+    "load",
+    "load_text",
+]
+
+DEFAULT_LISTEN = "127.0.0.1:8090"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_ENV_REF_RE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# Labels every tta_service_* series already carries, or that the contract reserves.
+RESERVED_LABELS = frozenset(
+    {"service", "environment", "kind", "outcome", "error_type", "version", "status_code",
+     "phase", "le", "quantile", "job", "instance"}
+)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Secret:
+    """A credential resolved from the environment or a file. It never prints itself."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source  # "env:NAME" or "file:/path": safe to show
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.source})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash((self._value, self.source))
+
+
+class _Reporter:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[str] = []
+
+    def add(self, where: str, field_name: str | None, message: str) -> None:
+        prefix = f"{self.file}: {where}" if where else self.file
+        if field_name is not None:
+            prefix += f": field '{field_name}'"
+        self.problems.append(f"{prefix}: {message}")
+
+
+_MISSING: Any = object()
+
+
+class Fields:
+    """Reads one mapping of a config file, collecting problems instead of raising.
+
+    Each getter returns a usable value even when the input is wrong (the default), so a
+    whole file is checked in one pass. :meth:`finish` reports keys nobody asked for.
+    """
+
+    def __init__(self, raw: Mapping[str, Any], where: str, reporter: _Reporter, base_dir: Path) -> None:
+        self._raw = raw
+        self._where = where
+        self._reporter = reporter
+        self._base_dir = base_dir
+        self._seen: set[str] = set()
+
+    def problem(self, name: str | None, message: str) -> None:
+        self._reporter.add(self._where, name, message)
+
+    def has(self, name: str) -> bool:
+        return name in self._raw
+
+    def raw(self, name: str) -> Any:
+        """The value as written (None when absent), for fields with a shape of their own."""
+        self._seen.add(name)
+        return self._raw.get(name)
+
+    def sub(self, name: str) -> Fields | None:
+        """A reader for a nested mapping, or None when the field is absent or wrong."""
+        value = self.mapping(name)
+        if not value:
+            return None
+        return Fields(value, f"{self._where}: {name}" if self._where else name, self._reporter, self._base_dir)
+
+    def _get(self, name: str, default: Any, required: bool) -> Any:
+        self._seen.add(name)
+        if name not in self._raw or self._raw[name] is None:
+            if required:
+                self.problem(name, "is required")
+            return _MISSING if default is _MISSING else default
+        return self._raw[name]
+
+    def str(self, name: str, default: Any = None, *, required: bool = False,
+            choices: tuple[str, ...] | None = None, pattern: re.Pattern[str] | None = None,
+            hint: str = "") -> Any:
+        value = self._get(name, default, required)
+        if value is _MISSING or value is default:
+            return None if value is _MISSING else value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.problem(name, f"must be a string, got {_describe(value)}")
+            return default
+        value = str(value)
+        if _ENV_REF_RE.match(value.strip()):
+            self.problem(name, "does not take ${...} references; only credential fields do")
+            return default
+        if choices is not None and value not in choices:
+            self.problem(name, f"must be one of {', '.join(choices)}, got {_short(value)!r}")
+            return default
+        if pattern is not None and not pattern.match(value):
+            self.problem(name, f"{_short(value)!r} is not valid{'; ' + hint if hint else ''}")
+            return default
+        return value
+
+    def duration(self, name: str, default: float, *, minimum: float = 0.001, maximum: float = 86400.0) -> float:
+        value = self._get(name, default, False)
+        if value is default:
+            return default
+        seconds = parse_duration(value)
+        if seconds is None:
+            self.problem(name, f"must be a duration such as 5s, 250ms or 1m, got {_short(value)!r}")
+            return default
+        if not minimum <= seconds <= maximum:
+            self.problem(name, f"must be between {_fmt_s(minimum)} and {_fmt_s(maximum)}, got {_short(value)!r}")
+            return default
+        return seconds
+
+    def int(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self._get(name, default, False)
+        if value is default:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(name, f"must be a whole number from {minimum} to {maximum}, got {_short(value)!r}")
+            return default
+        if not minimum <= value <= maximum:
+            self.problem(name, f"must be from {minimum} to {maximum}, got {value}")
+            return default
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self._get(name, default, False)
+        if value is default:
+            return default
+        if not isinstance(value, bool):
+            self.problem(name, f"must be true or false, got {_short(value)!r}")
+            return default
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        value = self._get(name, None, False)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(name, f"must be a mapping of names to values, got {_describe(value)}")
+            return {}
+        return dict(value)
+
+    def list(self, name: str) -> list[Any]:
+        value = self._get(name, None, False)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(name, f"must be a list, got {_describe(value)}")
+            return []
+        return value
+
+    def path(self, name: str) -> Path | None:
+        value = self.str(name)
+        if value is None:
+            return None
+        path = (self._base_dir / value).resolve()
+        if not path.is_file():
+            self.problem(name, f"file {str(path)!r} does not exist or is not a file")
+            return None
+        return path
+
+    def secret(self, name: str, *, required: bool = False) -> Secret | None:
+        """A credential: ``NAME: ${ENV_VAR}`` or ``NAME_file: path``; never an inline value."""
+        file_key = f"{name}_file"
+        self._seen.update((name, file_key))
+        inline, file_ref = self._raw.get(name), self._raw.get(file_key)
+        if inline is not None and file_ref is not None:
+            self.problem(name, f"give either '{name}' or '{file_key}', not both")
+            return None
+        if inline is None and file_ref is None:
+            if required:
+                self.problem(name, f"is required: set '{name}: ${{ENV_VAR}}' or '{file_key}: /path/to/file'")
+            return None
+        if inline is not None:
+            return self.resolve_secret(name, inline)
+        return self._secret_from_file(file_key, file_ref)
+
+    def resolve_secret(self, name: str, value: Any) -> Secret | None:
+        match = _ENV_REF_RE.match(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            # The value is a credential written inline: never echo it back.
+            self.problem(name, "credentials are not accepted inline; write '${ENV_VAR}' "
+                               f"or use '{name}_file: /path/to/file'")
+            return None
+        var = match.group(1)
+        resolved = os.environ.get(var)
+        if resolved is None:
+            self.problem(name, f"environment variable {var} is not set; export it or use '{name}_file'")
+            return None
+        return Secret(resolved, f"env:{var}")
+
+    def _secret_from_file(self, key: str, value: Any) -> Secret | None:
+        if not isinstance(value, str) or not value:
+            self.problem(key, f"must be a file path, got {_describe(value)}")
+            return None
+        path = (self._base_dir / value).resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problem(key, f"cannot read {str(path)!r} ({type(exc).__name__}); check the path and permissions")
+            return None
+        return Secret(text.rstrip("\r\n"), f"file:{path}")
+
+    def finish(self) -> None:
+        known = sorted(self._seen)
+        for key in self._raw:
+            if key in self._seen:
+                continue
+            key_text = _short(str(key))
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known fields: {', '.join(known)}"
+            self._reporter.add(self._where, None, f"unknown field '{key_text}'{hint}")
+
+
+class KindOptions(Protocol):
+    """What a probe kind declares about its own options (see ``probes``)."""
+
+    @classmethod
+    def parse(cls, fields: Fields) -> KindOptions: ...
+
+    def secrets(self) -> Iterator[Secret]: ...
+
+    def public(self) -> dict[str, Any]: ...
+
+
+class KindSpec(Protocol):
+    options_type: ClassVar[type[KindOptions]]
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    interval: float = 15.0
+    timeout: float = 5.0
+    retries: int = 0
+    slow_threshold: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    kind: str
+    environment: str
+    interval: float
+    timeout: float
+    retries: int
+    slow_threshold: float
+    labels: tuple[tuple[str, str], ...]
+    options: Any
+    critical: bool = True
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.environment)
+
+    def secrets(self) -> list[str]:
+        return [s.reveal() for s in self.options.secrets() if s.reveal()]
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpSettings:
+    endpoint: str | None = None
+    protocol: str | None = None
+    export_interval: float | None = None
+    headers: tuple[tuple[str, Secret | str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    listen_host: str
+    listen_port: int
+    environment: str
+    concurrency: int
+    defaults: Defaults
+    targets: tuple[Target, ...]
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
+    max_body_bytes: int = 1024 * 1024
+
+
+def parse_duration(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return None
+
+
+def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec]) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` with every problem."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError([f"{p}: file is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB; split targets "
+                               "into several files"])
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found; give an existing config file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot read ({type(exc).__name__}); check the path and that it is UTF-8"]) from None
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent)
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases, so a 'billion laughs' file cannot expand."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases (*name) are not supported")
+        return super().compose_node(parent, index)
+
+
+def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None) -> Config:
+    try:
+        raw = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{file}: {where}not valid YAML ({reason}); fix the syntax"]) from None
+    reporter = _Reporter(file)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{file}: the top level must be a mapping with 'targets:', got {_describe(raw)}"])
+    config = _parse(raw, reporter, kinds, base_dir or Path.cwd())
+    if reporter.problems:
+        raise ConfigError(reporter.problems)
+    assert config is not None
+    return config
+
+
+def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path) -> Config | None:
+    top = Fields(raw, "", reporter, base_dir)
+    listen = top.str("listen", DEFAULT_LISTEN)
+    host, port = _split_listen(listen, top)
+    environment = top.str("environment", "default", pattern=_NAME_RE,
+                          hint="use letters, digits, '.', '_' or '-'")
+    concurrency = top.int("concurrency", 512, minimum=1, maximum=100_000)
+    max_body = top.int("max_body_bytes", 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024)
+
+    d = Fields(top.mapping("defaults"), "defaults", reporter, base_dir)
+    defaults = Defaults(
+        interval=d.duration("interval", 15.0, minimum=0.1),
+        timeout=d.duration("timeout", 5.0, maximum=3600.0),
+        retries=d.int("retries", 0, minimum=0, maximum=10),
+        slow_threshold=d.duration("slow_threshold", 1.0, maximum=3600.0),
+    )
+    d.finish()
+    otlp = _parse_otlp(top, reporter, base_dir)
+
+    targets: list[Target] = []
+    seen: dict[tuple[str, str], int] = {}
+    raw_targets = top.list("targets")
+    for index, item in enumerate(raw_targets):
+        where = f"targets[{index}]"
+        if not isinstance(item, Mapping):
+            reporter.add(where, None, f"must be a mapping with at least 'name' and 'kind', got {_describe(item)}")
+            continue
+        name = item.get("name")
+        if isinstance(name, str) and name:
+            where = f"{where} ({_short(name)})"
+        target = _parse_target(Fields(item, where, reporter, base_dir), kinds, defaults, environment)
+        if target is None:
+            continue
+        if target.key in seen:
+            reporter.add(where, "name", f"duplicates targets[{seen[target.key]}] in environment "
+                                        f"{target.environment!r}; give each target a unique name")
+            continue
+        seen[target.key] = index
+        targets.append(target)
+    top.finish()
+    return Config(
+        path=reporter.file, listen_host=host, listen_port=port, environment=environment,
+        concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
+        max_body_bytes=max_body,
+    )
+
+
+def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, environment: str) -> Target | None:
+    name = f.str("name", required=True, pattern=_NAME_RE,
+                 hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    kind = f.str("kind", required=True)
+    if kind is not None and kind not in kinds:
+        f.problem("kind", f"unknown kind {_short(kind)!r}; use one of {', '.join(sorted(kinds))}")
+        kind = None
+    env = f.str("environment", environment, pattern=_NAME_RE, hint="use letters, digits, '.', '_' or '-'")
+    interval = f.duration("interval", defaults.interval, minimum=0.1)
+    timeout = f.duration("timeout", defaults.timeout, maximum=3600.0)
+    retries = f.int("retries", defaults.retries, minimum=0, maximum=10)
+    slow = f.duration("slow_threshold", defaults.slow_threshold, maximum=3600.0)
+    critical = f.bool("critical", True)
+    labels: list[tuple[str, str]] = []
+    for key, value in f.mapping("labels").items():
+        if not isinstance(key, str) or not _LABEL_RE.match(key) or key.startswith("__"):
+            f.problem("labels", f"label name {_short(str(key))!r} is not a valid Prometheus label name; "
+                                "use [a-zA-Z_][a-zA-Z0-9_]*")
+        elif key in RESERVED_LABELS:
+            f.problem("labels", f"label {key!r} is reserved; choose another name")
+        elif isinstance(value, (dict, list)) or value is None:
+            f.problem("labels", f"label {key!r} must have a plain value, got {_describe(value)}")
+        else:
+            labels.append((key, str(value)))
+    if timeout > interval:
+        f.problem("timeout", f"{_fmt_s(timeout)} is longer than the interval {_fmt_s(interval)}; "
+                             "make the timeout at most the interval")
+    options = kinds[kind].options_type.parse(f) if kind is not None else None
+    f.finish()
+    if name is None or kind is None or options is None:
+        return None
+    return Target(
+        name=name, kind=kind, environment=env, interval=interval, timeout=timeout, retries=retries,
+        slow_threshold=slow, labels=tuple(sorted(labels)), options=options, critical=critical,
+    )
+
+
+def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSettings:
+    if not top.has("otlp"):
+        top.mapping("otlp")
+        return OtlpSettings()
+    f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir)
+    endpoint = f.str("endpoint", pattern=re.compile(r"^https?://[^\s/]+"),
+                     hint="use a URL such as http://127.0.0.1:4318")
+    protocol = f.str("protocol", choices=("grpc", "http/protobuf"))
+    export_interval = f.duration("export_interval", 0.0, minimum=0.1, maximum=3600.0) or None
+    headers: list[tuple[str, Secret | str]] = []
+    for key, value in f.mapping("headers").items():
+        secret = f.resolve_secret(f"headers.{key}", value)
+        if secret is not None:
+            headers.append((str(key), secret))
+    f.finish()
+    return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,
+                        headers=tuple(headers))
+
+
+def _split_listen(listen: str, f: Fields) -> tuple[str, int]:
+    host, sep, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        f.problem("listen", f"must be HOST:PORT such as {DEFAULT_LISTEN}, got {_short(listen)!r}")
+        return "127.0.0.1", 8090
+    return host, int(port_text)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    return f"{type(value).__name__} {_short(repr(value))}"
+
+
+def _short(text: Any, limit: int = 60) -> str:
+    text = str(text).replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+

@@ -1,0 +1,40 @@
+"""The closed set of reasons a check can fail.
+
+Every failed check carries exactly one of these as ``error_type`` (a metric label and the
+span's ``error.type``). New protocols extend the set here and nowhere else, so dashboards
+and alerts can rely on it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ErrorType", "ProbeFailure"]
+
+
+class ErrorType(enum.StrEnum):
+    TIMEOUT = "timeout"
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_RESET = "connection_reset"
+    DNS = "dns"
+    TLS = "tls"
+    HTTP_STATUS = "http_status"
+    ASSERTION = "assertion"
+    AUTH = "auth"
+    PROTOCOL = "protocol"
+    LOADING = "loading"
+    DATABASE_MISSING = "database_missing"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    UNKNOWN = "unknown"
+
+
+class ProbeFailure(Exception):
+    """Raised by a probe's protocol step to fail the check with a known reason.
+
+    ``detail`` is shown to operators: it must never hold a credential.
+    """
+
+    def __init__(self, error_type: ErrorType, detail: str) -> None:
+        super().__init__(detail)
+        self.error_type = error_type
+        self.detail = detail

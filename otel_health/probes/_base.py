@@ -1,0 +1,139 @@
+"""The one ``run()`` every probe shares: timeout, retries, timing and error capture.
+
+A protocol module implements only :meth:`Probe._check`, the protocol step. It fills the
+:class:`Attempt` it is given (phases, status code, version) and raises
+:class:`~otel_health.errors.ProbeFailure` for a failed assertion; any other exception is
+classified here. Errors never escape ``run()``: they become a down :class:`CheckResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from opentelemetry import trace
+
+from .._redact import scrub
+from ..config import Target
+from ..errors import ErrorType, ProbeFailure
+from ..result import CheckResult
+
+__all__ = ["Attempt", "Probe", "ProbeSettings"]
+
+tracer = trace.get_tracer("otel_health.probes")
+
+_BACKOFF_FIRST = 0.1
+_BACKOFF_MAX = 2.0
+
+
+@dataclass(slots=True)
+class ProbeSettings:
+    """What probes share, set once per process."""
+
+    max_body_bytes: int = 1024 * 1024
+    user_agent: str = "otel-health"
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What one attempt learned; the protocol step fills it in as it goes."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    status_code: int | None = None
+    version: str | None = None
+    info: dict[str, str] = field(default_factory=dict)
+
+
+class Probe(ABC):
+    kind: ClassVar[str]
+    options_type: ClassVar[type[Any]]
+
+    def __init__(self, settings: ProbeSettings) -> None:
+        self.settings = settings
+
+    async def run(self, target: Target) -> CheckResult:
+        """Check ``target`` once (with its retries), never raising but for cancellation."""
+        started_at = time.time()
+        start = time.perf_counter()
+        deadline = start + target.timeout
+        attempts = 0
+        attempt = Attempt()
+        failure: tuple[ErrorType, str] | None = None
+        try:
+            async with asyncio.timeout(target.timeout):
+                while True:
+                    attempts += 1
+                    attempt = Attempt()
+                    try:
+                        await self._check(target, attempt)
+                        failure = None
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - every failure becomes a result
+                        failure = self._classify(exc)
+                    remaining = deadline - time.perf_counter()
+                    backoff = min(_BACKOFF_FIRST * 2 ** (attempts - 1), _BACKOFF_MAX)
+                    if attempts > target.retries or backoff >= remaining:
+                        break
+                    trace.get_current_span().add_event(
+                        "retry", {"tta.check.attempt": attempts, "error.type": str(failure[0])}
+                    )
+                    await asyncio.sleep(backoff)
+        except TimeoutError:
+            failure = (ErrorType.TIMEOUT, f"no answer within the {target.timeout:g}s timeout")
+        duration = time.perf_counter() - start
+        error_type, detail = failure if failure is not None else (None, "")
+        return CheckResult(
+            up=failure is None,
+            duration=duration,
+            started_at=started_at,
+            error_type=error_type,
+            detail=scrub(detail, target.secrets()) if detail else "",
+            status_code=attempt.status_code,
+            version=attempt.version,
+            phases=attempt.phases,
+            info=attempt.info,
+            attempts=attempts,
+            slow=duration > target.slow_threshold,
+        )
+
+    @abstractmethod
+    async def _check(self, target: Target, attempt: Attempt) -> None:
+        """Run the protocol step once; raise on failure."""
+
+    async def close(self) -> None:
+        """Release what the probe holds across checks (sessions, pools)."""
+
+    def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
+        """Map an exception to an error type and a detail; probes extend this for their libraries."""
+        return classify_os_error(exc)
+
+
+def classify_os_error(exc: BaseException) -> tuple[ErrorType, str]:
+    if isinstance(exc, ProbeFailure):
+        return exc.error_type, exc.detail
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ErrorType.TLS, f"certificate not accepted: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return ErrorType.TLS, f"TLS handshake failed: {exc.reason or type(exc).__name__}"
+    if isinstance(exc, socket.gaierror):
+        return ErrorType.DNS, f"name resolution failed: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorType.CONNECTION_REFUSED, "connection refused"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return ErrorType.CONNECTION_RESET, "connection reset by peer"
+    if isinstance(exc, TimeoutError):
+        return ErrorType.TIMEOUT, "timed out"
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ECONNREFUSED,):
+            return ErrorType.CONNECTION_REFUSED, "connection refused"
+        name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        return ErrorType.UNKNOWN, f"{name}: {exc.strerror or exc}"
+    return ErrorType.UNKNOWN, f"{type(exc).__name__}: {exc}"

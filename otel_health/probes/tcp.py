@@ -1,0 +1,139 @@
+"""TCP probe: connect (optionally TLS), optionally send bytes and expect an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ..config import Fields, Secret, Target
+from ..errors import ErrorType, ProbeFailure
+from ._base import Attempt, Probe, tracer
+
+__all__ = ["TcpOptions", "TcpProbe"]
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,253}$")
+_MAX_READ = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TcpOptions:
+    host: str
+    port: int
+    tls: bool = False
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    server_name: str | None = None
+    send: bytes | None = None
+    expect: re.Pattern[bytes] | None = None
+
+    @classmethod
+    def parse(cls, f: Fields) -> TcpOptions | None:
+        host = f.str("host", required=True, pattern=_HOST_RE, hint="use a host name or an IP address")
+        port = f.int("port", 0, minimum=1, maximum=65535)
+        if not f.has("port"):
+            f.problem("port", "is required: the TCP port to connect to, 1-65535")
+        send = f.str("send")
+        expect_text = f.str("expect")
+        expect = None
+        if expect_text is not None:
+            try:
+                expect = re.compile(_unescape(expect_text).encode("latin-1"))
+            except (re.error, UnicodeEncodeError) as exc:
+                f.problem("expect", f"is not a valid regular expression of single-byte characters ({exc}); fix it")
+        options = cls(
+            host=host or "",
+            port=port,
+            tls=f.bool("tls", False),
+            tls_verify=f.bool("tls_verify", True),
+            ca_file=f.path("ca_file"),
+            server_name=f.str("server_name"),
+            send=_unescape(send).encode("latin-1", errors="replace") if send is not None else None,
+            expect=expect,
+        )
+        return options if host and port else None
+
+    def secrets(self) -> Iterator[Secret]:
+        return iter(())
+
+    def public(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "tls": self.tls, "send": self.send is not None,
+                "expect": self.expect.pattern.decode("latin-1") if self.expect is not None else None}
+
+
+def _unescape(text: str) -> str:
+    # Lets a YAML plain string say "PING\r\n" without double-quoting rules getting in the way.
+    return text.replace("\\r", "\r").replace("\\n", "\n").replace("\\t", "\t")
+
+
+class TcpProbe(Probe):
+    kind = "tcp"
+    options_type = TcpOptions
+
+    async def _check(self, target: Target, attempt: Attempt) -> None:
+        o: TcpOptions = target.options
+        context = None
+        if o.tls:
+            context = ssl.create_default_context(cafile=str(o.ca_file) if o.ca_file else None)
+            if not o.tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        attributes = {"server.address": o.host, "server.port": o.port, "network.transport": "tcp"}
+        writer: asyncio.StreamWriter | None = None
+        with tracer.start_as_current_span("connect", kind=SpanKind.CLIENT, attributes=attributes,
+                                          record_exception=False, set_status_on_exception=False) as span:
+            start = time.perf_counter()
+            try:
+                reader, writer = await asyncio.open_connection(
+                    o.host, o.port, ssl=context, server_hostname=(o.server_name or o.host) if context else None,
+                    limit=_MAX_READ,
+                )
+            except Exception as exc:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", str(self._classify(exc)[0]))
+                raise
+            attempt.phases["connect"] = time.perf_counter() - start
+        try:
+            if o.send is not None or o.expect is not None:
+                await self._exchange(o, reader, writer, attempt)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _exchange(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        attempt: Attempt) -> None:
+        with tracer.start_as_current_span("exchange", kind=SpanKind.CLIENT,
+                                          attributes={"server.address": o.host, "server.port": o.port},
+                                          record_exception=False, set_status_on_exception=False) as span:
+            start = time.perf_counter()
+            try:
+                if o.send is not None:
+                    writer.write(o.send)
+                    await writer.drain()
+                if o.expect is not None:
+                    received = b""
+                    while not o.expect.search(received):
+                        chunk = await reader.read(4096)
+                        if not chunk:
+                            raise ProbeFailure(ErrorType.ASSERTION,
+                                               f"connection closed before the answer matched /{_show(o.expect)}/")
+                        received = (received + chunk)[-_MAX_READ:]
+            except Exception as exc:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", str(self._classify(exc)[0]))
+                raise
+            finally:
+                attempt.phases["exchange"] = time.perf_counter() - start
+
+
+def _show(pattern: re.Pattern[bytes]) -> str:
+    return pattern.pattern.decode("latin-1")[:80].encode("unicode_escape").decode("ascii")

@@ -1,0 +1,144 @@
+"""One asyncio loop that runs every target on its own interval.
+
+Each target has a timer on the event loop (``call_at``); when it fires, the check waits for
+a slot under the global concurrency limit, and its timeout starts only once it starts. A
+target whose previous check still runs when it is due again is skipped and counted: never
+two checks of one target at once. Start times are spread over the first interval by a
+stable hash of the target, so a thousand targets do not all fire together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from .config import Target
+
+__all__ = ["Run", "Scheduler"]
+
+CheckFn = Callable[[Target], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """The scheduler's own timestamps for one check (event-loop clock, seconds)."""
+
+    due: float
+    started: float
+    ended: float
+
+
+@dataclass(slots=True)
+class _Entry:
+    target: Target
+    due: float = 0.0
+    handle: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = None
+    runs: collections.deque[Run] = field(default_factory=lambda: collections.deque(maxlen=64))
+    skipped: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        check: CheckFn,
+        *,
+        concurrency: int,
+        on_lag: Callable[[float], None] = lambda _: None,
+        on_skip: Callable[[Target], None] = lambda _: None,
+    ) -> None:
+        self._check = check
+        self._limit = asyncio.Semaphore(concurrency)
+        self._on_lag = on_lag
+        self._on_skip = on_skip
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return self._running
+
+    def runs(self, key: tuple[str, str]) -> list[Run]:
+        entry = self._entries.get(key)
+        return list(entry.runs) if entry is not None else []
+
+    def skipped(self, key: tuple[str, str]) -> int:
+        entry = self._entries.get(key)
+        return entry.skipped if entry is not None else 0
+
+    def set_targets(self, targets: Iterable[Target]) -> None:
+        """Schedule ``targets``. Unchanged targets keep their timers; changed ones restart."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        wanted = {t.key: t for t in targets}
+        for key, entry in list(self._entries.items()):
+            if wanted.get(key) != entry.target:
+                if entry.handle is not None:
+                    entry.handle.cancel()
+                del self._entries[key]
+        for key, target in wanted.items():
+            if key in self._entries:
+                continue
+            entry = _Entry(target)
+            spread = (zlib.crc32(f"{target.name}\0{target.environment}".encode()) % 10_000) / 10_000
+            entry.due = now + spread * target.interval
+            self._entries[key] = entry
+            self._arm(loop, entry)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, entry: _Entry) -> None:
+        entry.handle = loop.call_at(entry.due, self._fire, entry)
+
+    def _fire(self, entry: _Entry) -> None:
+        if self._stopping or self._entries.get(entry.target.key) is not entry:
+            return
+        loop = asyncio.get_running_loop()
+        due = entry.due
+        interval = entry.target.interval
+        entry.due = due + interval
+        now = loop.time()
+        if entry.due <= now:  # the loop fell more than an interval behind: keep the phase, drop the backlog
+            entry.due += ((now - entry.due) // interval + 1) * interval
+        self._arm(loop, entry)
+        if entry.task is not None and not entry.task.done():
+            entry.skipped += 1
+            self._on_skip(entry.target)
+            return
+        task = loop.create_task(self._execute(entry, due))
+        entry.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, entry: _Entry, due: float) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._limit:
+            if self._stopping:
+                return
+            started = loop.time()
+            self._on_lag(max(started - due, 0.0))
+            self._running += 1
+            try:
+                await self._check(entry.target)
+            finally:
+                self._running -= 1
+                entry.runs.append(Run(due, started, loop.time()))
+
+    async def stop(self, grace: float) -> None:
+        """Stop firing; let running checks end for up to ``grace`` seconds, then cancel them."""
+        self._stopping = True
+        for entry in self._entries.values():
+            if entry.handle is not None:
+                entry.handle.cancel()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait(still, timeout=1.0)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a Debian machine, and builds the real components into
+# the cache (~/.cache/otel-health). Each step is skipped when already done.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+log() { printf 'deps: %s\n' "$*" >&2; }
+
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v go >/dev/null || missing+=(golang-go)
+command -v mvn >/dev/null || missing+=(maven)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        log "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+        exit 1
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The tests start their own servers on free ports; the packages' system services are not used.
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$here/components/build.sh" all

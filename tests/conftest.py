@@ -1,0 +1,67 @@
+"""Fixtures: real servers on free loopback ports, started once per session, stopped after."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import servers
+
+# A distinctive password seeded into every credential-bearing target: tests assert it
+# appears nowhere an operator or a backend could see it.
+SEEDED_PASSWORD = "Zq7-SEEDED-pw-4471-do-not-leak"
+
+
+@pytest.fixture(scope="session")
+def seeded_password() -> str:
+    return SEEDED_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def http_targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.HttpTargets]:
+    server = servers.start_http_targets(tmp_path_factory.mktemp("httpd"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Prometheus]:
+    server = servers.start_prometheus(tmp_path_factory.mktemp("prometheus"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Redis]:
+    server = servers.start_redis(tmp_path_factory.mktemp("redis"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Postgres]:
+    server = servers.start_postgres(tmp_path_factory.mktemp("postgres"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Neo4j]:
+    server = servers.start_neo4j(tmp_path_factory.mktemp("neo4j"), password=SEEDED_PASSWORD,
+                                 users=["wrongpw", "probe"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Jaeger]:
+    server = servers.start_jaeger(tmp_path_factory.mktemp("jaeger"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def testdata() -> Path:
+    return Path(__file__).parent / "testdata"

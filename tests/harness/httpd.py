@@ -1,0 +1,110 @@
+"""A real HTTP target for the tests, run as its own process.
+
+    python -m tests.harness.httpd --port P [--tls-port P --cert C --key K] [--blackhole-port P]
+
+Routes: /ok (JSON with a version), /status/{code}, /slow?ms=N, /hang, /flaky?key=K&fail=N,
+/traced (remembers the request's traceparent; /seen lists them), /auth (basic auth against
+$HTTPD_USER / $HTTPD_PASSWORD), /loop (redirects to itself). The blackhole port accepts
+connections and never answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import ssl
+
+from aiohttp import web
+
+_flaky: dict[str, int] = {}
+_seen: list[dict[str, str]] = []
+
+
+async def ok(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": "1.2.3", "build": {"commit": "abc"}})
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.Response(status=int(request.match_info["code"]), text="status\n")
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(int(request.query.get("ms", "300")) / 1000)
+    return web.Response(text="slow OK\n")
+
+
+async def hang(_: web.Request) -> web.Response:
+    await asyncio.sleep(3600)
+    return web.Response(text="late\n")
+
+
+async def flaky(request: web.Request) -> web.Response:
+    key = request.query.get("key", "default")
+    fail = int(request.query.get("fail", "1"))
+    _flaky[key] = _flaky.get(key, 0) + 1
+    if _flaky[key] <= fail:
+        return web.Response(status=503, text="not yet\n")
+    return web.Response(text="OK\n")
+
+
+async def traced(request: web.Request) -> web.Response:
+    _seen.append({k.lower(): v for k, v in request.headers.items()})
+    return web.Response(text="OK\n")
+
+
+async def seen(_: web.Request) -> web.Response:
+    return web.json_response(_seen)
+
+
+async def auth(request: web.Request) -> web.Response:
+    expected = base64.b64encode(f"{os.environ['HTTPD_USER']}:{os.environ['HTTPD_PASSWORD']}".encode()).decode()
+    if request.headers.get("Authorization") != f"Basic {expected}":
+        return web.Response(status=401, text="unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="t"'})
+    return web.Response(text="OK\n")
+
+
+async def loop(_: web.Request) -> web.Response:
+    raise web.HTTPFound("/loop")
+
+
+async def blackhole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(3600)
+    writer.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-port", type=int)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--blackhole-port", type=int)
+    args = parser.parse_args()
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    app.router.add_get("/status/{code}", status)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/hang", hang)
+    app.router.add_get("/flaky", flaky)
+    app.router.add_get("/traced", traced)
+    app.router.add_get("/seen", seen)
+    app.router.add_get("/auth", auth)
+    app.router.add_get("/loop", loop)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", args.port).start()
+    if args.tls_port:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        await web.TCPSite(runner, "127.0.0.1", args.tls_port, ssl_context=context).start()
+    if args.blackhole_port:
+        await asyncio.start_server(blackhole, "127.0.0.1", args.blackhole_port)
+    print(json.dumps({"ready": True}), flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,364 @@
+"""The real servers the tests talk to, each started on free loopback ports.
+
+Every ``start_*`` returns a handle with the addresses and a ``stop()``; start-up waits are
+bounded and a failure names the server and shows the end of its log.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .procs import CACHE, Process, StartError, free_port, port_open, wait_until
+from .tls import self_signed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return bool(200 <= response.status < 300)
+    except OSError:
+        return False
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+        return json.load(response)
+
+
+def _require(path: str | Path, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise StartError(f"{what} not found at {p}; run 'make deps' to install and build the test components")
+    return p
+
+
+# -- HTTP targets ---------------------------------------------------------------------------
+@dataclass
+class HttpTargets:
+    port: int
+    tls_port: int
+    blackhole_port: int
+    closed_port: int
+    cert: Path
+    process: Process
+    user: str
+    password: str
+
+    def url(self, path: str, *, tls: bool = False) -> str:
+        scheme, port = ("https", self.tls_port) if tls else ("http", self.port)
+        return f"{scheme}://127.0.0.1:{port}{path}"
+
+    def seen(self) -> list[dict[str, str]]:
+        return list(get_json(self.url("/seen")))
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_http_targets(workdir: Path, *, password: str) -> HttpTargets:
+    cert, key = self_signed(workdir / "tls")
+    port, tls_port, blackhole, closed = free_port(), free_port(), free_port(), free_port()
+    process = Process(
+        "test HTTP server",
+        [sys.executable, "-m", "tests.harness.httpd", "--port", str(port), "--tls-port", str(tls_port),
+         "--cert", str(cert), "--key", str(key), "--blackhole-port", str(blackhole)],
+        log_path=workdir / "httpd.log", cwd=REPO, env={"HTTPD_USER": "checker", "HTTPD_PASSWORD": password},
+    )
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/ok") and port_open(blackhole), timeout=30)
+    return HttpTargets(port, tls_port, blackhole, closed, cert, process, "checker", password)
+
+
+# -- Prometheus -----------------------------------------------------------------------------
+@dataclass
+class Prometheus:
+    port: int
+    sd_dir: Path
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def scrape(self, job: str, port: int, *, timeout: float = 30.0) -> None:
+        """Scrape 127.0.0.1:port as ``job`` (every second) and wait for the first good scrape."""
+        tmp = self.sd_dir / f".{job}.json"
+        tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"job": job}}]))
+        tmp.rename(self.sd_dir / f"{job}.json")
+
+        def scraped() -> bool:
+            targets = get_json(f"{self.url}/api/v1/targets?state=active")["data"]["activeTargets"]
+            return any(t["labels"].get("job") == job and t["health"] == "up"
+                       and t["scrapeUrl"].startswith(f"http://127.0.0.1:{port}/") for t in targets)
+
+        wait_until(scraped, timeout=timeout, what=f"Prometheus scraping job {job} on port {port}", interval=0.2)
+
+    def unscrape(self, job: str) -> None:
+        (self.sd_dir / f"{job}.json").unlink(missing_ok=True)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        q = urllib.parse.urlencode({"query": promql})
+        body = get_json(f"{self.url}/api/v1/query?{q}")
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def series(self, match: str) -> list[dict[str, str]]:
+        q = urllib.parse.urlencode({"match[]": match})
+        return list(get_json(f"{self.url}/api/v1/series?{q}")["data"])
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_prometheus(workdir: Path) -> Prometheus:
+    binary = _require(shutil.which("prometheus") or "/usr/bin/prometheus", "prometheus")
+    sd_dir = workdir / "sd"
+    sd_dir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: tests\n    file_sd_configs:\n"
+        f"      - files: ['{sd_dir}/*.json']\n        refresh_interval: 1s\n"
+    )
+    port = free_port()
+    process = Process(
+        "Prometheus",
+        [str(binary), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
+         "--web.enable-lifecycle", "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+        log_path=workdir / "prometheus.log",
+    )
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
+    return Prometheus(port, sd_dir, process)
+
+
+# -- Redis ----------------------------------------------------------------------------------
+@dataclass
+class Redis:
+    port: int
+    tls_port: int
+    password: str
+    ca_file: Path
+    process: Process
+
+    def command(self, *args: str) -> bytes:
+        """One command over a raw RESP connection (AUTH first); returns the raw reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            payload = b""
+            for cmd in (("AUTH", self.password), args):
+                payload += f"*{len(cmd)}\r\n".encode() + b"".join(
+                    f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in cmd)
+            s.sendall(payload)
+            time.sleep(0.05)
+            return s.recv(1 << 20)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_redis(workdir: Path, *, password: str) -> Redis:
+    binary = _require(shutil.which("redis-server") or "/usr/bin/redis-server", "redis-server")
+    cert, key = self_signed(workdir / "tls")
+    port, tls_port = free_port(), free_port()
+    conf = workdir / "redis.conf"
+    conf.write_text(
+        f"bind 127.0.0.1\nport {port}\ndir {workdir}\nsave \"\"\nappendonly no\n"
+        f"requirepass {password}\nprotected-mode yes\n"
+        f"tls-port {tls_port}\ntls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {cert}\n"
+        "tls-auth-clients no\n"
+    )
+    conf.chmod(0o600)
+    process = Process("Redis", [str(binary), str(conf)], log_path=workdir / "redis.log")
+    redis = Redis(port, tls_port, password, cert, process)
+    process.wait_ready(lambda: b"+PONG" in redis.command("PING"), timeout=30)
+    return redis
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+@dataclass
+class Postgres:
+    port: int
+    password: str
+    socket_dir: Path
+    ca_file: Path
+    process: Process
+    bin_dir: Path
+    run_as: str | None
+
+    def psql(self, sql: str, *, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+             "-d", database, "-At", "-c", sql],
+            env={**os.environ, "PGPASSWORD": self.password}, capture_output=True, text=True, timeout=30, check=True,
+        )
+        return result.stdout.strip()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def _pg_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise StartError("PostgreSQL server binaries not found under /usr/lib/postgresql; run 'make deps'")
+    return Path(found[-1]).parent
+
+
+def start_postgres(workdir: Path, *, password: str) -> Postgres:
+    bin_dir = _pg_bin()
+    # initdb and postgres refuse to run as root: run them as the postgres user, in a
+    # directory of its own (the test's tmp dirs are private to root).
+    run_as = "postgres" if os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(prefix="otel-health-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    cert, key = self_signed(base / "tls")
+    pwfile = base / "pw"
+    pwfile.write_text(password)
+    if run_as is not None:
+        entry = pwd.getpwnam(run_as)
+        for path in (base, sock, base / "tls", cert, key, pwfile):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    key.chmod(0o600)
+    pwfile.chmod(0o600)
+    subprocess.run(
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
+         f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8", "--locale=C"],
+        check=True, capture_output=True, timeout=120, user=run_as,
+    )
+    port = free_port()
+    process = Process(
+        "PostgreSQL",
+        [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
+         "-c", f"unix_socket_directories={sock}", "-c", "ssl=on", "-c", f"ssl_cert_file={cert}",
+         "-c", f"ssl_key_file={key}", "-c", "fsync=off", "-c", "max_connections=50"],
+        log_path=workdir / "postgres.log", user=run_as,
+    )
+    pg = Postgres(port, password, sock, cert, process, bin_dir, run_as)
+    process.wait_ready(
+        lambda: subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                               capture_output=True, timeout=5).returncode == 0,
+        timeout=60,
+    )
+    return pg
+
+
+# -- Neo4j ----------------------------------------------------------------------------------
+@dataclass
+class Neo4j:
+    port: int
+    password: str
+    users: list[str]
+    process: Process
+
+    @property
+    def uri(self) -> str:
+        return f"bolt://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stop(timeout=30)
+
+
+def start_neo4j(workdir: Path, *, password: str, users: list[str] | None = None) -> Neo4j:
+    home = _require(CACHE / "neo4j" / "classes" / "otelhealth" / "Neo4jLauncher.class", "Neo4j launcher")
+    root = home.parents[2]
+    port = free_port()
+    java = os.environ.get("OTEL_HEALTH_JAVA", "java")
+    process = Process(
+        "Neo4j",
+        [java, "-Xmx768m", "-cp", f"{root / 'classes'}:{root / 'lib'}/*", "otelhealth.Neo4jLauncher",
+         str(workdir / "data"), str(port)],
+        log_path=workdir / "neo4j.log",
+        env={"NEO4J_PASSWORD": password, "NEO4J_EXTRA_USERS": ",".join(users or [])},
+    )
+    process.wait_ready(lambda: "NEO4J READY" in process.log_path.read_text(errors="replace"), timeout=180)
+    return Neo4j(port, password, users or [], process)
+
+
+# -- OpenTelemetry Collector and Jaeger -------------------------------------------------------
+@dataclass
+class OtelCollector:
+    otlp_grpc: int
+    otlp_http: int
+    health_port: int
+    prometheus_port: int
+    process: Process
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def otelcol_binary() -> Path:
+    return _require(CACHE / "bin" / "otelcol-otel-health", "the OpenTelemetry Collector")
+
+
+def start_otelcol(workdir: Path, configs: list[Path], env: dict[str, str]) -> OtelCollector:
+    binary = otelcol_binary()
+    ports = {"OTELCOL_OTLP_GRPC_PORT": free_port(), "OTELCOL_OTLP_HTTP_PORT": free_port(),
+             "OTELCOL_HEALTH_PORT": free_port(), "OTELCOL_PROMETHEUS_PORT": free_port(),
+             "OTELCOL_TELEMETRY_PORT": free_port()}
+    full_env = {**{k: str(v) for k, v in ports.items()}, **env}
+    argv = [str(binary)] + [f"--config={c}" for c in configs]
+    process = Process("OpenTelemetry Collector", argv, log_path=workdir / "otelcol.log", env=full_env)
+    health = ports["OTELCOL_HEALTH_PORT"]
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{health}/"), timeout=60)
+    return OtelCollector(ports["OTELCOL_OTLP_GRPC_PORT"], ports["OTELCOL_OTLP_HTTP_PORT"], health,
+                         ports["OTELCOL_PROMETHEUS_PORT"], process, full_env)
+
+
+@dataclass
+class Jaeger:
+    otlp_grpc: int
+    otlp_http: int
+    query_port: int
+    process: Process
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        try:
+            body = get_json(f"{self.query_url}/api/traces/{trace_id}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        data = body.get("data") or []
+        return data[0] if data else None
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_jaeger(workdir: Path) -> Jaeger:
+    binary = _require(CACHE / "bin" / "jaeger", "Jaeger")
+    ports = {"JAEGER_OTLP_GRPC_ENDPOINT": free_port(), "JAEGER_OTLP_HTTP_ENDPOINT": free_port(),
+             "JAEGER_HEALTH_ENDPOINT": free_port(), "JAEGER_QUERY_GRPC_ENDPOINT": free_port(),
+             "JAEGER_QUERY_HTTP_ENDPOINT": free_port()}
+    env = {k: f"127.0.0.1:{v}" for k, v in ports.items()}
+    env["OTEL_TRACES_EXPORTER"] = "none"  # Jaeger's own traces of its queries
+    process = Process("Jaeger", [str(binary), f"--config={REPO / 'components' / 'jaeger' / 'config.yaml'}"],
+                      log_path=workdir / "jaeger.log", env=env)
+    health = ports["JAEGER_HEALTH_ENDPOINT"]
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{health}/status"), timeout=60)
+    return Jaeger(ports["JAEGER_OTLP_GRPC_ENDPOINT"], ports["JAEGER_OTLP_HTTP_ENDPOINT"],
+                  ports["JAEGER_QUERY_HTTP_ENDPOINT"], process)
+

@@ -1,0 +1,110 @@
+"""Config loading: every promised error, secrets only by reference, all problems at once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from otel_health.cli import main
+from otel_health.config import ConfigError, Secret, load, load_text
+from otel_health.probes import PROBES
+from otel_health.probes.http import HttpOptions, StatusRange
+from otel_health.probes.tcp import TcpOptions
+
+TESTDATA = Path(__file__).parents[1] / "testdata"
+INVALID = sorted(TESTDATA.glob("invalid-*.yaml"))
+
+
+def _expectations(path: Path) -> tuple[list[str], list[str]]:
+    text = path.read_text()
+    return re.findall(r"^# expect: (.+)$", text, re.M), re.findall(r"^# never: (.+)$", text, re.M)
+
+
+def test_every_invalid_file_declares_what_it_expects() -> None:
+    assert len(INVALID) >= 15
+    for path in INVALID:
+        assert _expectations(path)[0], f"{path.name} has no '# expect:' line"
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_config_reports_each_promised_error_on_one_line(path: Path) -> None:
+    expected, never = _expectations(path)
+    with pytest.raises(ConfigError) as info:
+        load(path, PROBES)
+    problems = info.value.problems
+    for line in problems:
+        assert "\n" not in line
+        assert line.startswith(f"{path}: "), line
+    for want in expected:
+        assert any(want in line for line in problems), f"{want!r} not in:\n" + "\n".join(problems)
+    if "invalid-many" not in path.name:
+        assert len(problems) == len(expected), "\n".join(problems)
+    for secret in never:
+        assert secret not in str(info.value)
+
+
+def test_all_problems_of_a_file_come_at_once() -> None:
+    path = TESTDATA / "invalid-many.yaml"
+    with pytest.raises(ConfigError) as info:
+        load(path, PROBES)
+    assert len(info.value.problems) == len(_expectations(path)[0])
+
+
+def test_full_config_parses_with_defaults_overrides_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_HEALTH_TEST_TOKEN", "Bearer env-token-value")
+    config = load(TESTDATA / "valid-full.yaml", PROBES)
+    assert (config.listen_host, config.listen_port, config.environment, config.concurrency) == (
+        "127.0.0.1", 0, "staging", 64)
+    api, frontend, redis = config.targets
+    assert (api.interval, api.timeout, api.retries, api.slow_threshold) == (10.0, 2.0, 1, 0.5)
+    assert api.labels == (("team", "core"), ("tier", "1"))
+    assert isinstance(api.options, HttpOptions)
+    assert api.options.expect_status == (StatusRange(200, 200), StatusRange(300, 302))
+    assert api.options.json_equals == (("status", "ok"), ("checks.db", "up"))
+    assert api.options.follow_redirects is False
+    token = dict(api.options.headers)["Authorization"]
+    assert isinstance(token, Secret) and token.reveal() == "Bearer env-token-value"
+    assert "env-token-value" not in repr(api) and "env-token-value" not in str(api.options.public())
+    assert api.secrets() == ["Bearer env-token-value"]
+    assert "token=REDACTED" in api.options.public()["url"]
+    assert frontend.options.basic_auth_password.reveal() == "file-secret-value"
+    assert (frontend.interval, frontend.timeout, frontend.critical) == (30.0, 5.0, False)
+    assert isinstance(redis.options, TcpOptions)
+    assert redis.options.send == b"PING\r\n"
+    assert redis.options.expect is not None and redis.options.expect.search(b"+PONG\r\n")
+
+
+def test_empty_config_uses_documented_defaults() -> None:
+    config = load_text("targets: []\n", "empty.yaml", PROBES)
+    assert (config.listen_host, config.listen_port) == ("127.0.0.1", 8090)
+    assert (config.defaults.interval, config.defaults.timeout, config.defaults.retries) == (15.0, 5.0, 0)
+    assert config.concurrency >= 256
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5s", 5.0), ("250ms", 0.25), ("1m", 60.0), (3, 3.0), (0.5, 0.5)])
+def test_durations_accept_units_and_plain_seconds(text: object, seconds: float) -> None:
+    yaml_text = f"defaults:\n  slow_threshold: {text}\ntargets: []\n"
+    assert load_text(yaml_text, "d.yaml", PROBES).defaults.slow_threshold == seconds
+
+
+def test_validate_command_prints_every_problem_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(TESTDATA / "invalid-many.yaml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == len(_expectations(TESTDATA / "invalid-many.yaml")[0])
+
+
+def test_validate_command_accepts_a_good_file(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                               ) -> None:
+    monkeypatch.setenv("OTEL_HEALTH_TEST_TOKEN", "x")
+    assert main(["validate", str(TESTDATA / "valid-full.yaml")]) == 0
+    assert "ok, 3 targets" in capsys.readouterr().out
+
+
+def test_builtin_default_config_is_valid() -> None:
+    from importlib import resources
+
+    text = resources.files("otel_health").joinpath("default.yaml").read_text()
+    config = load_text(text, "default.yaml", PROBES)
+    assert {t.kind for t in config.targets} == {"http", "tcp"}

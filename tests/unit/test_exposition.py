@@ -1,0 +1,99 @@
+"""The bridge's renderer says what the OpenTelemetry Prometheus exporter says, faster."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
+from otel_health.exposition import BridgeReader
+from otel_health.telemetry import CHECK_DURATION_BUCKETS, Telemetry, cardinality_limits
+
+
+def _telemetry_with_both_readers() -> tuple[Telemetry, BridgeReader, CollectorRegistry]:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    registry = CollectorRegistry()
+    reference = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
+    bridge = BridgeReader(cardinality_limits=cardinality_limits())
+    return Telemetry(metric_readers=[bridge, reference]), bridge, registry
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            # Prometheus treats an empty label as an absent one (the reference exporter fills
+            # labels some points lack with "").
+            out[(s.name, frozenset((k, v) for k, v in s.labels.items() if v))] = s.value
+    return out
+
+
+def _types(text: str) -> dict[str, str]:
+    return {f.name: f.type for f in text_string_to_metric_families(text)}
+
+
+def test_render_matches_the_opentelemetry_prometheus_exporter(make_target, make_result) -> None:
+    telemetry, bridge, registry = _telemetry_with_both_readers()
+    targets = [make_target(f"svc-{i}", labels=(("team", "core"),) if i % 2 else ()) for i in range(50)]
+    telemetry.set_targets(targets)
+    for i, t in enumerate(targets):
+        telemetry.record(t, make_result(up=i % 3 != 0, duration=0.001 * (i + 1), version=f"1.{i}",
+                                        status_code=200 if i % 3 else 503))
+    ours = bridge.render().decode()
+    reference = generate_latest(registry).decode()
+    assert _samples(ours) == _samples(reference)
+    assert _types(ours) == _types(reference)
+    assert 'tta_service_up{service="svc-1",environment="test",kind="http",team="core"} 1' in ours
+
+
+def test_histogram_buckets_are_the_configured_seconds(make_target, make_result) -> None:
+    telemetry, bridge, _ = _telemetry_with_both_readers()
+    target = make_target("api")
+    telemetry.set_targets([target])
+    telemetry.record(target, make_result(duration=0.3))
+    text = bridge.render().decode()
+    bounds = [float(s.labels["le"]) for f in text_string_to_metric_families(text)
+              if f.name == "tta_service_check_duration_seconds" for s in f.samples if s.name.endswith("_bucket")]
+    assert bounds == [*CHECK_DURATION_BUCKETS, float("inf")]
+
+
+def test_removed_target_series_disappear(make_target, make_result) -> None:
+    telemetry, bridge, _ = _telemetry_with_both_readers()
+    keep, gone = make_target("keep"), make_target("gone")
+    telemetry.set_targets([keep, gone])
+    telemetry.record(keep, make_result())
+    telemetry.record(gone, make_result())
+    assert 'service="gone"' in bridge.render(keep=telemetry.live).decode()
+    telemetry.set_targets([keep])
+    text = bridge.render(keep=telemetry.live).decode()
+    assert 'service="gone"' not in text
+    assert 'tta_service_checks_total{service="keep"' in text
+
+
+def test_openmetrics_output_parses_and_carries_exemplars_of_failed_checks(make_target, make_result) -> None:
+    telemetry, bridge, _ = _telemetry_with_both_readers()
+    target = make_target("api")
+    telemetry.set_targets([target])
+    with telemetry.check_span(target) as failed_span:
+        telemetry.record(target, make_result(up=False, duration=0.2), failed_span)
+    with telemetry.check_span(target) as ok_span:
+        telemetry.record(target, make_result(up=True, duration=0.002), ok_span)
+    text = bridge.render(openmetrics=True).decode()
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in parse_openmetrics(text)}
+    samples = families["tta_service_check_duration_seconds"].samples
+    exemplars = [s.exemplar for s in samples if s.exemplar is not None]
+    assert len(exemplars) == 1  # only the failed check's
+    assert exemplars[0].labels["trace_id"] == format(failed_span.get_span_context().trace_id, "032x")
+    assert families["tta_service_checks"].type == "counter"
+
+
+def test_label_values_are_escaped(make_target, make_result) -> None:
+    telemetry, bridge, _ = _telemetry_with_both_readers()
+    target = make_target("api")
+    telemetry.set_targets([target])
+    telemetry.record(target, make_result(version='1.0 "beta"\\x\nnext'))
+    families = list(text_string_to_metric_families(bridge.render().decode()))
+    info = next(f for f in families if f.name == "tta_service_info")
+    assert info.samples[0].labels["version"] == '1.0 "beta"\\x\nnext'
