@@ -50,7 +50,8 @@ class Collector:
             readers += otlp_readers
             processors += otlp_processors
         self.telemetry = Telemetry(metric_readers=readers, span_processors=processors)
-        settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}")
+        settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
+                                 tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__))
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
         self._last_up: dict[tuple[str, str], bool] = {}
         self.scheduler: Scheduler | None = None
@@ -76,6 +77,15 @@ class Collector:
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
         self.scheduler.set_targets(self.config.targets)
         log.info("started listen=%s:%s targets=%d", self.config.listen_host, self.port, len(self.config.targets))
+
+    def apply(self, config: Config) -> None:
+        """Switch to a new config's targets: unchanged targets keep their schedule and results."""
+        self.config = config
+        self.telemetry.set_targets(config.targets)
+        if self.scheduler is not None:
+            self.scheduler.set_targets(config.targets)
+        live = {t.key for t in config.targets}
+        self._last_up = {k: v for k, v in self._last_up.items() if k in live}
 
     def snapshot(self) -> list[tuple[Target, CheckResult | None]]:
         return [(c.target, c.result) for c in self.telemetry._current.values()]
@@ -143,6 +153,8 @@ def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure:
     protocol = settings.protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     headers = {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in settings.headers} or None
     kwargs: dict[str, Any] = {"headers": headers} if headers else {}
+    span_kw: dict[str, Any]
+    metric_kw: dict[str, Any]
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -160,14 +172,14 @@ def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure:
         span_kw = {"endpoint": f"{base}/v1/traces"} if base else {}
         metric_kw = {"endpoint": f"{base}/v1/metrics"} if base else {}
 
-    class CountingSpanExporter(OTLPSpanExporter):  # type: ignore[misc, valid-type]
+    class CountingSpanExporter(OTLPSpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             result = super().export(spans)
             if result is not SpanExportResult.SUCCESS:
                 on_failure("traces")
             return result
 
-    class CountingMetricExporter(OTLPMetricExporter):  # type: ignore[misc, valid-type]
+    class CountingMetricExporter(OTLPMetricExporter):
         def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> MetricExportResult:
             result = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
             if result is not MetricExportResult.SUCCESS:

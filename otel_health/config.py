@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import yaml
 
@@ -136,7 +136,7 @@ class Fields:
             return _MISSING if default is _MISSING else default
         return self._raw[name]
 
-    def str(self, name: str, default: Any = None, *, required: bool = False,
+    def text(self, name: str, default: Any = None, *, required: bool = False,
             choices: tuple[str, ...] | None = None, pattern: re.Pattern[str] | None = None,
             hint: str = "") -> Any:
         value = self._get(name, default, required)
@@ -160,7 +160,7 @@ class Fields:
     def duration(self, name: str, default: float, *, minimum: float = 0.001, maximum: float = 86400.0) -> float:
         value = self._get(name, default, False)
         if value is default:
-            return default
+            return float(default)
         seconds = parse_duration(value)
         if seconds is None:
             self.problem(name, f"must be a duration such as 5s, 250ms or 1m, got {_short(value)!r}")
@@ -170,26 +170,26 @@ class Fields:
             return default
         return seconds
 
-    def int(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    def whole(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
         value = self._get(name, default, False)
         if value is default:
-            return default
+            return int(default)
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(name, f"must be a whole number from {minimum} to {maximum}, got {_short(value)!r}")
             return default
         if not minimum <= value <= maximum:
             self.problem(name, f"must be from {minimum} to {maximum}, got {value}")
             return default
-        return value
+        return int(value)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         value = self._get(name, default, False)
         if value is default:
-            return default
+            return bool(default)
         if not isinstance(value, bool):
             self.problem(name, f"must be true or false, got {_short(value)!r}")
             return default
-        return value
+        return bool(value)
 
     def mapping(self, name: str) -> dict[str, Any]:
         value = self._get(name, None, False)
@@ -200,7 +200,7 @@ class Fields:
             return {}
         return dict(value)
 
-    def list(self, name: str) -> list[Any]:
+    def sequence(self, name: str) -> list[Any]:
         value = self._get(name, None, False)
         if value is None:
             return []
@@ -210,7 +210,7 @@ class Fields:
         return value
 
     def path(self, name: str) -> Path | None:
-        value = self.str(name)
+        value: str | None = self.text(name)
         if value is None:
             return None
         path = (self._base_dir / value).resolve()
@@ -284,7 +284,8 @@ class KindOptions(Protocol):
 
 
 class KindSpec(Protocol):
-    options_type: ClassVar[type[KindOptions]]
+    @property
+    def options_type(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,9 +368,9 @@ def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec]) -> Config:
 class _SafeLoader(yaml.SafeLoader):
     """SafeLoader that refuses aliases, so a 'billion laughs' file cannot expand."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases (*name) are not supported")
         return super().compose_node(parent, index)
 
@@ -396,18 +397,18 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
 
 def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path) -> Config | None:
     top = Fields(raw, "", reporter, base_dir)
-    listen = top.str("listen", DEFAULT_LISTEN)
+    listen = top.text("listen", DEFAULT_LISTEN)
     host, port = _split_listen(listen, top)
-    environment = top.str("environment", "default", pattern=_NAME_RE,
+    environment = top.text("environment", "default", pattern=_NAME_RE,
                           hint="use letters, digits, '.', '_' or '-'")
-    concurrency = top.int("concurrency", 512, minimum=1, maximum=100_000)
-    max_body = top.int("max_body_bytes", 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024)
+    concurrency = top.whole("concurrency", 512, minimum=1, maximum=100_000)
+    max_body = top.whole("max_body_bytes", 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024)
 
     d = Fields(top.mapping("defaults"), "defaults", reporter, base_dir)
     defaults = Defaults(
         interval=d.duration("interval", 15.0, minimum=0.1),
         timeout=d.duration("timeout", 5.0, maximum=3600.0),
-        retries=d.int("retries", 0, minimum=0, maximum=10),
+        retries=d.whole("retries", 0, minimum=0, maximum=10),
         slow_threshold=d.duration("slow_threshold", 1.0, maximum=3600.0),
     )
     d.finish()
@@ -415,7 +416,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
 
     targets: list[Target] = []
     seen: dict[tuple[str, str], int] = {}
-    raw_targets = top.list("targets")
+    raw_targets = top.sequence("targets")
     for index, item in enumerate(raw_targets):
         where = f"targets[{index}]"
         if not isinstance(item, Mapping):
@@ -442,18 +443,18 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
 
 
 def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, environment: str) -> Target | None:
-    name = f.str("name", required=True, pattern=_NAME_RE,
+    name = f.text("name", required=True, pattern=_NAME_RE,
                  hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    kind = f.str("kind", required=True)
+    kind = f.text("kind", required=True)
     if kind is not None and kind not in kinds:
         f.problem("kind", f"unknown kind {_short(kind)!r}; use one of {', '.join(sorted(kinds))}")
         kind = None
-    env = f.str("environment", environment, pattern=_NAME_RE, hint="use letters, digits, '.', '_' or '-'")
+    env = f.text("environment", environment, pattern=_NAME_RE, hint="use letters, digits, '.', '_' or '-'")
     interval = f.duration("interval", defaults.interval, minimum=0.1)
     timeout = f.duration("timeout", defaults.timeout, maximum=3600.0)
-    retries = f.int("retries", defaults.retries, minimum=0, maximum=10)
+    retries = f.whole("retries", defaults.retries, minimum=0, maximum=10)
     slow = f.duration("slow_threshold", defaults.slow_threshold, maximum=3600.0)
-    critical = f.bool("critical", True)
+    critical = f.flag("critical", True)
     labels: list[tuple[str, str]] = []
     for key, value in f.mapping("labels").items():
         if not isinstance(key, str) or not _LABEL_RE.match(key) or key.startswith("__"):
@@ -483,9 +484,9 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
         top.mapping("otlp")
         return OtlpSettings()
     f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir)
-    endpoint = f.str("endpoint", pattern=re.compile(r"^https?://[^\s/]+"),
+    endpoint = f.text("endpoint", pattern=re.compile(r"^https?://[^\s/]+"),
                      hint="use a URL such as http://127.0.0.1:4318")
-    protocol = f.str("protocol", choices=("grpc", "http/protobuf"))
+    protocol = f.text("protocol", choices=("grpc", "http/protobuf"))
     export_interval = f.duration("export_interval", 0.0, minimum=0.1, maximum=3600.0) or None
     headers: list[tuple[str, Secret | str]] = []
     for key, value in f.mapping("headers").items():
@@ -518,8 +519,8 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {_short(repr(value))}"
 
 
-def _short(text: Any, limit: int = 60) -> str:
-    text = str(text).replace("\n", "\\n").replace("\r", "\\r")
+def _short(value: Any, limit: int = 60) -> str:
+    text = str(value).replace("\n", "\\n").replace("\r", "\\r")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

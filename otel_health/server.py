@@ -81,7 +81,10 @@ _CHECK_NAMES = {"http": "responseTime", "tcp": "connectivity"}
 
 def make_app(*, reader: BridgeReader, keep: Callable[[str, str], bool], snapshot: Snapshot) -> web.Application:
     app = web.Application()
-    metrics = _MetricsHandler(reader, keep)
+    render = _MetricsHandler(reader, keep)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return await render(request)
 
     async def health(_: web.Request) -> web.Response:
         code, doc = health_document(snapshot())

@@ -198,7 +198,7 @@ class Telemetry:
 
     def record(self, target: Target, result: CheckResult, span: Span | None = None) -> None:
         entry = self._current.get(target.key)
-        if entry is None or entry.target is not target and entry.target != target:
+        if entry is None or (entry.target is not target and entry.target != target):
             return  # removed or replaced by a reload while it ran
         entry.result = result
         attrs = entry.attrs

@@ -26,7 +26,6 @@ from ..result import CheckResult
 
 __all__ = ["Attempt", "Probe", "ProbeSettings"]
 
-tracer = trace.get_tracer("otel_health.probes")
 
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 2.0
@@ -38,6 +37,8 @@ class ProbeSettings:
 
     max_body_bytes: int = 1024 * 1024
     user_agent: str = "otel-health"
+    # Child spans (connect, request, query) come from the collector's own provider.
+    tracer: trace.Tracer = field(default_factory=lambda: trace.NoOpTracer())
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class Probe(ABC):
 
     async def close(self) -> None:
         """Release what the probe holds across checks (sessions, pools)."""
+        return None
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         """Map an exception to an error type and a detail; probes extend this for their libraries."""

@@ -7,6 +7,7 @@ conventions, so a check costs what a health check must cost and little more.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
@@ -25,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, classify_os_error, tracer
+from ._base import Attempt, Probe, ProbeSettings, classify_os_error
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
@@ -69,7 +70,7 @@ class HttpOptions:
 
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
-        url = f.str("url", required=True)
+        url = f.text("url", required=True)
         if url is not None:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -78,7 +79,7 @@ class HttpOptions:
             elif parts.username is not None or parts.password is not None:
                 f.problem("url", "must not hold credentials; use 'basic_auth' with 'password: ${ENV_VAR}'")
                 url = None
-        method = f.str("method", "GET", choices=_METHODS)
+        method = f.text("method", "GET", choices=_METHODS)
         headers: list[tuple[str, str | Secret]] = []
         for name, value in f.mapping("headers").items():
             if not isinstance(name, str) or not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name):
@@ -93,7 +94,7 @@ class HttpOptions:
             else:
                 f.problem("headers", f"header {name!r} must have a string value")
         expect = _parse_status(f)
-        body_regex_text = f.str("body_regex")
+        body_regex_text = f.text("body_regex")
         body_regex = None
         if body_regex_text is not None:
             try:
@@ -105,7 +106,7 @@ class HttpOptions:
         user, password = None, None
         if basic is not None:
             sub = basic
-            user = sub.str("username", required=True)
+            user = sub.text("username", required=True)
             password = sub.secret("password", required=True)
             sub.finish()
         bearer = f.secret("bearer_token")
@@ -116,18 +117,18 @@ class HttpOptions:
             method=method,
             headers=tuple(headers),
             expect_status=expect,
-            body=f.str("body"),
-            body_contains=f.str("body_contains"),
+            body=f.text("body"),
+            body_contains=f.text("body_contains"),
             body_regex=body_regex,
             json_equals=json_equals,
-            version_field=f.str("version_field"),
-            follow_redirects=f.bool("follow_redirects", True),
-            tls_verify=f.bool("tls_verify", True),
+            version_field=f.text("version_field"),
+            follow_redirects=f.flag("follow_redirects", True),
+            tls_verify=f.flag("tls_verify", True),
             ca_file=f.path("ca_file"),
             basic_auth_user=user,
             basic_auth_password=password,
             bearer_token=bearer,
-            traceparent=f.bool("traceparent", True),
+            traceparent=f.flag("traceparent", True),
         )
         return options if url else None
 
@@ -183,7 +184,7 @@ class _Phases:
 
     @staticmethod
     def config() -> aiohttp.TraceConfig:
-        tc = aiohttp.TraceConfig(trace_config_ctx_factory=lambda trace_request_ctx: trace_request_ctx)
+        tc = aiohttp.TraceConfig(trace_config_ctx_factory=_passthrough)  # type: ignore[arg-type]
         tc.on_dns_resolvehost_start.append(_mark("dns_start"))
         tc.on_dns_resolvehost_end.append(_mark("dns_end"))
         tc.on_connection_create_start.append(_mark("connect_start"))
@@ -191,6 +192,11 @@ class _Phases:
         tc.on_request_start.append(_mark("request_start"))
         tc.on_request_end.append(_mark("headers"))
         return tc
+
+
+def _passthrough(trace_request_ctx: Any = None) -> Any:
+    # Hooks receive the request's own marks dict as their context.
+    return trace_request_ctx
 
 
 def _mark(name: str) -> Any:
@@ -245,7 +251,7 @@ class HttpProbe(Probe):
         o: HttpOptions = target.options
         parts = urlsplit(o.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        attributes = {
+        attributes: dict[str, str | int] = {
             "http.request.method": o.method,
             "url.full": redact_url(o.url),
             "server.address": parts.hostname or "",
@@ -253,13 +259,14 @@ class HttpProbe(Probe):
             "user_agent.original": self.settings.user_agent,
             "user_agent.synthetic.type": "test",
         }
-        with tracer.start_as_current_span(o.method, kind=SpanKind.CLIENT, attributes=attributes,
+        with self.settings.tracer.start_as_current_span(o.method, kind=SpanKind.CLIENT, attributes=attributes,
                                           record_exception=False, set_status_on_exception=False) as span:
             headers = {"User-Agent": self.settings.user_agent}
             for name, value in o.headers:
                 headers[name] = value.reveal() if isinstance(value, Secret) else value
             if o.basic_auth_user is not None and o.basic_auth_password is not None:
-                headers["Authorization"] = aiohttp.BasicAuth(o.basic_auth_user, o.basic_auth_password.reveal()).encode()
+                token = f"{o.basic_auth_user}:{o.basic_auth_password.reveal()}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
             elif o.bearer_token is not None:
                 headers["Authorization"] = f"Bearer {o.bearer_token.reveal()}"
             if o.traceparent:
@@ -274,7 +281,8 @@ class HttpProbe(Probe):
                     span.set_attribute("http.response.status_code", response.status)
                     v = response.version
                     if v is not None:
-                        span.set_attribute("network.protocol.version", f"{v.major}.{v.minor}" if v.minor else str(v.major))
+                        version = f"{v.major}.{v.minor}" if v.minor else str(v.major)
+                        span.set_attribute("network.protocol.version", version)
                     body_start = time.perf_counter()
                     body = await self._read(response, o) if o.reads_body else b""
                     if not o.reads_body:

@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, tracer
+from ._base import Attempt, Probe
 
 __all__ = ["TcpOptions", "TcpProbe"]
 
@@ -37,12 +37,12 @@ class TcpOptions:
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
-        host = f.str("host", required=True, pattern=_HOST_RE, hint="use a host name or an IP address")
-        port = f.int("port", 0, minimum=1, maximum=65535)
+        host = f.text("host", required=True, pattern=_HOST_RE, hint="use a host name or an IP address")
+        port = f.whole("port", 0, minimum=1, maximum=65535)
         if not f.has("port"):
             f.problem("port", "is required: the TCP port to connect to, 1-65535")
-        send = f.str("send")
-        expect_text = f.str("expect")
+        send = f.text("send")
+        expect_text = f.text("expect")
         expect = None
         if expect_text is not None:
             try:
@@ -52,10 +52,10 @@ class TcpOptions:
         options = cls(
             host=host or "",
             port=port,
-            tls=f.bool("tls", False),
-            tls_verify=f.bool("tls_verify", True),
+            tls=f.flag("tls", False),
+            tls_verify=f.flag("tls_verify", True),
             ca_file=f.path("ca_file"),
-            server_name=f.str("server_name"),
+            server_name=f.text("server_name"),
             send=_unescape(send).encode("latin-1", errors="replace") if send is not None else None,
             expect=expect,
         )
@@ -86,9 +86,10 @@ class TcpProbe(Probe):
             if not o.tls_verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-        attributes = {"server.address": o.host, "server.port": o.port, "network.transport": "tcp"}
+        attributes: dict[str, str | int] = {"server.address": o.host, "server.port": o.port,
+                                            "network.transport": "tcp"}
         writer: asyncio.StreamWriter | None = None
-        with tracer.start_as_current_span("connect", kind=SpanKind.CLIENT, attributes=attributes,
+        with self.settings.tracer.start_as_current_span("connect", kind=SpanKind.CLIENT, attributes=attributes,
                                           record_exception=False, set_status_on_exception=False) as span:
             start = time.perf_counter()
             try:
@@ -111,7 +112,7 @@ class TcpProbe(Probe):
 
     async def _exchange(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         attempt: Attempt) -> None:
-        with tracer.start_as_current_span("exchange", kind=SpanKind.CLIENT,
+        with self.settings.tracer.start_as_current_span("exchange", kind=SpanKind.CLIENT,
                                           attributes={"server.address": o.host, "server.port": o.port},
                                           record_exception=False, set_status_on_exception=False) as span:
             start = time.perf_counter()

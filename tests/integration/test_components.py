@@ -72,7 +72,8 @@ def test_collector_validates_a_config_and_carries_a_span_to_jaeger(
                               env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert validate.returncode == 0, validate.stderr
 
-    collector = servers.start_otelcol(tmp_path, [config], {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}"})
+    jaeger_env = {"JAEGER_OTLP_GRPC_ENDPOINT": env["JAEGER_OTLP_GRPC_ENDPOINT"]}
+    collector = servers.start_otelcol(tmp_path, [config], jaeger_env)
     try:
         provider = TracerProvider(resource=Resource.create({"service.name": "component-smoke"}))
         provider.add_span_processor(SimpleSpanProcessor(

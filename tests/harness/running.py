@@ -1,0 +1,80 @@
+"""Running a real collector inside a test, with in-memory span capture."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_health.collector import Collector
+from otel_health.config import Config, load_text
+from otel_health.probes import PROBES
+from otel_health.result import CheckResult
+
+
+class Running:
+    def __init__(self, collector: Collector, spans: InMemorySpanExporter, metrics: InMemoryMetricReader) -> None:
+        self.collector = collector
+        self.spans = spans
+        self.metrics = metrics
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.collector.port}"
+
+    def result(self, name: str) -> CheckResult | None:
+        for target, result in self.collector.snapshot():
+            if target.name == name:
+                return result
+        return None
+
+    def checks(self, name: str) -> int:
+        target = next(t for t in self.collector.config.targets if t.name == name)
+        assert self.collector.scheduler is not None
+        return len(self.collector.scheduler.runs(target.key))
+
+    async def get(self, path: str) -> tuple[int, str, str]:
+        """GET a path of the collector's server: (status, content type, body)."""
+        async with aiohttp.ClientSession() as session, session.get(f"{self.url}{path}",
+                                                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+    async def wait_for(self, predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not true after {timeout:g}s")
+            await asyncio.sleep(0.02)
+
+    async def wait_result(self, name: str, *, timeout: float = 10.0) -> CheckResult:
+        await self.wait_for(lambda: self.result(name) is not None, timeout=timeout, what=f"a result for {name}")
+        result = self.result(name)
+        assert result is not None
+        return result
+
+
+def config_from(text: str, base_dir: Path | None = None) -> Config:
+    return load_text(text, "test.yaml", PROBES, base_dir=base_dir)
+
+
+@contextlib.asynccontextmanager
+async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[Running]:
+    """A collector on a free port running ``text`` (YAML; 'listen' defaults to a free port)."""
+    if "listen:" not in text:
+        text = "listen: 127.0.0.1:0\n" + text
+    spans = InMemorySpanExporter()
+    metrics = InMemoryMetricReader()
+    collector = Collector(config_from(text, base_dir), metric_readers=[metrics],
+                          span_processors=[SimpleSpanProcessor(spans)], otlp=False)
+    await collector.start()
+    try:
+        yield Running(collector, spans, metrics)
+    finally:
+        await collector.stop(grace=2.0)
