@@ -1,27 +1,54 @@
-"""Command line: ``otel-health run`` and ``otel-health validate``."""
+"""Command line: ``run``, ``check``, ``validate`` and ``probe``.
+
+Exit codes: 0 all well; 1 a check failed (``check``: a critical target is down; ``probe``:
+the target is down; ``validate``: the file has problems); 2 the command could not run
+(bad arguments or an unusable config).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import logging
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.sdk.trace import TracerProvider
 
 from . import __version__
+from ._redact import redact_url, scrub
 from .collector import Collector
-from .config import Config, ConfigError, load, load_text
-from .probes import PROBES
+from .config import DEFAULT_LISTEN, Config, ConfigError, Target, load, load_text
+from .probes import PROBES, Probe, ProbeSettings
+from .result import CheckResult
 
 __all__ = ["main"]
 
 
-def _load(path: str | None) -> Config:
+def _default_config(listen: str | None) -> Config:
+    host, _, port = (listen or DEFAULT_LISTEN).rpartition(":")
+    if not port.isdigit() or int(port) == 0 or not host:
+        raise ConfigError([f"--listen: the built-in config needs a fixed HOST:PORT such as {DEFAULT_LISTEN}"])
+    template = resources.files("otel_health").joinpath("default.yaml").read_text(encoding="utf-8")
+    text = template.replace("{listen}", f"{host}:{port}").replace("{host}", host).replace("{port}", port)
+    return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
+
+
+def _load(path: str | None, listen: str | None) -> Config:
     if path is None:
-        text = resources.files("otel_health").joinpath("default.yaml").read_text(encoding="utf-8")
-        return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
-    return load(path, PROBES)
+        return _default_config(listen)
+    config = load(path, PROBES)
+    if listen is not None:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError([f"--listen: must be HOST:PORT such as {DEFAULT_LISTEN}, got {listen!r}"])
+        config = dataclasses.replace(config, listen_host=host.strip("[]"), listen_port=int(port))
+    return config
 
 
 def _setup_logging(level: str) -> None:
@@ -31,25 +58,30 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
     )
     # Library loggers can print request details (URLs, headers): keep them quiet.
-    for noisy in ("aiohttp", "opentelemetry", "urllib3", "asyncio"):
+    for noisy in ("aiohttp", "opentelemetry", "urllib3", "asyncio", "neo4j", "redis", "asyncpg"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _print_problems(problems: list[str]) -> None:
+    for line in problems:
+        print(line, file=sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config)
+        config = _load(args.config, args.listen)
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+        _print_problems(exc.problems)
         return 2
     _setup_logging(args.log_level)
-    collector = Collector(config)
+    source = (lambda: _load(args.config, args.listen)) if args.config else None
+    collector = Collector(config, source=source)
     try:
-        asyncio.run(collector.serve_forever())
+        asyncio.run(collector.serve_forever(watch_interval=args.watch_config or None))
     except OSError as exc:
         print(f"otel-health: cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}; "
-              "set 'listen:' in the config to a free address", file=sys.stderr)
-        return 1
+              "set 'listen:' in the config (or --listen) to a free address", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -57,23 +89,132 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     try:
         config = load(args.file, PROBES)
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+        _print_problems(exc.problems)
         return 1
     print(f"{args.file}: ok, {len(config.targets)} targets")
     return 0
+
+
+async def _check_all(targets: list[Target], concurrency: int) -> list[CheckResult]:
+    settings = ProbeSettings(user_agent=f"otel-health/{__version__}",
+                             tracer=TracerProvider().get_tracer("otel_health.cli"))
+    probes: dict[str, Probe] = {kind: cls(settings) for kind, cls in PROBES.items()}
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(target: Target) -> CheckResult:
+        async with limit:
+            return await probes[target.kind].run(target)
+
+    try:
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+    finally:
+        for probe in probes.values():
+            await probe.close()
+
+
+def _result_json(target: Target, result: CheckResult) -> dict[str, Any]:
+    return {
+        "service": target.name,
+        "environment": target.environment,
+        "kind": target.kind,
+        "critical": target.critical,
+        "up": result.up,
+        "duration_seconds": round(result.duration, 6),
+        "error_type": str(result.error_type) if result.error_type is not None else None,
+        "detail": result.detail or None,
+        "status_code": result.status_code,
+        "version": result.version,
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    header = ["SERVICE", "ENVIRONMENT", "KIND", "STATUS", "DURATION", "DETAIL"]
+    body = [[r["service"], r["environment"], r["kind"],
+             "up" if r["up"] else ("DOWN" if r["critical"] else "down (non-critical)"),
+             f"{r['duration_seconds'] * 1000:.1f}ms",
+             "" if r["up"] else f"{r['error_type']}: {r['detail'] or ''}".rstrip(": ")] for r in rows]
+    widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+                     for row in [header, *body])
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config, PROBES)
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        return 2
+    targets = list(config.targets)
+    results = asyncio.run(_check_all(targets, config.concurrency))
+    rows = [_result_json(t, r) for t, r in zip(targets, results, strict=True)]
+    failed = any(not r["up"] and r["critical"] for r in rows)
+    if args.json:
+        print(json.dumps({"status": "fail" if failed else "pass", "targets": rows}, indent=2))
+    else:
+        print(_table(rows))
+    return 1 if failed else 0
+
+
+def _kind_for(url: str) -> type[Probe] | None:
+    scheme = urlsplit(url).scheme.lower()
+    return next((cls for cls in PROBES.values() if scheme in cls.schemes), None)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    url = args.url
+    shown = redact_url(url)
+    probe_cls = _kind_for(url)
+    if probe_cls is None:
+        schemes = sorted(s for cls in PROBES.values() for s in cls.schemes)
+        print(f"otel-health probe: {shown}: unknown scheme; use one of {', '.join(schemes)}", file=sys.stderr)
+        return 2
+    try:
+        options = probe_cls.options_from_url(url)
+    except ValueError as exc:
+        print(f"otel-health probe: {scrub(str(exc), [])}", file=sys.stderr)
+        return 2
+    target = Target(name=urlsplit(url).hostname or "target", kind=probe_cls.kind, environment="adhoc",
+                    interval=args.timeout, timeout=args.timeout, retries=0, slow_threshold=args.timeout,
+                    labels=(), options=options)
+    result = asyncio.run(_check_all([target], 1))[0]
+    row = _result_json(target, result) | {"target": shown}
+    if args.json:
+        print(json.dumps(row, indent=2))
+    else:
+        status = "up" if result.up else f"DOWN {result.error_type}: {result.detail}"
+        extra = f" status={result.status_code}" if result.status_code is not None else ""
+        extra += f" version={result.version}" if result.version else ""
+        print(f"{shown} {status} in {result.duration * 1000:.1f}ms{extra}")
+    return 0 if result.up else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-health", description="OpenTelemetry-native health collector")
     parser.add_argument("--version", action="version", version=f"otel-health {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
     run = sub.add_parser("run", help="run the collector (with no --config, a built-in default)")
     run.add_argument("--config", "-c", help="YAML config file")
+    run.add_argument("--listen", help=f"HOST:PORT to serve /metrics and /health on (default {DEFAULT_LISTEN})")
+    run.add_argument("--watch-config", type=float, metavar="SECONDS", default=0,
+                     help="reload when a config or target file changes, checked every SECONDS")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="check every target once; exit 1 if a critical one is down")
+    check.add_argument("--config", "-c", required=True, help="YAML config file")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.set_defaults(func=_cmd_check)
+
     validate = sub.add_parser("validate", help="check a config file and report every problem")
     validate.add_argument("file")
     validate.set_defaults(func=_cmd_validate)
+
+    probe = sub.add_parser("probe", help="check one URL now (http(s)://, tcp://HOST:PORT, ...)")
+    probe.add_argument("url")
+    probe.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    probe.add_argument("--json", action="store_true", help="print JSON instead of one line")
+    probe.set_defaults(func=_cmd_probe)
+
     args = parser.parse_args(argv)
     return int(args.func(args))

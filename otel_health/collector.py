@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -15,12 +15,13 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from . import __version__
-from .config import Config, OtlpSettings, Secret, Target
+from .config import Config, ConfigError, OtlpSettings, Secret, Target
 from .exposition import BridgeReader
 from .probes import PROBES, Probe, ProbeSettings
 from .result import CheckResult
 from .scheduler import Scheduler
 from .server import make_app
+from .state import StateStore
 from .telemetry import Telemetry, cardinality_limits
 
 __all__ = ["Collector"]
@@ -29,18 +30,25 @@ log = logging.getLogger("otel_health")
 
 
 class Collector:
-    """One running collector. ``start()``, then ``stop()``; or ``serve_forever()``."""
+    """One running collector. ``start()``, then ``stop()``; or ``serve_forever()``.
+
+    ``source`` re-reads the configuration for a reload (``POST /-/reload``, SIGHUP, or a
+    watched file changing); a config that fails to load is rejected whole and the running
+    one stays.
+    """
 
     def __init__(
         self,
         config: Config,
         *,
+        source: Callable[[], Config] | None = None,
         metric_readers: Sequence[MetricReader] = (),
         span_processors: Sequence[SpanProcessor] = (),
         probes: Mapping[str, type[Probe]] = PROBES,
         otlp: bool = True,
     ) -> None:
         self.config = config
+        self._source = source
         limits = cardinality_limits(len(config.targets))
         self.bridge = BridgeReader(cardinality_limits=limits)
         readers: list[MetricReader] = [self.bridge, *metric_readers]
@@ -49,13 +57,14 @@ class Collector:
             otlp_readers, otlp_processors = _otlp_exporters(config.otlp, limits, self._export_failed)
             readers += otlp_readers
             processors += otlp_processors
-        self.telemetry = Telemetry(metric_readers=readers, span_processors=processors)
+        self.store = StateStore()
+        self.telemetry = Telemetry(metric_readers=readers, store=self.store, span_processors=processors)
         settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
                                  tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__))
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
-        self._last_up: dict[tuple[str, str], bool] = {}
         self.scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
+        self._reload_lock = asyncio.Lock()
         self.port: int | None = None
 
     def _export_failed(self, signal_name: str) -> None:
@@ -69,7 +78,7 @@ class Collector:
         self.telemetry.set_in_flight_source(lambda: self.scheduler.in_flight if self.scheduler else 0)
         self.telemetry.set_targets(self.config.targets)
         self.telemetry.config_loaded(True)
-        app = make_app(reader=self.bridge, keep=self.telemetry.live, snapshot=self.snapshot)
+        app = make_app(reader=self.bridge, store=self.store, reload=self.reload, api_token=self._api_token)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, reuse_address=True)
@@ -78,26 +87,50 @@ class Collector:
         self.scheduler.set_targets(self.config.targets)
         log.info("started listen=%s:%s targets=%d", self.config.listen_host, self.port, len(self.config.targets))
 
+    def _api_token(self) -> str | None:
+        return self.config.api_token.reveal() if self.config.api_token is not None else None
+
     def apply(self, config: Config) -> None:
         """Switch to a new config's targets: unchanged targets keep their schedule and results."""
+        if (config.listen_host, config.listen_port) != (self.config.listen_host, self.config.listen_port):
+            log.warning("reload_listen_unchanged msg=%s", _quote("a new listen address takes effect on restart"))
         self.config = config
         self.telemetry.set_targets(config.targets)
         if self.scheduler is not None:
             self.scheduler.set_targets(config.targets)
-        live = {t.key for t in config.targets}
-        self._last_up = {k: v for k, v in self._last_up.items() if k in live}
+
+    async def reload(self) -> list[str]:
+        """Re-read the configuration; return its problems (empty when it was applied)."""
+        async with self._reload_lock:
+            if self._source is None:
+                problems = ["no configuration file to reload: the collector runs on its built-in default"]
+            else:
+                try:
+                    config = await asyncio.to_thread(self._source)
+                except ConfigError as exc:
+                    problems = exc.problems
+                else:
+                    self.apply(config)
+                    self.telemetry.config_loaded(True)
+                    log.info("reloaded targets=%d", len(config.targets))
+                    return []
+            self.telemetry.config_loaded(False)
+            for line in problems:
+                log.error("reload_rejected problem=%s", _quote(line))
+            return problems
 
     def snapshot(self) -> list[tuple[Target, CheckResult | None]]:
-        return [(c.target, c.result) for c in self.telemetry._current.values()]
+        return [(c.target, c.result) for c in self.store.snapshot()]
 
     async def _check_one(self, target: Target) -> None:
         probe = self._probes[target.kind]
         with self.telemetry.check_span(target) as span:
             result = await probe.run(target)
-            self.telemetry.record(target, result, span)
-        previous = self._last_up.get(target.key)
-        if previous is None or previous != result.up:
-            self._last_up[target.key] = result.up
+            changed = self.telemetry.record(target, result, span)
+        state = self.store.get(target.key)
+        if state is None or state.target is not target:
+            return
+        if len(state.history) == 1 or changed:
             if result.up:
                 log.info("target_up service=%s environment=%s duration_s=%.3f", target.name, target.environment,
                          result.duration)
@@ -118,19 +151,41 @@ class Collector:
         await asyncio.to_thread(self.telemetry.shutdown, 5.0)
         log.info("stopped")
 
-    async def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+    async def serve_forever(self, *, watch_interval: float | None = None) -> None:
+        """Run until SIGTERM or SIGINT; SIGHUP reloads; optionally watch the config files."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         await self.start()
+        watcher = loop.create_task(self._watch(watch_interval)) if watch_interval else None
         try:
             await stop.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            if watcher is not None:
+                watcher.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+    async def _watch(self, interval: float) -> None:
+        def stamp() -> tuple[tuple[str, float], ...]:
+            out = []
+            for name in self.config.files:
+                try:
+                    out.append((name, os.stat(name).st_mtime))
+                except OSError:
+                    out.append((name, -1.0))
+            return tuple(out)
+
+        seen = stamp()
+        while True:
+            await asyncio.sleep(interval)
+            now = stamp()
+            if now != seen:
+                await self.reload()
+                seen = stamp()
 
 
 def _quote(text: str) -> str:

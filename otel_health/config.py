@@ -12,6 +12,7 @@ same :class:`Fields` reader, so the loader never branches on a kind.
 from __future__ import annotations
 
 import difflib
+import glob
 import math
 import os
 import re
@@ -82,9 +83,10 @@ class Secret:
 
 
 class _Reporter:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, problems: list[str] | None = None, root: str | None = None) -> None:
         self.file = file
-        self.problems: list[str] = []
+        self.root = root or file
+        self.problems: list[str] = problems if problems is not None else []
 
     def add(self, where: str, field_name: str | None, message: str) -> None:
         prefix = f"{self.file}: {where}" if where else self.file
@@ -294,6 +296,8 @@ class Defaults:
     timeout: float = 5.0
     retries: int = 0
     slow_threshold: float = 1.0
+    failure_threshold: int = 1
+    success_threshold: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +312,8 @@ class Target:
     labels: tuple[tuple[str, str], ...]
     options: Any
     critical: bool = True
+    failure_threshold: int = 1
+    success_threshold: int = 1
 
     @property
     def key(self) -> tuple[str, str]:
@@ -336,6 +342,8 @@ class Config:
     targets: tuple[Target, ...]
     otlp: OtlpSettings = field(default_factory=OtlpSettings)
     max_body_bytes: int = 1024 * 1024
+    api_token: Secret | None = None
+    files: tuple[str, ...] = ()  # every file this config was read from, for watching
 
 
 def parse_duration(value: Any) -> float | None:
@@ -410,14 +418,50 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         timeout=d.duration("timeout", 5.0, maximum=3600.0),
         retries=d.whole("retries", 0, minimum=0, maximum=10),
         slow_threshold=d.duration("slow_threshold", 1.0, maximum=3600.0),
+        failure_threshold=d.whole("failure_threshold", 1, minimum=1, maximum=1000),
+        success_threshold=d.whole("success_threshold", 1, minimum=1, maximum=1000),
     )
     d.finish()
     otlp = _parse_otlp(top, reporter, base_dir)
 
     targets: list[Target] = []
-    seen: dict[tuple[str, str], int] = {}
-    raw_targets = top.sequence("targets")
-    for index, item in enumerate(raw_targets):
+    seen: dict[tuple[str, str], str] = {}
+    _parse_targets(top.sequence("targets"), reporter, kinds, defaults, environment, base_dir, seen, targets)
+    files: list[str] = []
+    for pattern in top.sequence("target_files"):
+        if not isinstance(pattern, str) or not pattern:
+            top.problem("target_files", f"entries must be file paths or globs, got {_describe(pattern)}")
+            continue
+        matched = sorted(glob.glob(str(base_dir / pattern)))
+        if not matched and not glob.has_magic(pattern):
+            top.problem("target_files", f"file {pattern!r} does not exist; fix the path or use a glob")
+        files.extend(matched)
+    for name in files:
+        sub = _Reporter(name, reporter.problems, root=reporter.file)
+        try:
+            raw_file = yaml.load(Path(name).read_text(encoding="utf-8"), Loader=_SafeLoader)  # noqa: S506
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            sub.add("", None, f"cannot read targets ({type(exc).__name__}); fix the file or remove it")
+            continue
+        items = raw_file.get("targets") if isinstance(raw_file, Mapping) else raw_file
+        if isinstance(raw_file, Mapping) and set(raw_file) - {"targets"}:
+            sub.add("", None, "a target file holds only 'targets:' (or a bare list of targets)")
+        if not isinstance(items, list):
+            sub.add("", None, "must hold a list of targets under 'targets:'")
+            continue
+        _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets)
+    api_token = top.secret("api_token")
+    top.finish()
+    return Config(
+        path=reporter.file, listen_host=host, listen_port=port, environment=environment,
+        concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
+        max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
+    )
+
+
+def _parse_targets(items: list[Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], defaults: Defaults,
+                   environment: str, base_dir: Path, seen: dict[tuple[str, str], str], out: list[Target]) -> None:
+    for index, item in enumerate(items):
         where = f"targets[{index}]"
         if not isinstance(item, Mapping):
             reporter.add(where, None, f"must be a mapping with at least 'name' and 'kind', got {_describe(item)}")
@@ -429,17 +473,11 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         if target is None:
             continue
         if target.key in seen:
-            reporter.add(where, "name", f"duplicates targets[{seen[target.key]}] in environment "
+            reporter.add(where, "name", f"duplicates {seen[target.key]} in environment "
                                         f"{target.environment!r}; give each target a unique name")
             continue
-        seen[target.key] = index
-        targets.append(target)
-    top.finish()
-    return Config(
-        path=reporter.file, listen_host=host, listen_port=port, environment=environment,
-        concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
-        max_body_bytes=max_body,
-    )
+        seen[target.key] = f"targets[{index}]" + ("" if reporter.file == reporter.root else f" of {reporter.file}")
+        out.append(target)
 
 
 def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, environment: str) -> Target | None:
@@ -455,6 +493,8 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
     retries = f.whole("retries", defaults.retries, minimum=0, maximum=10)
     slow = f.duration("slow_threshold", defaults.slow_threshold, maximum=3600.0)
     critical = f.flag("critical", True)
+    failures = f.whole("failure_threshold", defaults.failure_threshold, minimum=1, maximum=1000)
+    successes = f.whole("success_threshold", defaults.success_threshold, minimum=1, maximum=1000)
     labels: list[tuple[str, str]] = []
     for key, value in f.mapping("labels").items():
         if not isinstance(key, str) or not _LABEL_RE.match(key) or key.startswith("__"):
@@ -476,6 +516,7 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
     return Target(
         name=name, kind=kind, environment=env, interval=interval, timeout=timeout, retries=retries,
         slow_threshold=slow, labels=tuple(sorted(labels)), options=options, critical=critical,
+        failure_threshold=failures, success_threshold=successes,
     )
 
 

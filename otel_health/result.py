@@ -17,6 +17,7 @@ class CheckResult:
     included. ``phases`` holds the last attempt's step timings in seconds (``connect``,
     ``tls``, ``request``…). ``info`` holds what the target reports about itself beyond
     its version (kind-specific, e.g. a Redis role); it becomes labels of ``tta_service_info``.
+    ``tls_expiry`` is the Unix time the peer's certificate expires, for TLS targets.
     """
 
     up: bool
@@ -30,6 +31,7 @@ class CheckResult:
     info: dict[str, str] = field(default_factory=dict)
     attempts: int = 1
     slow: bool = False
+    tls_expiry: float | None = None
     trace_id: str | None = None
 
     @property

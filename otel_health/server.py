@@ -1,38 +1,44 @@
-"""The HTTP face of the collector: ``/metrics``, ``/health``, ``/-/healthy``.
+"""The HTTP face of the collector.
 
-``/metrics`` is rendered on a worker thread so a large scrape never stalls the scheduler's
-event loop; scrapes that arrive while a render runs share its result.
+``/metrics`` (Prometheus bridge), ``/health`` (the stack, application/health+json),
+``/-/healthy`` (the collector itself), ``/api/v1/targets`` (settings without secrets, state
+and recent history) and ``POST /-/reload``. ``/metrics`` is rendered on a worker thread so
+a large scrape never stalls the scheduler; scrapes that arrive during a render share it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from .config import Target
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .result import CheckResult
+from .state import StateStore, TargetState
 
-__all__ = ["HEALTH_CONTENT_TYPE", "make_app"]
+__all__ = ["HEALTH_CONTENT_TYPE", "health_document", "make_app", "targets_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
-Snapshot = Callable[[], list[tuple[Target, CheckResult | None]]]
+Reload = Callable[[], Awaitable[list[str]]]
+
+_COMPONENT_TYPES = {"http": "http", "tcp": "tcp", "redis": "datastore", "postgres": "datastore",
+                    "neo4j": "datastore"}
+_CHECK_NAMES = {"http": "responseTime", "tcp": "connectivity"}
 
 
-class _MetricsHandler:
+class _MetricsRenderer:
     def __init__(self, reader: BridgeReader, keep: Callable[[str, str], bool]) -> None:
         self._reader = reader
         self._keep = keep
         self._inflight: dict[bool, asyncio.Future[bytes]] = {}
 
-    async def __call__(self, request: web.Request) -> web.Response:
-        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+    async def render(self, openmetrics: bool) -> bytes:
         future = self._inflight.get(openmetrics)
         if future is None:
             future = asyncio.ensure_future(
@@ -40,17 +46,23 @@ class _MetricsHandler:
             )
             self._inflight[openmetrics] = future
             future.add_done_callback(lambda _: self._inflight.pop(openmetrics, None))
-        body = await asyncio.shield(future)
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
-        return response
+        return await asyncio.shield(future)
 
 
-def health_document(snapshot: list[tuple[Target, CheckResult | None]]) -> tuple[int, dict[str, Any]]:
-    """The stack's health in the IETF health-check response format, and the HTTP status."""
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def health_document(states: list[TargetState]) -> tuple[int, dict[str, Any]]:
+    """The stack's health in the IETF health-check response format, and the HTTP status.
+
+    A failing critical target makes ``fail`` (503); a failing non-critical one ``warn`` (200).
+    Targets not checked yet are left out.
+    """
     checks: dict[str, list[dict[str, Any]]] = {}
     worst = "pass"
-    for target, result in snapshot:
+    for state in states:
+        target, result = state.target, state.result
         if result is None:
             continue
         status = "pass" if result.up else ("fail" if target.critical else "warn")
@@ -62,38 +74,110 @@ def health_document(snapshot: list[tuple[Target, CheckResult | None]]) -> tuple[
             "status": status,
             "observedValue": round(result.duration, 6),
             "observedUnit": "s",
-            "time": dt.datetime.fromtimestamp(result.started_at + result.duration, dt.UTC)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": _iso(result.started_at + result.duration),
+            "environment": target.environment,
         }
-        if target.environment:
-            item["environment"] = target.environment
         if not result.up:
             item["output"] = f"{result.error_type}: {result.detail}" if result.detail else str(result.error_type)
-        checks.setdefault(f"{target.name}:{_CHECK_NAMES.get(target.kind, 'check')}", []).append(item)
+        checks.setdefault(f"{target.name}:{_CHECK_NAMES.get(target.kind, 'connectivity')}", []).append(item)
     doc = {"status": worst, "description": "health of the checked services", "checks": checks}
     return (503 if worst == "fail" else 200), doc
 
 
-_COMPONENT_TYPES = {"http": "http", "tcp": "tcp", "redis": "datastore", "postgres": "datastore",
-                    "neo4j": "datastore"}
-_CHECK_NAMES = {"http": "responseTime", "tcp": "connectivity"}
+def _result_doc(result: CheckResult, trace_id: str | None, debounced_up: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "time": _iso(result.started_at),
+        "outcome": result.outcome,
+        "duration_seconds": round(result.duration, 6),
+        "error_type": str(result.error_type) if result.error_type is not None else None,
+        "detail": result.detail or None,
+        "status_code": result.status_code,
+        "attempts": result.attempts,
+        "slow": result.slow,
+        "debounced_up": debounced_up,
+    }
+    if trace_id is not None:
+        doc["trace_id"] = trace_id
+    return doc
 
 
-def make_app(*, reader: BridgeReader, keep: Callable[[str, str], bool], snapshot: Snapshot) -> web.Application:
-    app = web.Application()
-    render = _MetricsHandler(reader, keep)
+def targets_document(states: list[TargetState]) -> dict[str, Any]:
+    """Every target: its settings without secrets, its raw and debounced state, recent history."""
+    out = []
+    for state in states:
+        t, result = state.target, state.result
+        out.append({
+            "name": t.name,
+            "environment": t.environment,
+            "kind": t.kind,
+            "critical": t.critical,
+            "labels": dict(t.labels),
+            "interval_seconds": t.interval,
+            "timeout_seconds": t.timeout,
+            "retries": t.retries,
+            "slow_threshold_seconds": t.slow_threshold,
+            "failure_threshold": t.failure_threshold,
+            "success_threshold": t.success_threshold,
+            "settings": t.options.public(),
+            "state": {
+                "up": result.up if result is not None else None,
+                "debounced_up": state.debounced_up,
+                "consecutive_failures": state.consecutive_failures,
+                "consecutive_successes": state.consecutive_successes,
+                "version": result.version if result is not None else None,
+                "tls_cert_expiry": _iso(state.tls_expiry) if state.tls_expiry is not None else None,
+            },
+            "history": [_result_doc(*entry) for entry in reversed(state.history)],
+        })
+    return {"targets": out}
+
+
+def make_app(*, reader: BridgeReader, store: StateStore, reload: Reload, api_token: Callable[[], str | None]
+             ) -> web.Application:
+    renderer = _MetricsRenderer(reader, store.live)
+
+    def authorized(request: web.Request) -> bool:
+        token = api_token()
+        if token is None:
+            return True
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def unauthorized() -> web.Response:
+        return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
 
     async def metrics(request: web.Request) -> web.Response:
-        return await render(request)
+        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+        body = await renderer.render(openmetrics)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
+        return response
 
     async def health(_: web.Request) -> web.Response:
-        code, doc = health_document(snapshot())
+        code, doc = health_document(store.snapshot())
         return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
 
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="OK\n")
 
+    async def targets(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return unauthorized()
+        return web.json_response(targets_document(store.snapshot()))
+
+    async def do_reload(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return unauthorized()
+        problems = await reload()
+        if problems:
+            return web.json_response({"status": "error", "errors": problems}, status=400)
+        return web.json_response({"status": "success"})
+
+    app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/api/v1/targets", targets)
+    app.router.add_post("/-/reload", do_reload)
     return app

@@ -14,7 +14,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -38,6 +37,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import __version__
 from .config import Target
 from .result import CheckResult
+from .state import StateStore, TargetState
 
 __all__ = [
     "CHECK_DURATION_BUCKETS",
@@ -73,18 +73,12 @@ def make_resource() -> Resource:
     return Resource(ours).merge(base)
 
 
-@dataclass(slots=True)
-class _Current:
-    target: Target
-    attrs: dict[str, str]
-    result: CheckResult | None = None
-
-
 class Telemetry:
     def __init__(
         self,
         *,
         metric_readers: Sequence[MetricReader],
+        store: StateStore | None = None,
         span_processors: Sequence[SpanProcessor] = (),
         resource: Resource | None = None,
         clock: Callable[[], float] = time.time,
@@ -102,7 +96,7 @@ class Telemetry:
             self.tracer_provider.add_span_processor(processor)
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
         self._clock = clock
-        self._current: dict[tuple[str, str], _Current] = {}
+        self.store = store if store is not None else StateStore()
         self._counter_attrs: dict[tuple[str, str, str, str], dict[str, str]] = {}
         self._in_flight: Callable[[], int] = lambda: 0
         self._reload_ok = 1
@@ -116,6 +110,10 @@ class Telemetry:
         # Names are the Prometheus names; units are chosen so no exporter appends a suffix.
         m.create_observable_gauge("tta_service_up", [self._observe_up],
                                   description="1 if the last check of the service passed, else 0")
+        m.create_observable_gauge("tta_service_state_up", [self._observe_state_up],
+                                  description="Debounced state: 0 after N consecutive failures, 1 after M successes")
+        m.create_observable_gauge("tta_service_tls_cert_expiry_timestamp_seconds", [self._observe_tls_expiry],
+                                  unit="s", description="Unix time the service's TLS certificate expires")
         m.create_observable_gauge("tta_service_response_time_seconds", [self._observe_response_time], unit="s",
                                   description="Duration of the last check of the service")
         m.create_observable_gauge("tta_service_last_check_timestamp_seconds", [self._observe_last_check],
@@ -148,19 +146,12 @@ class Telemetry:
 
     # -- targets ----------------------------------------------------------------------
     def set_targets(self, targets: Iterable[Target]) -> None:
-        """Replace the set of live targets; results of unchanged targets are kept."""
-        current: dict[tuple[str, str], _Current] = {}
-        for target in targets:
-            old = self._current.get(target.key)
-            attrs = {"service": target.name, "environment": target.environment, "kind": target.kind,
-                     **dict(target.labels)}
-            keep = old.result if old is not None and old.attrs == attrs else None
-            current[target.key] = _Current(target, attrs, keep)
-        self._current = current
-        self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if (k[0], k[1]) in current}
+        """Replace the live targets (in the store); series of removed ones disappear."""
+        self.store.set_targets(targets)
+        self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if self.store.live(k[0], k[1])}
 
     def live(self, service: str, environment: str) -> bool:
-        return (service, environment) in self._current
+        return self.store.live(service, environment)
 
     def set_in_flight_source(self, source: Callable[[], int]) -> None:
         self._in_flight = source
@@ -196,11 +187,16 @@ class Telemetry:
             otel_context.detach(token)
             span.end()
 
-    def record(self, target: Target, result: CheckResult, span: Span | None = None) -> None:
-        entry = self._current.get(target.key)
+    def record(self, target: Target, result: CheckResult, span: Span | None = None) -> bool:
+        """Record one result: state, meters, span. Returns True if the debounced state changed."""
+        entry = self.store.get(target.key)
         if entry is None or (entry.target is not target and entry.target != target):
-            return  # removed or replaced by a reload while it ran
-        entry.result = result
+            return False  # removed or replaced by a reload while it ran
+        trace_id = None
+        if span is not None:
+            ctx = span.get_span_context()
+            trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+        changed = entry.update(result, trace_id)
         attrs = entry.attrs
         error = str(result.error_type) if result.error_type is not None else ""
         ckey = (target.name, target.environment, result.outcome, error)
@@ -215,6 +211,7 @@ class Telemetry:
         self._duration.record(result.duration, attrs, context=exemplar_ctx or _NO_SPAN)
         if span is not None:
             self._annotate(span, result)
+        return changed
 
     def _annotate(self, span: Span, result: CheckResult) -> None:
         span.set_attribute("tta.check.outcome", result.outcome)
@@ -239,8 +236,8 @@ class Telemetry:
         self._skipped.add(1, {"service": target.name, "environment": target.environment, "kind": target.kind})
 
     # -- observable callbacks (may run on a scrape thread: iterate over snapshots) --------
-    def _results(self) -> list[tuple[dict[str, str], CheckResult, Target]]:
-        return [(c.attrs, c.result, c.target) for c in list(self._current.values()) if c.result is not None]
+    def _results(self) -> list[tuple[dict[str, str], CheckResult, TargetState]]:
+        return [(c.attrs, c.result, c) for c in self.store.snapshot() if c.result is not None]
 
     def _observe_up(self, _: CallbackOptions) -> Iterator[Observation]:
         for attrs, result, _t in self._results():
@@ -255,8 +252,18 @@ class Telemetry:
             yield Observation(result.started_at + result.duration, attrs)
 
     def _observe_slow_threshold(self, _: CallbackOptions) -> Iterator[Observation]:
-        for c in list(self._current.values()):
+        for c in self.store.snapshot():
             yield Observation(c.target.slow_threshold, c.attrs)
+
+    def _observe_state_up(self, _: CallbackOptions) -> Iterator[Observation]:
+        for c in self.store.snapshot():
+            if c.debounced_up is not None:
+                yield Observation(1 if c.debounced_up else 0, c.attrs)
+
+    def _observe_tls_expiry(self, _: CallbackOptions) -> Iterator[Observation]:
+        for c in self.store.snapshot():
+            if c.tls_expiry is not None:
+                yield Observation(c.tls_expiry, c.attrs)
 
     def _observe_info(self, _: CallbackOptions) -> Iterator[Observation]:
         for attrs, result, _t in self._results():
@@ -276,7 +283,7 @@ class Telemetry:
         yield Observation(self._in_flight())
 
     def _observe_targets(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(len(self._current))
+        yield Observation(len(self.store))
 
     def _observe_reload_ok(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._reload_ok)

@@ -65,3 +65,14 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Jaeger]
 @pytest.fixture
 def testdata() -> Path:
     return Path(__file__).parent / "testdata"
+
+
+@pytest.fixture(scope="session")
+def otelcol_to_jaeger(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger
+                      ) -> Iterator[servers.OtelCollector]:
+    """The Collector with the smallest pipeline: OTLP in, traces to Jaeger."""
+    config = Path(__file__).parent / "testdata" / "otelcol-smoke.yaml"
+    collector = servers.start_otelcol(tmp_path_factory.mktemp("otelcol-smoke"), [config],
+                                      {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}"})
+    yield collector
+    collector.stop()

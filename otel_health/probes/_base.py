@@ -49,11 +49,19 @@ class Attempt:
     status_code: int | None = None
     version: str | None = None
     info: dict[str, str] = field(default_factory=dict)
+    tls_expiry: float | None = None
 
 
 class Probe(ABC):
     kind: ClassVar[str]
     options_type: ClassVar[type[Any]]
+    # URL schemes ``otel-health probe URL`` maps to this kind, read by ``options_from_url``.
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def options_from_url(cls, url: str) -> Any:
+        """Options for an ad hoc check of ``url``; raise ValueError with a one-line reason."""
+        raise ValueError(f"{cls.kind} targets cannot be given as a URL")
 
     def __init__(self, settings: ProbeSettings) -> None:
         self.settings = settings
@@ -103,6 +111,7 @@ class Probe(ABC):
             info=attempt.info,
             attempts=attempts,
             slow=duration > target.slow_threshold,
+            tls_expiry=attempt.tls_expiry,
         )
 
     @abstractmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from opentelemetry import propagate
@@ -27,6 +27,7 @@ from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+from ._tls import peer_cert_expiry
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
@@ -67,6 +68,7 @@ class HttpOptions:
     basic_auth_password: Secret | None = None
     bearer_token: Secret | None = None
     traceparent: bool = True
+    tls_min_days_left: float | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
@@ -129,6 +131,7 @@ class HttpOptions:
             basic_auth_password=password,
             bearer_token=bearer,
             traceparent=f.flag("traceparent", True),
+            tls_min_days_left=_min_days(f, url),
         )
         return options if url else None
 
@@ -156,6 +159,13 @@ class HttpOptions:
     @property
     def reads_body(self) -> bool:
         return bool(self.body_contains or self.body_regex or self.json_equals or self.version_field)
+
+
+def _min_days(f: Fields, url: str | None) -> float | None:
+    days = f.whole("tls_min_days_left", 0, minimum=0, maximum=3650)
+    if f.has("tls_min_days_left") and url and not url.startswith("https://"):
+        f.problem("tls_min_days_left", "only applies to https:// URLs; remove it or use https")
+    return float(days) if days else None
 
 
 def _parse_status(f: Fields) -> tuple[StatusRange, ...]:
@@ -210,6 +220,21 @@ def _mark(name: str) -> Any:
 class HttpProbe(Probe):
     kind = "http"
     options_type = HttpOptions
+    schemes = ("http", "https")
+
+    @classmethod
+    def options_from_url(cls, url: str) -> HttpOptions:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError(f"{redact_url(url)}: no host in the URL")
+        user, password = parts.username, parts.password
+        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        if parts.port:
+            netloc += f":{parts.port}"
+        clean = parts._replace(netloc=netloc).geturl()
+        secret = Secret(unquote(password), "url") if password is not None else None
+        return HttpOptions(url=clean, basic_auth_user=unquote(user) if user is not None and secret else None,
+                           basic_auth_password=secret)
 
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
@@ -278,6 +303,9 @@ class HttpProbe(Probe):
                     max_redirects=10, ssl=self._ssl_context(o), trace_request_ctx=marks,
                 ) as response:
                     attempt.status_code = response.status
+                    if response.connection is not None and response.connection.transport is not None:
+                        ssl_object = response.connection.transport.get_extra_info("ssl_object")
+                        attempt.tls_expiry = peer_cert_expiry(ssl_object)
                     span.set_attribute("http.response.status_code", response.status)
                     v = response.version
                     if v is not None:
@@ -299,6 +327,11 @@ class HttpProbe(Probe):
             if code is not None and code >= 400:
                 span.set_status(Status(StatusCode.ERROR))
                 span.set_attribute("error.type", str(code))
+        if o.tls_min_days_left is not None and attempt.tls_expiry is not None:
+            days = (attempt.tls_expiry - time.time()) / 86400
+            if days < o.tls_min_days_left:
+                raise ProbeFailure(ErrorType.TLS, f"certificate expires in {days:.1f} days, "
+                                                  f"fewer than the {o.tls_min_days_left:g} required")
         if not any(code in r for r in o.expect_status):
             expected = ", ".join(str(r) for r in o.expect_status)
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")

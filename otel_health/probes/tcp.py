@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -77,6 +78,14 @@ def _unescape(text: str) -> str:
 class TcpProbe(Probe):
     kind = "tcp"
     options_type = TcpOptions
+    schemes = ("tcp", "tcps")
+
+    @classmethod
+    def options_from_url(cls, url: str) -> TcpOptions:
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.port:
+            raise ValueError("a TCP URL needs a host and a port: tcp://HOST:PORT (tcps:// for TLS)")
+        return TcpOptions(host=parts.hostname, port=parts.port, tls=parts.scheme == "tcps")
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: TcpOptions = target.options

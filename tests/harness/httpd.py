@@ -3,6 +3,7 @@
     python -m tests.harness.httpd --port P [--tls-port P --cert C --key K] [--blackhole-port P]
 
 Routes: /ok (JSON with a version), /status/{code}, /slow?ms=N, /hang, /flaky?key=K&fail=N,
+/sequence?key=K&codes=200,500,... (one code per request, in turn),
 /traced (remembers the request's traceparent; /seen lists them), /auth (basic auth against
 $HTTPD_USER / $HTTPD_PASSWORD), /loop (redirects to itself). The blackhole port accepts
 connections and never answers.
@@ -50,6 +51,18 @@ async def flaky(request: web.Request) -> web.Response:
     return web.Response(text="OK\n")
 
 
+_sequence: dict[str, int] = {}
+
+
+async def sequence(request: web.Request) -> web.Response:
+    """Answers with the codes in ``codes`` in turn, one per request, cycling; per ``key``."""
+    codes = [int(c) for c in request.query["codes"].split(",")]
+    key = request.query.get("key", "default")
+    index = _sequence.get(key, 0)
+    _sequence[key] = index + 1
+    return web.Response(status=codes[index % len(codes)], text="seq\n")
+
+
 async def traced(request: web.Request) -> web.Response:
     _seen.append({k.lower(): v for k, v in request.headers.items()})
     return web.Response(text="OK\n")
@@ -90,6 +103,7 @@ async def main() -> None:
     app.router.add_get("/hang", hang)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/traced", traced)
+    app.router.add_get("/sequence", sequence)
     app.router.add_get("/seen", seen)
     app.router.add_get("/auth", auth)
     app.router.add_get("/loop", loop)

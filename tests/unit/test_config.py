@@ -102,9 +102,11 @@ def test_validate_command_accepts_a_good_file(capsys: pytest.CaptureFixture[str]
     assert "ok, 3 targets" in capsys.readouterr().out
 
 
-def test_builtin_default_config_is_valid() -> None:
-    from importlib import resources
+def test_builtin_default_config_checks_the_collector_itself() -> None:
+    from otel_health.cli import _load
 
-    text = resources.files("otel_health").joinpath("default.yaml").read_text()
-    config = load_text(text, "default.yaml", PROBES)
+    config = _load(None, "127.0.0.1:9123")
+    assert (config.listen_host, config.listen_port) == ("127.0.0.1", 9123)
     assert {t.kind for t in config.targets} == {"http", "tcp"}
+    assert config.targets[0].options.url == "http://127.0.0.1:9123/-/healthy"
+    assert config.targets[1].options.port == 9123

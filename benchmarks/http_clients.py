@@ -1,0 +1,141 @@
+"""Which HTTP client carries the probe: CPU-seconds per 1,000 GETs of a tiny page.
+
+Each client runs in its own process against the same local nginx, a fresh TCP connection
+per request, concurrency 64; rounds are interleaved and the median (with range) printed.
+
+    python -m benchmarks.http_clients [--requests 3000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+
+from benchmarks._nginx import Nginx
+
+CONCURRENCY = 64
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def _drive(n: int, one) -> None:
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def task() -> None:
+        async with sem:
+            await one()
+
+    await asyncio.gather(*(task() for _ in range(n)))
+
+
+async def bench_httpx(url: str, n: int, instrumented: bool) -> None:
+    import httpx
+
+    client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0, max_connections=None))
+    if instrumented:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=TracerProvider())
+
+    async def one() -> None:
+        response = await client.get(url)
+        assert response.status_code == 200
+
+    await _drive(n, one)
+    await client.aclose()
+
+
+async def bench_aiohttp(url: str, n: int) -> None:
+    import aiohttp
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+
+    async def one() -> None:
+        async with session.get(url) as response:
+            await response.read()
+            assert response.status == 200
+
+    await _drive(n, one)
+    await session.close()
+
+
+async def bench_otel_health(url: str, n: int) -> None:
+    """The real path: HttpProbe.run, the root span, the child span, telemetry.record."""
+    from otel_health.config import load_text
+    from otel_health.exposition import BridgeReader
+    from otel_health.probes import PROBES
+    from otel_health.probes.http import HttpProbe
+    from otel_health.probes._base import ProbeSettings
+    from otel_health.telemetry import Telemetry
+
+    config = load_text(f"targets:\n  - name: bench\n    kind: http\n    url: {url}\n", "bench.yaml", PROBES)
+    target = config.targets[0]
+    telemetry = Telemetry(metric_readers=[BridgeReader()])
+    telemetry.set_targets([target])
+    probe = HttpProbe(ProbeSettings(tracer=telemetry.tracer_provider.get_tracer("bench")))
+
+    async def one() -> None:
+        with telemetry.check_span(target) as span:
+            result = await probe.run(target)
+            telemetry.record(target, result, span)
+        assert result.up, result.detail
+
+    await _drive(n, one)
+    await probe.close()
+
+
+CLIENTS = {
+    "httpx": lambda url, n: bench_httpx(url, n, False),
+    "httpx+otel-instrumentation": lambda url, n: bench_httpx(url, n, True),
+    "aiohttp": bench_aiohttp,
+    "otel-health probe (aiohttp+spans+metrics)": bench_otel_health,
+}
+
+
+def _child(name: str, url: str, n: int) -> None:
+    asyncio.run(CLIENTS[name](url, 50))  # warm-up: imports, first connections
+    start = _cpu()
+    asyncio.run(CLIENTS[name](url, n))
+    print(json.dumps({"cpu": _cpu() - start}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child")
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.url, args.requests)
+        return
+    nginx = Nginx()
+    results: dict[str, list[float]] = {name: [] for name in CLIENTS}
+    try:
+        for _ in range(args.rounds):
+            for name in CLIENTS:
+                out = subprocess.run([sys.executable, "-m", "benchmarks.http_clients", "--child", name, "--url",
+                                      nginx.url, "--requests", str(args.requests)],
+                                     capture_output=True, text=True, check=True, timeout=600)
+                results[name].append(json.loads(out.stdout.strip().splitlines()[-1])["cpu"] / args.requests * 1000)
+    finally:
+        nginx.stop()
+    base = statistics.median(results["aiohttp"])
+    print(f"CPU-seconds per 1,000 GETs (fresh connection each, concurrency {CONCURRENCY}, "
+          f"{args.requests} requests x {args.rounds} rounds; median [range]):")
+    for name, values in results.items():
+        med = statistics.median(values)
+        print(f"  {name:44s} {med:.3f} [{min(values):.3f}-{max(values):.3f}]  x{med / base:.2f} of bare aiohttp")
+
+
+if __name__ == "__main__":
+    main()

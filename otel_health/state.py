@@ -1,0 +1,99 @@
+"""What the collector knows about each target now: last result, debounced state, history.
+
+The store is written only from the event loop; readers on other threads (the ``/metrics``
+render) take :meth:`StateStore.snapshot`, a list copied in one step.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .config import Target
+from .result import CheckResult
+
+__all__ = ["HISTORY_SIZE", "StateStore", "TargetState"]
+
+HISTORY_SIZE = 20
+
+
+@dataclass(slots=True)
+class TargetState:
+    target: Target
+    attrs: dict[str, str]
+    result: CheckResult | None = None
+    debounced_up: bool | None = None
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    transitions: int = 0
+    tls_expiry: float | None = None
+    # (result, trace id of its check, debounced state after it) for the most recent checks
+    history: collections.deque[tuple[CheckResult, str | None, bool]] = field(
+        default_factory=lambda: collections.deque(maxlen=HISTORY_SIZE))
+
+    def update(self, result: CheckResult, trace_id: str | None = None) -> bool:
+        """Take a new result; return True when the debounced state changed."""
+        self.result = result
+        if result.tls_expiry is not None:
+            self.tls_expiry = result.tls_expiry
+        if result.up:
+            self.consecutive_successes += 1
+            self.consecutive_failures = 0
+        else:
+            self.consecutive_failures += 1
+            self.consecutive_successes = 0
+        before = self.debounced_up
+        if before is None:
+            # The first result decides at once: an unknown state helps nobody.
+            self.debounced_up = result.up
+        elif before and self.consecutive_failures >= self.target.failure_threshold:
+            self.debounced_up = False
+        elif not before and self.consecutive_successes >= self.target.success_threshold:
+            self.debounced_up = True
+        changed = before is not None and before != self.debounced_up
+        if changed:
+            self.transitions += 1
+        self.history.append((result, trace_id, bool(self.debounced_up)))
+        return changed
+
+
+def attributes_of(target: Target) -> dict[str, str]:
+    return {"service": target.name, "environment": target.environment, "kind": target.kind, **dict(target.labels)}
+
+
+class StateStore:
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], TargetState] = {}
+
+    def set_targets(self, targets: Iterable[Target]) -> None:
+        """Replace the live targets. A target keeps its history across a reload; its last
+        result and state are kept when its labels are unchanged."""
+        states: dict[tuple[str, str], TargetState] = {}
+        for target in targets:
+            old = self._states.get(target.key)
+            attrs = attributes_of(target)
+            state = TargetState(target, attrs)
+            if old is not None:
+                state.history = old.history
+                if old.attrs == attrs:
+                    state.result = old.result
+                    state.debounced_up = old.debounced_up
+                    state.consecutive_failures = old.consecutive_failures
+                    state.consecutive_successes = old.consecutive_successes
+                    state.transitions = old.transitions
+                    state.tls_expiry = old.tls_expiry
+            states[target.key] = state
+        self._states = states
+
+    def get(self, key: tuple[str, str]) -> TargetState | None:
+        return self._states.get(key)
+
+    def live(self, service: str, environment: str) -> bool:
+        return (service, environment) in self._states
+
+    def snapshot(self) -> list[TargetState]:
+        return list(self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)

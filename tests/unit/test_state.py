@@ -1,0 +1,45 @@
+"""Debounced state: down after N consecutive failures, up after M consecutive successes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from otel_health.state import StateStore
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "outcomes", "expected"),
+    [
+        (1, 1, "UDUD", "UDUD"),
+        (3, 1, "UDDUDDDU", "UUUUUUDU"),
+        (2, 2, "UDDUDUUD", "UUDDDDUU"),
+        (1, 3, "DUUDUUU", "DDDDDDU"),
+    ],
+)
+def test_debounce_follows_n_failures_and_m_successes(make_target, make_result, n: int, m: int, outcomes: str,
+                                                     expected: str) -> None:
+    target = dataclasses.replace(make_target("flip"), failure_threshold=n, success_threshold=m)
+    store = StateStore()
+    store.set_targets([target])
+    state = store.get(target.key)
+    got = ""
+    for outcome in outcomes:
+        state.update(make_result(up=outcome == "U"))
+        got += "U" if state.debounced_up else "D"
+    assert got == expected
+    assert [raw.up for raw, _, _ in state.history] == [o == "U" for o in outcomes]
+
+
+def test_history_is_bounded_and_kept_across_reloads(make_target, make_result) -> None:
+    store = StateStore()
+    target = make_target("a")
+    store.set_targets([target])
+    for _ in range(50):
+        store.get(target.key).update(make_result())
+    assert len(store.get(target.key).history) == 20
+    changed = dataclasses.replace(target, interval=30.0)
+    store.set_targets([changed])
+    assert len(store.get(target.key).history) == 20
+    assert store.get(target.key).result is not None
