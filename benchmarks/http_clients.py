@@ -73,8 +73,8 @@ async def bench_otel_health(url: str, n: int) -> None:
     from otel_health.config import load_text
     from otel_health.exposition import BridgeReader
     from otel_health.probes import PROBES
-    from otel_health.probes.http import HttpProbe
     from otel_health.probes._base import ProbeSettings
+    from otel_health.probes.http import HttpProbe
     from otel_health.telemetry import Telemetry
 
     config = load_text(f"targets:\n  - name: bench\n    kind: http\n    url: {url}\n", "bench.yaml", PROBES)

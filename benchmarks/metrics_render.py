@@ -19,7 +19,7 @@ from otel_health.errors import ErrorType
 from otel_health.exposition import BridgeReader
 from otel_health.probes.http import HttpOptions
 from otel_health.result import CheckResult
-from otel_health.telemetry import CHECK_DURATION_BUCKETS, Telemetry, cardinality_limits
+from otel_health.telemetry import Telemetry, cardinality_limits
 
 
 def _targets(n: int) -> list[Target]:

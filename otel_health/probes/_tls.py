@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import calendar
+import contextvars
 import ssl
 import time
 
-__all__ = ["peer_cert_expiry"]
+__all__ = ["PEER_CERT", "RecordingSSLObject", "not_after", "not_after_or_none"]
+
+# Set by a probe around one request; the TLS handshake drops the peer's certificate in it.
+# (The HTTP client can release a connection before the response reaches the caller, so
+# the certificate is caught where it is first seen.)
+PEER_CERT: contextvars.ContextVar[dict[str, bytes] | None] = contextvars.ContextVar("peer_cert", default=None)
 
 
-def peer_cert_expiry(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> float | None:
-    """Unix time the peer's certificate expires, or None when there is none to read."""
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
+class RecordingSSLObject(ssl.SSLObject):
+    """An SSLObject that records the peer certificate of a finished handshake in PEER_CERT."""
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        holder = PEER_CERT.get()
+        if holder is not None:
+            der = self.getpeercert(binary_form=True)
+            if der:
+                holder["der"] = der
+
+
+def not_after_or_none(der: bytes) -> float | None:
+    """Unix time the certificate expires, or None when it cannot be read."""
     try:
         return not_after(der)
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, UnicodeDecodeError):
         return None
 
 

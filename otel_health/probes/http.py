@@ -27,7 +27,7 @@ from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings, classify_os_error
-from ._tls import peer_cert_expiry
+from ._tls import PEER_CERT, RecordingSSLObject, not_after_or_none
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
@@ -261,6 +261,7 @@ class HttpProbe(Probe):
         context = self._ssl.get(key)
         if context is None:
             context = ssl.create_default_context(cafile=key[1])
+            context.sslobject_class = RecordingSSLObject
             if not options.tls_verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
@@ -297,15 +298,16 @@ class HttpProbe(Probe):
             if o.traceparent:
                 propagate.inject(headers)
             marks: dict[str, float] = {}
+            peer: dict[str, bytes] = {}
+            cert_token = PEER_CERT.set(peer)
             try:
                 async with self._client().request(
                     o.method, o.url, headers=headers, data=o.body, allow_redirects=o.follow_redirects,
                     max_redirects=10, ssl=self._ssl_context(o), trace_request_ctx=marks,
                 ) as response:
                     attempt.status_code = response.status
-                    if response.connection is not None and response.connection.transport is not None:
-                        ssl_object = response.connection.transport.get_extra_info("ssl_object")
-                        attempt.tls_expiry = peer_cert_expiry(ssl_object)
+                    if "der" in peer:
+                        attempt.tls_expiry = not_after_or_none(peer["der"])
                     span.set_attribute("http.response.status_code", response.status)
                     v = response.version
                     if v is not None:
@@ -322,6 +324,7 @@ class HttpProbe(Probe):
                 span.set_status(Status(StatusCode.ERROR))
                 raise
             finally:
+                PEER_CERT.reset(cert_token)
                 attempt.phases.update(_phase_durations(marks))
             code = attempt.status_code
             if code is not None and code >= 400:
