@@ -65,6 +65,7 @@ class Collector:
         self.scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self.port: int | None = None
 
     def _export_failed(self, signal_name: str) -> None:
@@ -98,6 +99,11 @@ class Collector:
         self.telemetry.set_targets(config.targets)
         if self.scheduler is not None:
             self.scheduler.set_targets(config.targets)
+        live = {t.key for t in config.targets}
+        for probe in self._probes.values():
+            task = asyncio.get_running_loop().create_task(probe.retain(live))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def reload(self) -> list[str]:
         """Re-read the configuration; return its problems (empty when it was applied)."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from ._base import Attempt, Probe, ProbeSettings
 from .http import HttpProbe
+from .neo4j import Neo4jProbe
+from .postgres import PostgresProbe
+from .redis import RedisProbe
 from .tcp import TcpProbe
 
 __all__ = ["PROBES", "Attempt", "Probe", "ProbeSettings"]
@@ -15,4 +18,7 @@ __all__ = ["PROBES", "Attempt", "Probe", "ProbeSettings"]
 PROBES: dict[str, type[Probe]] = {
     HttpProbe.kind: HttpProbe,
     TcpProbe.kind: TcpProbe,
+    RedisProbe.kind: RedisProbe,
+    PostgresProbe.kind: PostgresProbe,
+    Neo4jProbe.kind: Neo4jProbe,
 }

@@ -9,11 +9,13 @@ classified here. Errors never escape ``run()``: they become a down :class:`Check
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 import ssl
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -113,6 +115,32 @@ class Probe(ABC):
             slow=duration > target.slow_threshold,
             tls_expiry=attempt.tls_expiry,
         )
+
+    @contextlib.contextmanager
+    def step(self, attempt: Attempt, phase: str, span_name: str,
+             attributes: Mapping[str, str | int]) -> Iterator[trace.Span]:
+        """One protocol step: a CLIENT child span, timed into ``attempt.phases[phase]``.
+
+        A failing step marks its span ERROR with ``error.type``; the check's outcome is
+        still decided by ``run()`` (an expected failure of a step may be fine).
+        """
+        start = time.perf_counter()
+        with self.settings.tracer.start_as_current_span(
+            span_name, kind=trace.SpanKind.CLIENT, attributes=attributes, record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except Exception as exc:
+                span.set_status(trace.Status(trace.StatusCode.ERROR))
+                span.set_attribute("error.type", str(self._classify(exc)[0]))
+                raise
+            finally:
+                attempt.phases[phase] = time.perf_counter() - start
+
+    async def retain(self, live: set[tuple[str, str]]) -> None:
+        """Drop what is held for targets no longer configured (called after a reload)."""
+        return None
 
     @abstractmethod
     async def _check(self, target: Target, attempt: Attempt) -> None:

@@ -6,14 +6,11 @@ import asyncio
 import contextlib
 import re
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
@@ -97,52 +94,32 @@ class TcpProbe(Probe):
                 context.verify_mode = ssl.CERT_NONE
         attributes: dict[str, str | int] = {"server.address": o.host, "server.port": o.port,
                                             "network.transport": "tcp"}
-        writer: asyncio.StreamWriter | None = None
-        with self.settings.tracer.start_as_current_span("connect", kind=SpanKind.CLIENT, attributes=attributes,
-                                          record_exception=False, set_status_on_exception=False) as span:
-            start = time.perf_counter()
-            try:
-                reader, writer = await asyncio.open_connection(
-                    o.host, o.port, ssl=context, server_hostname=(o.server_name or o.host) if context else None,
-                    limit=_MAX_READ,
-                )
-            except Exception as exc:
-                span.set_status(Status(StatusCode.ERROR))
-                span.set_attribute("error.type", str(self._classify(exc)[0]))
-                raise
-            attempt.phases["connect"] = time.perf_counter() - start
+        with self.step(attempt, "connect", "connect", attributes):
+            reader, writer = await asyncio.open_connection(
+                o.host, o.port, ssl=context, server_hostname=(o.server_name or o.host) if context else None,
+                limit=_MAX_READ,
+            )
         try:
             if o.send is not None or o.expect is not None:
-                await self._exchange(o, reader, writer, attempt)
+                with self.step(attempt, "exchange", "exchange", attributes):
+                    await self._exchange(o, reader, writer)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def _exchange(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        attempt: Attempt) -> None:
-        with self.settings.tracer.start_as_current_span("exchange", kind=SpanKind.CLIENT,
-                                          attributes={"server.address": o.host, "server.port": o.port},
-                                          record_exception=False, set_status_on_exception=False) as span:
-            start = time.perf_counter()
-            try:
-                if o.send is not None:
-                    writer.write(o.send)
-                    await writer.drain()
-                if o.expect is not None:
-                    received = b""
-                    while not o.expect.search(received):
-                        chunk = await reader.read(4096)
-                        if not chunk:
-                            raise ProbeFailure(ErrorType.ASSERTION,
-                                               f"connection closed before the answer matched /{_show(o.expect)}/")
-                        received = (received + chunk)[-_MAX_READ:]
-            except Exception as exc:
-                span.set_status(Status(StatusCode.ERROR))
-                span.set_attribute("error.type", str(self._classify(exc)[0]))
-                raise
-            finally:
-                attempt.phases["exchange"] = time.perf_counter() - start
+    async def _exchange(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if o.send is not None:
+            writer.write(o.send)
+            await writer.drain()
+        if o.expect is not None:
+            received = b""
+            while not o.expect.search(received):
+                chunk = await reader.read(4096)
+                if not chunk:
+                    raise ProbeFailure(ErrorType.ASSERTION,
+                                       f"connection closed before the answer matched /{_show(o.expect)}/")
+                received = (received + chunk)[-_MAX_READ:]
 
 
 def _show(pattern: re.Pattern[bytes]) -> str:

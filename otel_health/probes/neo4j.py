@@ -1,0 +1,190 @@
+"""Neo4j probe: connect and authenticate over Bolt, then ``CALL dbms.components()``.
+
+After an authentication failure the probe backs off for that target (doubling up to 15
+minutes) instead of trying again every interval: Neo4j locks an account after a few failed
+logins, and a stale password must not keep it locked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import neo4j
+from neo4j import exceptions as nexc
+
+from .. import __version__
+from ..config import Fields, Secret, Target
+from ..errors import ErrorType, ProbeFailure
+from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+
+__all__ = ["Neo4jOptions", "Neo4jProbe"]
+
+_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+_BACKOFF_MAX = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Neo4jOptions:
+    uri: str
+    user: str = "neo4j"
+    password: Secret | None = None
+    database: str | None = None
+    reuse_connection: bool = False
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.uri).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.uri).port or 7687
+
+    @classmethod
+    def parse(cls, f: Fields) -> Neo4jOptions | None:
+        uri = f.text("uri", required=True)
+        if uri is not None:
+            parts = urlsplit(uri)
+            if parts.scheme not in _SCHEMES or not parts.hostname:
+                f.problem("uri", f"must be a Bolt URI such as bolt://HOST:7687 (schemes: {', '.join(_SCHEMES)})")
+                uri = None
+            elif parts.username or parts.password:
+                f.problem("uri", "must not hold credentials; use 'user' and 'password: ${ENV_VAR}'")
+                uri = None
+        options = cls(
+            uri=uri or "",
+            user=f.text("user", "neo4j"),
+            password=f.secret("password"),
+            database=f.text("database"),
+            reuse_connection=f.flag("reuse_connection", False),
+        )
+        return options if uri else None
+
+    def secrets(self) -> Iterator[Secret]:
+        if self.password is not None:
+            yield self.password
+
+    def public(self) -> dict[str, Any]:
+        return {"uri": self.uri, "user": self.user, "password": self.password.source if self.password else None,
+                "database": self.database, "reuse_connection": self.reuse_connection}
+
+
+@dataclass(slots=True)
+class _Backoff:
+    options: Neo4jOptions
+    failures: int
+    until: float
+
+
+class Neo4jProbe(Probe):
+    kind = "neo4j"
+    options_type = Neo4jOptions
+    schemes = _SCHEMES
+
+    def __init__(self, settings: ProbeSettings, clock: Any = time.monotonic) -> None:
+        super().__init__(settings)
+        self._clock = clock
+        self._backoff: dict[tuple[str, str], _Backoff] = {}
+        self._kept: dict[tuple[str, str], tuple[Neo4jOptions, neo4j.AsyncDriver]] = {}
+
+    @classmethod
+    def options_from_url(cls, url: str) -> Neo4jOptions:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError("a Neo4j URL needs a host: bolt://[USER:PASSWORD@]HOST[:PORT]")
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        return Neo4jOptions(
+            uri=parts._replace(netloc=netloc, path="").geturl(),
+            user=unquote(parts.username) if parts.username else "neo4j",
+            password=Secret(unquote(parts.password), "url") if parts.password else None,
+            database=unquote(parts.path.strip("/")) or None,
+        )
+
+    def _driver(self, o: Neo4jOptions, timeout: float) -> neo4j.AsyncDriver:
+        return neo4j.AsyncGraphDatabase.driver(
+            o.uri, auth=(o.user, o.password.reveal() if o.password else ""),
+            connection_timeout=timeout, connection_acquisition_timeout=timeout, max_connection_pool_size=1,
+            max_transaction_retry_time=0, user_agent=f"otel-health/{__version__}",
+        )
+
+    async def _check(self, target: Target, attempt: Attempt) -> None:
+        o: Neo4jOptions = target.options
+        backoff = self._backoff.get(target.key)
+        if backoff is not None and backoff.options == o and self._clock() < backoff.until:
+            wait = backoff.until - self._clock()
+            raise ProbeFailure(ErrorType.AUTH, f"not tried: authentication failed before; next try in {wait:.0f}s "
+                                               "(backing off so a stale password does not lock the account)")
+        attributes: dict[str, str | int] = {"db.system.name": "neo4j", "server.address": o.host,
+                                            "server.port": o.port}
+        if o.database:
+            attributes["db.namespace"] = o.database
+        kept = self._kept.pop(target.key, None) if o.reuse_connection else None
+        driver = kept[1] if kept is not None and kept[0] == o else None
+        if kept is not None and driver is None:
+            await kept[1].close()
+        ok = False
+        try:
+            if driver is None:
+                driver = self._driver(o, target.timeout)
+                with self.step(attempt, "connect", "connect", attributes):
+                    await driver.verify_connectivity()
+            with self.step(attempt, "query", "CALL dbms.components",
+                           {**attributes, "db.operation.name": "CALL"}):
+                records, _, _ = await driver.execute_query(
+                    "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition",
+                    database_=o.database, routing_=neo4j.RoutingControl.READ)
+            for record in records:
+                if record["name"] == "Neo4j Kernel":
+                    attempt.version = str(record["versions"][0]) if record["versions"] else None
+                    attempt.info["edition"] = str(record["edition"])
+            self._backoff.pop(target.key, None)
+            ok = True
+        except nexc.AuthError:
+            previous = self._backoff.get(target.key)
+            failures = previous.failures + 1 if previous is not None and previous.options == o else 1
+            delay = min(max(target.interval, 30.0) * 2 ** (failures - 1), _BACKOFF_MAX)
+            self._backoff[target.key] = _Backoff(o, failures, self._clock() + delay)
+            raise
+        finally:
+            if driver is not None:
+                if ok and o.reuse_connection:
+                    self._kept[target.key] = (o, driver)
+                else:
+                    await driver.close()
+
+    async def retain(self, live: set[tuple[str, str]]) -> None:
+        for key in [k for k in self._backoff if k not in live]:
+            del self._backoff[key]
+        for key in [k for k in self._kept if k not in live]:
+            await self._kept.pop(key)[1].close()
+
+    async def close(self) -> None:
+        for _, driver in self._kept.values():
+            await driver.close()
+        self._kept.clear()
+
+    def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
+        if isinstance(exc, nexc.AuthError):
+            return ErrorType.AUTH, "authentication failed"
+        if isinstance(exc, nexc.DatabaseUnavailable):
+            return ErrorType.LOADING, "the database is unavailable (starting, stopping or offline)"
+        if isinstance(exc, nexc.ClientError) and "database" in (exc.code or "").lower() and \
+                "notfound" in (exc.code or "").replace(".", "").lower():
+            return ErrorType.DATABASE_MISSING, "the database does not exist"
+        if isinstance(exc, nexc.ServiceUnavailable | nexc.SessionExpired):
+            cause = exc.__cause__ or exc.__context__
+            for _ in range(5):
+                if cause is None or isinstance(cause, OSError):
+                    break
+                cause = cause.__cause__ or cause.__context__
+            if isinstance(cause, OSError):
+                return classify_os_error(cause)
+            return ErrorType.PROTOCOL, "the peer does not answer as a Bolt server"
+        if isinstance(exc, nexc.Neo4jError):
+            return ErrorType.ASSERTION, f"query failed: {exc.code or type(exc).__name__}"
+        if isinstance(exc, nexc.DriverError):
+            return ErrorType.PROTOCOL, f"Bolt error: {type(exc).__name__}"
+        return classify_os_error(exc)
