@@ -7,12 +7,11 @@ import base64
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind
 
 from otel_health.config import load_text
 from otel_health.probes import PROBES, ProbeSettings
@@ -25,7 +24,8 @@ pytestmark = pytest.mark.integration
 def _redis(name: str, r: servers.Redis, *, tls: bool = False, password: str = "${DS_PASSWORD}",
            interval: str = "0.3s", port: int | None = None) -> str:
     tls_lines = f"    tls: true\n    ca_file: {r.ca_file}\n" if tls else ""
-    return (f"  - name: {name}\n    kind: redis\n    host: 127.0.0.1\n    port: {port or (r.tls_port if tls else r.port)}\n"
+    port = port or (r.tls_port if tls else r.port)
+    return (f"  - name: {name}\n    kind: redis\n    host: 127.0.0.1\n    port: {port}\n"
             f"    password: '{password}'\n    interval: {interval}\n    timeout: 0.3s\n{tls_lines}")
 
 
@@ -183,7 +183,7 @@ async def test_no_connection_or_fd_leaks_after_500_checks_each(
         probe = probes[target.kind]
         sem = asyncio.Semaphore(8)
 
-        async def one(target=target, probe=probe) -> bool:
+        async def one(target=target, probe=probe, sem=sem) -> bool:
             async with sem:
                 return (await probe.run(target)).up
 
