@@ -65,12 +65,18 @@ def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
 
 
 def make_resource() -> Resource:
-    """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES honoured) plus our identity."""
-    ours: dict[str, Any] = {"service.version": __version__}
-    if "service.instance.id" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
-        ours["service.instance.id"] = str(uuid.uuid4())
-    base = Resource.create({"service.name": "otel-health"} if not os.environ.get("OTEL_SERVICE_NAME") else {})
-    return Resource(ours).merge(base)
+    """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES honoured) plus our identity.
+
+    ``service.instance.id`` is a fresh UUID unless given, so two replicas never write the
+    same series on the Collector path (it becomes their ``instance`` label).
+    """
+    from_env = Resource.create()
+    ours: dict[str, Any] = {"service.name": "otel-health", "service.version": __version__,
+                            "service.instance.id": str(uuid.uuid4())}
+    explicit = {k for k in ("service.name",) if os.environ.get("OTEL_SERVICE_NAME")}
+    explicit |= {pair.split("=", 1)[0].strip() for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+                 if "=" in pair}
+    return from_env.merge(Resource({k: v for k, v in ours.items() if k not in explicit}))
 
 
 class Telemetry:

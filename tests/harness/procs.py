@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,6 +90,13 @@ class Process:
             os.kill(self.popen.pid, sig)
 
     def stop(self, timeout: float = 10.0) -> None:
+        start = time.monotonic()
+        self._stop(timeout)
+        took = time.monotonic() - start
+        if took > 2:
+            print(f"harness: stopping {self.name} took {took:.1f}s", file=sys.stderr)
+
+    def _stop(self, timeout: float) -> None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)

@@ -295,12 +295,25 @@ def start_neo4j(workdir: Path, *, password: str, users: list[str] | None = None)
 # -- OpenTelemetry Collector and Jaeger -------------------------------------------------------
 @dataclass
 class OtelCollector:
-    otlp_grpc: int
-    otlp_http: int
-    health_port: int
-    prometheus_port: int
+    ports: dict[str, int]
     process: Process
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def otlp_grpc(self) -> int:
+        return self.ports["OTELCOL_OTLP_GRPC_ENDPOINT"]
+
+    @property
+    def otlp_http(self) -> int:
+        return self.ports["OTELCOL_OTLP_HTTP_ENDPOINT"]
+
+    @property
+    def prometheus_port(self) -> int:
+        return self.ports["OTELCOL_PROMETHEUS_ENDPOINT"]
+
+    @property
+    def telemetry_port(self) -> int:
+        return self.ports["OTELCOL_TELEMETRY_PORT"]
 
     def stop(self) -> None:
         self.process.stop()
@@ -310,18 +323,20 @@ def otelcol_binary() -> Path:
     return _require(CACHE / "bin" / "otelcol-otel-health", "the OpenTelemetry Collector")
 
 
-def start_otelcol(workdir: Path, configs: list[Path], env: dict[str, str]) -> OtelCollector:
+def start_otelcol(workdir: Path, configs: list[Path], env: dict[str, str],
+                  ports: dict[str, int] | None = None) -> OtelCollector:
+    """The Collector on free loopback ports (or ``ports``, to start it again where it was)."""
     binary = otelcol_binary()
-    ports = {"OTELCOL_OTLP_GRPC_PORT": free_port(), "OTELCOL_OTLP_HTTP_PORT": free_port(),
-             "OTELCOL_HEALTH_PORT": free_port(), "OTELCOL_PROMETHEUS_PORT": free_port(),
-             "OTELCOL_TELEMETRY_PORT": free_port()}
-    full_env = {**{k: str(v) for k, v in ports.items()}, **env}
+    ports = ports or {name: free_port() for name in (
+        "OTELCOL_OTLP_GRPC_ENDPOINT", "OTELCOL_OTLP_HTTP_ENDPOINT", "OTELCOL_HEALTH_ENDPOINT",
+        "OTELCOL_PROMETHEUS_ENDPOINT", "OTELCOL_TELEMETRY_PORT")}
+    full_env = {k: (str(v) if k.endswith("_PORT") else f"127.0.0.1:{v}") for k, v in ports.items()}
+    full_env |= {"OTELCOL_TELEMETRY_HOST": "127.0.0.1", **env}
     argv = [str(binary)] + [f"--config={c}" for c in configs]
     process = Process("OpenTelemetry Collector", argv, log_path=workdir / "otelcol.log", env=full_env)
-    health = ports["OTELCOL_HEALTH_PORT"]
+    health = ports["OTELCOL_HEALTH_ENDPOINT"]
     process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{health}/"), timeout=60)
-    return OtelCollector(ports["OTELCOL_OTLP_GRPC_PORT"], ports["OTELCOL_OTLP_HTTP_PORT"], health,
-                         ports["OTELCOL_PROMETHEUS_PORT"], process, full_env)
+    return OtelCollector(ports, process, full_env)
 
 
 @dataclass
@@ -346,7 +361,8 @@ class Jaeger:
         return data[0] if data else None
 
     def stop(self) -> None:
-        self.process.stop()
+        # In-memory storage only; its graceful shutdown can take over 10 s after queries.
+        self.process.stop(timeout=2)
 
 
 def start_jaeger(workdir: Path) -> Jaeger:

@@ -66,8 +66,9 @@ def test_collector_validates_a_config_and_carries_a_span_to_jaeger(
     jaeger: servers.Jaeger, tmp_path: Path
 ) -> None:
     config = Path(__file__).parents[1] / "testdata" / "otelcol-smoke.yaml"
-    env = {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}", "OTELCOL_OTLP_GRPC_PORT": str(free_port()),
-           "OTELCOL_OTLP_HTTP_PORT": str(free_port()), "OTELCOL_HEALTH_PORT": "1"}
+    env = {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}",
+           "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
+           "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{free_port()}", "OTELCOL_HEALTH_ENDPOINT": "127.0.0.1:1"}
     validate = subprocess.run([str(servers.otelcol_binary()), "validate", f"--config={config}"],
                               env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert validate.returncode == 0, validate.stderr

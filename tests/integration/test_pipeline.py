@@ -1,0 +1,246 @@
+"""The Collector path end to end: same series as the bridge, sampled traces, exemplars, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_health.collector import Collector
+from otel_health.config import load_text
+from otel_health.probes import PROBES
+from tests.harness import servers
+from tests.harness.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = [REPO / "otel-collector.yaml", REPO / "tests" / "testdata" / "otel-collector.test.yaml"]
+
+StartCollector = Callable[..., servers.OtelCollector]
+
+
+@pytest.fixture
+def start_collector(tmp_path: Path, jaeger: servers.Jaeger) -> Iterator[StartCollector]:
+    started: list[servers.OtelCollector] = []
+
+    def start(keep_percent: int = 0, ports: dict[str, int] | None = None) -> servers.OtelCollector:
+        env = {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}", "OTELCOL_KEEP_PERCENT": str(keep_percent),
+               "OTELCOL_FILE_EXPORT_PATH": str(tmp_path / f"kept-{len(started)}.json"),
+               "OTELCOL_LOG_LEVEL": "warn"}
+        collector = servers.start_otelcol(tmp_path / f"otelcol-{len(started)}", CONFIGS, env, ports)
+        started.append(collector)
+        return collector
+
+    yield start
+    for collector in started:
+        collector.stop()
+
+
+def _config(h: servers.HttpTargets, collector: servers.OtelCollector, *, interval: str = "0.25s") -> str:
+    return (
+        "listen: 127.0.0.1:0\nenvironment: pipeline\n"
+        f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"
+        "targets:\n"
+        f"  - name: healthy\n    kind: http\n    url: {h.url('/ok')}\n    interval: {interval}\n    timeout: 0.25s\n"
+        f"  - name: failing\n    kind: http\n    url: {h.url('/status/500')}\n    interval: {interval}\n"
+        "    timeout: 0.25s\n"
+        f"  - name: slow\n    kind: http\n    url: {h.url('/slow?ms=120')}\n    interval: {interval}\n"
+        "    timeout: 0.25s\n    slow_threshold: 100ms\n"
+    )
+
+
+async def _start(text: str, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, service: str) -> Collector:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", service)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
+    collector = Collector(load_text(text, "pipeline.yaml", PROBES), span_processors=[SimpleSpanProcessor(spans)])
+    await collector.start()
+    return collector
+
+
+def _roots(spans: InMemorySpanExporter) -> list:
+    return [s for s in spans.get_finished_spans() if s.parent is None]
+
+
+def _jaeger_traces(jaeger: servers.Jaeger, service: str) -> list[dict]:
+    q = urllib.parse.urlencode({"service": service, "limit": "2000", "lookback": "1h"})
+    try:
+        return list(servers.get_json(f"{jaeger.query_url}/api/traces?{q}")["data"] or [])
+    except Exception:
+        return []
+
+
+async def _settle(jaeger: servers.Jaeger, service: str, expected: int, timeout: float = 20.0) -> list[dict]:
+    """Wait until Jaeger holds ``expected`` traces of ``service`` and stays there for a moment."""
+    deadline = time.monotonic() + timeout
+    traces: list[dict] = []
+    while time.monotonic() < deadline:
+        traces = await asyncio.to_thread(_jaeger_traces, jaeger, service)
+        if len(traces) >= expected:
+            await asyncio.sleep(2.0)  # longer than decision_wait: nothing more may come
+            return await asyncio.to_thread(_jaeger_traces, jaeger, service)
+        await asyncio.sleep(0.3)
+    return traces
+
+
+def _tags(span: dict) -> dict:
+    return {t["key"]: t["value"] for t in span["tags"]}
+
+
+@pytest.mark.parametrize("keep_percent", [0, 100])
+async def test_tail_sampling_keeps_failed_and_slow_checks(
+    keep_percent: int, start_collector: StartCollector, http_targets: servers.HttpTargets,
+    jaeger: servers.Jaeger, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = start_collector(keep_percent)
+    spans = InMemorySpanExporter()
+    service = f"otel-health-sampling-{keep_percent}-{free_port()}"
+    health = await _start(_config(http_targets, collector), spans, monkeypatch, service)
+    try:
+        deadline = time.monotonic() + 15
+        while len(_roots(spans)) < 24 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        await health.stop(grace=1)
+    roots = _roots(spans)
+    failed = [s for s in roots if s.attributes["tta.check.outcome"] == "down"]
+    slow = [s for s in roots if s.attributes["tta.check.outcome"] == "up" and s.attributes["tta.check.slow"]]
+    assert failed and slow and len(roots) > len(failed) + len(slow)
+    expected = len(failed) + len(slow) if keep_percent == 0 else len(roots)
+    traces = await _settle(jaeger, service, expected)
+    assert len(traces) == expected
+    kept_ids = {t["traceID"].rjust(32, "0") for t in traces}
+    want = {format(s.context.trace_id, "032x") for s in (failed + slow if keep_percent == 0 else roots)}
+    assert kept_ids == want
+    for trace in traces:
+        root = next(s for s in trace["spans"] if s["operationName"].startswith("health_check "))
+        tags = _tags(root)
+        if tags["tta.check.outcome"] == "down":
+            assert tags["otel.status_code"] == "ERROR"
+            assert tags["error.type"] == "http_status"
+
+
+async def test_collector_path_serves_the_same_series_as_the_bridge_with_exemplars(
+    start_collector: StartCollector, http_targets: servers.HttpTargets, jaeger: servers.Jaeger,
+    prometheus: servers.Prometheus, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = start_collector(0)
+    spans = InMemorySpanExporter()
+    service = f"otel-health-series-{free_port()}"
+    health = await _start(_config(http_targets, collector), spans, monkeypatch, service)
+    bridge_job, collector_job = f"bridge-{health.port}", f"collector-{collector.prometheus_port}"
+    try:
+        await asyncio.to_thread(prometheus.scrape, bridge_job, health.port)
+        await asyncio.to_thread(prometheus.scrape, collector_job, collector.prometheus_port)
+        await asyncio.sleep(3.0)  # a few scrapes while checks run: exemplars are taken then
+
+        # Exemplars lead to traces that sampling kept, by both paths.
+        now = time.time()
+        for job in (collector_job, bridge_job):
+            q = urllib.parse.urlencode({"query": f'tta_service_check_duration_seconds_bucket{{job="{job}"}}',
+                                        "start": now - 600, "end": now + 10})
+            data = await asyncio.to_thread(servers.get_json, f"{prometheus.url}/api/v1/query_exemplars?{q}")
+            exemplars = [(group["seriesLabels"], e) for group in data["data"] for e in group["exemplars"]]
+            assert exemplars, job
+            assert all(labels["service"] in ("failing", "slow") for labels, _ in exemplars), job
+            for trace_id in {e["labels"]["trace_id"] for _, e in exemplars}:
+                found = None
+                for _ in range(40):
+                    found = await asyncio.to_thread(jaeger.trace, trace_id)
+                    if found:
+                        break
+                    await asyncio.sleep(0.25)
+                assert found is not None, f"exemplar trace {trace_id} ({job}) not in Jaeger"
+
+        # Stop checking but keep serving and exporting: both paths converge on the same values.
+        assert health.scheduler is not None
+        await health.scheduler.stop(grace=1)
+        await asyncio.sleep(3.0)  # > the export interval and a scrape interval
+
+        async def series(metric: str, job: str) -> dict[tuple, str]:
+            result = await asyncio.to_thread(prometheus.query, f'{metric}{{job="{job}"}}')
+            out = {}
+            for sample in result:
+                labels = {k: v for k, v in sample["metric"].items()
+                          if k not in ("job", "instance", "exported_job", "exported_instance", "__name__")
+                          and not k.startswith("otel_scope_")}
+                out[tuple(sorted(labels.items()))] = sample["value"][1]
+            return out
+
+        for metric in ("tta_service_up", "tta_service_response_time_seconds", "tta_service_checks_total",
+                       "tta_service_check_duration_seconds_bucket", "tta_service_check_duration_seconds_count",
+                       "tta_service_info", "tta_service_slow_threshold_seconds"):
+            bridge = await series(metric, bridge_job)
+            via_collector = await series(metric, collector_job)
+            assert bridge, metric
+            assert via_collector == bridge, metric
+        up = await series("tta_service_up", collector_job)
+        assert {dict(k)["service"]: v for k, v in up.items()} == {"healthy": "1", "failing": "0", "slow": "1"}
+        assert all(dict(k)["environment"] == "pipeline" and dict(k)["kind"] == "http" for k in up)
+        # The Collector path labels job/instance from the resource; no other resource attribute.
+        raw = await asyncio.to_thread(prometheus.query, f'tta_service_up{{job="{collector_job}"}}')
+        assert raw[0]["metric"]["exported_job"] == service
+        extra = set(raw[0]["metric"]) - {"__name__", "job", "instance", "exported_job", "exported_instance",
+                                         "service", "environment", "kind"}
+        assert extra <= {"otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
+    finally:
+        await asyncio.to_thread(prometheus.unscrape, bridge_job)
+        await asyncio.to_thread(prometheus.unscrape, collector_job)
+        await health.stop(grace=1)
+
+
+async def test_collector_outage_never_stalls_probing_and_export_resumes(
+    start_collector: StartCollector, http_targets: servers.HttpTargets, jaeger: servers.Jaeger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = start_collector(100)
+    spans = InMemorySpanExporter()
+    service = f"otel-health-outage-{free_port()}"
+    health = await _start(_config(http_targets, collector), spans, monkeypatch, service)
+    try:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(collector.stop)
+        before = len(_roots(spans))
+        await asyncio.sleep(4.0)
+        during = len(_roots(spans)) - before
+        assert during >= 3 * 4 * 4 * 0.8  # three targets every 0.25 s, on cadence
+        _, _, text = "", "", health.bridge.render().decode()
+        failures = next(line for line in text.splitlines()
+                        if line.startswith('otel_health_export_failures_total{signal="metrics"}'))
+        assert float(failures.rsplit(" ", 1)[1]) >= 1
+        lag = health.scheduler.runs(("healthy", "pipeline"))[-8:] if health.scheduler else []
+        assert max(r.started - r.due for r in lag) < 0.1
+        # Back on the same ports: export resumes without a restart of otel-health.
+        again = await asyncio.to_thread(start_collector, 100, collector.ports)
+        mark = time.time()
+        await asyncio.sleep(3.0)
+        traces = await asyncio.to_thread(_jaeger_traces, jaeger, service)
+        newest = max(max(s["startTime"] for s in t["spans"]) for t in traces) / 1e6
+        assert newest > mark
+        metrics = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{again.prometheus_port}/metrics", timeout=5).read())
+        assert b"tta_service_up" in metrics
+    finally:
+        await health.stop(grace=1)
+
+
+def test_both_collector_configs_validate_with_the_built_collector(tmp_path: Path) -> None:
+    env = {"OTELCOL_FILE_EXPORT_PATH": str(tmp_path / "kept.json"), "PATH": "/usr/bin:/bin"}
+    for configs in ([CONFIGS[0]], CONFIGS):
+        result = subprocess.run([str(servers.otelcol_binary()), "validate", *[f"--config={c}" for c in configs]],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+
+import urllib.request  # noqa: E402
+
+_ = json
