@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -213,7 +213,7 @@ async def test_collector_outage_never_stalls_probing_and_export_resumes(
         await asyncio.sleep(4.0)
         during = len(_roots(spans)) - before
         assert during >= 3 * 4 * 4 * 0.8  # three targets every 0.25 s, on cadence
-        _, _, text = "", "", health.bridge.render().decode()
+        text = health.bridge.render().decode()
         failures = next(line for line in text.splitlines()
                         if line.startswith('otel_health_export_failures_total{signal="metrics"}'))
         assert float(failures.rsplit(" ", 1)[1]) >= 1
@@ -241,6 +241,5 @@ def test_both_collector_configs_validate_with_the_built_collector(tmp_path: Path
         assert result.returncode == 0, result.stderr
 
 
-import urllib.request  # noqa: E402
 
 _ = json
