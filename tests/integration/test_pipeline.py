@@ -239,7 +239,3 @@ def test_both_collector_configs_validate_with_the_built_collector(tmp_path: Path
         result = subprocess.run([str(servers.otelcol_binary()), "validate", *[f"--config={c}" for c in configs]],
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-
-
-
-_ = json
