@@ -74,9 +74,10 @@ class Collector:
     async def start(self) -> None:
         self.scheduler = Scheduler(
             self._check_one, concurrency=self.config.concurrency,
-            on_lag=self.telemetry.scheduler_lag, on_skip=self.telemetry.check_skipped,
+            on_lag=self.telemetry.scheduler_lag,
         )
         self.telemetry.set_in_flight_source(lambda: self.scheduler.in_flight if self.scheduler else 0)
+        self.telemetry.set_skipped_source(lambda key: self.scheduler.skipped(key) if self.scheduler else 0)
         self.telemetry.set_targets(self.config.targets)
         self.telemetry.config_loaded(True)
         app = make_app(reader=self.bridge, store=self.store, reload=self.reload, api_token=self._api_token)

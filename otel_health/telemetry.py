@@ -105,6 +105,7 @@ class Telemetry:
         self.store = store if store is not None else StateStore()
         self._counter_attrs: dict[tuple[str, str, str, str], dict[str, str]] = {}
         self._in_flight: Callable[[], int] = lambda: 0
+        self._skipped_source: Callable[[tuple[str, str]], int] = lambda _: 0
         self._reload_ok = 1
         self._reload_time = clock()
         self._export_failures: dict[str, int] = {}
@@ -126,6 +127,8 @@ class Telemetry:
                                   unit="s", description="Unix time the last check of the service ended")
         m.create_observable_gauge("tta_service_slow_threshold_seconds", [self._observe_slow_threshold], unit="s",
                                   description="Configured duration above which a check counts as slow")
+        m.create_observable_gauge("tta_service_check_interval_seconds", [self._observe_interval], unit="s",
+                                  description="Configured interval between checks of the service")
         m.create_observable_gauge("tta_service_info", [self._observe_info],
                                   description="What the service reports about itself, as labels; always 1")
         m.create_observable_gauge("tta_service_phase_duration_seconds", [self._observe_phases], unit="s",
@@ -136,8 +139,8 @@ class Telemetry:
                                         description="Checks of the service by outcome and error type")
         self._lag = m.create_histogram("otel_health_scheduler_lag_seconds", unit="s",
                                        description="Delay from a check's due time to its start")
-        self._skipped = m.create_counter("otel_health_checks_skipped", unit="",
-                                         description="Checks not started because the previous one still ran")
+        m.create_observable_counter("otel_health_checks_skipped", [self._observe_skipped], unit="",
+                                    description="Checks not started because the previous one still ran")
         m.create_observable_gauge("otel_health_checks_in_flight", [self._observe_in_flight],
                                   description="Checks running now")
         m.create_observable_gauge("otel_health_targets", [self._observe_targets],
@@ -238,8 +241,8 @@ class Telemetry:
     def scheduler_lag(self, seconds: float) -> None:
         self._lag.record(seconds, _EMPTY, context=_NO_SPAN)
 
-    def check_skipped(self, target: Target) -> None:
-        self._skipped.add(1, {"service": target.name, "environment": target.environment, "kind": target.kind})
+    def set_skipped_source(self, source: Callable[[tuple[str, str]], int]) -> None:
+        self._skipped_source = source
 
     # -- observable callbacks (may run on a scrape thread: iterate over snapshots) --------
     def _results(self) -> list[tuple[dict[str, str], CheckResult, TargetState]]:
@@ -260,6 +263,10 @@ class Telemetry:
     def _observe_slow_threshold(self, _: CallbackOptions) -> Iterator[Observation]:
         for c in self.store.snapshot():
             yield Observation(c.target.slow_threshold, c.attrs)
+
+    def _observe_interval(self, _: CallbackOptions) -> Iterator[Observation]:
+        for c in self.store.snapshot():
+            yield Observation(c.target.interval, c.attrs)
 
     def _observe_state_up(self, _: CallbackOptions) -> Iterator[Observation]:
         for c in self.store.snapshot():
@@ -284,6 +291,12 @@ class Telemetry:
         for attrs, result, _t in self._results():
             for phase, seconds in result.phases.items():
                 yield Observation(seconds, {**attrs, "phase": phase})
+
+    def _observe_skipped(self, _: CallbackOptions) -> Iterator[Observation]:
+        for c in self.store.snapshot():
+            t = c.target
+            yield Observation(self._skipped_source(t.key),
+                              {"service": t.name, "environment": t.environment, "kind": t.kind})
 
     def _observe_in_flight(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._in_flight())
