@@ -25,7 +25,7 @@ deps: $(STAMP)
 	scripts/deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check otel_health tests benchmarks
+	$(BIN)/ruff check otel_health tests benchmarks monitoring
 	$(BIN)/mypy
 
 ## Lint, type-check and run every test (unit and integration against real servers).

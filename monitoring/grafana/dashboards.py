@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any, Self
 
+from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.models import dashboard as model
 
 OUT = Path(__file__).parent / "dashboards"

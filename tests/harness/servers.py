@@ -126,16 +126,17 @@ class Prometheus:
         self.process.stop()
 
 
-def start_prometheus(workdir: Path) -> Prometheus:
+def start_prometheus(workdir: Path, config_text: str | None = None) -> Prometheus:
+    """Prometheus with file-based discovery (see :meth:`Prometheus.scrape`), or ``config_text``."""
     binary = _require(shutil.which("prometheus") or "/usr/bin/prometheus", "prometheus")
     sd_dir = workdir / "sd"
     sd_dir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
-    config.write_text(
+    config.write_text(config_text or (
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: tests\n    file_sd_configs:\n"
         f"      - files: ['{sd_dir}/*.json']\n        refresh_interval: 1s\n"
-    )
+    ))
     port = free_port()
     process = Process(
         "Prometheus",
