@@ -99,14 +99,14 @@ def _prom(expr: str, legend: str = "", *, ref: str = "A", exemplar: bool = False
 
 
 def _variables(board: dash.Dashboard) -> dash.Dashboard:
+    refresh = model.VariableRefresh.ON_TIME_RANGE_CHANGED
     return (board
             .with_variable(dash.QueryVariable("environment").label("Environment").datasource(PROMETHEUS)
-                           .query("label_values(tta_service_up, environment)").refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+                           .query("label_values(tta_service_up, environment)").refresh(refresh)
                            .multi(True).include_all(True).all_value(".*"))
             .with_variable(dash.QueryVariable("service").label("Service").datasource(PROMETHEUS)
                            .query('label_values(tta_service_up{environment=~"$environment"}, service)')
-                           .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True)
-                           .all_value(".*"))
+                           .refresh(refresh).multi(True).include_all(True).all_value(".*"))
             .with_variable(dash.TextBoxVariable("trace_service").label("Traces of (service.name)")
                            .default_value("otel-health")))
 

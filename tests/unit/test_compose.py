@@ -90,7 +90,7 @@ def test_no_secret_is_committed() -> None:
     tracked = subprocess.run(["git", "ls-files", "compose", "monitoring"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
     assert "compose/.env" not in tracked
-    for name, service in SERVICES.items():
+    for name in SERVICES:
         for key, value in _env(name).items():
             if re.search(r"(PASSWORD|SECRET|TOKEN)$|^NEO4J_AUTH$", key):
                 assert re.search(r"\$\{[A-Z0-9_]+(:\?[^}]*)?\}", value), f"{name}: {key} is not taken from .env"
