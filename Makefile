@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint unit integration clean
+.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps dashboards
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,23 @@ unit: $(STAMP)
 
 integration: deps
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+## Benchmarks (own targets: they take minutes and want a quiet machine).
+bench-deps: deps
+	scripts/deps.sh --bench
+
+bench: bench-deps
+	$(BIN)/python -m benchmarks.http_clients
+	$(BIN)/python -m benchmarks.metrics_render
+	$(BIN)/python -m benchmarks.bench_datastores
+	$(BIN)/python -m benchmarks.bench_http
+
+bench-scale: bench-deps
+	$(BIN)/python -m benchmarks.bench_scale
+
+## Regenerate the Grafana dashboards from monitoring/grafana/dashboards.py.
+dashboards: $(STAMP)
+	$(BIN)/python monitoring/grafana/dashboards.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

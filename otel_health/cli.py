@@ -77,12 +77,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     source = (lambda: _load(args.config, args.listen)) if args.config else None
     collector = Collector(config, source=source)
     try:
-        asyncio.run(collector.serve_forever(watch_interval=args.watch_config or None))
+        _run_loop(collector.serve_forever(watch_interval=args.watch_config or None))
     except OSError as exc:
         print(f"otel-health: cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}; "
               "set 'listen:' in the config (or --listen) to a free address", file=sys.stderr)
         return 2
     return 0
+
+
+def _run_loop(main: Any) -> None:
+    """uvloop when it is installed (a measurably cheaper event loop), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from opentelemetry.sdk.metrics import (
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import __version__
@@ -97,7 +97,10 @@ class Telemetry:
                  aggregation=ExplicitBucketHistogramAggregation(LAG_BUCKETS)),
         ]
         self.meter_provider = MeterProvider(metric_readers=list(metric_readers), resource=self.resource, views=views)
-        self.tracer_provider = TracerProvider(resource=self.resource)
+        # With nowhere to send spans, record none: checks still get trace ids and send
+        # traceparent (unsampled), but pay nothing for spans nobody keeps.
+        sampler = None if span_processors else sampling.ALWAYS_OFF
+        self.tracer_provider = TracerProvider(resource=self.resource, sampler=sampler)
         for processor in span_processors:
             self.tracer_provider.add_span_processor(processor)
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
@@ -204,7 +207,7 @@ class Telemetry:
         trace_id = None
         if span is not None:
             ctx = span.get_span_context()
-            trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+            trace_id = format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None
         changed = entry.update(result, trace_id)
         attrs = entry.attrs
         error = str(result.error_type) if result.error_type is not None else ""

@@ -15,6 +15,10 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v go >/dev/null || missing+=(golang-go)
 command -v mvn >/dev/null || missing+=(maven)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+if [[ "${1:-}" == "--bench" ]]; then
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+    command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
+fi
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
@@ -28,4 +32,4 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-"$here/components/build.sh" all
+[[ "${1:-}" == "--bench" ]] || "$here/components/build.sh" all

@@ -10,13 +10,16 @@ from otel_health.exposition import BridgeReader
 from otel_health.telemetry import CHECK_DURATION_BUCKETS, Telemetry, cardinality_limits
 
 
-def _telemetry_with_both_readers() -> tuple[Telemetry, BridgeReader, CollectorRegistry]:
+def _telemetry_with_both_readers(*, traced: bool = True) -> tuple[Telemetry, BridgeReader, CollectorRegistry]:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     registry = CollectorRegistry()
     reference = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
     bridge = BridgeReader(cardinality_limits=cardinality_limits())
-    return Telemetry(metric_readers=[bridge, reference]), bridge, registry
+    processors = [SimpleSpanProcessor(InMemorySpanExporter())] if traced else []
+    return Telemetry(metric_readers=[bridge, reference], span_processors=processors), bridge, registry
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -87,6 +90,18 @@ def test_openmetrics_output_parses_and_carries_exemplars_of_failed_checks(make_t
     assert len(exemplars) == 1  # only the failed check's
     assert exemplars[0].labels["trace_id"] == format(failed_span.get_span_context().trace_id, "032x")
     assert families["tta_service_checks"].type == "counter"
+
+
+def test_without_a_trace_destination_spans_are_not_recorded_nor_exemplars_kept(make_target, make_result) -> None:
+    telemetry, bridge, _ = _telemetry_with_both_readers(traced=False)
+    target = make_target("api")
+    telemetry.set_targets([target])
+    with telemetry.check_span(target) as span:
+        telemetry.record(target, make_result(up=False, duration=0.2), span)
+    assert not span.is_recording()
+    assert span.get_span_context().is_valid  # a trace id for traceparent all the same
+    assert "# {trace_id" not in bridge.render(openmetrics=True).decode()
+    assert telemetry.store.get(target.key).history[-1][1] is None
 
 
 def test_label_values_are_escaped(make_target, make_result) -> None:

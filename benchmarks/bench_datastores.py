@@ -1,0 +1,193 @@
+"""otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
+
+    python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200] [--kinds tcp,redis,postgres,http]
+
+For each kind, a bare loop (its own process, the same client library, the same commands, a
+fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
+total rate, everything on, spans exported through the batch processor) run in interleaved
+rounds against the same local server. Prints CPU-seconds per 1,000 checks and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._nginx import Nginx
+from benchmarks._proc import checks_total, cpu_seconds, scrape, summary
+from benchmarks.bench_http import start_sink
+from tests.harness import servers
+from tests.harness.procs import free_port, port_open, wait_until
+
+PASSWORD = "bench-password-1"
+
+
+async def _paced(rate: float, seconds: float, one) -> int:
+    """Start one check every 1/rate seconds for ``seconds``; return how many completed."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks = []
+    i = 0
+    while True:
+        due = start + i / rate
+        if due - start >= seconds:
+            break
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        tasks.append(asyncio.ensure_future(one()))
+        i += 1
+    results = await asyncio.gather(*tasks)
+    assert all(results)
+    return len(tasks)
+
+
+def bare_check(kind: str, address: dict) -> object:
+    if kind == "tcp":
+        async def one() -> bool:
+            _, writer = await asyncio.open_connection("127.0.0.1", address["port"])
+            writer.close()
+            await writer.wait_closed()
+            return True
+    elif kind == "redis":
+        import redis.asyncio.connection as rconn
+
+        async def one() -> bool:
+            conn = rconn.Connection(host="127.0.0.1", port=address["port"], password=PASSWORD)
+            await conn.connect()
+            for command in (("PING",), ("INFO", "server"), ("INFO", "replication")):
+                await conn.send_command(*command)
+                await conn.read_response()
+            await conn.disconnect()
+            return True
+    elif kind == "postgres":
+        import asyncpg
+
+        async def one() -> bool:
+            conn = await asyncpg.connect(host="127.0.0.1", port=address["port"], user="postgres", password=PASSWORD,
+                                         database="postgres", ssl=False, statement_cache_size=0)
+            await conn.fetchval("SELECT 1")
+            await conn.fetchrow("SELECT current_setting('server_version'), pg_is_in_recovery()")
+            conn.terminate()
+            return True
+    else:
+        import aiohttp
+
+        session: list[aiohttp.ClientSession] = []
+
+        async def one() -> bool:
+            if not session:
+                session.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)))
+            async with session[0].get(address["url"]) as response:
+                await response.read()
+                return response.status == 200
+    return one
+
+
+def child(kind: str, address: dict, rate: float, seconds: float) -> None:
+    async def run() -> float:
+        one = bare_check(kind, address)
+        await _paced(rate, 1.0, one)  # warm-up
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        done = await _paced(rate, seconds, one)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        return ((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)) / done * 1000
+
+    print(json.dumps({"cpu_per_1000": asyncio.run(run())}))
+
+
+def target_yaml(kind: str, address: dict, i: int) -> str:
+    if kind == "tcp":
+        return f"  - name: t{i}\n    kind: tcp\n    host: 127.0.0.1\n    port: {address['port']}\n"
+    if kind == "redis":
+        return (f"  - name: t{i}\n    kind: redis\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    password: '${BENCH_PASSWORD}'\n")
+    if kind == "postgres":
+        return (f"  - name: t{i}\n    kind: postgres\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    password: '${BENCH_PASSWORD}'\n    sslmode: disable\n")
+    return f"  - name: t{i}\n    kind: http\n    url: {address['url']}\n"
+
+
+def otel_health_round(kind: str, address: dict, rate: float, seconds: float, sink_port: int, workdir: Path) -> float:
+    targets, interval = int(rate), 1.0
+    port = free_port()
+    config = workdir / f"{kind}.yaml"
+    config.write_text(f"listen: 127.0.0.1:{port}\nconcurrency: 64\n"
+                      f"otlp:\n  endpoint: http://127.0.0.1:{sink_port}\n  export_interval: 15s\n"
+                      f"defaults:\n  interval: {interval}s\n  timeout: {interval}s\ntargets:\n"
+                      + "".join(target_yaml(kind, address, i) for i in range(targets)))
+    proc = subprocess.Popen([sys.executable, "-m", "otel_health", "run", "--config", str(config), "--log-level",
+                             "warning"], env={**__import__("os").environ, "BENCH_PASSWORD": PASSWORD},
+                            stdout=subprocess.DEVNULL, stderr=(workdir / f"{kind}.log").open("wb"))
+    try:
+        wait_until(lambda: port_open(port), timeout=30, what="otel-health")
+        time.sleep(interval * 2 + 1)
+        before = scrape(port)
+        cpu0 = cpu_seconds(proc.pid)
+        time.sleep(seconds)
+        after = scrape(port)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        return cpu / (checks_total(after) - checks_total(before)) * 1000
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--kinds", default="tcp,redis,postgres,http")
+    parser.add_argument("--child")
+    parser.add_argument("--address")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, json.loads(args.address), args.rate, args.seconds)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="otel-health-bench-ds-"))
+    kinds = args.kinds.split(",")
+    started: list = []
+    addresses: dict[str, dict] = {}
+    nginx = Nginx()
+    addresses["tcp"] = addresses["http"] = {"port": nginx.port, "url": nginx.url}
+    if "redis" in kinds:
+        redis = servers.start_redis(workdir / "redis", password=PASSWORD)
+        started.append(redis)
+        addresses["redis"] = {"port": redis.port}
+    if "postgres" in kinds:
+        pg = servers.start_postgres(workdir / "pg", password=PASSWORD)
+        pg.psql("ALTER SYSTEM SET max_connections = 300")
+        started.append(pg)
+        addresses["postgres"] = {"port": pg.port}
+    sink, sink_port = start_sink(workdir)
+    results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in kinds}
+    try:
+        for _ in range(args.rounds):
+            for kind in kinds:
+                out = subprocess.run([sys.executable, "-m", "benchmarks.bench_datastores", "--child", kind,
+                                      "--address", json.dumps(addresses[kind]), "--rate", str(args.rate),
+                                      "--seconds", str(args.seconds)], capture_output=True, text=True, check=True,
+                                     timeout=600)
+                results[kind][0].append(json.loads(out.stdout.strip().splitlines()[-1])["cpu_per_1000"])
+                results[kind][1].append(otel_health_round(kind, addresses[kind], args.rate, args.seconds, sink_port,
+                                                          workdir))
+    finally:
+        sink.terminate()
+        nginx.stop()
+        for server in started:
+            server.stop()
+    print(f"CPU-seconds per 1,000 checks at {args.rate:g} checks/s, fresh connection each, {args.rounds} "
+          f"interleaved rounds of {args.seconds:g}s (median [range]):")
+    for kind, (bare, ours) in results.items():
+        ratios = [o / b for o, b in zip(ours, bare, strict=True)]
+        print(f"  {kind:9s} bare loop {summary(bare)}  otel-health {summary(ours)}  ratio {summary(ratios, '{:.2f}')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""otel-health against Prometheus blackbox_exporter, side by side: CPU per 1,000 HTTP checks.
+
+    python -m benchmarks.bench_http [--seconds 20] [--rounds 3] [--targets 200] [--interval 0.5]
+
+Both check a tiny page from a local nginx with a fresh TCP connection per check.
+blackbox_exporter (Debian's, module http_2xx) is driven through its /probe endpoint at
+concurrency 64, its own HTTP handling included. otel-health runs with everything on: its
+scheduler, metrics, one span per check exported over OTLP through the batch processor (to a
+Collector that drops them), and a /metrics scrape every --scrape-every seconds. Rounds are
+interleaved; CPU comes from /proc. The last lines print the medians [ranges] and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks._nginx import Nginx
+from benchmarks._proc import checks_total, cpu_seconds, lag_buckets, quantile, rss_mb, scrape, summary
+from tests.harness.procs import CACHE, free_port, port_open, wait_until
+
+CONCURRENCY = 64
+HERE = Path(__file__).parent
+
+
+def start_sink(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = CACHE / "bin" / "otelcol-otel-health"
+    port, health = free_port(), free_port()
+    proc = subprocess.Popen([str(binary), f"--config={HERE / 'otelcol-sink.yaml'}"],
+                            env={"OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{port}",
+                                 "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{health}"},
+                            stdout=subprocess.DEVNULL, stderr=(workdir / "sink.log").open("wb"))
+    wait_until(lambda: port_open(health), timeout=30, what="the OTLP sink")
+    return proc, port
+
+
+def blackbox_round(url: str, seconds: float, workdir: Path, rate: float | None) -> dict[str, float]:
+    """Drive blackbox_exporter as fast as 64 workers go (rate None) or at ``rate`` probes/s."""
+    binary = shutil.which("prometheus-blackbox-exporter")
+    assert binary, "prometheus-blackbox-exporter not found: apt-get install prometheus-blackbox-exporter"
+    config = workdir / "blackbox.yml"
+    config.write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port), timeout=30, what="blackbox_exporter")
+        probe = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={url}"
+
+        async def drive(duration: float) -> int:
+            done = 0
+            deadline = time.monotonic() + duration
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+                async def one() -> None:
+                    nonlocal done
+                    async with session.get(probe) as response:
+                        body = await response.read()
+                        assert b"probe_success 1" in body
+                    done += 1
+
+                if rate is None:
+                    async def worker() -> None:
+                        while time.monotonic() < deadline:
+                            await one()
+                    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+                else:
+                    loop = asyncio.get_running_loop()
+                    start, tasks, i = loop.time(), [], 0
+                    while i / rate < duration:
+                        await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
+                        tasks.append(asyncio.ensure_future(one()))
+                        i += 1
+                    await asyncio.gather(*tasks)
+            return done
+
+        asyncio.run(drive(2.0))  # warm-up
+        cpu0 = cpu_seconds(proc.pid)
+        start = time.monotonic()
+        probes = asyncio.run(drive(seconds))
+        elapsed = time.monotonic() - start
+        cpu = cpu_seconds(proc.pid) - cpu0
+        return {"cpu_per_1000": cpu / probes * 1000, "rate": probes / elapsed, "rss": rss_mb(proc.pid)}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def otel_health_round(url: str, seconds: float, targets: int, interval: float, scrape_every: float,
+                      sink_port: int, workdir: Path) -> dict[str, float]:
+    port = free_port()
+    config = workdir / "otel-health.yaml"
+    config.write_text(
+        f"listen: 127.0.0.1:{port}\nconcurrency: {CONCURRENCY}\n"
+        f"otlp:\n  endpoint: http://127.0.0.1:{sink_port}\n  export_interval: 15s\n"
+        f"defaults:\n  interval: {interval}s\n  timeout: {interval}s\ntargets:\n"
+        + "".join(f"  - name: t{i}\n    kind: http\n    url: {url}\n" for i in range(targets))
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "otel_health", "run", "--config", str(config),
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=(workdir / "otel-health.log").open("wb"))
+    try:
+        wait_until(lambda: port_open(port), timeout=30, what="otel-health")
+        time.sleep(interval * 2 + 1)  # warm-up: every target checked at least once
+        before = scrape(port)
+        cpu0 = cpu_seconds(proc.pid)
+        start = time.monotonic()
+        next_scrape = start + scrape_every
+        while time.monotonic() - start < seconds:
+            time.sleep(max(0.0, min(next_scrape, start + seconds) - time.monotonic()))
+            if time.monotonic() >= next_scrape:
+                scrape(port)
+                next_scrape += scrape_every
+        after = scrape(port)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        elapsed = time.monotonic() - start
+        checks = checks_total(after) - checks_total(before)
+        b0, b1 = lag_buckets(before), lag_buckets(after)
+        return {"cpu_per_1000": cpu / checks * 1000, "rate": checks / elapsed, "rss": rss_mb(proc.pid),
+                "lag_p50": quantile(b0, b1, 0.5), "lag_p99": quantile(b0, b1, 0.99)}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--targets", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--scrape-every", type=float, default=5.0)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="otel-health-bench-"))
+    nginx = Nginx()
+    sink, sink_port = start_sink(workdir)
+    bb: list[dict[str, float]] = []
+    paced: list[dict[str, float]] = []
+    oh: list[dict[str, float]] = []
+    try:
+        for i in range(args.rounds):
+            bb.append(blackbox_round(nginx.url, args.seconds, workdir, None))
+            paced.append(blackbox_round(nginx.url, args.seconds, workdir, args.targets / args.interval))
+            oh.append(otel_health_round(nginx.url, args.seconds, args.targets, args.interval, args.scrape_every,
+                                        sink_port, workdir))
+            print(f"round {i + 1}: blackbox {bb[-1]['cpu_per_1000']:.3f} (paced {paced[-1]['cpu_per_1000']:.3f}), "
+                  f"otel-health {oh[-1]['cpu_per_1000']:.3f} CPU-s/1000", flush=True)
+    finally:
+        sink.terminate()
+        nginx.stop()
+    ratios = [o["cpu_per_1000"] / b["cpu_per_1000"] for o, b in zip(oh, bb, strict=True)]
+    paced_ratios = [o["cpu_per_1000"] / b["cpu_per_1000"] for o, b in zip(oh, paced, strict=True)]
+    print(f"HTTP, fresh connection per check, concurrency {CONCURRENCY}, {args.rounds} interleaved rounds "
+          f"of {args.seconds:g}s (median [range]):")
+    print(f"  blackbox_exporter  CPU-s/1000 checks {summary([r['cpu_per_1000'] for r in bb])}  "
+          f"checks/s {summary([r['rate'] for r in bb], '{:.0f}')}  RSS MB {summary([r['rss'] for r in bb], '{:.0f}')}")
+    print(f"  blackbox (paced)   CPU-s/1000 checks {summary([r['cpu_per_1000'] for r in paced])}  "
+          f"checks/s {summary([r['rate'] for r in paced], '{:.0f}')}  (driven at otel-health's rate)")
+    print(f"  otel-health        CPU-s/1000 checks {summary([r['cpu_per_1000'] for r in oh])}  "
+          f"checks/s {summary([r['rate'] for r in oh], '{:.0f}')}  RSS MB {summary([r['rss'] for r in oh], '{:.0f}')}"
+          f"  lag p50 <= {summary([r['lag_p50'] for r in oh], '{:.4f}')}s p99 <= "
+          f"{summary([r['lag_p99'] for r in oh], '{:.4f}')}s")
+    print(f"  ratio otel-health / blackbox_exporter (paced, same check rate): {summary(paced_ratios, '{:.2f}')}")
+    print(f"  ratio otel-health / blackbox_exporter (64 workers flat out): {summary(ratios, '{:.2f}')}")
+
+
+if __name__ == "__main__":
+    main()
