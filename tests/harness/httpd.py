@@ -5,7 +5,8 @@
 Routes: /ok (JSON with a version), /status/{code}, /slow?ms=N, /hang, /flaky?key=K&fail=N,
 /sequence?key=K&codes=200,500,... (one code per request, in turn),
 /traced (remembers the request's traceparent; /seen lists them), /auth (basic auth against
-$HTTPD_USER / $HTTPD_PASSWORD), /loop (redirects to itself). The blackhole port accepts
+$HTTPD_USER / $HTTPD_PASSWORD), /loop (redirects to itself), /drip (a byte a second), /endless (a body without end),
+/reset (half a response, then a TCP reset). The blackhole port accepts
 connections and never answers.
 """
 
@@ -79,6 +80,43 @@ async def auth(request: web.Request) -> web.Response:
     return web.Response(text="OK\n")
 
 
+async def drip(request: web.Request) -> web.StreamResponse:
+    """Headers at once, then one byte a second, for a minute."""
+    response = web.StreamResponse(headers={"Content-Length": "60"})
+    await response.prepare(request)
+    for _ in range(60):
+        await response.write(b"x")
+        await asyncio.sleep(1)
+    return response
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """A body that never ends (chunked), as fast as it is read."""
+    response = web.StreamResponse()
+    await response.prepare(request)
+    chunk = b"y" * 65536
+    for _ in range(100_000):
+        await response.write(chunk)
+    return response
+
+
+async def reset(request: web.Request) -> web.StreamResponse:
+    """Half a response, then a TCP reset."""
+    response = web.StreamResponse(headers={"Content-Length": "1000"})
+    await response.prepare(request)
+    await response.write(b"z" * 10)
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+            import struct
+
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return response
+
+
 async def loop(_: web.Request) -> web.Response:
     raise web.HTTPFound("/loop")
 
@@ -95,6 +133,7 @@ async def main() -> None:
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--blackhole-port", type=int)
+    parser.add_argument("--extra-tls", action="append", default=[], help="PORT:CERT:KEY, more TLS listeners")
     args = parser.parse_args()
     app = web.Application()
     app.router.add_get("/ok", ok)
@@ -107,6 +146,9 @@ async def main() -> None:
     app.router.add_get("/seen", seen)
     app.router.add_get("/auth", auth)
     app.router.add_get("/loop", loop)
+    app.router.add_get("/drip", drip)
+    app.router.add_get("/endless", endless)
+    app.router.add_get("/reset", reset)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
@@ -114,6 +156,11 @@ async def main() -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
         await web.TCPSite(runner, "127.0.0.1", args.tls_port, ssl_context=context).start()
+    for spec in args.extra_tls:
+        port, cert, key = spec.split(":", 2)
+        extra = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        extra.load_cert_chain(cert, key)
+        await web.TCPSite(runner, "127.0.0.1", int(port), ssl_context=extra).start()
     if args.blackhole_port:
         await asyncio.start_server(blackhole, "127.0.0.1", args.blackhole_port)
     print(json.dumps({"ready": True}), flush=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .procs import CACHE, Process, StartError, free_port, port_open, wait_until
-from .tls import self_signed
+from .tls import expired, self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,6 +60,10 @@ class HttpTargets:
     process: Process
     user: str
     password: str
+    expired_port: int = 0
+    expired_cert: Path | None = None
+    wrong_host_port: int = 0
+    wrong_host_cert: Path | None = None
 
     def url(self, path: str, *, tls: bool = False) -> str:
         scheme, port = ("https", self.tls_port) if tls else ("http", self.port)
@@ -74,15 +78,21 @@ class HttpTargets:
 
 def start_http_targets(workdir: Path, *, password: str) -> HttpTargets:
     cert, key = self_signed(workdir / "tls")
+    old_cert, old_key = expired(workdir / "tls-expired")
+    other_cert, other_key = self_signed(workdir / "tls-other", name="other.example")
     port, tls_port, blackhole, closed = free_port(), free_port(), free_port(), free_port()
+    expired_port, other_port = free_port(), free_port()
     process = Process(
         "test HTTP server",
         [sys.executable, "-m", "tests.harness.httpd", "--port", str(port), "--tls-port", str(tls_port),
-         "--cert", str(cert), "--key", str(key), "--blackhole-port", str(blackhole)],
+         "--cert", str(cert), "--key", str(key), "--blackhole-port", str(blackhole),
+         "--extra-tls", f"{expired_port}:{old_cert}:{old_key}", "--extra-tls", f"{other_port}:{other_cert}:{other_key}"],
         log_path=workdir / "httpd.log", cwd=REPO, env={"HTTPD_USER": "checker", "HTTPD_PASSWORD": password},
     )
-    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/ok") and port_open(blackhole), timeout=30)
-    return HttpTargets(port, tls_port, blackhole, closed, cert, process, "checker", password)
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/ok") and port_open(blackhole)
+                       and port_open(other_port), timeout=30)
+    return HttpTargets(port, tls_port, blackhole, closed, cert, process, "checker", password,
+                       expired_port, old_cert, other_port, other_cert)
 
 
 # -- Prometheus -----------------------------------------------------------------------------

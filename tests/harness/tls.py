@@ -7,13 +7,35 @@ from pathlib import Path
 
 
 def self_signed(directory: Path, name: str = "localhost", days: int = 2) -> tuple[Path, Path]:
-    """A certificate for ``name`` and 127.0.0.1, and its key; returns (cert, key)."""
+    """A certificate for ``name`` (and 127.0.0.1 when it is localhost), and its key; (cert, key)."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", str(days), "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"],
+         "-days", str(days), "-subj", f"/CN={name}", "-addext",
+         f"subjectAltName=DNS:{name}" + (",IP:127.0.0.1" if name == "localhost" else "")],
         check=True, capture_output=True, timeout=60,
     )
     key.chmod(0o644)
+    return cert, key
+
+
+def expired(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and 127.0.0.1 that expired in 2020; (cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key, csr = directory / f"{name}-expired.crt", directory / f"{name}-expired.key", directory / "req.csr"
+    (directory / "index.txt").write_text("")
+    (directory / "serial").write_text("01\n")
+    config = directory / "ca.cnf"
+    config.write_text(
+        f"[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = {directory}\ndatabase = {directory}/index.txt\n"
+        f"new_certs_dir = {directory}\nserial = {directory}/serial\ndefault_md = sha256\npolicy = any\n"
+        "[any]\ncommonName = supplied\n"
+        f"[ext]\nsubjectAltName = DNS:{name},IP:127.0.0.1\nbasicConstraints = critical,CA:TRUE\n"
+    )
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+                    "-subj", f"/CN={name}"], check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "ca", "-batch", "-selfsign", "-config", str(config), "-keyfile", str(key), "-in",
+                    str(csr), "-out", str(cert), "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+                    "-extensions", "ext", "-notext"], check=True, capture_output=True, timeout=60)
     return cert, key

@@ -1,0 +1,242 @@
+"""Faults: every bad target costs its bound and nothing else; nothing leaks, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import time
+import tracemalloc
+
+import aiohttp
+import pytest
+
+from otel_health.config import load_text
+from otel_health.probes import PROBES, ProbeSettings
+from tests.harness import servers
+from tests.harness.running import running
+
+pytestmark = pytest.mark.integration
+
+
+def _http(name: str, url: str, extra: str = "", *, timeout: str = "1s", interval: str = "2s") -> str:
+    return (f"  - name: {name}\n    kind: http\n    url: {url}\n    interval: {interval}\n    timeout: {timeout}\n"
+            f"{extra}")
+
+
+async def test_misbehaving_http_targets_each_end_within_their_bound(
+    http_targets: servers.HttpTargets, redis_server: servers.Redis,
+) -> None:
+    h = http_targets
+    text = "max_body_bytes: 262144\ntargets:\n" + "".join([
+        _http("drip-body", h.url("/drip"), "    body_contains: never\n"),
+        _http("drip-headers-only", h.url("/drip")),
+        _http("endless", h.url("/endless"), "    body_contains: never\n", timeout="5s", interval="10s"),
+        _http("reset", h.url("/reset"), "    body_contains: z\n"),
+        _http("redis-port", f"http://127.0.0.1:{redis_server.port}/"),
+        _http("expired-cert", f"https://127.0.0.1:{h.expired_port}/ok", f"    ca_file: {h.expired_cert}\n"),
+        _http("wrong-host", f"https://127.0.0.1:{h.wrong_host_port}/ok", f"    ca_file: {h.wrong_host_cert}\n"),
+        _http("blackhole", f"http://127.0.0.1:{h.blackhole_port}/"),
+    ])
+    names = ("drip-body", "drip-headers-only", "endless", "reset", "redis-port", "expired-cert", "wrong-host",
+             "blackhole")
+    async with running(text) as r:
+        results = {n: await r.wait_result(n, timeout=15) for n in names}
+    got = {n: (res.up, res.error_type) for n, res in results.items()}
+    assert got["drip-body"] == (False, "timeout")
+    assert results["drip-body"].duration < 1.0 + 0.3
+    assert got["drip-headers-only"] == (True, None)  # nothing to read: the slow body costs nothing
+    assert results["drip-headers-only"].duration < 0.5
+    assert got["endless"] == (False, "assertion")  # the size cap ended the read
+    assert results["endless"].duration < 5.0
+    assert got["reset"][0] is False and got["reset"][1] in ("connection_reset", "protocol")
+    assert got["redis-port"][0] is False and got["redis-port"][1] in ("protocol", "connection_reset", "timeout")
+    assert got["expired-cert"] == (False, "tls") and "expired" in results["expired-cert"].detail
+    assert got["wrong-host"] == (False, "tls") and "match" in results["wrong-host"].detail.lower()
+    assert got["blackhole"] == (False, "timeout")
+    for result in results.values():
+        assert "Traceback" not in result.detail and "\n" not in result.detail
+
+
+async def test_postgres_at_max_connections_is_too_many_connections(
+    postgres_server: servers.Postgres, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncpg
+
+    pg = postgres_server
+    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'limited') THEN "
+            "CREATE ROLE limited LOGIN PASSWORD 'limited-pw'; END IF; END $$")
+    monkeypatch.setenv("LIMITED_PW", "limited-pw")
+    max_conn = int(pg.psql("SHOW max_connections"))
+    reserved = int(pg.psql("SHOW superuser_reserved_connections"))
+    held: list[asyncpg.Connection] = []
+    try:
+        while True:
+            try:
+                held.append(await asyncpg.connect(host="127.0.0.1", port=pg.port, user="limited",
+                                                  password="limited-pw", database="postgres", ssl=False))
+            except asyncpg.TooManyConnectionsError:
+                break
+            assert len(held) <= max_conn
+        assert len(held) >= max_conn - reserved - 3
+        text = ("targets:\n  - name: full\n    kind: postgres\n    host: 127.0.0.1\n"
+                f"    port: {pg.port}\n    user: limited\n    password: '${{LIMITED_PW}}'\n    sslmode: disable\n"
+                "    interval: 2s\n    timeout: 1s\n")
+        async with running(text) as r:
+            result = await r.wait_result("full", timeout=10)
+        assert (result.up, result.error_type) == (False, "too_many_connections")
+    finally:
+        for conn in held:
+            conn.terminate()
+
+
+async def test_a_burst_of_reloads_leaves_one_consistent_config(http_targets: servers.HttpTargets,
+                                                               tmp_path) -> None:
+    from otel_health.collector import Collector
+    from otel_health.config import load
+
+    h = http_targets
+    path = tmp_path / "c.yaml"
+    configs = ["listen: 127.0.0.1:0\ntargets:\n" + _http("a", h.url("/ok"), interval="0.3s", timeout="0.3s"),
+               "listen: 127.0.0.1:0\ntargets:\n" + _http("b", h.url("/ok"), interval="0.3s", timeout="0.3s"),
+               "targets: [broken\n"]
+    path.write_text(configs[0])
+    collector = Collector(load(path, PROBES), source=lambda: load(path, PROBES), otlp=False)
+    await collector.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def reload(i: int) -> int:
+                path.write_text(configs[i % 3])
+                async with session.post(f"http://127.0.0.1:{collector.port}/-/reload") as resp:
+                    return resp.status
+
+            statuses = await asyncio.gather(*(reload(i) for i in range(30)))
+        assert set(statuses) <= {200, 400}
+        path.write_text(configs[1])
+        assert await collector.reload() == []
+        await asyncio.sleep(1.0)
+        names = {t.name for t in collector.config.targets}
+        assert names == {"b"}
+        assert collector.scheduler is not None
+        runs = collector.scheduler.runs(("b", "default"))
+        assert len(runs) >= 2
+        for first, second in zip(runs, runs[1:], strict=False):
+            assert second.started >= first.ended  # never two checks of one target at once
+        assert "otel_health_config_last_reload_successful 1" in collector.bridge.render().decode()
+    finally:
+        await collector.stop(grace=1)
+
+
+async def test_a_thousand_targets_with_a_fifth_hanging_keep_their_cadence(http_targets: servers.HttpTargets) -> None:
+    h = http_targets
+    text = "targets:\n" + "".join(
+        _http(f"hang-{i}", f"http://127.0.0.1:{h.blackhole_port}/", timeout="1s", interval="2s") if i % 5 == 0
+        else _http(f"ok-{i}", h.url("/ok"), timeout="1s", interval="2s")
+        for i in range(1000))
+    async with running(text) as r:
+        await asyncio.sleep(7.0)
+        sched = r.collector.scheduler
+        assert sched is not None
+        runs = {t.name: sched.runs(t.key) for t in r.collector.config.targets}
+    hanging = [run for name, rs in runs.items() if name.startswith("hang") for run in rs]
+    healthy = {name: rs for name, rs in runs.items() if name.startswith("ok")}
+    assert hanging and all(0.95 <= run.ended - run.started <= 1.0 + 0.3 for run in hanging)
+    lags = sorted(run.started - run.due for rs in healthy.values() for run in rs)
+    assert lags[int(len(lags) * 0.99)] < 0.25
+    for rs in healthy.values():
+        assert len(rs) >= 3
+        gaps = [b.started - a.started for a, b in zip(rs, rs[1:], strict=False)]
+        assert all(1.7 <= gap <= 2.3 for gap in gaps), gaps
+
+
+async def test_no_fd_task_or_memory_leak_after_10000_checks_with_faults(
+    http_targets: servers.HttpTargets,
+) -> None:
+    h = http_targets
+    config = load_text("targets:\n" + "".join([
+        _http("ok", h.url("/ok"), "    version_field: version\n"),
+        _http("status", h.url("/status/503")),
+        _http("closed", f"http://127.0.0.1:{h.closed_port}/"),
+        _http("hang", f"http://127.0.0.1:{h.blackhole_port}/", timeout="0.2s"),
+        _http("reset", h.url("/reset"), "    body_contains: z\n"),
+        _http("tls", h.url("/ok", tls=True), f"    ca_file: {h.cert}\n"),
+        f"  - name: tcp\n    kind: tcp\n    host: 127.0.0.1\n    port: {h.port}\n",
+        f"  - name: tcp-closed\n    kind: tcp\n    host: 127.0.0.1\n    port: {h.closed_port}\n",
+    ]), "leak.yaml", PROBES)
+    probes = {kind: cls(ProbeSettings()) for kind, cls in PROBES.items()}
+    targets = list(config.targets)
+    limit = asyncio.Semaphore(100)
+
+    async def check(i: int) -> None:
+        target = targets[i % len(targets)]
+        async with limit:
+            await probes[target.kind].run(target)
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def batch(n: int) -> None:
+        await asyncio.gather(*(check(i) for i in range(n)))
+
+    await batch(1000)  # warm-up: pools, caches, lazily imported code
+    gc.collect()
+    base_fds, base_tasks = fds(), len(asyncio.all_tasks())
+    ignore = [tracemalloc.Filter(False, "*/_pytest/*"), tracemalloc.Filter(False, "*/pluggy/*"),
+              tracemalloc.Filter(False, tracemalloc.__file__)]
+    tracemalloc.start()
+    await batch(4500)
+    gc.collect()
+    middle = tracemalloc.take_snapshot().filter_traces(ignore)
+    await batch(4500)
+    await asyncio.sleep(0.5)
+    gc.collect()
+    after = tracemalloc.take_snapshot().filter_traces(ignore)
+    tracemalloc.stop()
+    diffs = after.compare_to(middle, "lineno")
+    growth = sum(stat.size_diff for stat in diffs)
+    top = "\n".join(str(stat) for stat in diffs[:8])
+    assert fds() <= base_fds
+    assert len(asyncio.all_tasks()) == base_tasks
+    # A leak grows with every check; 4,500 more checks may not add 300 bytes each.
+    assert growth < 1_350_000, f"{growth} bytes more after 4,500 more checks:\n{top}"
+    for probe in probes.values():
+        await probe.close()
+
+
+async def test_credential_headers_stay_out_of_spans_even_when_capture_is_asked(
+    http_targets: servers.HttpTargets, monkeypatch: pytest.MonkeyPatch, seeded_password: str,
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", ".*")
+    monkeypatch.setenv("SEEDED", seeded_password)
+    h = http_targets
+    text = "targets:\n" + "".join([
+        _http("bearer", h.url("/traced"), "    bearer_token: '${SEEDED}'\n"),
+        _http("basic", h.url("/auth"), "    basic_auth: {username: checker, password: '${SEEDED}'}\n"),
+        _http("header", h.url("/traced"), "    headers: {X-Api-Key: '${SEEDED}'}\n"),
+    ])
+    async with running(text) as r:
+        for name in ("bearer", "basic", "header"):
+            await r.wait_result(name)
+        spans = " ".join(s.to_json() for s in r.spans.get_finished_spans())
+        _, _, targets = await r.get("/api/v1/targets")
+    assert seeded_password not in spans and seeded_password not in targets
+    assert "authorization" not in spans.lower() and "x-api-key" not in spans.lower()
+    assert json.loads(targets)["targets"][0]["settings"]["headers"] == {}
+
+
+async def test_no_endpoint_probes_an_address_the_caller_supplies(http_targets: servers.HttpTargets) -> None:
+    text = "targets:\n" + _http("ok", http_targets.url("/ok"))
+    async with running(text) as r:
+        for path in (f"/probe?target={http_targets.url('/ok')}", "/api/v1/probe", "/-/probe"):
+            status, _, _ = await r.get(path)
+            assert status == 404, path
+        routes = {route.resource.canonical for route in r.collector._runner.app.router.routes()}  # type: ignore[union-attr]
+    assert routes == {"/metrics", "/health", "/-/healthy", "/api/v1/targets", "/-/reload"}
+
+
+def test_the_server_binds_loopback_by_default() -> None:
+    config = load_text("targets: []\n", "d.yaml", PROBES)
+    assert config.listen_host == "127.0.0.1"
+    time.sleep(0)
