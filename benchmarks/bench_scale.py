@@ -71,12 +71,13 @@ def main() -> None:
               f"{args.interval:g}s:")
         print(f"  checks/s {checks / elapsed:.0f}  CPU {cpu / elapsed:.2f} cores  "
               f"CPU-s/1000 checks {cpu / checks * 1000:.3f}")
-        print(f"  scheduler lag p50 <= {quantile(b0, b1, 0.5) * 1000:.1f} ms  p99 <= {quantile(b0, b1, 0.99) * 1000:.1f} ms"
-              " (bucket bounds; scrapes included)")
+        p50, p99 = quantile(b0, b1, 0.5) * 1000, quantile(b0, b1, 0.99) * 1000
+        print(f"  scheduler lag p50 <= {p50:.1f} ms  p99 <= {p99:.1f} ms (bucket bounds; scrapes included)")
         print(f"  RSS {rss_mb(proc.pid):.0f} MB")
         print(f"  tta_service_up series {up_series} (in Prometheus: "
               f"{series_in_prometheus[0]['value'][1] if series_in_prometheus else 0}); overflow series: {overflow}")
-        print(f"  /metrics: {samples} samples; Prometheus scrape {scrape_times[0] * 1000 if scrape_times else 0:.0f} ms;"
+        scrape_ms = scrape_times[0] * 1000 if scrape_times else 0
+        print(f"  /metrics: {samples} samples; Prometheus scrape {scrape_ms:.0f} ms;"
               f" one GET {ours_ms:.0f} ms vs prometheus_client rendering the same samples {reference_ms:.0f} ms: "
               f"x{ours_ms / reference_ms:.2f}")
     finally:

@@ -86,7 +86,8 @@ def start_http_targets(workdir: Path, *, password: str) -> HttpTargets:
         "test HTTP server",
         [sys.executable, "-m", "tests.harness.httpd", "--port", str(port), "--tls-port", str(tls_port),
          "--cert", str(cert), "--key", str(key), "--blackhole-port", str(blackhole),
-         "--extra-tls", f"{expired_port}:{old_cert}:{old_key}", "--extra-tls", f"{other_port}:{other_cert}:{other_key}"],
+         "--extra-tls", f"{expired_port}:{old_cert}:{old_key}",
+         "--extra-tls", f"{other_port}:{other_cert}:{other_key}"],
         log_path=workdir / "httpd.log", cwd=REPO, env={"HTTPD_USER": "checker", "HTTPD_PASSWORD": password},
     )
     process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/ok") and port_open(blackhole)

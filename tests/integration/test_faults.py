@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
 import os
 import time
@@ -121,7 +122,7 @@ async def test_a_burst_of_reloads_leaves_one_consistent_config(http_targets: ser
         assert collector.scheduler is not None
         runs = collector.scheduler.runs(("b", "default"))
         assert len(runs) >= 2
-        for first, second in zip(runs, runs[1:], strict=False):
+        for first, second in itertools.pairwise(runs):
             assert second.started >= first.ended  # never two checks of one target at once
         assert "otel_health_config_last_reload_successful 1" in collector.bridge.render().decode()
     finally:
@@ -146,7 +147,7 @@ async def test_a_thousand_targets_with_a_fifth_hanging_keep_their_cadence(http_t
     assert lags[int(len(lags) * 0.99)] < 0.25
     for rs in healthy.values():
         assert len(rs) >= 3
-        gaps = [b.started - a.started for a, b in zip(rs, rs[1:], strict=False)]
+        gaps = [b.started - a.started for a, b in itertools.pairwise(rs)]
         assert all(1.7 <= gap <= 2.3 for gap in gaps), gaps
 
 
