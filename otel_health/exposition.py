@@ -52,6 +52,7 @@ class BridgeReader(MetricReader):
         )
         self._lock = threading.Lock()
         self._latest: MetricsData | None = None
+        self._labels = _LabelCache()
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._latest = metrics_data
@@ -60,28 +61,59 @@ class BridgeReader(MetricReader):
         """Collect now and render. Thread-safe; meant to run off the event loop."""
         with self._lock:
             self._latest = None
-            self.collect()
+            # The SDK's default 10 s budget for observable callbacks is too tight at 10,000
+            # targets on a busy event loop: a scrape would fail instead of being slow.
+            self.collect(timeout_millis=120_000)
             data = self._latest
-        return render(data, openmetrics=openmetrics, keep=keep)
+            return render(data, openmetrics=openmetrics, keep=keep, labels=self._labels)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._latest = None
 
 
-def render(data: MetricsData | None, *, openmetrics: bool = False, keep: Keep | None = None) -> bytes:
+class _LabelCache:
+    """Rendered label sets, by the identity of the attribute mapping they came from.
+
+    The SDK hands back the same attribute dicts render after render (the ones otel-health
+    recorded with), so most series are formatted once. Entries not used by a render are
+    dropped after it, so the cache holds only live series.
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[int, tuple[Any, str]] = {}
+        self._next: dict[int, tuple[Any, str]] = {}
+
+    def body(self, attrs: Any) -> str:
+        key = id(attrs)
+        hit = self._current.get(key)
+        if hit is not None and hit[0] is attrs:
+            self._next[key] = hit
+            return hit[1]
+        text = _label_body(attrs)
+        self._next[key] = (attrs, text)
+        return text
+
+    def rotate(self) -> None:
+        self._current, self._next = self._next, {}
+
+
+def render(data: MetricsData | None, *, openmetrics: bool = False, keep: Keep | None = None,
+           labels: _LabelCache | None = None) -> bytes:
     """Render SDK metrics data. ``keep(service, environment)`` drops series of removed targets."""
+    cache = labels or _LabelCache()
     out: list[str] = []
     if data is not None:
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    _render_metric(out, metric, openmetrics, keep)
+                    _render_metric(out, metric, openmetrics, keep, cache)
+    cache.rotate()
     if openmetrics:
         out.append("# EOF\n")
     return "".join(out).encode("utf-8")
 
 
-def _render_metric(out: list[str], metric: Any, openmetrics: bool, keep: Keep | None) -> None:
+def _render_metric(out: list[str], metric: Any, openmetrics: bool, keep: Keep | None, cache: _LabelCache) -> None:
     data = metric.data
     name = metric.name
     points = data.data_points
@@ -96,21 +128,22 @@ def _render_metric(out: list[str], metric: Any, openmetrics: bool, keep: Keep | 
         header = family if openmetrics else sample
         out.append(f"# HELP {header} {help_text}\n# TYPE {header} counter\n")
         for p in points:
-            out.append(f"{sample}{_labels(p.attributes)} {_num(p.value)}\n")
+            body = cache.body(p.attributes)
+            out.append(f"{sample}{{{body}}} {_num(p.value)}\n" if body else f"{sample} {_num(p.value)}\n")
     elif isinstance(data, (Gauge, Sum)):
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
         for p in points:
-            out.append(f"{name}{_labels(p.attributes)} {_num(p.value)}\n")
+            body = cache.body(p.attributes)
+            out.append(f"{name}{{{body}}} {_num(p.value)}\n" if body else f"{name} {_num(p.value)}\n")
     elif isinstance(data, HistogramData):
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} histogram\n")
         bucket = name + "_bucket"
         for p in points:
-            _render_histogram_point(out, name, bucket, p, openmetrics)
+            _render_histogram_point(out, name, bucket, p, openmetrics, cache.body(p.attributes))
 
 
-def _render_histogram_point(out: list[str], name: str, bucket: str, p: HistogramDataPoint, openmetrics: bool) -> None:
-    attrs = p.attributes
-    base = _label_body(attrs)
+def _render_histogram_point(out: list[str], name: str, bucket: str, p: HistogramDataPoint, openmetrics: bool,
+                            base: str) -> None:
     sep = "," if base else ""
     exemplars = _exemplars_by_bucket(p) if openmetrics and p.exemplars else None
     cumulative = 0
@@ -136,11 +169,6 @@ def _exemplars_by_bucket(p: HistogramDataPoint) -> dict[int, str]:
         found[index] = (f' # {{trace_id="{ex.trace_id:032x}",span_id="{ex.span_id:016x}"}} '
                         f"{_num(ex.value)} {ex.time_unix_nano / 1e9:.3f}")
     return found
-
-
-def _labels(attrs: Any) -> str:
-    body = _label_body(attrs)
-    return "{" + body + "}" if body else ""
 
 
 def _label_body(attrs: Any) -> str:

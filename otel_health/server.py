@@ -18,8 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
-from .result import CheckResult
-from .state import StateStore, TargetState
+from .state import HistoryEntry, StateStore, TargetState
 
 __all__ = ["HEALTH_CONTENT_TYPE", "health_document", "make_app", "targets_document"]
 
@@ -84,20 +83,20 @@ def health_document(states: list[TargetState]) -> tuple[int, dict[str, Any]]:
     return (503 if worst == "fail" else 200), doc
 
 
-def _result_doc(result: CheckResult, trace_id: str | None, debounced_up: bool) -> dict[str, Any]:
+def _result_doc(entry: HistoryEntry) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "time": _iso(result.started_at),
-        "outcome": result.outcome,
-        "duration_seconds": round(result.duration, 6),
-        "error_type": str(result.error_type) if result.error_type is not None else None,
-        "detail": result.detail or None,
-        "status_code": result.status_code,
-        "attempts": result.attempts,
-        "slow": result.slow,
-        "debounced_up": debounced_up,
+        "time": _iso(entry.started_at),
+        "outcome": "up" if entry.up else "down",
+        "duration_seconds": round(entry.duration, 6),
+        "error_type": entry.error_type,
+        "detail": entry.detail or None,
+        "status_code": entry.status_code,
+        "attempts": entry.attempts,
+        "slow": entry.slow,
+        "debounced_up": entry.debounced_up,
     }
-    if trace_id is not None:
-        doc["trace_id"] = trace_id
+    if entry.trace_id is not None:
+        doc["trace_id"] = entry.trace_id
     return doc
 
 
@@ -127,7 +126,7 @@ def targets_document(states: list[TargetState]) -> dict[str, Any]:
                 "version": result.version if result is not None else None,
                 "tls_cert_expiry": _iso(state.tls_expiry) if state.tls_expiry is not None else None,
             },
-            "history": [_result_doc(*entry) for entry in reversed(state.history)],
+            "history": [_result_doc(entry) for entry in reversed(state.history)],
         })
     return {"targets": out}
 

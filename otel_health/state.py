@@ -9,13 +9,29 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .config import Target
 from .result import CheckResult
 
-__all__ = ["HISTORY_SIZE", "StateStore", "TargetState"]
+__all__ = ["HISTORY_SIZE", "HistoryEntry", "StateStore", "TargetState"]
 
 HISTORY_SIZE = 20
+
+
+class HistoryEntry(NamedTuple):
+    """One past check, kept small: thousands of targets keep twenty each."""
+
+    started_at: float
+    duration: float
+    up: bool
+    error_type: str | None
+    detail: str
+    status_code: int | None
+    attempts: int
+    slow: bool
+    trace_id: str | None
+    debounced_up: bool
 
 
 @dataclass(slots=True)
@@ -28,8 +44,7 @@ class TargetState:
     consecutive_successes: int = 0
     transitions: int = 0
     tls_expiry: float | None = None
-    # (result, trace id of its check, debounced state after it) for the most recent checks
-    history: collections.deque[tuple[CheckResult, str | None, bool]] = field(
+    history: collections.deque[HistoryEntry] = field(
         default_factory=lambda: collections.deque(maxlen=HISTORY_SIZE))
 
     def update(self, result: CheckResult, trace_id: str | None = None) -> bool:
@@ -54,7 +69,10 @@ class TargetState:
         changed = before is not None and before != self.debounced_up
         if changed:
             self.transitions += 1
-        self.history.append((result, trace_id, bool(self.debounced_up)))
+        self.history.append(HistoryEntry(
+            result.started_at, result.duration, result.up,
+            str(result.error_type) if result.error_type is not None else None, result.detail, result.status_code,
+            result.attempts, result.slow, trace_id, bool(self.debounced_up)))
         return changed
 
 

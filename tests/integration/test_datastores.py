@@ -110,7 +110,7 @@ async def test_wrong_password_is_auth_and_never_leaks(
         _, _, targets = await r.get("/api/v1/targets")
         spans = " ".join(s.to_json() for s in r.spans.get_finished_spans())
         neo_state = r.collector.store.get(("neo4j", "default"))
-        neo_history = [res for res, _, _ in neo_state.history]
+        neo_history = list(neo_state.history)
     for name, result in results.items():
         assert (result.up, result.error_type) == (False, "auth"), f"{name}: {result.detail}"
     # After the first failure the probe backs off instead of logging in again...

@@ -193,8 +193,8 @@ async def test_debounced_state_follows_n_failures_and_m_successes(http_targets: 
         await r.wait_for(lambda: r.checks("flip") >= 10, timeout=15, what="ten checks")
         state = r.collector.store.get(("flip", "default"))
         history = list(state.history)[:10]
-    raw = "".join("U" if res.up else "D" for res, _, _ in history)
-    debounced = "".join("U" if d else "D" for _, _, d in history)
+    raw = "".join("U" if entry.up else "D" for entry in history)
+    debounced = "".join("U" if entry.debounced_up else "D" for entry in history)
     assert raw == "UDUDDUUDDD"
     assert debounced == "UUUUDDUUDD"
 

@@ -101,7 +101,7 @@ def test_without_a_trace_destination_spans_are_not_recorded_nor_exemplars_kept(m
     assert not span.is_recording()
     assert span.get_span_context().is_valid  # a trace id for traceparent all the same
     assert "# {trace_id" not in bridge.render(openmetrics=True).decode()
-    assert telemetry.store.get(target.key).history[-1][1] is None
+    assert telemetry.store.get(target.key).history[-1].trace_id is None
 
 
 def test_label_values_are_escaped(make_target, make_result) -> None:

@@ -29,7 +29,7 @@ def test_debounce_follows_n_failures_and_m_successes(make_target, make_result, n
         state.update(make_result(up=outcome == "U"))
         got += "U" if state.debounced_up else "D"
     assert got == expected
-    assert [raw.up for raw, _, _ in state.history] == [o == "U" for o in outcomes]
+    assert [entry.up for entry in state.history] == [o == "U" for o in outcomes]
 
 
 def test_history_is_bounded_and_kept_across_reloads(make_target, make_result) -> None:
