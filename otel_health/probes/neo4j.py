@@ -20,6 +20,7 @@ from .. import __version__
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+from ._kept import Kept
 
 __all__ = ["Neo4jOptions", "Neo4jProbe"]
 
@@ -88,7 +89,7 @@ class Neo4jProbe(Probe):
         super().__init__(settings)
         self._clock = clock
         self._backoff: dict[tuple[str, str], _Backoff] = {}
-        self._kept: dict[tuple[str, str], tuple[Neo4jOptions, neo4j.AsyncDriver]] = {}
+        self._kept: Kept[neo4j.AsyncDriver] = Kept(lambda driver: driver.close())
 
     @classmethod
     def options_from_url(cls, url: str) -> Neo4jOptions:
@@ -121,10 +122,7 @@ class Neo4jProbe(Probe):
                                             "server.port": o.port}
         if o.database:
             attributes["db.namespace"] = o.database
-        kept = self._kept.pop(target.key, None) if o.reuse_connection else None
-        driver = kept[1] if kept is not None and kept[0] == o else None
-        if kept is not None and driver is None:
-            await kept[1].close()
+        driver = await self._kept.take(target.key, o) if o.reuse_connection else None
         ok = False
         try:
             if driver is None:
@@ -151,20 +149,17 @@ class Neo4jProbe(Probe):
         finally:
             if driver is not None:
                 if ok and o.reuse_connection:
-                    self._kept[target.key] = (o, driver)
+                    self._kept.put(target.key, o, driver)
                 else:
                     await driver.close()
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         for key in [k for k in self._backoff if k not in live]:
             del self._backoff[key]
-        for key in [k for k in self._kept if k not in live]:
-            await self._kept.pop(key)[1].close()
+        await self._kept.retain(live)
 
     async def close(self) -> None:
-        for _, driver in self._kept.values():
-            await driver.close()
-        self._kept.clear()
+        await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         if isinstance(exc, nexc.AuthError):

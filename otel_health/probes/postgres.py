@@ -15,6 +15,7 @@ import asyncpg
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+from ._kept import Kept
 
 __all__ = ["PostgresOptions", "PostgresProbe"]
 
@@ -76,6 +77,10 @@ def _ssl(o: PostgresOptions) -> Any:
     return context
 
 
+async def _terminate(conn: asyncpg.Connection) -> None:
+    conn.terminate()
+
+
 class PostgresProbe(Probe):
     kind = "postgres"
     options_type = PostgresOptions
@@ -83,7 +88,7 @@ class PostgresProbe(Probe):
 
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
-        self._kept: dict[tuple[str, str], tuple[PostgresOptions, asyncpg.Connection]] = {}
+        self._kept: Kept[asyncpg.Connection] = Kept(_terminate)
 
     @classmethod
     def options_from_url(cls, url: str) -> PostgresOptions:
@@ -104,10 +109,9 @@ class PostgresProbe(Probe):
         o: PostgresOptions = target.options
         attributes: dict[str, str | int] = {"db.system.name": "postgresql", "server.address": o.host,
                                             "server.port": o.port, "db.namespace": o.database}
-        kept = self._kept.pop(target.key, None) if o.reuse_connection else None
-        conn = kept[1] if kept is not None and kept[0] == o and not kept[1].is_closed() else None
-        if kept is not None and conn is None:
-            kept[1].terminate()
+        conn = await self._kept.take(target.key, o) if o.reuse_connection else None
+        if conn is not None and conn.is_closed():
+            conn = None
         ok = False
         try:
             if conn is None:
@@ -126,7 +130,7 @@ class PostgresProbe(Probe):
         finally:
             if conn is not None:
                 if ok and o.reuse_connection:
-                    self._kept[target.key] = (o, conn)
+                    self._kept.put(target.key, o, conn)
                 else:
                     # close() says goodbye politely but waits on the server; terminate() never waits.
                     conn.terminate()
@@ -144,13 +148,10 @@ class PostgresProbe(Probe):
                                                    "handshake; is it a PostgreSQL server?") from None
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
-        for key in [k for k in self._kept if k not in live]:
-            self._kept.pop(key)[1].terminate()
+        await self._kept.retain(live)
 
     async def close(self) -> None:
-        for _, conn in self._kept.values():
-            conn.terminate()
-        self._kept.clear()
+        await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):

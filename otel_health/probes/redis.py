@@ -17,6 +17,7 @@ from redis.retry import Retry
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, classify_os_error
+from ._kept import Kept
 
 __all__ = ["RedisOptions", "RedisProbe"]
 
@@ -83,7 +84,7 @@ class RedisProbe(Probe):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self._kept: dict[tuple[str, str], tuple[RedisOptions, rconn.Connection]] = {}
+        self._kept: Kept[rconn.Connection] = Kept(lambda conn: conn.disconnect())
 
     @classmethod
     def options_from_url(cls, url: str) -> RedisOptions:
@@ -114,10 +115,7 @@ class RedisProbe(Probe):
         o: RedisOptions = target.options
         attributes: dict[str, str | int] = {"db.system.name": "redis", "server.address": o.host,
                                             "server.port": o.port, "db.namespace": str(o.db)}
-        kept = self._kept.pop(target.key, None) if o.reuse_connection else None
-        conn = kept[1] if kept is not None and kept[0] == o else None
-        if kept is not None and conn is None:
-            await kept[1].disconnect()
+        conn = await self._kept.take(target.key, o) if o.reuse_connection else None
         ok = False
         try:
             if conn is None:
@@ -140,19 +138,15 @@ class RedisProbe(Probe):
         finally:
             if conn is not None:
                 if ok and o.reuse_connection:
-                    self._kept[target.key] = (o, conn)
+                    self._kept.put(target.key, o, conn)
                 else:
                     await conn.disconnect()
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
-        for key in [k for k in self._kept if k not in live]:
-            _, conn = self._kept.pop(key)
-            await conn.disconnect()
+        await self._kept.retain(live)
 
     async def close(self) -> None:
-        for _, conn in self._kept.values():
-            await conn.disconnect()
-        self._kept.clear()
+        await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         if isinstance(exc, rexc.BusyLoadingError):

@@ -266,3 +266,34 @@ def test_probe_command_checks_datastore_urls_and_redacts(
     assert pw not in out
     assert out.count(" up in ") == 3 and "DOWN auth" in out
 
+
+
+async def test_reuse_connection_keeps_one_connection_and_closes_it_when_the_target_goes(
+    redis_server: servers.Redis, postgres_server: servers.Postgres, neo4j_server: servers.Neo4j,
+    monkeypatch: pytest.MonkeyPatch, seeded_password: str,
+) -> None:
+    from tests.harness.running import config_from
+
+    monkeypatch.setenv("DS_PASSWORD", seeded_password)
+    reuse = "    reuse_connection: true\n"
+    text = ("targets:\n" + _redis("redis-kept", redis_server, interval="0.3s") + reuse
+            + _pg("pg-kept", postgres_server, interval="0.2s", timeout="0.2s") + reuse
+            + _neo("neo4j-kept", neo4j_server, interval="0.3s", timeout="0.3s") + reuse)
+
+    def redis_ours() -> int:
+        return redis_server.command("CLIENT", "LIST").count(b"name=otel-health")
+
+    def pg_ours() -> int:
+        return int(postgres_server.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otel-health'"))
+
+    base_redis, base_pg = redis_ours(), pg_ours()
+    async with running(text) as r:
+        await r.wait_for(lambda: all(r.checks(n) >= 6 for n in ("redis-kept", "pg-kept", "neo4j-kept")),
+                         timeout=20, what="six checks of each")
+        assert all(r.result(n).up for n in ("redis-kept", "pg-kept", "neo4j-kept"))
+        assert await asyncio.to_thread(redis_ours) - base_redis == 1
+        assert await asyncio.to_thread(pg_ours) - base_pg == 1
+        r.collector.apply(config_from("listen: 127.0.0.1:0\ntargets: []\n"))
+        await asyncio.sleep(1.0)
+        assert await asyncio.to_thread(redis_ours) == base_redis
+        assert await asyncio.to_thread(pg_ours) == base_pg
