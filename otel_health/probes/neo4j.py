@@ -1,7 +1,7 @@
 """Neo4j probe: connect and authenticate over Bolt, then ``CALL dbms.components()``.
 
-After an authentication failure the probe backs off for that target (doubling up to 15
-minutes) instead of trying again every interval: Neo4j locks an account after a few failed
+After an authentication failure the probe backs off for that target (the longer of its
+interval and 10 s, doubling up to 15 minutes) instead of trying again every interval: Neo4j locks an account after a few failed
 logins, and a stale password must not keep it locked.
 """
 
@@ -25,6 +25,8 @@ from ._kept import Kept
 __all__ = ["Neo4jOptions", "Neo4jProbe"]
 
 _SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+# Neo4j locks an account for 5 s (auth_lock_time) after a few failed logins: wait longer.
+_BACKOFF_FIRST = 10.0
 _BACKOFF_MAX = 900.0
 
 
@@ -143,7 +145,7 @@ class Neo4jProbe(Probe):
         except nexc.AuthError:
             previous = self._backoff.get(target.key)
             failures = previous.failures + 1 if previous is not None and previous.options == o else 1
-            delay = min(max(target.interval, 30.0) * 2 ** (failures - 1), _BACKOFF_MAX)
+            delay = min(max(target.interval, _BACKOFF_FIRST) * 2 ** (failures - 1), _BACKOFF_MAX)
             self._backoff[target.key] = _Backoff(o, failures, self._clock() + delay)
             raise
         finally:

@@ -176,7 +176,15 @@ async def test_no_connection_or_fd_leaks_after_500_checks_each(
         return int(postgres_server.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
                                         "'client backend' AND application_name = 'otel-health'"))
 
-    base_redis, base_pg = redis_clients(), pg_backends()
+    from neo4j import GraphDatabase
+
+    admin = GraphDatabase.driver(neo4j_server.uri, auth=("neo4j", neo4j_server.password))
+
+    def neo4j_ours() -> int:
+        records, _, _ = admin.execute_query("CALL dbms.listConnections() YIELD userAgent RETURN userAgent")
+        return sum(1 for r in records if str(r["userAgent"]).startswith("otel-health/"))
+
+    base_redis, base_pg, base_neo = redis_clients(), pg_backends(), neo4j_ours()
     await asyncio.sleep(0.2)
     base_fds = _open_fds()
     for target in config.targets:
@@ -197,6 +205,8 @@ async def test_no_connection_or_fd_leaks_after_500_checks_each(
     while pg_backends() != base_pg and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert pg_backends() == base_pg
+    assert await asyncio.to_thread(neo4j_ours) == base_neo
+    admin.close()
     assert _open_fds() <= base_fds
 
 
@@ -206,10 +216,12 @@ async def test_servers_stopped_mid_run_are_down_within_an_interval_and_recover(
     monkeypatch.setenv("DS_PASSWORD", seeded_password)
     redis = servers.start_redis(tmp_path / "redis", password=seeded_password)
     pg = servers.start_postgres(tmp_path / "pg", password=seeded_password)
+    neo = servers.start_neo4j(tmp_path / "neo4j", password=seeded_password)
     try:
-        text = "targets:\n" + _redis("redis", redis, interval="0.5s") + _pg("pg", pg, interval="0.5s")
+        text = ("targets:\n" + _redis("redis", redis, interval="0.5s") + _pg("pg", pg, interval="0.5s")
+                + _neo("neo4j", neo, interval="0.5s", timeout="0.5s"))
         async with running(text) as r:
-            for name in ("redis", "pg"):
+            for name in ("redis", "pg", "neo4j"):
                 await r.wait_for(lambda n=name: (r.result(n) is not None and r.result(n).up), timeout=15,
                                  what=f"{name} up")
             redis.process.signal(19)  # SIGSTOP: a paused server is down too (timeout)
@@ -220,15 +232,19 @@ async def test_servers_stopped_mid_run_are_down_within_an_interval_and_recover(
             stopped_at = time.monotonic()
             await asyncio.to_thread(redis.stop)
             await asyncio.to_thread(pg.stop)
-            await r.wait_for(lambda: not r.result("redis").up and not r.result("pg").up, timeout=1.5,
-                             what="both down")
-            assert time.monotonic() - stopped_at < 1.5
+            await asyncio.to_thread(neo.stop)
+            names = ("redis", "pg", "neo4j")
+            await r.wait_for(lambda: not any(r.result(n).up for n in names), timeout=1.5, what="all down")
+            assert time.monotonic() - stopped_at < 1.5 + 3  # neo4j takes up to 3 s to stop
             redis = await asyncio.to_thread(_restart_redis, redis, tmp_path, seeded_password)
             pg = await asyncio.to_thread(_restart_postgres, pg, tmp_path)
-            await r.wait_for(lambda: r.result("redis").up and r.result("pg").up, timeout=15, what="both up again")
+            neo = await asyncio.to_thread(_restart_neo4j, neo, tmp_path)
+            await r.wait_for(lambda: all(r.result(n).up for n in names), timeout=20,
+                             what=f"all up again ({[(n, r.result(n).error_type, r.result(n).detail) for n in names]})")
     finally:
         redis.stop()
         pg.stop()
+        neo.stop()
 
 
 def _restart_redis(old: servers.Redis, tmp_path: Path, password: str) -> servers.Redis:
@@ -249,6 +265,15 @@ def _restart_postgres(old: servers.Postgres, tmp_path: Path) -> servers.Postgres
     again = servers.Postgres(old.port, old.password, old.socket_dir, old.ca_file, process, old.bin_dir, old.run_as)
     process.wait_ready(lambda: again.psql("SELECT 1") == "1", timeout=60)
     return again
+
+
+def _restart_neo4j(old: servers.Neo4j, tmp_path: Path) -> servers.Neo4j:
+    from tests.harness.procs import Process
+
+    process = Process("Neo4j", list(old.process.popen.args), log_path=tmp_path / "neo4j" / "neo4j2.log",
+                      env={"NEO4J_PASSWORD": old.password, "NEO4J_EXTRA_USERS": ""})
+    process.wait_ready(lambda: "NEO4J READY" in process.log_path.read_text(errors="replace"), timeout=180)
+    return servers.Neo4j(old.port, old.password, old.users, process)
 
 
 def test_probe_command_checks_datastore_urls_and_redacts(
@@ -286,14 +311,25 @@ async def test_reuse_connection_keeps_one_connection_and_closes_it_when_the_targ
     def pg_ours() -> int:
         return int(postgres_server.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otel-health'"))
 
-    base_redis, base_pg = redis_ours(), pg_ours()
+    from neo4j import GraphDatabase
+
+    admin = GraphDatabase.driver(neo4j_server.uri, auth=("neo4j", neo4j_server.password))
+
+    def neo4j_ours() -> int:
+        records, _, _ = admin.execute_query("CALL dbms.listConnections() YIELD userAgent RETURN userAgent")
+        return sum(1 for r in records if str(r["userAgent"]).startswith("otel-health/"))
+
+    base_redis, base_pg, base_neo = redis_ours(), pg_ours(), neo4j_ours()
     async with running(text) as r:
         await r.wait_for(lambda: all(r.checks(n) >= 6 for n in ("redis-kept", "pg-kept", "neo4j-kept")),
                          timeout=20, what="six checks of each")
         assert all(r.result(n).up for n in ("redis-kept", "pg-kept", "neo4j-kept"))
         assert await asyncio.to_thread(redis_ours) - base_redis == 1
         assert await asyncio.to_thread(pg_ours) - base_pg == 1
+        assert await asyncio.to_thread(neo4j_ours) - base_neo == 1
         r.collector.apply(config_from("listen: 127.0.0.1:0\ntargets: []\n"))
         await asyncio.sleep(1.0)
         assert await asyncio.to_thread(redis_ours) == base_redis
         assert await asyncio.to_thread(pg_ours) == base_pg
+        assert await asyncio.to_thread(neo4j_ours) == base_neo
+    admin.close()
