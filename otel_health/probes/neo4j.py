@@ -1,8 +1,8 @@
 """Neo4j probe: connect and authenticate over Bolt, then ``CALL dbms.components()``.
 
 After an authentication failure the probe backs off for that target (the longer of its
-interval and 10 s, doubling up to 15 minutes) instead of trying again every interval: Neo4j locks an account after a few failed
-logins, and a stale password must not keep it locked.
+interval and 10 s, doubling up to 15 minutes) instead of trying again every interval: Neo4j
+locks an account after a few failed logins, and a stale password must not keep it locked.
 """
 
 from __future__ import annotations
