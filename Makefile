@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps dashboards
+.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps dashboards soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: bench-deps
 
 bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale
+
+## A 30-minute run with faults mixed in: memory and descriptors must stay flat.
+soak: deps
+	$(BIN)/python -m benchmarks.soak
 
 ## Regenerate the Grafana dashboards from monitoring/grafana/dashboards.py.
 dashboards: $(STAMP)

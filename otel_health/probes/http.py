@@ -27,6 +27,7 @@ from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+from ._dns import OwnPoolResolver
 from ._tls import PEER_CERT, RecordingSSLObject, not_after_or_none
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
@@ -239,12 +240,14 @@ class HttpProbe(Probe):
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: OwnPoolResolver | None = None
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             # force_close: every check opens its own connection, as a health check must.
-            connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=10)
+            self._resolver = self._resolver or OwnPoolResolver()
+            connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=10, resolver=self._resolver)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trace_configs=[_Phases.config()],
@@ -272,6 +275,9 @@ class HttpProbe(Probe):
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: HttpOptions = target.options

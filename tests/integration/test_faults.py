@@ -241,3 +241,32 @@ def test_the_server_binds_loopback_by_default() -> None:
     config = load_text("targets: []\n", "d.yaml", PROBES)
     assert config.listen_host == "127.0.0.1"
     time.sleep(0)
+
+
+async def test_a_collector_that_accepts_and_never_answers_stalls_nothing(
+    http_targets: servers.HttpTargets, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = http_targets
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    text = (f"otlp:\n  endpoint: http://127.0.0.1:{h.blackhole_port}\n  export_interval: 0.5s\n"
+            "targets:\n" + _http("ok", h.url("/ok"), interval="0.2s", timeout="0.2s"))
+    from otel_health.collector import Collector
+
+    collector = Collector(load_text("listen: 127.0.0.1:0\n" + text, "blackhole.yaml", PROBES))
+    await collector.start()
+    try:
+        await asyncio.sleep(4.0)
+        assert collector.scheduler is not None
+        runs = collector.scheduler.runs(("ok", "default"))
+        assert len(runs) >= 15  # 0.2 s cadence kept while every export hangs until its timeout
+        assert max(run.started - run.due for run in runs) < 0.1
+        text_out = collector.bridge.render().decode()
+        failures = {line.split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in text_out.splitlines()
+                    if line.startswith("otel_health_export_failures_total{")}
+        assert failures['otel_health_export_failures_total{signal="metrics"'] >= 1
+    finally:
+        start = time.monotonic()
+        await collector.stop(grace=1)
+        stopped_in = time.monotonic() - start
+    assert stopped_in < 8.0  # flushing into a silent Collector is bounded by the export timeout
