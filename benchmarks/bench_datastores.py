@@ -1,6 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
-    python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200] [--kinds tcp,redis,postgres,http]
+    python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
+        [--kinds tcp,redis,postgres,neo4j,http]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -75,6 +76,17 @@ def bare_check(kind: str, address: dict) -> object:
             await conn.fetchrow("SELECT current_setting('server_version'), pg_is_in_recovery()")
             conn.terminate()
             return True
+    elif kind == "neo4j":
+        import neo4j
+
+        async def one() -> bool:
+            driver = neo4j.AsyncGraphDatabase.driver(address["uri"], auth=("neo4j", PASSWORD),
+                                                     max_connection_pool_size=1)
+            await driver.verify_connectivity()
+            await driver.execute_query("CALL dbms.components() YIELD name, versions, edition "
+                                       "RETURN name, versions, edition", routing_=neo4j.RoutingControl.READ)
+            await driver.close()
+            return True
     else:
         import aiohttp
 
@@ -106,6 +118,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
         return f"  - name: t{i}\n    kind: tcp\n    host: 127.0.0.1\n    port: {address['port']}\n"
     if kind == "redis":
         return (f"  - name: t{i}\n    kind: redis\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    password: '${BENCH_PASSWORD}'\n")
+    if kind == "neo4j":
+        return (f"  - name: t{i}\n    kind: neo4j\n    uri: {address['uri']}\n"
                 "    password: '${BENCH_PASSWORD}'\n")
     if kind == "postgres":
         return (f"  - name: t{i}\n    kind: postgres\n    host: 127.0.0.1\n    port: {address['port']}\n"
@@ -143,7 +158,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--kinds", default="tcp,redis,postgres,http")
+    parser.add_argument("--kinds", default="tcp,redis,postgres,neo4j,http")
     parser.add_argument("--child")
     parser.add_argument("--address")
     args = parser.parse_args()
@@ -165,6 +180,10 @@ def main() -> None:
         pg.psql("ALTER SYSTEM SET max_connections = 300")
         started.append(pg)
         addresses["postgres"] = {"port": pg.port}
+    if "neo4j" in kinds:
+        neo = servers.start_neo4j(workdir / "neo4j", password=PASSWORD)
+        started.append(neo)
+        addresses["neo4j"] = {"uri": neo.uri}
     sink, sink_port = start_sink(workdir)
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in kinds}
     try:

@@ -5,13 +5,14 @@
 otel-health checks healthy, failing, refused, hanging and TLS targets every 0.5 s (spans
 exported to a Collector that drops them, /metrics scraped every 15 s). RSS and open file
 descriptors are sampled every 30 s; after a 5-minute warm-up, RSS may not grow by more than
-10% nor descriptors at all, else the exit code is 1.
+10% nor the median of open descriptors by more than 10, else the exit code is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,10 +67,12 @@ def main() -> int:
         print("soak: too short to judge")
         return 0
     rss_growth = (after[-1][1] - after[0][1]) / after[0][1]
-    fd_growth = max(s[2] for s in after[len(after) // 2:]) - min(s[2] for s in after[: len(after) // 2])
+    # Open descriptors move with the checks in flight at the moment: compare the halves' medians.
+    half = len(after) // 2
+    fd_growth = statistics.median(s[2] for s in after[half:]) - statistics.median(s[2] for s in after[:half] or after)
     print(f"soak: RSS {after[0][1]:.1f} -> {after[-1][1]:.1f} MB ({rss_growth:+.1%}) after warm-up; "
           f"fds {after[0][2]} -> {after[-1][2]}")
-    return 0 if rss_growth < 0.10 and fd_growth <= 2 else 1
+    return 0 if rss_growth < 0.10 and fd_growth <= 10 else 1
 
 
 if __name__ == "__main__":

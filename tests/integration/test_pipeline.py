@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 import time
 import urllib.parse
@@ -239,3 +240,43 @@ def test_both_collector_configs_validate_with_the_built_collector(tmp_path: Path
         result = subprocess.run([str(servers.otelcol_binary()), "validate", *[f"--config={c}" for c in configs]],
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
+
+
+async def test_no_secret_reaches_the_collector_whatever_the_fault(
+    start_collector: StartCollector, http_targets: servers.HttpTargets, redis_server: servers.Redis,
+    postgres_server: servers.Postgres, monkeypatch: pytest.MonkeyPatch, seeded_password: str, tmp_path: Path,
+) -> None:
+    """Spans as the real Collector received and kept them (its file exporter), all traces kept."""
+    collector = start_collector(100)
+    spans = InMemorySpanExporter()
+    h = http_targets
+    monkeypatch.setenv("SEEDED", seeded_password)
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
+    cred = "    basic_auth: {username: checker, password: '${SEEDED}'}\n"
+    text = (
+        "listen: 127.0.0.1:0\n"
+        f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"
+        "defaults:\n  interval: 0.3s\n  timeout: 0.3s\ntargets:\n"
+        f"  - name: auth-ok\n    kind: http\n    url: {h.url('/auth')}\n{cred}"
+        f"  - name: auth-hang\n    kind: http\n    url: http://127.0.0.1:{h.blackhole_port}/\n{cred}"
+        f"  - name: auth-refused\n    kind: http\n    url: http://127.0.0.1:{h.closed_port}/\n{cred}"
+        f"  - name: auth-tls\n    kind: http\n    url: https://127.0.0.1:{h.expired_port}/\n{cred}"
+        f"  - name: redis-wrong\n    kind: redis\n    host: 127.0.0.1\n    port: {redis_server.port}\n"
+        "    password: '${SEEDED}'\n    username: nobody\n"
+        f"  - name: pg-wrong\n    kind: postgres\n    host: 127.0.0.1\n    port: {postgres_server.port}\n"
+        "    user: nobody\n    password: '${SEEDED}'\n    sslmode: disable\n"
+    )
+    health = await _start(text, spans, monkeypatch, f"otel-health-secrets-{free_port()}")
+    try:
+        await asyncio.sleep(3.0)
+    finally:
+        await health.stop(grace=1)
+    kept = Path(collector.env["OTELCOL_FILE_EXPORT_PATH"])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "health_check pg-wrong" not in (kept.read_text() if kept.exists() else ""):
+        await asyncio.sleep(0.3)
+    exported = kept.read_text()
+    for name in ("auth-ok", "auth-hang", "auth-refused", "auth-tls", "redis-wrong", "pg-wrong"):
+        assert f"health_check {name}" in exported, name
+    assert seeded_password not in exported
+    assert base64.b64encode(f"checker:{seeded_password}".encode()).decode() not in exported
