@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ from ..config import Target
 from ..errors import ErrorType, ProbeFailure
 from ..result import CheckResult
 
-__all__ = ["Attempt", "Probe", "ProbeSettings"]
+__all__ = ["Attempt", "Probe", "ProbeSettings", "close_within"]
 
 
 _BACKOFF_FIRST = 0.1
@@ -153,6 +153,13 @@ class Probe(ABC):
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         """Map an exception to an error type and a detail; probes extend this for their libraries."""
         return classify_os_error(exc)
+
+
+async def close_within(closing: Awaitable[Any], seconds: float = 1.0) -> None:
+    """Close a connection, giving up after ``seconds``: a stuck peer must not hold a check
+    past its timeout (a check that timed out closes its connection after the fact)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(closing, seconds)
 
 
 def classify_os_error(exc: BaseException) -> tuple[ErrorType, str]:

@@ -19,7 +19,7 @@ from neo4j import exceptions as nexc
 from .. import __version__
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+from ._base import Attempt, Probe, ProbeSettings, classify_os_error, close_within
 from ._kept import Kept
 
 __all__ = ["Neo4jOptions", "Neo4jProbe"]
@@ -91,7 +91,7 @@ class Neo4jProbe(Probe):
         super().__init__(settings)
         self._clock = clock
         self._backoff: dict[tuple[str, str], _Backoff] = {}
-        self._kept: Kept[neo4j.AsyncDriver] = Kept(lambda driver: driver.close())
+        self._kept: Kept[neo4j.AsyncDriver] = Kept(lambda driver: close_within(driver.close()))
 
     @classmethod
     def options_from_url(cls, url: str) -> Neo4jOptions:
@@ -153,7 +153,7 @@ class Neo4jProbe(Probe):
                 if ok and o.reuse_connection:
                     self._kept.put(target.key, o, driver)
                 else:
-                    await driver.close()
+                    await close_within(driver.close())
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         for key in [k for k in self._backoff if k not in live]:

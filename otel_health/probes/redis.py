@@ -16,7 +16,7 @@ from redis.retry import Retry
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, classify_os_error
+from ._base import Attempt, Probe, classify_os_error, close_within
 from ._kept import Kept
 
 __all__ = ["RedisOptions", "RedisProbe"]
@@ -84,7 +84,7 @@ class RedisProbe(Probe):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self._kept: Kept[rconn.Connection] = Kept(lambda conn: conn.disconnect())
+        self._kept: Kept[rconn.Connection] = Kept(lambda conn: close_within(conn.disconnect()))
 
     @classmethod
     def options_from_url(cls, url: str) -> RedisOptions:
@@ -140,7 +140,7 @@ class RedisProbe(Probe):
                 if ok and o.reuse_connection:
                     self._kept.put(target.key, o, conn)
                 else:
-                    await conn.disconnect()
+                    await close_within(conn.disconnect())
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         await self._kept.retain(live)
