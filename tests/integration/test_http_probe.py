@@ -100,5 +100,6 @@ async def test_hanging_check_costs_only_its_timeout_while_others_keep_cadence(ht
         assert len(runs) >= 8
         starts = [run.started for run in runs]
         gaps = [b - a for a, b in itertools.pairwise(starts)]
-        assert all(0.15 <= gap <= 0.35 for gap in gaps), gaps
-        assert max(run.started - run.due for run in runs) < 0.1
+        # Waiting behind the hanging check would cost its 1 s timeout; these bounds are far from that.
+        assert all(0.1 <= gap <= 0.5 for gap in gaps), gaps
+        assert max(run.started - run.due for run in runs) < 0.25

@@ -213,20 +213,24 @@ async def test_collector_outage_never_stalls_probing_and_export_resumes(
         before = len(_roots(spans))
         await asyncio.sleep(4.0)
         during = len(_roots(spans)) - before
-        assert during >= 3 * 4 * 4 * 0.8  # three targets every 0.25 s, on cadence
+        # Three targets every 0.25 s. A blocking export would cost OTEL_EXPORTER_OTLP_TIMEOUT (2 s) per
+        # attempt; the bounds below are far from that and loose enough for a busy machine.
+        assert during >= 3 * 4 * 4 * 0.6
         text = health.bridge.render().decode()
         failures = next(line for line in text.splitlines()
                         if line.startswith('otel_health_export_failures_total{signal="metrics"}'))
         assert float(failures.rsplit(" ", 1)[1]) >= 1
         lag = health.scheduler.runs(("healthy", "pipeline"))[-8:] if health.scheduler else []
-        assert max(r.started - r.due for r in lag) < 0.1
+        assert max(r.started - r.due for r in lag) < 0.5
         # Back on the same ports: export resumes without a restart of otel-health.
         again = await asyncio.to_thread(start_collector, 100, collector.ports)
         mark = time.time()
-        await asyncio.sleep(3.0)
-        traces = await asyncio.to_thread(_jaeger_traces, jaeger, service)
-        newest = max(max(s["startTime"] for s in t["spans"]) for t in traces) / 1e6
-        assert newest > mark
+        newest, deadline = 0.0, time.monotonic() + 30.0  # the exporters retry with backoff: poll, bounded
+        while newest <= mark and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            traces = await asyncio.to_thread(_jaeger_traces, jaeger, service)
+            newest = max((s["startTime"] / 1e6 for t in traces for s in t["spans"]), default=0.0)
+        assert newest > mark, "no trace of a check after the Collector came back"
         metrics = await asyncio.to_thread(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{again.prometheus_port}/metrics", timeout=5).read())
         assert b"tta_service_up" in metrics
