@@ -54,5 +54,12 @@ def quantile(buckets_before: dict[float, float], buckets_after: dict[float, floa
     return bounds[-1]
 
 
+def share_above(buckets_before: dict[float, float], buckets_after: dict[float, float], bound: float) -> float:
+    """Share of the observations between two scrapes above ``bound`` (a bucket bound): exact."""
+    total = buckets_after.get(float("inf"), 0.0) - buckets_before.get(float("inf"), 0.0)
+    within = buckets_after.get(bound, 0.0) - buckets_before.get(bound, 0.0)
+    return (total - within) / total if total else 0.0
+
+
 def summary(values: list[float], fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks._nginx import Nginx
-from benchmarks._proc import checks_total, cpu_seconds, lag_buckets, quantile, rss_mb, scrape
+from benchmarks._proc import checks_total, cpu_seconds, lag_buckets, quantile, rss_mb, scrape, share_above
 from benchmarks.metrics_render import _prometheus_client_same_samples
 from tests.harness import servers
 from tests.harness.procs import free_port, port_open, wait_until
@@ -72,7 +72,9 @@ def main() -> None:
         print(f"  checks/s {checks / elapsed:.0f}  CPU {cpu / elapsed:.2f} cores  "
               f"CPU-s/1000 checks {cpu / checks * 1000:.3f}")
         p50, p99 = quantile(b0, b1, 0.5) * 1000, quantile(b0, b1, 0.99) * 1000
-        print(f"  scheduler lag p50 <= {p50:.1f} ms  p99 <= {p99:.1f} ms (bucket bounds; scrapes included)")
+        late = share_above(b0, b1, 0.1) * 100
+        print(f"  scheduler lag p50 <= {p50:.1f} ms  p99 <= {p99:.1f} ms (bucket bounds; scrapes included); "
+              f"checks started over 100 ms late: {late:.2f}%")
         print(f"  RSS {rss_mb(proc.pid):.0f} MB")
         print(f"  tta_service_up series {up_series} (in Prometheus: "
               f"{series_in_prometheus[0]['value'][1] if series_in_prometheus else 0}); overflow series: {overflow}")

@@ -82,6 +82,7 @@ def main() -> None:
                                        cardinality_limits=limits)
     bridge = BridgeReader(cardinality_limits=limits)
     telemetry = Telemetry(metric_readers=[bridge, reference])
+    bridge.set_direct_source(telemetry)
     _fill(telemetry, targets)
     text = bridge.render().decode()
     samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))

@@ -9,10 +9,12 @@ instrument names already carry their unit suffix.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -32,12 +34,39 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
-__all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader", "render"]
+__all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader", "render", "render_steps"]
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 Keep = Callable[[str, str], bool]
+STEP_SAMPLES = 2000  # samples per render step: a few milliseconds of work
+DirectPoint = tuple[Mapping[str, str], tuple[tuple[str, str], ...], float]
+
+
+class DirectFamily(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def counter(self) -> bool: ...
+
+
+class DirectSource(Protocol):
+    """Per-target families the bridge renders from the source instead of the SDK's storage.
+
+    Observable instruments keep their per-series state in the SDK for every reader that
+    collects them; at 10,000 targets that costs the bridge most of a render and hundreds of
+    megabytes (README, performance section). The source reports the same values its
+    observable callbacks give other readers, and silences those callbacks for the bridge.
+    """
+
+    def bypass_state_callbacks(self) -> AbstractContextManager[None]: ...
+
+    def state_families(self) -> Sequence[tuple[DirectFamily, Iterable[DirectPoint]]]: ...
 
 
 class BridgeReader(MetricReader):
@@ -52,20 +81,43 @@ class BridgeReader(MetricReader):
         )
         self._lock = threading.Lock()
         self._latest: MetricsData | None = None
-        self._labels = _LabelCache()
+        self._labels = {False: _LabelCache(), True: _LabelCache()}
+        self._direct: DirectSource | None = None
+
+    def set_direct_source(self, source: DirectSource) -> None:
+        self._direct = source
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._latest = metrics_data
 
-    def render(self, *, openmetrics: bool = False, keep: Keep | None = None) -> bytes:
-        """Collect now and render. Thread-safe; meant to run off the event loop."""
+    def collect_sdk(self) -> MetricsData | None:
+        """Collect the SDK's data for one render (the direct source's callbacks silenced).
+        Thread-safe; the only part of a render that cannot be split into steps."""
         with self._lock:
+            direct = self._direct
             self._latest = None
-            # The SDK's default 10 s budget for observable callbacks is too tight at 10,000
-            # targets on a busy event loop: a scrape would fail instead of being slow.
-            self.collect(timeout_millis=120_000)
-            data = self._latest
-            return render(data, openmetrics=openmetrics, keep=keep, labels=self._labels)
+            with direct.bypass_state_callbacks() if direct is not None else contextlib.nullcontext():
+                # The SDK's default 10 s budget for observable callbacks is too tight on a
+                # busy event loop: a scrape would fail instead of being slow.
+                self.collect(timeout_millis=120_000)
+            data, self._latest = self._latest, None  # not kept between scrapes
+            return data
+
+    def render_steps(self, data: MetricsData | None, out: list[bytes], *, openmetrics: bool = False,
+                     keep: Keep | None = None, step: int = STEP_SAMPLES) -> Iterator[None]:
+        """Render ``data`` and the direct families into ``out``, pausing (yielding) about every
+        ``step`` samples so an event loop can run between the steps. Run one render per
+        format at a time."""
+        direct = self._direct.state_families() if self._direct is not None else ()
+        yield from render_steps(data, out, openmetrics=openmetrics, keep=keep, labels=self._labels[openmetrics],
+                                direct=direct, step=step)
+
+    def render(self, *, openmetrics: bool = False, keep: Keep | None = None) -> bytes:
+        """Collect and render in one go (tools and tests; the server renders in steps)."""
+        out: list[bytes] = []
+        for _ in self.render_steps(self.collect_sdk(), out, openmetrics=openmetrics, keep=keep):
+            pass
+        return b"".join(out)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._latest = None
@@ -97,23 +149,45 @@ class _LabelCache:
         self._current, self._next = self._next, {}
 
 
-def render(data: MetricsData | None, *, openmetrics: bool = False, keep: Keep | None = None,
-           labels: _LabelCache | None = None) -> bytes:
-    """Render SDK metrics data. ``keep(service, environment)`` drops series of removed targets."""
+def render_steps(data: MetricsData | None, out: list[bytes], *, openmetrics: bool = False, keep: Keep | None = None,
+                 labels: _LabelCache | None = None, direct: Sequence[tuple[DirectFamily, Iterable[DirectPoint]]] = (),
+                 step: int = STEP_SAMPLES) -> Iterator[None]:
+    """Render direct families and SDK data into ``out`` (UTF-8 pieces), yielding between steps
+    of about ``step`` samples. ``keep(service, environment)`` drops SDK series of removed
+    targets (direct families hold live targets only)."""
     cache = labels or _LabelCache()
-    out: list[str] = []
+    lines: list[str] = []
+    for family, points in direct:
+        for _ in _direct_lines(lines, family, points, openmetrics, cache, step):
+            out.append("".join(lines).encode("utf-8"))
+            lines.clear()
+            yield
     if data is not None:
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    _render_metric(out, metric, openmetrics, keep, cache)
+                    for _ in _metric_lines(lines, metric, openmetrics, keep, cache, step):
+                        out.append("".join(lines).encode("utf-8"))
+                        lines.clear()
+                        yield
     cache.rotate()
     if openmetrics:
-        out.append("# EOF\n")
-    return "".join(out).encode("utf-8")
+        lines.append("# EOF\n")
+    out.append("".join(lines).encode("utf-8"))
 
 
-def _render_metric(out: list[str], metric: Any, openmetrics: bool, keep: Keep | None, cache: _LabelCache) -> None:
+def render(data: MetricsData | None, *, openmetrics: bool = False, keep: Keep | None = None,
+           labels: _LabelCache | None = None,
+           direct: Sequence[tuple[DirectFamily, Iterable[DirectPoint]]] = ()) -> bytes:
+    """Render in one go."""
+    out: list[bytes] = []
+    for _ in render_steps(data, out, openmetrics=openmetrics, keep=keep, labels=labels, direct=direct):
+        pass
+    return b"".join(out)
+
+
+def _metric_lines(out: list[str], metric: Any, openmetrics: bool, keep: Keep | None, cache: _LabelCache,
+                  step: int) -> Iterator[None]:
     data = metric.data
     name = metric.name
     points = data.data_points
@@ -122,24 +196,56 @@ def _render_metric(out: list[str], metric: Any, openmetrics: bool, keep: Keep | 
     if not points:
         return
     help_text = _escape_help(metric.description or "")
+    append = out.append
     if isinstance(data, Sum) and data.is_monotonic:
         family = name[:-6] if name.endswith("_total") else name
         sample = family + "_total"
         header = family if openmetrics else sample
-        out.append(f"# HELP {header} {help_text}\n# TYPE {header} counter\n")
-        for p in points:
-            body = cache.body(p.attributes)
-            out.append(f"{sample}{{{body}}} {_num(p.value)}\n" if body else f"{sample} {_num(p.value)}\n")
+        append(f"# HELP {header} {help_text}\n# TYPE {header} counter\n")
     elif isinstance(data, (Gauge, Sum)):
-        out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
-        for p in points:
-            body = cache.body(p.attributes)
-            out.append(f"{name}{{{body}}} {_num(p.value)}\n" if body else f"{name} {_num(p.value)}\n")
+        sample = name
+        append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
     elif isinstance(data, HistogramData):
-        out.append(f"# HELP {name} {help_text}\n# TYPE {name} histogram\n")
+        append(f"# HELP {name} {help_text}\n# TYPE {name} histogram\n")
         bucket = name + "_bucket"
-        for p in points:
+        per_step = max(1, step // 16)
+        for i, p in enumerate(points, 1):
             _render_histogram_point(out, name, bucket, p, openmetrics, cache.body(p.attributes))
+            if i % per_step == 0:
+                yield
+        return
+    else:
+        return
+    for i, p in enumerate(points, 1):
+        body = cache.body(p.attributes)
+        append(f"{sample}{{{body}}} {_num(p.value)}\n" if body else f"{sample} {_num(p.value)}\n")
+        if i % step == 0:
+            yield
+
+
+def _direct_lines(out: list[str], family: DirectFamily, points: Iterable[DirectPoint], openmetrics: bool,
+                  cache: _LabelCache, step: int) -> Iterator[None]:
+    name = family.name
+    if family.counter:
+        sample = name + "_total"
+        header = name if openmetrics else sample
+        kind = "counter"
+    else:
+        sample = header = name
+        kind = "gauge"
+    append = out.append
+    count = 0
+    for attrs, extra, value in points:
+        if count == 0:
+            append(f"# HELP {header} {_escape_help(family.description)}\n# TYPE {header} {kind}\n")
+        count += 1
+        body = cache.body(attrs)
+        if extra:
+            more = ",".join(f'{_label_name(k)}="{_escape_value(v)}"' for k, v in extra)
+            body = f"{body},{more}" if body else more
+        append(f"{sample}{{{body}}} {_num(value)}\n" if body else f"{sample} {_num(value)}\n")
+        if count % step == 0:
+            yield
 
 
 def _render_histogram_point(out: list[str], name: str, bucket: str, p: HistogramDataPoint, openmetrics: bool,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -53,7 +54,7 @@ log = logging.getLogger("otel_health")
 CHECK_DURATION_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
-LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
 METER_NAME = "otel_health"
 
 
@@ -77,6 +78,93 @@ def make_resource() -> Resource:
     explicit |= {pair.split("=", 1)[0].strip() for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
                  if "=" in pair}
     return from_env.merge(Resource({k: v for k, v in ours.items() if k not in explicit}))
+
+
+Labels = tuple[tuple[str, str], ...]
+Points = Callable[[TargetState, Callable[[tuple[str, str]], int]], Iterable[tuple[Labels, float]]]
+
+
+class StateFamily(NamedTuple):
+    """A per-target series read from the state store: gauges, and the skipped-checks counter."""
+
+    name: str
+    description: str
+    unit: str
+    points: Points  # (state, skipped-count source) -> (extra labels, value) pairs
+    counter: bool = False
+
+
+def _up(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), 1 if c.result.up else 0),) if c.result is not None else ()
+
+
+def _state_up(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), 1 if c.debounced_up else 0),) if c.debounced_up is not None else ()
+
+
+def _tls_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.tls_expiry),) if c.tls_expiry is not None else ()
+
+
+def _response_time(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.result.duration),) if c.result is not None else ()
+
+
+def _last_check(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.result.started_at + c.result.duration),) if c.result is not None else ()
+
+
+def _slow_threshold(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.target.slow_threshold),)
+
+
+def _interval(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.target.interval),)
+
+
+def _info(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    result = c.result
+    if result is None:
+        return ()
+    extra = {"version": result.version or ""}
+    if result.status_code is not None:
+        extra["status_code"] = str(result.status_code)
+    for key, value in result.info.items():
+        if key not in c.attrs:
+            extra.setdefault(key, value)
+    return ((tuple(extra.items()), 1),)
+
+
+def _phases(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    if c.result is None:
+        return ()
+    return [((("phase", phase),), seconds) for phase, seconds in c.result.phases.items()]
+
+
+def _skipped(c: TargetState, source: Callable[[tuple[str, str]], int]) -> Iterable[tuple[Labels, float]]:
+    return (((), source(c.target.key)),)
+
+
+STATE_FAMILIES: tuple[StateFamily, ...] = (
+    StateFamily("tta_service_up", "1 if the last check of the service passed, else 0", "", _up),
+    StateFamily("tta_service_state_up", "Debounced state: 0 after N consecutive failures, 1 after M successes", "",
+                _state_up),
+    StateFamily("tta_service_tls_cert_expiry_timestamp_seconds", "Unix time the service's TLS certificate expires",
+                "s", _tls_expiry),
+    StateFamily("tta_service_response_time_seconds", "Duration of the last check of the service", "s",
+                _response_time),
+    StateFamily("tta_service_last_check_timestamp_seconds", "Unix time the last check of the service ended", "s",
+                _last_check),
+    StateFamily("tta_service_slow_threshold_seconds", "Configured duration above which a check counts as slow", "s",
+                _slow_threshold),
+    StateFamily("tta_service_check_interval_seconds", "Configured interval between checks of the service", "s",
+                _interval),
+    StateFamily("tta_service_info", "What the service reports about itself, as labels; always 1", "", _info),
+    StateFamily("tta_service_phase_duration_seconds", "Duration of each step of the last check, by phase", "s",
+                _phases),
+    StateFamily("otel_health_checks_skipped", "Checks not started because the previous one still ran", "",
+                _skipped, counter=True),
+)
 
 
 class Telemetry:
@@ -109,6 +197,7 @@ class Telemetry:
         self._counter_attrs: dict[tuple[str, str, str, str], dict[str, str]] = {}
         self._in_flight: Callable[[], int] = lambda: 0
         self._skipped_source: Callable[[tuple[str, str]], int] = lambda _: 0
+        self._bypass = threading.local()
         self._reload_ok = 1
         self._reload_time = clock()
         self._export_failures: dict[str, int] = {}
@@ -118,32 +207,15 @@ class Telemetry:
     def _make_instruments(self) -> None:
         m = self.meter_provider.get_meter(METER_NAME, __version__)
         # Names are the Prometheus names; units are chosen so no exporter appends a suffix.
-        m.create_observable_gauge("tta_service_up", [self._observe_up],
-                                  description="1 if the last check of the service passed, else 0")
-        m.create_observable_gauge("tta_service_state_up", [self._observe_state_up],
-                                  description="Debounced state: 0 after N consecutive failures, 1 after M successes")
-        m.create_observable_gauge("tta_service_tls_cert_expiry_timestamp_seconds", [self._observe_tls_expiry],
-                                  unit="s", description="Unix time the service's TLS certificate expires")
-        m.create_observable_gauge("tta_service_response_time_seconds", [self._observe_response_time], unit="s",
-                                  description="Duration of the last check of the service")
-        m.create_observable_gauge("tta_service_last_check_timestamp_seconds", [self._observe_last_check],
-                                  unit="s", description="Unix time the last check of the service ended")
-        m.create_observable_gauge("tta_service_slow_threshold_seconds", [self._observe_slow_threshold], unit="s",
-                                  description="Configured duration above which a check counts as slow")
-        m.create_observable_gauge("tta_service_check_interval_seconds", [self._observe_interval], unit="s",
-                                  description="Configured interval between checks of the service")
-        m.create_observable_gauge("tta_service_info", [self._observe_info],
-                                  description="What the service reports about itself, as labels; always 1")
-        m.create_observable_gauge("tta_service_phase_duration_seconds", [self._observe_phases], unit="s",
-                                  description="Duration of each step of the last check, by phase")
+        for family in STATE_FAMILIES:
+            create = m.create_observable_counter if family.counter else m.create_observable_gauge
+            create(family.name, [self._observer(family)], unit=family.unit, description=family.description)
         self._duration = m.create_histogram("tta_service_check_duration_seconds", unit="s",
                                             description="Duration of every check of the service")
         self._checks = m.create_counter("tta_service_checks", unit="",
                                         description="Checks of the service by outcome and error type")
         self._lag = m.create_histogram("otel_health_scheduler_lag_seconds", unit="s",
                                        description="Delay from a check's due time to its start")
-        m.create_observable_counter("otel_health_checks_skipped", [self._observe_skipped], unit="",
-                                    description="Checks not started because the previous one still ran")
         m.create_observable_gauge("otel_health_checks_in_flight", [self._observe_in_flight],
                                   description="Checks running now")
         m.create_observable_gauge("otel_health_targets", [self._observe_targets],
@@ -247,59 +319,39 @@ class Telemetry:
     def set_skipped_source(self, source: Callable[[tuple[str, str]], int]) -> None:
         self._skipped_source = source
 
-    # -- observable callbacks (may run on a scrape thread: iterate over snapshots) --------
-    def _results(self) -> list[tuple[dict[str, str], CheckResult, TargetState]]:
-        return [(c.attrs, c.result, c) for c in self.store.snapshot() if c.result is not None]
+    # -- per-target state: observable for OpenTelemetry readers, direct for the bridge ----
+    def _observer(self, family: StateFamily) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        points = family.points
 
-    def _observe_up(self, _: CallbackOptions) -> Iterator[Observation]:
-        for attrs, result, _t in self._results():
-            yield Observation(1 if result.up else 0, attrs)
+        def callback(_: CallbackOptions) -> Iterator[Observation]:
+            if getattr(self._bypass, "active", False):
+                return  # the bridge renders these itself (see state_families)
+            for state in self.store.snapshot():
+                for extra, value in points(state, self._skipped_source):
+                    yield Observation(value, {**state.attrs, **dict(extra)} if extra else state.attrs)
 
-    def _observe_response_time(self, _: CallbackOptions) -> Iterator[Observation]:
-        for attrs, result, _t in self._results():
-            yield Observation(result.duration, attrs)
+        return callback
 
-    def _observe_last_check(self, _: CallbackOptions) -> Iterator[Observation]:
-        for attrs, result, _t in self._results():
-            yield Observation(result.started_at + result.duration, attrs)
+    @contextlib.contextmanager
+    def bypass_state_callbacks(self) -> Iterator[None]:
+        """While active on this thread, the per-target observable instruments yield nothing."""
+        self._bypass.active = True
+        try:
+            yield
+        finally:
+            self._bypass.active = False
 
-    def _observe_slow_threshold(self, _: CallbackOptions) -> Iterator[Observation]:
-        for c in self.store.snapshot():
-            yield Observation(c.target.slow_threshold, c.attrs)
+    def state_families(self) -> list[tuple[StateFamily, Iterator[tuple[dict[str, str], Labels, float]]]]:
+        """The per-target families as lazy (attributes, extra labels, value) points over one
+        snapshot: the values the observable instruments report, without the SDK's storage."""
+        states = self.store.snapshot()
+        return [(family, self._points(family, states)) for family in STATE_FAMILIES]
 
-    def _observe_interval(self, _: CallbackOptions) -> Iterator[Observation]:
-        for c in self.store.snapshot():
-            yield Observation(c.target.interval, c.attrs)
-
-    def _observe_state_up(self, _: CallbackOptions) -> Iterator[Observation]:
-        for c in self.store.snapshot():
-            if c.debounced_up is not None:
-                yield Observation(1 if c.debounced_up else 0, c.attrs)
-
-    def _observe_tls_expiry(self, _: CallbackOptions) -> Iterator[Observation]:
-        for c in self.store.snapshot():
-            if c.tls_expiry is not None:
-                yield Observation(c.tls_expiry, c.attrs)
-
-    def _observe_info(self, _: CallbackOptions) -> Iterator[Observation]:
-        for attrs, result, _t in self._results():
-            labels = {**attrs, "version": result.version or ""}
-            if result.status_code is not None:
-                labels["status_code"] = str(result.status_code)
-            for key, value in result.info.items():
-                labels.setdefault(key, value)
-            yield Observation(1, labels)
-
-    def _observe_phases(self, _: CallbackOptions) -> Iterator[Observation]:
-        for attrs, result, _t in self._results():
-            for phase, seconds in result.phases.items():
-                yield Observation(seconds, {**attrs, "phase": phase})
-
-    def _observe_skipped(self, _: CallbackOptions) -> Iterator[Observation]:
-        for c in self.store.snapshot():
-            t = c.target
-            yield Observation(self._skipped_source(t.key),
-                              {"service": t.name, "environment": t.environment, "kind": t.kind})
+    def _points(self, family: StateFamily, states: list[TargetState]) -> Iterator[tuple[dict[str, str], Labels, float]]:
+        points, skipped = family.points, self._skipped_source
+        for state in states:
+            for extra, value in points(state, skipped):
+                yield state.attrs, extra, value
 
     def _observe_in_flight(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._in_flight())

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -119,9 +121,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
             static["targets"] = [addresses[t] for t in static["targets"]]
     prometheus = servers.start_prometheus(workdir / "prometheus", yaml.safe_dump(config))
 
-    async def run() -> None:
-        import os
+    # otel-health runs for the whole module: instant queries of its own gauges would otherwise
+    # meet the stale markers Prometheus writes once a scrape of a stopped process fails.
+    started, stopping = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
 
+    async def run() -> None:
         os.environ["OTEL_SERVICE_NAME"] = "otel-health"
         os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "100"
         try:
@@ -129,17 +134,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         finally:
             del os.environ["OTEL_SERVICE_NAME"], os.environ["OTEL_BSP_SCHEDULE_DELAY"]
         await health.start()
+        started.set()
         try:
-            await asyncio.sleep(8.0)  # several scrapes and exports, traces past the decision wait
+            await asyncio.to_thread(stopping.wait, 600)
         finally:
             await health.stop(grace=1)
 
+    def runner() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported by the fixture
+            failure.append(exc)
+            started.set()
+
+    thread = threading.Thread(target=runner, name="otel-health", daemon=True)
+    thread.start()
     try:
-        asyncio.run(run())
+        assert started.wait(30) and not failure, failure
+        time.sleep(8.0)  # several scrapes and exports, traces past the decision wait
         wait_until(lambda: bool(prometheus.series('tta_service_up{service="broken"}')), timeout=20,
                    what="tta_service_up of the broken target in Prometheus")
         yield prometheus
     finally:
+        stopping.set()
+        thread.join(30)
         prometheus.stop()
         collector.stop()
 

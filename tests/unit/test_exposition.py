@@ -19,7 +19,9 @@ def _telemetry_with_both_readers(*, traced: bool = True) -> tuple[Telemetry, Bri
     reference = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
     bridge = BridgeReader(cardinality_limits=cardinality_limits())
     processors = [SimpleSpanProcessor(InMemorySpanExporter())] if traced else []
-    return Telemetry(metric_readers=[bridge, reference], span_processors=processors), bridge, registry
+    telemetry = Telemetry(metric_readers=[bridge, reference], span_processors=processors)
+    bridge.set_direct_source(telemetry)  # as the collector wires it: state families straight from the store
+    return telemetry, bridge, registry
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -44,9 +46,12 @@ def test_render_matches_the_opentelemetry_prometheus_exporter(make_target, make_
         telemetry.record(t, make_result(up=i % 3 != 0, duration=0.001 * (i + 1), version=f"1.{i}",
                                         status_code=200 if i % 3 else 503))
     ours = bridge.render().decode()
-    reference = generate_latest(registry).decode()
+    reference = generate_latest(registry).decode()  # the SDK's observable instruments, collected
     assert _samples(ours) == _samples(reference)
     assert _types(ours) == _types(reference)
+    assert len(_samples(ours)) > 50 * 10
+    # The bridge's render silenced the callbacks on its own thread only, and only while it ran.
+    assert _samples(generate_latest(registry).decode()) == _samples(reference)
     assert 'tta_service_up{service="svc-1",environment="test",kind="http",team="core"} 1' in ours
 
 

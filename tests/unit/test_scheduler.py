@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 from otel_health.scheduler import Scheduler
@@ -120,3 +121,27 @@ async def test_stop_cancels_checks_that_outlive_the_grace(make_target) -> None:
     await scheduler.stop(grace=0.2)
     assert cancelled.is_set()
     assert loop.time() - t0 < 1.5
+
+
+async def test_checks_due_within_one_window_start_together_and_keep_their_cadence(make_target) -> None:
+    loop = asyncio.get_running_loop()
+    starts: dict[str, list[float]] = {}
+
+    async def check(target) -> None:
+        starts.setdefault(target.name, []).append(loop.time())
+
+    scheduler = Scheduler(check, concurrency=100, batch_window=0.1)
+    targets = [make_target(f"t{i}", interval=0.5, timeout=0.1) for i in range(40)]
+    scheduler.set_targets(targets)
+    await asyncio.sleep(1.6)
+    await scheduler.stop(grace=1)
+    firsts = sorted(times[0] for times in starts.values())
+    # Forty start times spread over 0.5 s fall into at most six 0.1 s windows (five, plus an edge).
+    groups = 1 + sum(1 for a, b in itertools.pairwise(firsts) if b - a > 0.05)
+    assert len(firsts) == 40 and groups <= 6
+    for target in targets:
+        runs = scheduler.runs(target.key)
+        assert len(runs) >= 3
+        assert all(0 <= r.started - r.due < 0.1 + 0.05 for r in runs)  # at most one window late
+        dues = [r.due for r in runs]
+        assert all(abs((b - a) - 0.5) < 1e-6 for a, b in itertools.pairwise(dues))  # cadence exact
