@@ -49,7 +49,7 @@ bench: bench-deps
 	$(BIN)/python -m benchmarks.bench_http
 
 bench-scale: bench-deps
-	$(BIN)/python -m benchmarks.bench_scale
+	$(BIN)/python -m benchmarks.bench_scale --seconds 320
 
 ## A 30-minute run with faults mixed in: memory and descriptors must stay flat.
 soak: deps

@@ -4,6 +4,9 @@ A check becomes telemetry in two calls: :meth:`Telemetry.check_span` opens the r
 (``health_check {service}``), and :meth:`Telemetry.record` puts the
 :class:`~otel_health.result.CheckResult` on the meters and on that span. State gauges are
 observable, read from the current results, so a removed target's series disappear.
+They are declared once, in :data:`STATE_FAMILIES`: the SDK's observable instruments report
+them to OpenTelemetry readers, and :meth:`Telemetry.state_families` hands the same values to
+the Prometheus bridge, which renders them without the SDK's per-series storage.
 """
 
 from __future__ import annotations
