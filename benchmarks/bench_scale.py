@@ -1,6 +1,6 @@
 """10,000 targets at a 15 s interval (about 667 checks/s), scraped by Prometheus every 15 s.
 
-    python -m benchmarks.bench_scale [--targets 10000] [--seconds 90]
+    python -m benchmarks.bench_scale [--targets 10000] [--seconds 90] [--otlp]
 
 otel-health checks a local nginx (fresh connection per check) for every target while a real
 Prometheus scrapes its /metrics. Prints: checks/s, p50/p99 scheduler lag over the run (scrapes
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks._nginx import Nginx
 from benchmarks._proc import checks_total, cpu_seconds, lag_buckets, quantile, rss_mb, scrape, share_above
+from benchmarks.bench_http import start_sink
 from benchmarks.metrics_render import _prometheus_client_same_samples
 from tests.harness import servers
 from tests.harness.procs import free_port, port_open, wait_until
@@ -29,6 +30,8 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--otlp", action="store_true",
+                        help="also export metrics and spans over OTLP (to a local Collector that drops them)")
     args = parser.parse_args()
     from prometheus_client import generate_latest
 
@@ -36,7 +39,12 @@ def main() -> None:
     nginx = Nginx()
     port = free_port()
     config = workdir / "scale.yaml"
-    config.write_text(f"listen: 127.0.0.1:{port}\nconcurrency: 512\n"
+    sink = None
+    otlp = ""
+    if args.otlp:
+        sink, sink_port = start_sink(workdir)
+        otlp = f"otlp:\n  endpoint: http://127.0.0.1:{sink_port}\n  export_interval: {args.interval:g}s\n"
+    config.write_text(f"listen: 127.0.0.1:{port}\nconcurrency: 512\n{otlp}"
                       f"defaults:\n  interval: {args.interval}s\n  timeout: 5s\ntargets:\n"
                       + "".join(f"  - name: svc-{i:05d}\n    kind: http\n    url: {nginx.url}\n"
                                 for i in range(args.targets)))
@@ -68,7 +76,7 @@ def main() -> None:
         scrape(port)
         ours_ms = (time.perf_counter() - start) * 1000
         print(f"{args.targets} targets every {args.interval:g}s for {args.seconds:g}s, Prometheus scraping every "
-              f"{args.interval:g}s:")
+              f"{args.interval:g}s" + (", OTLP export of metrics and every span" if args.otlp else "") + ":")
         print(f"  checks/s {checks / elapsed:.0f}  CPU {cpu / elapsed:.2f} cores  "
               f"CPU-s/1000 checks {cpu / checks * 1000:.3f}")
         p50, p99 = quantile(b0, b1, 0.5) * 1000, quantile(b0, b1, 0.99) * 1000
@@ -87,6 +95,9 @@ def main() -> None:
         proc.wait(30)
         prometheus.stop()
         nginx.stop()
+        if sink is not None:
+            sink.terminate()
+            sink.wait(30)
 
 
 if __name__ == "__main__":

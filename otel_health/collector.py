@@ -11,14 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
-from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from . import __version__
+from ._switching import fine_switching
 from .config import Config, ConfigError, OtlpSettings, Secret, Target
 from .exposition import BridgeReader
 from .probes import PROBES, Probe, ProbeSettings
+from .push import PushReader
 from .result import CheckResult
 from .scheduler import Scheduler
 from .server import make_app
@@ -66,6 +68,9 @@ class Collector:
         self.store = StateStore()
         self.telemetry = Telemetry(metric_readers=readers, store=self.store, span_processors=processors)
         self.bridge.set_direct_source(self.telemetry)
+        for reader in readers:
+            if isinstance(reader, PushReader):
+                reader.set_direct_source(self.telemetry, self.telemetry.resource, self.telemetry.scope)
         settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
                                  tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__))
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
@@ -276,7 +281,8 @@ def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure:
 
     class CountingMetricExporter(OTLPMetricExporter):
         def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> MetricExportResult:
-            result = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
+            with fine_switching():  # encoding thousands of series takes seconds beside the loop
+                result = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
             if result is not MetricExportResult.SUCCESS:
                 on_failure("metrics")
             return result
@@ -285,11 +291,8 @@ def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure:
     processors: list[SpanProcessor] = []
     if metrics_on:
         interval = settings.export_interval
-        readers.append(PeriodicExportingMetricReader(
-            CountingMetricExporter(**metric_kw, **kwargs),
-            export_interval_millis=interval * 1000 if interval else None,
-            cardinality_limits=limits,
-        ))
+        readers.append(PushReader(CountingMetricExporter(**metric_kw, **kwargs), interval_s=interval,
+                                  cardinality_limits=limits))
     if traces_on:
         # Bounded queue: when the Collector is away, spans are dropped, never piled up.
         processors.append(BatchSpanProcessor(CountingSpanExporter(**span_kw, **kwargs), max_queue_size=4096))

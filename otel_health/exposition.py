@@ -52,6 +52,9 @@ class DirectFamily(Protocol):
     def description(self) -> str: ...
 
     @property
+    def unit(self) -> str: ...
+
+    @property
     def counter(self) -> bool: ...
 
 

@@ -6,10 +6,8 @@ and recent history) and ``POST /-/reload``. ``/metrics`` is rendered on a worker
 a large scrape never stalls the scheduler; scrapes that arrive during a render share it.
 
 A render has two parts. Collecting the SDK's data cannot be split, so it runs on a worker
-thread, and while it does the interpreter switches threads every
-:data:`RENDER_SWITCH_INTERVAL` instead of every 5 ms: the event loop gives up the GIL at
-every I/O callback, and with the default interval each hand-over to a busy thread would cost
-the loop up to 5 ms (a convoy; checks falling due during a scrape started seconds late).
+thread, and while it does the interpreter switches threads more often than every 5 ms
+(``_switching``: otherwise checks falling due during a scrape started seconds late).
 Formatting runs on the event loop itself in steps of a few milliseconds, between checks.
 """
 
@@ -19,14 +17,13 @@ import asyncio
 import datetime as dt
 import hmac
 import json
-import sys
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from ._switching import fine_switching
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .state import HistoryEntry, StateStore, TargetState
 
@@ -36,27 +33,11 @@ HEALTH_CONTENT_TYPE = "application/health+json"
 
 Reload = Callable[[], Awaitable[list[str]]]
 
-RENDER_SWITCH_INTERVAL = 0.0002  # seconds
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_normal = sys.getswitchinterval()
-
 
 def _collect_finely(reader: BridgeReader) -> MetricsData | None:
-    """``reader.collect_sdk`` with a short thread switch interval while it runs (module doc)."""
-    global _switch_users, _switch_normal
-    with _switch_lock:
-        if _switch_users == 0:
-            _switch_normal = sys.getswitchinterval()
-            sys.setswitchinterval(min(RENDER_SWITCH_INTERVAL, _switch_normal))
-        _switch_users += 1
-    try:
+    with fine_switching():  # the loop must not wait 5 ms for the GIL at every callback
         return reader.collect_sdk()
-    finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_normal)
+
 
 _COMPONENT_TYPES = {"http": "http", "tcp": "tcp", "redis": "datastore", "postgres": "datastore",
                     "neo4j": "datastore"}

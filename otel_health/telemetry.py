@@ -36,6 +36,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import __version__
@@ -195,6 +196,7 @@ class Telemetry:
         for processor in span_processors:
             self.tracer_provider.add_span_processor(processor)
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
+        self.scope = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
         self._clock = clock
         self.store = store if store is not None else StateStore()
         self._counter_attrs: dict[tuple[str, str, str, str], dict[str, str]] = {}

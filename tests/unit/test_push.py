@@ -1,0 +1,107 @@
+"""The periodic OTLP reader: SDK counters and histograms plus the state families, one export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    Sum,
+)
+
+from otel_health.push import PushReader
+from otel_health.telemetry import Telemetry
+
+
+class _Recording(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__(preferred_temporality={})
+        self.exports: list[MetricsData] = []
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        self.exports.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def _points(data: MetricsData) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                out.setdefault(metric.name, []).extend((dict(p.attributes), metric.data, p)
+                                                       for p in metric.data.data_points)
+    return out
+
+
+def test_one_export_carries_state_families_and_sdk_data_under_our_resource(make_target, make_result) -> None:
+    exporter = _Recording()
+    reader = PushReader(exporter, interval_s=3600)
+    telemetry = Telemetry(metric_readers=[reader])
+    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
+    up, down = make_target("up", labels=(("team", "core"),)), make_target("down")
+    telemetry.set_targets([up, down])
+    telemetry.record(up, make_result(up=True, duration=0.02, version="2.1", status_code=200))
+    telemetry.record(down, make_result(up=False, duration=0.5))
+    try:
+        reader.force_flush()
+    finally:
+        reader.shutdown()
+    data = exporter.exports[0]
+    assert len(data.resource_metrics) == 1
+    assert data.resource_metrics[0].resource is telemetry.resource
+    scopes = [sm.scope.name for sm in data.resource_metrics[0].scope_metrics]
+    assert scopes.count("otel_health") == 1  # state families joined the meter's own scope
+    points = _points(data)
+    assert {(a["service"], p.value) for a, _, p in points["tta_service_up"]} == {("up", 1), ("down", 0)}
+    assert {"service": "up", "environment": "test", "kind": "http", "team": "core"} in [
+        a for a, _, _ in points["tta_service_up"]]
+    info = next(a for a, _, _ in points["tta_service_info"] if a["service"] == "up")
+    assert info["version"] == "2.1" and info["status_code"] == "200"
+    skipped = points["otel_health_checks_skipped"]
+    assert all(isinstance(d, Sum) and d.is_monotonic and d.aggregation_temporality is AggregationTemporality.CUMULATIVE
+               and p.start_time_unix_nano > 0 for _, d, p in skipped)
+    # Counters and histograms still come from the SDK's aggregation.
+    assert {a["service"] for a, _, _ in points["tta_service_checks"]} == {"up", "down"}
+    assert sum(p.count for _, _, p in points["tta_service_check_duration_seconds"]) == 2
+    assert not reader._thread.is_alive()
+    assert len(exporter.exports) == 2  # the flush, and the final export at shutdown
+
+
+def test_a_large_export_goes_out_in_bounded_requests_with_every_point_once(make_target, make_result) -> None:
+    from otel_health.push import _chunks
+
+    exporter = _Recording()
+    reader = PushReader(exporter, interval_s=3600)
+    telemetry = Telemetry(metric_readers=[reader])
+    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
+    targets = [make_target(f"svc-{i}") for i in range(60)]
+    telemetry.set_targets(targets)
+    for t in targets:
+        telemetry.record(t, make_result())
+    try:
+        reader.force_flush()
+    finally:
+        reader.shutdown()
+    whole = exporter.exports[0]  # 60 targets: well under one request's limit
+    chunks = list(_chunks(whole, 25))
+    assert len(chunks) > 10
+    sizes = [sum(len(m.data.data_points) for rm in c.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+             for c in chunks]
+    assert max(sizes) <= 25
+
+    def flat(datas: list[MetricsData]) -> list[tuple[str, str, Any]]:
+        return [(m.name, type(m.data).__name__, sorted(p.attributes.items()))
+                for d in datas for rm in d.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                for p in m.data.data_points]
+
+    assert flat(chunks) == flat([whole])
+    assert all(rm.resource is telemetry.resource for c in chunks for rm in c.resource_metrics)
