@@ -85,12 +85,17 @@ class PushReader(MetricReader):
         data = self._with_state(metrics_data)
         if data is None:
             return
+        # Pauses only between the requests of a periodic export: a flush or the last export
+        # at shutdown goes out at once, bounded by the export timeout alone.
+        periodic = threading.current_thread() is self._thread
+        pause = 0.0
         with self._export_lock:
-            for chunk in _chunks(data, CHUNK_POINTS):
+            for i, chunk in enumerate(_chunks(data, CHUNK_POINTS)):
+                if i and periodic and self._stop.wait(pause):
+                    periodic = False
                 started = time.monotonic()
                 self._exporter.export(chunk, timeout_millis=timeout_millis)
-                if not self._stop.is_set():  # no pauses in the last export at shutdown
-                    self._stop.wait((time.monotonic() - started) * PAUSE_FACTOR)
+                pause = (time.monotonic() - started) * PAUSE_FACTOR
 
     def _with_state(self, sdk: MetricsData | None) -> MetricsData | None:
         direct = self._direct
