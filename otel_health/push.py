@@ -15,6 +15,7 @@ encoding 290,000 points does not take the event loop's share of the GIL for seco
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -41,6 +42,8 @@ from ._switching import fine_switching
 from .exposition import DirectFamily, DirectPoint, DirectSource
 
 __all__ = ["CHUNK_POINTS", "PushReader"]
+
+log = logging.getLogger("otel_health")
 
 CHUNK_POINTS = 10_000
 PAUSE_FACTOR = 2.0  # pause after a request: this many times what it took
@@ -72,8 +75,10 @@ class PushReader(MetricReader):
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            with contextlib.suppress(Exception):  # the SDK logs what failed; the next round tries again
+            try:
                 self._collect_now()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; the exporter logs its own
+                log.warning("otlp_metrics_round_failed error=%s", type(exc).__name__)
 
     def _collect_now(self) -> None:
         direct = self._direct
