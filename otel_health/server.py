@@ -2,8 +2,8 @@
 
 ``/metrics`` (Prometheus bridge), ``/health`` (the stack, application/health+json),
 ``/-/healthy`` (the collector itself), ``/api/v1/targets`` (settings without secrets, state
-and recent history) and ``POST /-/reload``. ``/metrics`` is rendered on a worker thread so
-a large scrape never stalls the scheduler; scrapes that arrive during a render share it.
+and recent history) and ``POST /-/reload``. A large ``/metrics`` render never stalls the
+scheduler; scrapes that arrive during a render share it.
 
 A render has two parts. Collecting the SDK's data cannot be split, so it runs on a worker
 thread, and while it does the interpreter switches threads more often than every 5 ms
