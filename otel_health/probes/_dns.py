@@ -1,9 +1,9 @@
-"""Name resolution on threads of its own.
+"""The thread pool name resolution runs on.
 
-aiohttp resolves names with getaddrinfo on the event loop's default thread pool, the pool
-that also renders /metrics. A slow DNS server would then hold every thread and stall checks
-of other names and the scrape alike. This resolver keeps lookups on a small pool of their
-own; aiohttp's DNS cache and its one-lookup-per-name rule stay in front of it.
+getaddrinfo blocks, so it runs on threads; not the event loop's default pool, the one that
+also renders /metrics, where a slow DNS server would hold every thread and stall checks of
+other names and the scrape alike, but a small pool of its own (``_http1.Names`` keeps its
+cache and its one-lookup-per-name rule in front of it).
 
 The pool's threads are daemons: a lookup hung in getaddrinfo cannot be interrupted, and a
 standard ThreadPoolExecutor would make the process wait for it at exit, past every timeout.
@@ -11,18 +11,14 @@ standard ThreadPoolExecutor would make the process wait for it at exit, past eve
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import queue
-import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from aiohttp.resolver import ThreadedResolver
-
-__all__ = ["DNS_THREADS", "DaemonPool", "OwnPoolResolver"]
+__all__ = ["DNS_THREADS", "DaemonPool"]
 
 DNS_THREADS = 32
 
@@ -66,28 +62,3 @@ class DaemonPool(Executor):
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
                 future.set_exception(exc)
             self._idle.release()
-
-
-class _PoolLoop:
-    """The two loop methods ThreadedResolver calls, run on our pool instead of the default one."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
-        self._loop = loop
-        self._pool = pool
-
-    async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0,
-                          flags: int = 0) -> Any:
-        return await self._loop.run_in_executor(self._pool, socket.getaddrinfo, host, port, family, type, proto,
-                                                flags)
-
-    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> Any:
-        return await self._loop.run_in_executor(self._pool, socket.getnameinfo, sockaddr, flags)
-
-
-class OwnPoolResolver(ThreadedResolver):
-    def __init__(self, threads: int = DNS_THREADS) -> None:
-        self._pool = DaemonPool(threads, "otel-health-dns")
-        super().__init__(loop=_PoolLoop(asyncio.get_running_loop(), self._pool))  # type: ignore[arg-type]
-
-    async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 import calendar
-import contextvars
-import ssl
 import time
 
-__all__ = ["PEER_CERT", "RecordingSSLObject", "not_after", "not_after_or_none"]
-
-# Set by a probe around one request; the TLS handshake drops the peer's certificate in it.
-# (The HTTP client can release a connection before the response reaches the caller, so
-# the certificate is caught where it is first seen.)
-PEER_CERT: contextvars.ContextVar[dict[str, bytes] | None] = contextvars.ContextVar("peer_cert", default=None)
-
-
-class RecordingSSLObject(ssl.SSLObject):
-    """An SSLObject that records the peer certificate of a finished handshake in PEER_CERT."""
-
-    def do_handshake(self) -> None:
-        super().do_handshake()
-        holder = PEER_CERT.get()
-        if holder is not None:
-            der = self.getpeercert(binary_form=True)
-            if der:
-                holder["der"] = der
+__all__ = ["not_after", "not_after_or_none"]
 
 
 def not_after_or_none(der: bytes) -> float | None:

@@ -1,34 +1,35 @@
 """HTTP(S) probe: one request, a fresh connection, status and body assertions.
 
-It rides on aiohttp's client (the README's design section has the measurements behind
-that choice) and draws its own HTTP client span by the OpenTelemetry semantic
-conventions, so a check costs what a health check must cost and little more.
+It rides on a small HTTP/1.1 client of its own (``_http1.py``; the README's design section
+has the measurements behind that choice) and draws its HTTP client span by the
+OpenTelemetry semantic conventions, so a check costs what a health check must cost and
+little more.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, classify_os_error
-from ._dns import OwnPoolResolver
-from ._tls import PEER_CERT, RecordingSSLObject, not_after_or_none
+from ._base import Attempt, Probe, ProbeSettings
+from ._http1 import Http1Client
+from ._tls import not_after_or_none
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
@@ -190,32 +191,16 @@ def _parse_status(f: Fields) -> tuple[StatusRange, ...]:
     return tuple(ranges) or (StatusRange(200, 399),)
 
 
-class _Phases:
-    """aiohttp trace hooks that time DNS, connect (TCP and TLS) and the request."""
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a target's requests share, worked out once per configuration."""
 
-    @staticmethod
-    def config() -> aiohttp.TraceConfig:
-        tc = aiohttp.TraceConfig(trace_config_ctx_factory=_passthrough)  # type: ignore[arg-type]
-        tc.on_dns_resolvehost_start.append(_mark("dns_start"))
-        tc.on_dns_resolvehost_end.append(_mark("dns_end"))
-        tc.on_connection_create_start.append(_mark("connect_start"))
-        tc.on_connection_create_end.append(_mark("connect_end"))
-        tc.on_request_start.append(_mark("request_start"))
-        tc.on_request_end.append(_mark("headers"))
-        return tc
-
-
-def _passthrough(trace_request_ctx: Any = None) -> Any:
-    # Hooks receive the request's own marks dict as their context.
-    return trace_request_ctx
-
-
-def _mark(name: str) -> Any:
-    async def hook(session: Any, marks: Any, params: Any) -> None:
-        if isinstance(marks, dict):
-            marks[name] = time.perf_counter()
-
-    return hook
+    options: HttpOptions
+    attributes: dict[str, str | int]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+    context: Callable[[], ssl.SSLContext]
+    private: frozenset[str]  # header names that stay with the configured origin
 
 
 class HttpProbe(Probe):
@@ -239,50 +224,37 @@ class HttpProbe(Probe):
 
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
-        self._session: aiohttp.ClientSession | None = None
-        self._resolver: OwnPoolResolver | None = None
+        self._http: Http1Client | None = None
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
+        self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._expiry: dict[bytes, float | None] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # force_close: every check opens its own connection, as a health check must.
-            self._resolver = self._resolver or OwnPoolResolver()
-            connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=10, resolver=self._resolver)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                trace_configs=[_Phases.config()],
-                auto_decompress=True,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-        return self._session
+    def _client(self) -> Http1Client:
+        if self._http is None:
+            self._http = Http1Client()
+        return self._http
 
-    def _ssl_context(self, options: HttpOptions) -> ssl.SSLContext | bool:
-        if not options.url.startswith("https"):
-            return True
+    def _ssl_context(self, options: HttpOptions) -> ssl.SSLContext:
         key = (options.tls_verify, str(options.ca_file) if options.ca_file else None)
         context = self._ssl.get(key)
         if context is None:
             context = ssl.create_default_context(cafile=key[1])
-            context.sslobject_class = RecordingSSLObject
             if not options.tls_verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
             self._ssl[key] = context
         return context
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()
-            self._resolver = None
-
-    async def _check(self, target: Target, attempt: Attempt) -> None:
+    def _prepare(self, target: Target) -> _Prepared:
         o: HttpOptions = target.options
+        prepared = self._prepared.get(target.key)
+        if prepared is not None and prepared.options is o:
+            return prepared
         parts = urlsplit(o.url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = 0
         attributes: dict[str, str | int] = {
             "http.request.method": o.method,
             "url.full": redact_url(o.url),
@@ -291,51 +263,68 @@ class HttpProbe(Probe):
             "user_agent.original": self.settings.user_agent,
             "user_agent.synthetic.type": "test",
         }
-        with self.settings.tracer.start_as_current_span(o.method, kind=SpanKind.CLIENT, attributes=attributes,
-                                          record_exception=False, set_status_on_exception=False) as span:
-            headers = {"User-Agent": self.settings.user_agent}
-            for name, value in o.headers:
-                headers[name] = value.reveal() if isinstance(value, Secret) else value
-            if o.basic_auth_user is not None and o.basic_auth_password is not None:
-                token = f"{o.basic_auth_user}:{o.basic_auth_password.reveal()}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
-            elif o.bearer_token is not None:
-                headers["Authorization"] = f"Bearer {o.bearer_token.reveal()}"
+        headers = {"User-Agent": self.settings.user_agent}
+        for name, value in o.headers:
+            headers[name] = value.reveal() if isinstance(value, Secret) else value
+        if o.basic_auth_user is not None and o.basic_auth_password is not None:
+            token = f"{o.basic_auth_user}:{o.basic_auth_password.reveal()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+        elif o.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {o.bearer_token.reveal()}"
+        prepared = _Prepared(o, attributes, tuple(headers.items()),
+                             o.body.encode() if o.body is not None else None,
+                             functools.partial(self._ssl_context, o),
+                             frozenset({"authorization", "proxy-authorization", "cookie"}
+                                       | {k.lower() for k, v in o.headers
+                                          if isinstance(v, Secret) or k.lower() in _CREDENTIAL_HEADERS}))
+        self._prepared[target.key] = prepared
+        return prepared
+
+    async def retain(self, live: set[tuple[str, str]]) -> None:
+        for key in [k for k in self._prepared if k not in live]:
+            del self._prepared[key]
+
+    async def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    async def _check(self, target: Target, attempt: Attempt) -> None:
+        o: HttpOptions = target.options
+        p = self._prepare(target)
+        # The client span need not be current: nothing below draws spans, and the
+        # traceparent is written from it directly (cheaper than making it current).
+        span = self.settings.tracer.start_span(o.method, kind=SpanKind.CLIENT, attributes=p.attributes,
+                                               record_exception=False, set_status_on_exception=False)
+        try:
+            headers = list(p.headers)
             if o.traceparent:
-                propagate.inject(headers)
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=set_span_in_context(span))
+                headers.extend(carrier.items())
             marks: dict[str, float] = {}
-            peer: dict[str, bytes] = {}
-            cert_token = PEER_CERT.set(peer)
             try:
-                async with self._client().request(
-                    o.method, o.url, headers=headers, data=o.body, allow_redirects=o.follow_redirects,
-                    max_redirects=10, ssl=self._ssl_context(o), trace_request_ctx=marks,
-                ) as response:
-                    attempt.status_code = response.status
-                    if "der" in peer:
-                        attempt.tls_expiry = not_after_or_none(peer["der"])
-                    span.set_attribute("http.response.status_code", response.status)
-                    v = response.version
-                    if v is not None:
-                        version = f"{v.major}.{v.minor}" if v.minor else str(v.major)
-                        span.set_attribute("network.protocol.version", version)
-                    body_start = time.perf_counter()
-                    body = await self._read(response, o) if o.reads_body else b""
-                    if not o.reads_body:
-                        response.release()
-                    marks["body_end"] = time.perf_counter() if o.reads_body else body_start
+                response = await self._client().fetch(
+                    o.url, o.method, headers, p.body, context=p.context, follow_redirects=o.follow_redirects,
+                    read_body=o.reads_body, max_body=self.settings.max_body_bytes, marks=marks,
+                    private=p.private)
             except Exception as exc:
                 error_type, _ = self._classify(exc)
                 span.set_attribute("error.type", str(error_type))
                 span.set_status(Status(StatusCode.ERROR))
                 raise
             finally:
-                PEER_CERT.reset(cert_token)
                 attempt.phases.update(_phase_durations(marks))
-            code = attempt.status_code
-            if code is not None and code >= 400:
+            code = attempt.status_code = response.status
+            if response.peer_cert is not None:
+                attempt.tls_expiry = self._not_after(response.peer_cert)
+            span.set_attribute("http.response.status_code", code)
+            span.set_attribute("network.protocol.version", response.version)
+            if code >= 400:
                 span.set_status(Status(StatusCode.ERROR))
                 span.set_attribute("error.type", str(code))
+        finally:
+            span.end()
         if o.tls_min_days_left is not None and attempt.tls_expiry is not None:
             days = (attempt.tls_expiry - time.time()) / 86400
             if days < o.tls_min_days_left:
@@ -345,44 +334,14 @@ class HttpProbe(Probe):
             expected = ", ".join(str(r) for r in o.expect_status)
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")
         if o.reads_body:
-            _assert_body(body, o, attempt)
+            _assert_body(response.body, o, attempt)
 
-    async def _read(self, response: aiohttp.ClientResponse, o: HttpOptions) -> bytes:
-        limit = self.settings.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await response.content.read(min(65536, limit - size + 1))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                # The body is cut at the cap; assertions see only what fits.
-                response.close()
-                return b"".join(chunks)[:limit]
-        return b"".join(chunks)
-
-    def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
-        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            return classify_os_error(exc.certificate_error)
-        if isinstance(exc, aiohttp.ClientConnectorSSLError):
-            return classify_os_error(exc.os_error)
-        if isinstance(exc, aiohttp.ClientConnectorDNSError):
-            return ErrorType.DNS, "name resolution failed"
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return classify_os_error(exc.os_error)
-        if isinstance(exc, aiohttp.TooManyRedirects):
-            return ErrorType.PROTOCOL, "too many redirects (more than 10)"
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return ErrorType.CONNECTION_RESET, "server closed the connection without a complete response"
-        if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
-            return ErrorType.PROTOCOL, f"invalid HTTP response: {type(exc).__name__}"
-        if isinstance(exc, aiohttp.ClientOSError):
-            return classify_os_error(exc.__cause__ or OSError(exc.errno, exc.strerror))
-        if isinstance(exc, aiohttp.InvalidURL):
-            return ErrorType.UNKNOWN, "invalid URL"
-        return classify_os_error(exc)
+    def _not_after(self, der: bytes) -> float | None:
+        if der not in self._expiry:
+            if len(self._expiry) >= 1024:
+                self._expiry.clear()
+            self._expiry[der] = not_after_or_none(der)
+        return self._expiry[der]
 
 
 def _phase_durations(marks: dict[str, float]) -> dict[str, float]:
@@ -393,7 +352,7 @@ def _phase_durations(marks: dict[str, float]) -> dict[str, float]:
     if "connect_end" in marks and "connect_start" in marks:
         phases["connect"] = max(marks["connect_end"] - marks["connect_start"] - dns, 0.0)
     if "headers" in marks:
-        start = marks.get("connect_end", marks.get("request_start", marks["headers"]))
+        start = marks.get("connect_end", marks["headers"])
         phases["request"] = max(marks["headers"] - start, 0.0)
     if "body_end" in marks and "headers" in marks:
         phases["body"] = max(marks["body_end"] - marks["headers"], 0.0)

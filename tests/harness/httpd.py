@@ -6,7 +6,9 @@ Routes: /ok (JSON with a version), /status/{code}, /slow?ms=N, /hang, /flaky?key
 /sequence?key=K&codes=200,500,... (one code per request, in turn),
 /traced (remembers the request's traceparent; /seen lists them), /auth (basic auth against
 $HTTPD_USER / $HTTPD_PASSWORD), /loop (redirects to itself), /drip (a byte a second), /endless (a body without end),
-/reset (half a response, then a TCP reset). The blackhole port accepts
+/reset (half a response, then a TCP reset), /gzip and /deflate (compressed JSON),
+/chunked (a body in several chunks), /redirect?to=URL&code=N, /echo (any method: the
+request's method, headers and body as JSON), /empty (204). The blackhole port accepts
 connections and never answers.
 """
 
@@ -117,6 +119,39 @@ async def reset(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def compressed(request: web.Request) -> web.Response:
+    response = web.json_response({"status": "ok", "padding": "p" * 2000, "marker": "compressed-marker"})
+    coding = web.ContentCoding.gzip if request.path == "/gzip" else web.ContentCoding.deflate
+    response.enable_compression(coding)
+    return response
+
+
+async def chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for part in (b"first part, ", b"second part, ", b"chunked-marker"):
+        await response.write(part)
+        await asyncio.sleep(0.01)
+    await response.write_eof()
+    return response
+
+
+async def redirect(request: web.Request) -> web.Response:
+    code = int(request.query.get("code", "302"))
+    return web.Response(status=code, headers={"Location": request.query["to"]})
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.text()
+    return web.json_response({"method": request.method, "headers": {k.lower(): v for k, v in request.headers.items()},
+                              "body": body})
+
+
+async def empty(_: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 async def loop(_: web.Request) -> web.Response:
     raise web.HTTPFound("/loop")
 
@@ -149,6 +184,12 @@ async def main() -> None:
     app.router.add_get("/drip", drip)
     app.router.add_get("/endless", endless)
     app.router.add_get("/reset", reset)
+    app.router.add_get("/gzip", compressed)
+    app.router.add_get("/deflate", compressed)
+    app.router.add_get("/chunked", chunked)
+    app.router.add_route("*", "/redirect", redirect)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/empty", empty)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()

@@ -62,12 +62,16 @@ async def test_target_receives_traceparent_of_the_check(http_targets: HttpTarget
     async with running(text) as r:
         await r.wait_result("traced")
         root = next(s for s in r.spans.get_finished_spans() if s.name == "health_check traced")
+        client = next(s for s in r.spans.get_finished_spans() if s.name == "GET")
     seen = h.seen()[before:]
     assert len(seen) == 1
-    version, trace_id, _span_id, flags = seen[0]["traceparent"].split("-")
+    version, trace_id, span_id, flags = seen[0]["traceparent"].split("-")
     assert version == "00"
     assert int(flags, 16) & 1 == 1  # sampled
     assert trace_id == format(root.context.trace_id, "032x")
+    # the request carries the client span, a child of the check's root span
+    assert span_id == format(client.context.span_id, "016x")
+    assert client.parent is not None and client.parent.span_id == root.context.span_id
     assert seen[0]["user-agent"].startswith("otel-health/")
 
 
