@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps dashboards soak
+.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps profile dashboards soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,7 @@ integration: deps
 ## Benchmarks (own targets: they take minutes and want a quiet machine).
 bench-deps: deps
 	scripts/deps.sh --bench
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 
 bench: bench-deps
 	$(BIN)/python -m benchmarks.http_clients
@@ -50,6 +51,10 @@ bench: bench-deps
 
 bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320
+
+## Where an HTTP check's CPU goes (py-spy under load).
+profile: bench-deps
+	$(BIN)/python -m benchmarks.profile_http
 
 ## A 30-minute run with faults mixed in: memory and descriptors must stay flat.
 soak: deps

@@ -88,16 +88,20 @@ def bare_check(kind: str, address: dict) -> object:
             await driver.close()
             return True
     else:
-        import aiohttp
+        from otel_health.probes._http1 import Http1Client
 
-        session: list[aiohttp.ClientSession] = []
+        client: list[Http1Client] = []
+
+        def no_tls() -> object:
+            raise AssertionError("plain HTTP")
 
         async def one() -> bool:
-            if not session:
-                session.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)))
-            async with session[0].get(address["url"]) as response:
-                await response.read()
-                return response.status == 200
+            if not client:
+                client.append(Http1Client())
+            response = await client[0].fetch(address["url"], "GET", [("User-Agent", "bench")], None,
+                                             context=no_tls, follow_redirects=True,  # type: ignore[arg-type]
+                                             read_body=False, max_body=65536, marks={})
+            return response.status == 200
     return one
 
 

@@ -3,7 +3,10 @@
 Each client runs in its own process against the same local nginx, a fresh TCP connection
 per request, concurrency 64; rounds are interleaved and the median (with range) printed.
 
-    python -m benchmarks.http_clients [--requests 3000] [--rounds 3]
+    python -m benchmarks.http_clients [--requests 3000] [--rounds 3] [--paced 400]
+
+With --paced, requests start at that rate on a 20 ms grid, as otel-health's scheduler
+starts checks, instead of as fast as 64 at a time go.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import json
 import resource
+import ssl
 import statistics
 import subprocess
 import sys
@@ -26,7 +30,13 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+PACE: float | None = None
+
+
 async def _drive(n: int, one) -> None:
+    if PACE:
+        await _paced(n, one, PACE)
+        return
     sem = asyncio.Semaphore(CONCURRENCY)
 
     async def task() -> None:
@@ -34,6 +44,16 @@ async def _drive(n: int, one) -> None:
             await one()
 
     await asyncio.gather(*(task() for _ in range(n)))
+
+
+async def _paced(n: int, one, rate: float) -> None:
+    window = 0.02
+    per_window = max(1, round(rate * window))
+    tasks = []
+    while len(tasks) < n:
+        tasks += [asyncio.ensure_future(one()) for _ in range(min(per_window, n - len(tasks)))]
+        await asyncio.sleep(window)
+    await asyncio.gather(*tasks)
 
 
 async def bench_httpx(url: str, n: int, instrumented: bool) -> None:
@@ -68,6 +88,24 @@ async def bench_aiohttp(url: str, n: int) -> None:
     await session.close()
 
 
+async def bench_own_client(url: str, n: int) -> None:
+    """otel-health's HTTP/1.1 client alone: no spans, no metrics."""
+    from otel_health.probes._http1 import Http1Client
+
+    client = Http1Client()
+
+    def no_tls() -> ssl.SSLContext:
+        raise AssertionError("plain HTTP")
+
+    async def one() -> None:
+        response = await client.fetch(url, "GET", [("User-Agent", "bench")], None, context=no_tls,
+                                      follow_redirects=True, read_body=True, max_body=65536, marks={})
+        assert response.status == 200
+
+    await _drive(n, one)
+    client.close()
+
+
 async def bench_otel_health(url: str, n: int) -> None:
     """The real path: HttpProbe.run, the root span, the child span, telemetry.record."""
     from otel_health.config import load_text
@@ -97,11 +135,14 @@ CLIENTS = {
     "httpx": lambda url, n: bench_httpx(url, n, False),
     "httpx+otel-instrumentation": lambda url, n: bench_httpx(url, n, True),
     "aiohttp": bench_aiohttp,
-    "otel-health probe (aiohttp+spans+metrics)": bench_otel_health,
+    "otel-health HTTP/1.1 client": bench_own_client,
+    "otel-health probe (own client+spans+metrics)": bench_otel_health,
 }
 
 
-def _child(name: str, url: str, n: int) -> None:
+def _child(name: str, url: str, n: int, pace: float | None) -> None:
+    global PACE
+    PACE = pace
     asyncio.run(CLIENTS[name](url, 50))  # warm-up: imports, first connections
     start = _cpu()
     asyncio.run(CLIENTS[name](url, n))
@@ -114,9 +155,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child")
     parser.add_argument("--url")
+    parser.add_argument("--paced", type=float)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.url, args.requests)
+        _child(args.child, args.url, args.requests, args.paced)
         return
     nginx = Nginx()
     results: dict[str, list[float]] = {name: [] for name in CLIENTS}
@@ -124,13 +166,15 @@ def main() -> None:
         for _ in range(args.rounds):
             for name in CLIENTS:
                 out = subprocess.run([sys.executable, "-m", "benchmarks.http_clients", "--child", name, "--url",
-                                      nginx.url, "--requests", str(args.requests)],
+                                      nginx.url, "--requests", str(args.requests)]
+                                     + (["--paced", str(args.paced)] if args.paced else []),
                                      capture_output=True, text=True, check=True, timeout=600)
                 results[name].append(json.loads(out.stdout.strip().splitlines()[-1])["cpu"] / args.requests * 1000)
     finally:
         nginx.stop()
     base = statistics.median(results["aiohttp"])
-    print(f"CPU-seconds per 1,000 GETs (fresh connection each, concurrency {CONCURRENCY}, "
+    how = f"paced at {args.paced:g}/s" if args.paced else f"concurrency {CONCURRENCY}"
+    print(f"CPU-seconds per 1,000 GETs (fresh connection each, {how}, "
           f"{args.requests} requests x {args.rounds} rounds; median [range]):")
     for name, values in results.items():
         med = statistics.median(values)
