@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 from opentelemetry.sdk.trace import SpanProcessor
@@ -20,12 +21,12 @@ from . import __version__
 from ._switching import fine_switching
 from .config import Config, ConfigError, OtlpSettings, Secret, Target
 from .exposition import BridgeReader
+from .otlp_wire import Unsupported, encode_metrics, encode_spans
 from .probes import PROBES, Probe, ProbeSettings
 from .push import PushReader
 from .result import CheckResult
 from .scheduler import Scheduler
 from .server import make_app
-from .span_wire import encode_spans
 from .state import StateStore
 from .telemetry import Telemetry, cardinality_limits
 
@@ -239,6 +240,24 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
+def _send_encoded(exporter: Any, encode: Callable[[Any], bytes], data: Any) -> bool | None:
+    """Send ``encode(data)`` (``otlp_wire``) with the HTTP exporter's own client: its retries,
+    compression, headers and TLS from the OTEL_EXPORTER_OTLP_* settings. True when it was
+    accepted; None when the exporter's own path must do it (shut down, a client it does not
+    have, data the wire encoder does not write)."""
+    client = getattr(exporter, "_client", None)
+    if client is None or getattr(exporter, "_shutdown", False):
+        return None
+    try:
+        payload = encode(data)
+    except Unsupported:
+        return None
+    except Exception:
+        log.exception("OTLP encoding failed; using the SDK's encoder")
+        return None
+    return bool(client.export(payload).success)
+
+
 def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure: Any
                     ) -> tuple[list[MetricReader], list[SpanProcessor]]:
     """OTLP exporters when the config or the standard OTEL_* variables ask for them."""
@@ -276,23 +295,14 @@ def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure:
 
     class CountingSpanExporter(OTLPSpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
-            result = self._send(spans)
+            sent = _send_encoded(self, encode_spans, spans) if protocol != "grpc" else None
+            if sent is None:
+                result = super().export(spans)
+            else:
+                result = SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
             if result is not SpanExportResult.SUCCESS:
                 on_failure("traces")
             return result
-
-        def _send(self, spans: Any) -> SpanExportResult:
-            # Our own encoder (span_wire.py) writes the request's bytes; the exporter's
-            # client still sends them (retries, compression, headers, TLS from OTEL_*).
-            client = getattr(self, "_client", None) if protocol != "grpc" else None
-            if client is None or getattr(self, "_shutdown", False):
-                return super().export(spans)
-            try:
-                data = encode_spans(spans)
-            except Exception:
-                log.exception("span encoding failed; using the SDK's encoder")
-                return super().export(spans)
-            return SpanExportResult.SUCCESS if client.export(data).success else SpanExportResult.FAILURE
 
         def _translate_data(self, data: Any) -> Any:
             # gRPC: the message, parsed (in C) from our bytes, costs less than built in Python.
@@ -300,11 +310,23 @@ def _otlp_exporters(settings: OtlpSettings, limits: dict[type, int], on_failure:
 
     class CountingMetricExporter(OTLPMetricExporter):
         def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> MetricExportResult:
-            with fine_switching():  # encoding thousands of series takes seconds beside the loop
-                result = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
+            with fine_switching():  # encoding thousands of series takes a while beside the loop
+                sent = None
+                if protocol != "grpc" and getattr(self, "_max_export_batch_size", None) is None:
+                    sent = _send_encoded(self, encode_metrics, metrics_data)
+                if sent is None:
+                    result = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
+                else:
+                    result = MetricExportResult.SUCCESS if sent else MetricExportResult.FAILURE
             if result is not MetricExportResult.SUCCESS:
                 on_failure("metrics")
             return result
+
+        def _translate_data(self, data: Any) -> Any:
+            try:
+                return ExportMetricsServiceRequest.FromString(encode_metrics(data))
+            except Unsupported:
+                return super()._translate_data(data)
 
     readers: list[MetricReader] = []
     processors: list[SpanProcessor] = []

@@ -105,3 +105,37 @@ def test_a_large_export_goes_out_in_bounded_requests_with_every_point_once(make_
 
     assert flat(chunks) == flat([whole])
     assert all(rm.resource is telemetry.resource for c in chunks for rm in c.resource_metrics)
+
+
+def test_exports_run_without_cyclic_gc_and_reuse_merged_attribute_sets(make_target, make_result) -> None:
+    import gc
+
+    seen_enabled: list[bool] = []
+
+    class Watching(_Recording):
+        def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kw: Any) -> MetricExportResult:
+            seen_enabled.append(gc.isenabled())
+            return super().export(metrics_data, timeout_millis, **kw)
+
+    exporter = Watching()
+    reader = PushReader(exporter, interval_s=3600)
+    telemetry = Telemetry(metric_readers=[reader])
+    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
+    target = make_target("svc", labels=(("team", "core"),))
+    telemetry.set_targets([target])
+    telemetry.record(target, make_result(up=True, duration=0.02, version="2.1", status_code=200))
+    assert gc.isenabled()
+    try:
+        reader.force_flush()
+        reader.force_flush()
+    finally:
+        reader.shutdown()
+    assert seen_enabled and not any(seen_enabled)  # no cyclic collection while points exist
+    assert gc.isenabled()  # and back on after
+    # an attribute set with extra labels (the info series' version) is the same object in both exports
+    first, second = (_points(d) for d in exporter.exports[:2])
+    info = [name for name in first if name.endswith("_info")]
+    assert info
+    a, b = first[info[0]][0][2].attributes, second[info[0]][0][2].attributes
+    assert a["version"] == "2.1" and a["team"] == "core"
+    assert a is b

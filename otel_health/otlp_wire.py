@@ -1,11 +1,12 @@
-"""Finished spans to the bytes of an OTLP ``ExportTraceServiceRequest``, written directly.
+"""Spans and metrics to the bytes of OTLP export requests, written directly.
 
-The SDK's encoder builds a protobuf object for every span, attribute and value, then
-serialises them; with a span per check and one per request, that was a fifth of the whole
-process's CPU at 400 checks a second. Here the wire format is written as it is read:
-length-prefixed fields, with the parts that repeat from check to check (resource, scope,
-each target's attribute pairs) encoded once and reused. The message is the same one the
-SDK's ``encode_spans`` makes (``tests/unit/test_span_wire.py`` parses both and compares).
+The SDK's encoders build a protobuf object for every span, data point, attribute and value,
+then serialise them: with a span per check and one per request, that was a fifth of the
+whole process's CPU at 400 checks a second, and 1.7 s of CPU for each metric export at
+10,000 targets. Here the wire format is written as it is read: length-prefixed fields, with
+what repeats (resource, scope, each target's attribute pairs, each series' attribute set)
+encoded once and reused. The messages are the ones the SDK's ``encode_spans`` and
+``encode_metrics`` make (``tests/unit/test_otlp_wire.py`` parses both and compares).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-__all__ = ["encode_spans"]
+__all__ = ["Unsupported", "encode_metrics", "encode_spans"]
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ _CACHE_LIMIT = 8192  # pairs; past it the cache starts over (10,000 targets woul
 _DOUBLE = struct.Struct("<d")
 _FIXED64 = struct.Struct("<Q")
 _FIXED32 = struct.Struct("<I")
+_SFIXED64 = struct.Struct("<q")
 
 # Encoded KeyValue pairs whose value repeats (strings, bools, ints): target names, URLs,
 # status codes. Durations and other floats are encoded each time.
@@ -207,5 +210,127 @@ def encode_spans(spans: Iterable[ReadableSpan]) -> bytes:
         body = _cached(resource, _resource) + b"".join(scope_spans)
         if resource.schema_url:
             body += _field(0x1A, resource.schema_url.encode("utf-8"))
+        out.append(_field(0x0A, body))
+    return b"".join(out)
+
+
+class Unsupported(Exception):
+    """Data this encoder does not write (exponential histograms, summaries): use the SDK's."""
+
+
+# Encoded attribute sets of data points, by identity: a series hands the same mapping to
+# every export, and a target's state families share one. Bounded; past it, it starts over.
+_point_attrs: dict[int, tuple[Any, bytes]] = {}
+_POINT_ATTRS_LIMIT = 65536
+
+
+def _point_attributes(tag: int, attributes: Any) -> bytes:
+    if not attributes:
+        return b""
+    entry = _point_attrs.get(id(attributes))
+    if entry is not None and entry[0] is attributes:
+        return entry[1]
+    encoded = _attributes(tag, attributes)
+    if len(_point_attrs) >= _POINT_ATTRS_LIMIT:
+        _point_attrs.clear()
+    _point_attrs[id(attributes)] = (attributes, encoded)
+    return encoded
+
+
+def _exemplars(tag: int, exemplars: Sequence[Any]) -> bytes:
+    out = []
+    for e in exemplars:
+        body = _attributes(0x3A, e.filtered_attributes)
+        if e.time_unix_nano:
+            body += b"\x11" + _FIXED64.pack(e.time_unix_nano)
+        if isinstance(e.value, float):
+            body += b"\x19" + _DOUBLE.pack(e.value)
+        elif isinstance(e.value, int):
+            body += b"\x31" + _SFIXED64.pack(e.value)
+        else:
+            raise ValueError("an exemplar's value must be an int or a float")
+        if e.span_id is not None and e.trace_id is not None:
+            body += b"\x22\x08" + e.span_id.to_bytes(8, "big") + b"\x2a\x10" + e.trace_id.to_bytes(16, "big")
+        out.append(_field(tag, body))
+    return b"".join(out)
+
+
+def _number_point(point: Any, with_start: bool) -> bytes:
+    body = _point_attributes(0x3A, point.attributes)
+    if with_start and point.start_time_unix_nano:
+        body += b"\x11" + _FIXED64.pack(point.start_time_unix_nano)
+    if point.time_unix_nano:
+        body += b"\x19" + _FIXED64.pack(point.time_unix_nano)
+    value = point.value
+    body += b"\x31" + _SFIXED64.pack(value) if isinstance(value, int) else b"\x21" + _DOUBLE.pack(value)
+    if point.exemplars:
+        body += _exemplars(0x2A, point.exemplars)
+    return _field(0x0A, body)
+
+
+def _histogram_point(point: Any) -> bytes:
+    body = _point_attributes(0x4A, point.attributes)
+    if point.start_time_unix_nano:
+        body += b"\x11" + _FIXED64.pack(point.start_time_unix_nano)
+    if point.time_unix_nano:
+        body += b"\x19" + _FIXED64.pack(point.time_unix_nano)
+    if point.count:
+        body += b"\x21" + _FIXED64.pack(point.count)
+    if point.sum is not None:
+        body += b"\x29" + _DOUBLE.pack(point.sum)
+    if point.bucket_counts:
+        body += _field(0x32, struct.pack(f"<{len(point.bucket_counts)}Q", *point.bucket_counts))
+    if point.explicit_bounds:
+        body += _field(0x3A, struct.pack(f"<{len(point.explicit_bounds)}d", *point.explicit_bounds))
+    if point.exemplars:
+        body += _exemplars(0x42, point.exemplars)
+    if point.min is not None:
+        body += b"\x59" + _DOUBLE.pack(point.min)
+    if point.max is not None:
+        body += b"\x61" + _DOUBLE.pack(point.max)
+    return _field(0x0A, body)
+
+
+def _metric(metric: Any) -> bytes:
+    body = _field(0x0A, metric.name.encode("utf-8"))
+    if metric.description:
+        body += _field(0x12, metric.description.encode("utf-8"))
+    if metric.unit:
+        body += _field(0x1A, metric.unit.encode("utf-8"))
+    data = metric.data
+    if isinstance(data, Gauge):
+        body += _field(0x2A, b"".join(_number_point(p, False) for p in data.data_points))
+    elif isinstance(data, Sum):
+        inner = b"".join(_number_point(p, True) for p in data.data_points)
+        if data.aggregation_temporality:
+            inner += b"\x10" + _varint(int(data.aggregation_temporality))
+        if data.is_monotonic:
+            inner += b"\x18\x01"
+        body += _field(0x3A, inner)
+    elif isinstance(data, Histogram):
+        inner = b"".join(_histogram_point(p) for p in data.data_points)
+        if data.aggregation_temporality:
+            inner += b"\x10" + _varint(int(data.aggregation_temporality))
+        body += _field(0x4A, inner)
+    else:
+        raise Unsupported(type(data).__name__)
+    return _field(0x12, body)
+
+
+def encode_metrics(data: Any) -> bytes:
+    """An ``ExportMetricsServiceRequest``, serialised, from the SDK's ``MetricsData``.
+
+    Raises :class:`Unsupported` for kinds of data it does not write."""
+    out = []
+    for rm in data.resource_metrics:
+        scope_metrics = []
+        for sm in rm.scope_metrics:
+            body = _cached(sm.scope, _scope) + b"".join(_metric(m) for m in sm.metrics)
+            if sm.schema_url:
+                body += _field(0x1A, sm.schema_url.encode("utf-8"))
+            scope_metrics.append(_field(0x12, body))
+        body = _cached(rm.resource, _resource) + b"".join(scope_metrics)
+        if rm.schema_url:
+            body += _field(0x1A, rm.schema_url.encode("utf-8"))
         out.append(_field(0x0A, body))
     return b"".join(out)
