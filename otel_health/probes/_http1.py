@@ -264,7 +264,7 @@ class Http1Client:
             new = urlsplit(target)
             if new.scheme not in ("http", "https") or not new.hostname:
                 raise _invalid("redirect to a location that is not an http(s) URL")
-            if (new.scheme, new.hostname, new.port) != (parts.scheme, parts.hostname, parts.port):
+            if _origin(new) != _origin(parts):
                 # Credentials go to the origin they were configured for, never further.
                 headers = [(k, v) for k, v in headers if k.lower() not in private]
             if (response.status == 303 and method != "HEAD") or (
@@ -347,6 +347,14 @@ async def _connect(addresses: list[tuple[int, Any]], context: ssl.SSLContext | N
                 break  # the server answered; another address would not make the certificate better
     assert error is not None
     raise error
+
+
+def _origin(parts: Any) -> tuple[str, str, int | None]:
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def _returning(conn: _Connection) -> Callable[[], _Connection]:

@@ -81,6 +81,9 @@ async def test_redirects_follow_the_rules(http_targets: HttpTargets) -> None:
     private = frozenset({"authorization", "x-api-key"})
     same = json.loads((await _fetch(h.url("/redirect?to=/echo"), headers=creds, private=private)).body)
     assert same["headers"]["authorization"] == "Bearer seeded-token" and same["headers"]["x-api-key"] == "seeded-key"
+    spelled = f"HTTP://127.0.0.1:{h.port}/echo"  # the same origin, written otherwise
+    again = json.loads((await _fetch(h.url(f"/redirect?to={spelled}"), headers=creds, private=private)).body)
+    assert again["headers"]["authorization"] == "Bearer seeded-token"
     other = f"http://localhost:{h.port}/echo"
     moved = json.loads((await _fetch(h.url(f"/redirect?to={other}"), headers=creds, private=private)).body)
     assert "authorization" not in moved["headers"] and "x-api-key" not in moved["headers"]
@@ -202,3 +205,14 @@ async def test_names_are_looked_up_once_while_a_lookup_is_running() -> None:
         assert await client.names.resolve("localhost", 80) == results[0] and calls == 1  # cached
     finally:
         client.close()
+
+
+def test_an_origin_is_the_same_however_it_is_written() -> None:
+    from urllib.parse import urlsplit
+
+    from otel_health.probes._http1 import _origin
+
+    assert _origin(urlsplit("http://Example.com/a")) == _origin(urlsplit("http://example.com:80/b"))
+    assert _origin(urlsplit("https://example.com/")) == _origin(urlsplit("https://example.com:443/"))
+    assert _origin(urlsplit("https://example.com/")) != _origin(urlsplit("http://example.com/"))
+    assert _origin(urlsplit("http://example.com:8080/")) != _origin(urlsplit("http://example.com/"))
