@@ -157,8 +157,13 @@ async def loop(_: web.Request) -> web.Response:
 
 
 async def blackhole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(3600)
-    writer.close()
+    """Never answers; lets go once the client has (else a long run exhausts descriptors)."""
+    try:
+        await asyncio.wait_for(reader.read(), 3600)  # until EOF: the client gave up
+    except (TimeoutError, ConnectionError):
+        pass
+    finally:
+        writer.close()
 
 
 async def main() -> None:
