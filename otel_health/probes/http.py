@@ -15,7 +15,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -197,7 +197,7 @@ class _Prepared:
 
     options: HttpOptions
     attributes: dict[str, str | int]
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...] = field(repr=False)  # credentials revealed: never printed
     body: bytes | None
     context: Callable[[], ssl.SSLContext]
     private: frozenset[str]  # header names that stay with the configured origin
