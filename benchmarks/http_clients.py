@@ -109,22 +109,23 @@ async def bench_own_client(url: str, n: int) -> None:
 async def bench_otel_health(url: str, n: int) -> None:
     """The real path: HttpProbe.run, the root span, the child span, telemetry.record."""
     from otel_health.config import load_text
-    from otel_health.exposition import BridgeReader
     from otel_health.probes import PROBES
     from otel_health.probes._base import ProbeSettings
     from otel_health.probes.http import HttpProbe
-    from otel_health.telemetry import Telemetry
+    from otel_health.telemetry import BridgeReader
+    from tests.harness.pipeline import Pipeline
 
     config = load_text(f"targets:\n  - name: bench\n    kind: http\n    url: {url}\n", "bench.yaml", PROBES)
     target = config.targets[0]
-    telemetry = Telemetry(metric_readers=[BridgeReader()])
-    telemetry.set_targets([target])
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+    pipeline.set_targets([target])
+    telemetry = pipeline.telemetry
     probe = HttpProbe(ProbeSettings(tracer=telemetry.tracer_provider.get_tracer("bench")))
 
     async def one() -> None:
         with telemetry.check_span(target) as span:
             result = await probe.run(target)
-            telemetry.record(target, result, span)
+            pipeline.record(target, result, span)
         assert result.up, result.detail
 
     await _drive(n, one)

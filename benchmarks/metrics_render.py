@@ -16,10 +16,10 @@ import time
 
 from otel_health.config import Target
 from otel_health.errors import ErrorType
-from otel_health.exposition import BridgeReader
 from otel_health.probes.http import HttpOptions
 from otel_health.result import CheckResult
-from otel_health.telemetry import Telemetry, cardinality_limits
+from otel_health.telemetry import BridgeReader, cardinality_limits
+from tests.harness.pipeline import Pipeline
 
 
 def _targets(n: int) -> list[Target]:
@@ -28,14 +28,14 @@ def _targets(n: int) -> list[Target]:
             for i in range(n)]
 
 
-def _fill(telemetry: Telemetry, targets: list[Target]) -> None:
-    telemetry.set_targets(targets)
+def _fill(pipeline: Pipeline, targets: list[Target]) -> None:
+    pipeline.set_targets(targets)
     now = time.time()
     for i, t in enumerate(targets):
         up = i % 10 != 0
-        telemetry.record(t, CheckResult(up=up, duration=0.01 + (i % 100) / 1000, started_at=now,
-                                        error_type=None if up else ErrorType.TIMEOUT, status_code=200,
-                                        version="1.0", phases={"connect": 0.001, "request": 0.005}))
+        pipeline.record(t, CheckResult(up=up, duration=0.01 + (i % 100) / 1000, started_at=now,
+                                       error_type=None if up else ErrorType.TIMEOUT, status_code=200,
+                                       version="1.0", phases={"connect": 0.001, "request": 0.005}))
 
 
 def _prometheus_client_same_samples(text: str):
@@ -80,10 +80,10 @@ def main() -> None:
     limits = cardinality_limits(args.targets)
     reference = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry,
                                        cardinality_limits=limits)
-    bridge = BridgeReader(cardinality_limits=limits)
-    telemetry = Telemetry(metric_readers=[bridge, reference])
-    bridge.set_direct_source(telemetry)
-    _fill(telemetry, targets)
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families, cardinality_limits=limits), reference])
+    bridge = pipeline.readers[0]
+    assert isinstance(bridge, BridgeReader)
+    _fill(pipeline, targets)
     text = bridge.render().decode()
     samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
     static = _prometheus_client_same_samples(text)

@@ -23,19 +23,27 @@ from opentelemetry.sdk.trace import TracerProvider
 from . import __version__
 from ._redact import redact_url, scrub
 from .collector import Collector
-from .config import DEFAULT_LISTEN, Config, ConfigError, Target, load, load_text
+from .config import DEFAULT_LISTEN, Config, ConfigError, Target, load, load_text, split_host_port
 from .probes import PROBES, Probe, ProbeSettings
 from .result import CheckResult
 
 __all__ = ["main"]
 
 
+def _listen(listen: str) -> tuple[str, int]:
+    try:
+        return split_host_port(listen)
+    except ValueError as exc:
+        raise ConfigError([f"--listen: {exc}"]) from None
+
+
 def _default_config(listen: str | None) -> Config:
-    host, _, port = (listen or DEFAULT_LISTEN).rpartition(":")
-    if not port.isdigit() or int(port) == 0 or not host:
+    host, port = _listen(listen or DEFAULT_LISTEN)
+    if port == 0:
         raise ConfigError([f"--listen: the built-in config needs a fixed HOST:PORT such as {DEFAULT_LISTEN}"])
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     template = resources.files("otel_health").joinpath("default.yaml").read_text(encoding="utf-8")
-    text = template.replace("{listen}", f"{host}:{port}").replace("{host}", host).replace("{port}", port)
+    text = template.replace("{listen}", address).replace("{host}", host).replace("{port}", str(port))
     return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
 
 
@@ -44,10 +52,8 @@ def _load(path: str | None, listen: str | None) -> Config:
         return _default_config(listen)
     config = load(path, PROBES)
     if listen is not None:
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError([f"--listen: must be HOST:PORT such as {DEFAULT_LISTEN}, got {listen!r}"])
-        config = dataclasses.replace(config, listen_host=host.strip("[]"), listen_port=int(port))
+        host, port = _listen(listen)
+        config = dataclasses.replace(config, listen_host=host, listen_port=port)
     return config
 
 

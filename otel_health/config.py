@@ -34,6 +34,7 @@ __all__ = [
     "Target",
     "load",
     "load_text",
+    "split_host_port",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
@@ -539,13 +540,22 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
                         headers=tuple(headers))
 
 
-def _split_listen(listen: str, f: Fields) -> tuple[str, int]:
-    host, sep, port_text = listen.rpartition(":")
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) as (host, port); ValueError when it is not one.
+    Port 0 is allowed: the system picks a free port."""
+    host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        f.problem("listen", f"must be HOST:PORT such as {DEFAULT_LISTEN}, got {_short(listen)!r}")
-        return "127.0.0.1", 8090
+        raise ValueError(f"must be HOST:PORT such as {DEFAULT_LISTEN}, got {_short(text)!r}")
     return host, int(port_text)
+
+
+def _split_listen(listen: str, f: Fields) -> tuple[str, int]:
+    try:
+        return split_host_port(listen)
+    except ValueError as exc:
+        f.problem("listen", str(exc))
+        return "127.0.0.1", 8090
 
 
 def _describe(value: Any) -> str:

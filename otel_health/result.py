@@ -32,7 +32,6 @@ class CheckResult:
     attempts: int = 1
     slow: bool = False
     tls_expiry: float | None = None
-    trace_id: str | None = None
 
     @property
     def outcome(self) -> str:

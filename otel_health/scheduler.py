@@ -9,37 +9,43 @@ stable hash of the target, so a thousand targets do not all fire together.
 Timers fire on a coarse grid (:data:`BATCH_WINDOW`): checks falling due within one window
 start together, a little late, in one turn of the loop. Their connects, writes and reads then
 share the loop's wake-ups instead of paying one each, which halves the CPU per check when
-checks are spread evenly in time (benchmarks/README figures); the cost is at most one window
-of scheduler lag.
+checks are spread evenly in time (README, performance section); the cost is at most one
+window of scheduler lag.
+
+The check function is told when its check was due and when it started (:class:`Start`), so
+lag is measured where it happens; the scheduler's own counters are :attr:`Scheduler.in_flight`
+and :meth:`Scheduler.skipped`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import math
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .config import Target
 
-__all__ = ["BATCH_WINDOW", "Run", "Scheduler"]
+__all__ = ["BATCH_WINDOW", "CheckFn", "Scheduler", "Start"]
 
 BATCH_WINDOW = 0.02  # seconds
-RUNS_KEPT = 16  # per target: thousands of targets keep this many timestamp triples each
-
-CheckFn = Callable[[Target], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class Run:
-    """The scheduler's own timestamps for one check (event-loop clock, seconds)."""
+class Start:
+    """When a check was due and when it got its slot and started (event-loop clock, seconds)."""
 
     due: float
     started: float
-    ended: float
+
+    @property
+    def lag(self) -> float:
+        return max(self.started - self.due, 0.0)
+
+
+CheckFn = Callable[[Target, Start], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -48,7 +54,6 @@ class _Entry:
     due: float = 0.0
     handle: asyncio.TimerHandle | None = None
     task: asyncio.Task[None] | None = None
-    runs: collections.deque[Run] = field(default_factory=lambda: collections.deque(maxlen=RUNS_KEPT))
     skipped: int = 0
 
 
@@ -58,15 +63,11 @@ class Scheduler:
         check: CheckFn,
         *,
         concurrency: int,
-        on_lag: Callable[[float], None] = lambda _: None,
-        on_skip: Callable[[Target], None] = lambda _: None,
         batch_window: float = BATCH_WINDOW,
     ) -> None:
         self._check = check
         self._window = batch_window
         self._limit = asyncio.Semaphore(concurrency)
-        self._on_lag = on_lag
-        self._on_skip = on_skip
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._batches: dict[int, tuple[asyncio.TimerHandle, list[_Entry]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -75,13 +76,11 @@ class Scheduler:
 
     @property
     def in_flight(self) -> int:
+        """Checks running now."""
         return self._running
 
-    def runs(self, key: tuple[str, str]) -> list[Run]:
-        entry = self._entries.get(key)
-        return list(entry.runs) if entry is not None else []
-
     def skipped(self, key: tuple[str, str]) -> int:
+        """Checks of the target not started because its previous one still ran."""
         entry = self._entries.get(key)
         return entry.skipped if entry is not None else 0
 
@@ -134,7 +133,6 @@ class Scheduler:
         self._arm(loop, entry)
         if entry.task is not None and not entry.task.done():
             entry.skipped += 1
-            self._on_skip(entry.target)
             return
         task = loop.create_task(self._execute(entry, due))
         entry.task = task
@@ -147,14 +145,11 @@ class Scheduler:
             async with self._limit:
                 if self._stopping:
                     return
-                started = loop.time()
-                self._on_lag(max(started - due, 0.0))
                 self._running += 1
                 try:
-                    await self._check(entry.target)
+                    await self._check(entry.target, Start(due, loop.time()))
                 finally:
                     self._running -= 1
-                    entry.runs.append(Run(due, started, loop.time()))
         finally:
             entry.task = None  # a finished task (and its coroutine) need not live until the next check
 

@@ -7,7 +7,7 @@ scheduler; scrapes that arrive during a render share it.
 
 A render has two parts. Collecting the SDK's data cannot be split, so it runs on a worker
 thread, and while it does the interpreter switches threads more often than every 5 ms
-(``_switching``: otherwise checks falling due during a scrape started seconds late).
+(``tuning.fine_switching``: otherwise checks falling due during a scrape started seconds late).
 Formatting runs on the event loop itself in steps of a few milliseconds, between checks.
 """
 
@@ -17,15 +17,15 @@ import asyncio
 import datetime as dt
 import hmac
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from ._switching import fine_switching
-from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .state import HistoryEntry, StateStore, TargetState
+from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
+from .tuning import fine_switching
 
 __all__ = ["HEALTH_CONTENT_TYPE", "health_document", "make_app", "targets_document"]
 
@@ -34,20 +34,27 @@ HEALTH_CONTENT_TYPE = "application/health+json"
 Reload = Callable[[], Awaitable[list[str]]]
 
 
+class Kind(Protocol):
+    """What ``/health`` reads of a probe kind (attributes of its ``Probe`` class)."""
+
+    @property
+    def component_type(self) -> str: ...
+
+    @property
+    def check_name(self) -> str: ...
+
+
+Kinds = Mapping[str, Kind]
+
+
 def _collect_finely(reader: BridgeReader) -> MetricsData | None:
     with fine_switching():  # the loop must not wait 5 ms for the GIL at every callback
         return reader.collect_sdk()
 
 
-_COMPONENT_TYPES = {"http": "http", "tcp": "tcp", "redis": "datastore", "postgres": "datastore",
-                    "neo4j": "datastore"}
-_CHECK_NAMES = {"http": "responseTime", "tcp": "connectivity"}
-
-
 class _MetricsRenderer:
-    def __init__(self, reader: BridgeReader, keep: Callable[[str, str], bool]) -> None:
+    def __init__(self, reader: BridgeReader) -> None:
         self._reader = reader
-        self._keep = keep
         self._inflight: dict[bool, asyncio.Future[list[bytes]]] = {}
 
     async def render(self, openmetrics: bool) -> list[bytes]:
@@ -62,7 +69,7 @@ class _MetricsRenderer:
     async def _render(self, openmetrics: bool) -> list[bytes]:
         data = await asyncio.to_thread(_collect_finely, self._reader)
         out: list[bytes] = []
-        for _ in self._reader.render_steps(data, out, openmetrics=openmetrics, keep=self._keep):
+        for _ in self._reader.render_steps(data, out, openmetrics=openmetrics):
             await asyncio.sleep(0)
         return out
 
@@ -71,11 +78,12 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def health_document(states: list[TargetState]) -> tuple[int, dict[str, Any]]:
+def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[str, Any]]:
     """The stack's health in the IETF health-check response format, and the HTTP status.
 
     A failing critical target makes ``fail`` (503); a failing non-critical one ``warn`` (200).
-    Targets not checked yet are left out.
+    Targets not checked yet are left out. Each check is named ``{service}:{check name}``
+    with the component type of its kind.
     """
     checks: dict[str, list[dict[str, Any]]] = {}
     worst = "pass"
@@ -83,12 +91,13 @@ def health_document(states: list[TargetState]) -> tuple[int, dict[str, Any]]:
         target, result = state.target, state.result
         if result is None:
             continue
+        kind = kinds.get(target.kind)
         status = "pass" if result.up else ("fail" if target.critical else "warn")
         if status == "fail" or (status == "warn" and worst == "pass"):
             worst = status
         item: dict[str, Any] = {
             "componentId": target.name,
-            "componentType": _COMPONENT_TYPES.get(target.kind, "component"),
+            "componentType": kind.component_type if kind is not None else "component",
             "status": status,
             "observedValue": round(result.duration, 6),
             "observedUnit": "s",
@@ -97,7 +106,8 @@ def health_document(states: list[TargetState]) -> tuple[int, dict[str, Any]]:
         }
         if not result.up:
             item["output"] = f"{result.error_type}: {result.detail}" if result.detail else str(result.error_type)
-        checks.setdefault(f"{target.name}:{_CHECK_NAMES.get(target.kind, 'connectivity')}", []).append(item)
+        check_name = kind.check_name if kind is not None else "connectivity"
+        checks.setdefault(f"{target.name}:{check_name}", []).append(item)
     doc = {"status": worst, "description": "health of the checked services", "checks": checks}
     return (503 if worst == "fail" else 200), doc
 
@@ -113,6 +123,7 @@ def _result_doc(entry: HistoryEntry) -> dict[str, Any]:
         "attempts": entry.attempts,
         "slow": entry.slow,
         "debounced_up": entry.debounced_up,
+        "lag_seconds": round(entry.lag, 6),
     }
     if entry.trace_id is not None:
         doc["trace_id"] = entry.trace_id
@@ -150,9 +161,9 @@ def targets_document(states: list[TargetState]) -> dict[str, Any]:
     return {"targets": out}
 
 
-def make_app(*, reader: BridgeReader, store: StateStore, reload: Reload, api_token: Callable[[], str | None]
-             ) -> web.Application:
-    renderer = _MetricsRenderer(reader, store.live)
+def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
+             api_token: Callable[[], str | None]) -> web.Application:
+    renderer = _MetricsRenderer(reader)
 
     def authorized(request: web.Request) -> bool:
         token = api_token()
@@ -178,7 +189,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, reload: Reload, api_tok
         return response
 
     async def health(_: web.Request) -> web.Response:
-        code, doc = health_document(store.snapshot())
+        code, doc = health_document(store.snapshot(), kinds)
         return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
 
     async def healthy(_: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ class HistoryEntry(NamedTuple):
     slow: bool
     trace_id: str | None
     debounced_up: bool
+    lag: float  # seconds from the check's due time to its start (scheduler lag)
 
 
 @dataclass(slots=True)
@@ -42,12 +43,11 @@ class TargetState:
     debounced_up: bool | None = None
     consecutive_failures: int = 0
     consecutive_successes: int = 0
-    transitions: int = 0
     tls_expiry: float | None = None
     history: collections.deque[HistoryEntry] = field(
         default_factory=lambda: collections.deque(maxlen=HISTORY_SIZE))
 
-    def update(self, result: CheckResult, trace_id: str | None = None) -> bool:
+    def update(self, result: CheckResult, trace_id: str | None = None, lag: float = 0.0) -> bool:
         """Take a new result; return True when the debounced state changed."""
         self.result = result
         if result.tls_expiry is not None:
@@ -66,14 +66,11 @@ class TargetState:
             self.debounced_up = False
         elif not before and self.consecutive_successes >= self.target.success_threshold:
             self.debounced_up = True
-        changed = before is not None and before != self.debounced_up
-        if changed:
-            self.transitions += 1
         self.history.append(HistoryEntry(
             result.started_at, result.duration, result.up,
             str(result.error_type) if result.error_type is not None else None, result.detail, result.status_code,
-            result.attempts, result.slow, trace_id, bool(self.debounced_up)))
-        return changed
+            result.attempts, result.slow, trace_id, bool(self.debounced_up), lag))
+        return before is not None and before != self.debounced_up
 
 
 def attributes_of(target: Target) -> dict[str, str]:
@@ -99,13 +96,20 @@ class StateStore:
                     state.debounced_up = old.debounced_up
                     state.consecutive_failures = old.consecutive_failures
                     state.consecutive_successes = old.consecutive_successes
-                    state.transitions = old.transitions
                     state.tls_expiry = old.tls_expiry
             states[target.key] = state
         self._states = states
 
     def get(self, key: tuple[str, str]) -> TargetState | None:
         return self._states.get(key)
+
+    def current(self, target: Target) -> TargetState | None:
+        """The state of ``target`` if it is still configured as it is; None when a reload
+        removed or changed it (a result of the old definition is not recorded)."""
+        state = self._states.get(target.key)
+        if state is None or (state.target is not target and state.target != target):
+            return None
+        return state
 
     def live(self, service: str, environment: str) -> bool:
         return (service, environment) in self._states

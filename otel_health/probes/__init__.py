@@ -1,7 +1,10 @@
 """Probe kinds, one module each, all behind :meth:`Probe.run`.
 
-``PROBES`` is the one registry of kinds: the config loader validates ``kind`` against it
-and the collector dispatches through it. Nothing outside this package knows a protocol.
+``PROBES`` is the one registry of kinds: the config loader validates ``kind`` against it,
+the collector dispatches through it, and ``/health`` and the CLI read each kind's class
+attributes (component type, check name, URL schemes). Protocol code stays in this package:
+the rest of otel-health sees only :class:`Probe`, its options and the
+:class:`~otel_health.result.CheckResult` it returns.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A protocol module implements only :meth:`Probe._check`, the protocol step. It fills the
 :class:`Attempt` it is given (phases, status code, version) and raises
 :class:`~otel_health.errors.ProbeFailure` for a failed assertion; any other exception is
-classified here. Errors never escape ``run()``: they become a down :class:`CheckResult`.
+classified by the probe's :meth:`Probe._classify`, most often through a table of
+:data:`Rule` rows (:func:`classify`). Errors never escape ``run()``: they become a down
+:class:`CheckResult`.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ import socket
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from opentelemetry import trace
 
 from .._redact import scrub
-from ..config import Target
+from ..config import Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ..result import CheckResult
 
-__all__ = ["Attempt", "Probe", "ProbeSettings", "close_within"]
+__all__ = ["Attempt", "PasswordOptions", "Probe", "ProbeSettings", "Rule", "classify", "classify_os_error",
+           "close_within", "os_cause"]
 
 
 _BACKOFF_FIRST = 0.1
@@ -54,9 +57,26 @@ class Attempt:
     tls_expiry: float | None = None
 
 
+class PasswordOptions:
+    """Mixin for a kind's options whose one secret is ``password``."""
+
+    __slots__ = ()
+    password: Secret | None
+
+    def secrets(self) -> Iterator[Secret]:
+        if self.password is not None:
+            yield self.password
+
+
 class Probe(ABC):
+    """One kind of target. Subclasses set the class attributes and implement :meth:`_check`."""
+
     kind: ClassVar[str]
     options_type: ClassVar[type[Any]]
+    # How /health (application/health+json) names this kind's check: "{service}:{check_name}"
+    # with this componentType.
+    component_type: ClassVar[str] = "component"
+    check_name: ClassVar[str] = "connectivity"
     # URL schemes ``otel-health probe URL`` maps to this kind, read by ``options_from_url``.
     schemes: ClassVar[tuple[str, ...]] = ()
 
@@ -162,24 +182,58 @@ async def close_within(closing: Awaitable[Any], seconds: float = 1.0) -> None:
         await asyncio.wait_for(closing, seconds)
 
 
+# (exception types, error type, detail: text, or made from the exception); the first match wins.
+Rule = tuple[type[BaseException] | tuple[type[BaseException], ...], ErrorType, str | Callable[[Any], str]]
+
+
+def classify(exc: BaseException, rules: Sequence[Rule]) -> tuple[ErrorType, str] | None:
+    """The first of ``rules`` that ``exc`` is an instance of, as (error type, detail)."""
+    for types, error_type, detail in rules:
+        if isinstance(exc, types):
+            return error_type, detail(exc) if callable(detail) else detail
+    return None
+
+
+def os_cause(exc: BaseException, depth: int = 5) -> OSError | None:
+    """The operating-system error under an exception a library raised, if any (following
+    ``__cause__``, then ``__context__``, at most ``depth`` links)."""
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(depth):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _errno_detail(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return f"{name}: {exc.strerror or exc}"
+
+
+_OS_RULES: tuple[Rule, ...] = (
+    (ssl.SSLCertVerificationError, ErrorType.TLS,
+     lambda e: f"certificate not accepted: {getattr(e, 'verify_message', None) or getattr(e, 'reason', None)}"),
+    (ssl.SSLError, ErrorType.TLS, lambda e: f"TLS handshake failed: {getattr(e, 'reason', None) or type(e).__name__}"),
+    (socket.gaierror, ErrorType.DNS, lambda e: f"name resolution failed: {e.strerror or e}"),
+    (ConnectionRefusedError, ErrorType.CONNECTION_REFUSED, "connection refused"),
+    ((ConnectionResetError, BrokenPipeError, ConnectionAbortedError), ErrorType.CONNECTION_RESET,
+     "connection reset by peer"),
+    (TimeoutError, ErrorType.TIMEOUT, "timed out"),
+)
+
+
 def classify_os_error(exc: BaseException) -> tuple[ErrorType, str]:
+    """The classification every probe falls back on: our own failures, TLS, DNS and socket
+    errors; anything else is ``unknown`` with the exception's name."""
     if isinstance(exc, ProbeFailure):
         return exc.error_type, exc.detail
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ErrorType.TLS, f"certificate not accepted: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.SSLError):
-        return ErrorType.TLS, f"TLS handshake failed: {exc.reason or type(exc).__name__}"
-    if isinstance(exc, socket.gaierror):
-        return ErrorType.DNS, f"name resolution failed: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return ErrorType.CONNECTION_REFUSED, "connection refused"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-        return ErrorType.CONNECTION_RESET, "connection reset by peer"
-    if isinstance(exc, TimeoutError):
-        return ErrorType.TIMEOUT, "timed out"
+    found = classify(exc, _OS_RULES)
+    if found is not None:
+        return found
     if isinstance(exc, OSError):
-        if exc.errno in (errno.ECONNREFUSED,):
+        if exc.errno == errno.ECONNREFUSED:
             return ErrorType.CONNECTION_REFUSED, "connection refused"
-        name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        return ErrorType.UNKNOWN, f"{name}: {exc.strerror or exc}"
+        return ErrorType.UNKNOWN, _errno_detail(exc)
     return ErrorType.UNKNOWN, f"{type(exc).__name__}: {exc}"

@@ -1,11 +1,44 @@
-"""Reading a peer certificate's expiry from its DER bytes (works with verification off too)."""
+"""TLS for every probe kind: the client context, and a peer certificate's expiry.
+
+:func:`client_context` is the one place a client ``SSLContext`` is built: loading the trust
+store costs milliseconds, so contexts are cached by what they depend on, the CA file's
+modification time included (a rotated CA file is picked up by the next check).
+``not_after`` reads a certificate's expiry from its DER bytes (with verification off too).
+"""
 
 from __future__ import annotations
 
 import calendar
+import functools
+import os
+import ssl
 import time
+from pathlib import Path
 
-__all__ = ["not_after", "not_after_or_none"]
+__all__ = ["client_context", "not_after", "not_after_or_none"]
+
+
+def client_context(*, verify: bool = True, check_hostname: bool | None = None,
+                   ca_file: Path | None = None) -> ssl.SSLContext:
+    """A client context: the system's trust store or ``ca_file``; ``verify=False`` accepts
+    any certificate; ``check_hostname`` defaults to ``verify``. Shared: never modify it."""
+    stamp = 0
+    if ca_file is not None:
+        try:
+            stamp = os.stat(ca_file).st_mtime_ns
+        except OSError:
+            stamp = -1  # building the context raises the reason
+    return _context(verify, verify if check_hostname is None else check_hostname,
+                    str(ca_file) if ca_file is not None else None, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: int) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = check_hostname and verify
+    if not verify:
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def not_after_or_none(der: bytes) -> float | None:

@@ -29,7 +29,7 @@ from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
 from ._http1 import Http1Client
-from ._tls import not_after_or_none
+from ._tls import client_context, not_after_or_none
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
@@ -205,6 +205,8 @@ class _Prepared:
 
 class HttpProbe(Probe):
     kind = "http"
+    component_type = "http"
+    check_name = "responseTime"
     options_type = HttpOptions
     schemes = ("http", "https")
 
@@ -225,7 +227,6 @@ class HttpProbe(Probe):
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
         self._http: Http1Client | None = None
-        self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
         self._prepared: dict[tuple[str, str], _Prepared] = {}
         self._expiry: dict[bytes, float | None] = {}
 
@@ -233,17 +234,6 @@ class HttpProbe(Probe):
         if self._http is None:
             self._http = Http1Client()
         return self._http
-
-    def _ssl_context(self, options: HttpOptions) -> ssl.SSLContext:
-        key = (options.tls_verify, str(options.ca_file) if options.ca_file else None)
-        context = self._ssl.get(key)
-        if context is None:
-            context = ssl.create_default_context(cafile=key[1])
-            if not options.tls_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._ssl[key] = context
-        return context
 
     def _prepare(self, target: Target) -> _Prepared:
         o: HttpOptions = target.options
@@ -273,7 +263,7 @@ class HttpProbe(Probe):
             headers["Authorization"] = f"Bearer {o.bearer_token.reveal()}"
         prepared = _Prepared(o, attributes, tuple(headers.items()),
                              o.body.encode() if o.body is not None else None,
-                             functools.partial(self._ssl_context, o),
+                             functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file),
                              frozenset({"authorization", "proxy-authorization", "cookie"}
                                        | {k.lower() for k, v in o.headers
                                           if isinstance(v, Secret) or k.lower() in _CREDENTIAL_HEADERS}))

@@ -8,7 +8,6 @@ locks an account after a few failed logins, and a stale password must not keep i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,7 +18,17 @@ from neo4j import exceptions as nexc
 from .. import __version__
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, classify_os_error, close_within
+from ._base import (
+    Attempt,
+    PasswordOptions,
+    Probe,
+    ProbeSettings,
+    Rule,
+    classify,
+    classify_os_error,
+    close_within,
+    os_cause,
+)
 from ._kept import Kept
 
 __all__ = ["Neo4jOptions", "Neo4jProbe"]
@@ -31,7 +40,7 @@ _BACKOFF_MAX = 900.0
 
 
 @dataclass(frozen=True, slots=True)
-class Neo4jOptions:
+class Neo4jOptions(PasswordOptions):
     uri: str
     user: str = "neo4j"
     password: Secret | None = None
@@ -66,10 +75,6 @@ class Neo4jOptions:
         )
         return options if uri else None
 
-    def secrets(self) -> Iterator[Secret]:
-        if self.password is not None:
-            yield self.password
-
     def public(self) -> dict[str, Any]:
         return {"uri": self.uri, "user": self.user, "password": self.password.source if self.password else None,
                 "database": self.database, "reuse_connection": self.reuse_connection}
@@ -84,6 +89,8 @@ class _Backoff:
 
 class Neo4jProbe(Probe):
     kind = "neo4j"
+    component_type = "datastore"
+    check_name = "connectivity"
     options_type = Neo4jOptions
     schemes = _SCHEMES
 
@@ -124,36 +131,28 @@ class Neo4jProbe(Probe):
                                             "server.port": o.port}
         if o.database:
             attributes["db.namespace"] = o.database
-        driver = await self._kept.take(target.key, o) if o.reuse_connection else None
-        ok = False
         try:
-            if driver is None:
-                driver = self._driver(o, target.timeout)
-                with self.step(attempt, "connect", "connect", attributes):
-                    await driver.verify_connectivity()
-            with self.step(attempt, "query", "CALL dbms.components",
-                           {**attributes, "db.operation.name": "CALL"}):
-                records, _, _ = await driver.execute_query(
-                    "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition",
-                    database_=o.database, routing_=neo4j.RoutingControl.READ)
-            for record in records:
-                if record["name"] == "Neo4j Kernel":
-                    attempt.version = str(record["versions"][0]) if record["versions"] else None
-                    attempt.info["edition"] = str(record["edition"])
-            self._backoff.pop(target.key, None)
-            ok = True
+            async with self._kept.session(target.key, o, keep=o.reuse_connection) as held:
+                if held.conn is None:
+                    held.conn = self._driver(o, target.timeout)
+                    with self.step(attempt, "connect", "connect", attributes):
+                        await held.conn.verify_connectivity()
+                with self.step(attempt, "query", "CALL dbms.components",
+                               {**attributes, "db.operation.name": "CALL"}):
+                    records, _, _ = await held.conn.execute_query(
+                        "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition",
+                        database_=o.database, routing_=neo4j.RoutingControl.READ)
         except nexc.AuthError:
             previous = self._backoff.get(target.key)
             failures = previous.failures + 1 if previous is not None and previous.options == o else 1
             delay = min(max(target.interval, _BACKOFF_FIRST) * 2 ** (failures - 1), _BACKOFF_MAX)
             self._backoff[target.key] = _Backoff(o, failures, self._clock() + delay)
             raise
-        finally:
-            if driver is not None:
-                if ok and o.reuse_connection:
-                    self._kept.put(target.key, o, driver)
-                else:
-                    await close_within(driver.close())
+        self._backoff.pop(target.key, None)
+        for record in records:
+            if record["name"] == "Neo4j Kernel":
+                attempt.version = str(record["versions"][0]) if record["versions"] else None
+                attempt.info["edition"] = str(record["edition"])
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         for key in [k for k in self._backoff if k not in live]:
@@ -164,24 +163,24 @@ class Neo4jProbe(Probe):
         await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
-        if isinstance(exc, nexc.AuthError):
-            return ErrorType.AUTH, "authentication failed"
-        if isinstance(exc, nexc.DatabaseUnavailable):
-            return ErrorType.LOADING, "the database is unavailable (starting, stopping or offline)"
-        if isinstance(exc, nexc.ClientError) and "database" in (exc.code or "").lower() and \
-                "notfound" in (exc.code or "").replace(".", "").lower():
+        if isinstance(exc, nexc.ClientError) and _is_database_missing(exc.code or ""):
             return ErrorType.DATABASE_MISSING, "the database does not exist"
         if isinstance(exc, nexc.ServiceUnavailable | nexc.SessionExpired):
-            cause = exc.__cause__ or exc.__context__
-            for _ in range(5):
-                if cause is None or isinstance(cause, OSError):
-                    break
-                cause = cause.__cause__ or cause.__context__
-            if isinstance(cause, OSError):
+            cause = os_cause(exc)
+            if cause is not None:
                 return classify_os_error(cause)
             return ErrorType.PROTOCOL, "the peer does not answer as a Bolt server"
-        if isinstance(exc, nexc.Neo4jError):
-            return ErrorType.ASSERTION, f"query failed: {exc.code or type(exc).__name__}"
-        if isinstance(exc, nexc.DriverError):
-            return ErrorType.PROTOCOL, f"Bolt error: {type(exc).__name__}"
-        return classify_os_error(exc)
+        return classify(exc, _RULES) or classify_os_error(exc)
+
+
+def _is_database_missing(code: str) -> bool:
+    code = code.lower()
+    return "database" in code and "notfound" in code.replace(".", "")
+
+
+_RULES: tuple[Rule, ...] = (
+    (nexc.AuthError, ErrorType.AUTH, "authentication failed"),
+    (nexc.DatabaseUnavailable, ErrorType.LOADING, "the database is unavailable (starting, stopping or offline)"),
+    (nexc.Neo4jError, ErrorType.ASSERTION, lambda e: f"query failed: {e.code or type(e).__name__}"),
+    (nexc.DriverError, ErrorType.PROTOCOL, lambda e: f"Bolt error: {type(e).__name__}"),
+)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,9 @@ import asyncpg
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, classify_os_error
+from ._base import Attempt, PasswordOptions, Probe, ProbeSettings, Rule, classify, classify_os_error
 from ._kept import Kept
+from ._tls import client_context
 
 __all__ = ["PostgresOptions", "PostgresProbe"]
 
@@ -24,7 +23,7 @@ _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 
 
 @dataclass(frozen=True, slots=True)
-class PostgresOptions:
+class PostgresOptions(PasswordOptions):
     host: str
     port: int = 5432
     database: str = "postgres"
@@ -55,10 +54,6 @@ class PostgresOptions:
         )
         return options if host else None
 
-    def secrets(self) -> Iterator[Secret]:
-        if self.password is not None:
-            yield self.password
-
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "database": self.database, "user": self.user,
                 "password": self.password.source if self.password else None, "sslmode": self.sslmode,
@@ -68,27 +63,25 @@ class PostgresOptions:
 def _ssl(o: PostgresOptions) -> Any:
     if o.sslmode in ("disable", "allow", "prefer"):
         return o.sslmode if o.sslmode != "disable" else False
-    context = ssl.create_default_context(cafile=str(o.ca_file) if o.ca_file else None)
-    if o.sslmode == "require":
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif o.sslmode == "verify-ca":
-        context.check_hostname = False
-    return context
+    return client_context(verify=o.sslmode != "require", check_hostname=o.sslmode == "verify-full",
+                          ca_file=o.ca_file)
 
 
 async def _terminate(conn: asyncpg.Connection) -> None:
+    # close() says goodbye politely but waits on the server; terminate() never waits.
     conn.terminate()
 
 
 class PostgresProbe(Probe):
     kind = "postgres"
+    component_type = "datastore"
+    check_name = "connectivity"
     options_type = PostgresOptions
     schemes = ("postgres", "postgresql")
 
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
-        self._kept: Kept[asyncpg.Connection] = Kept(_terminate)
+        self._kept: Kept[asyncpg.Connection] = Kept(_terminate, usable=lambda conn: not conn.is_closed())
 
     @classmethod
     def options_from_url(cls, url: str) -> PostgresOptions:
@@ -109,14 +102,11 @@ class PostgresProbe(Probe):
         o: PostgresOptions = target.options
         attributes: dict[str, str | int] = {"db.system.name": "postgresql", "server.address": o.host,
                                             "server.port": o.port, "db.namespace": o.database}
-        conn = await self._kept.take(target.key, o) if o.reuse_connection else None
-        if conn is not None and conn.is_closed():
-            conn = None
-        ok = False
-        try:
-            if conn is None:
+        async with self._kept.session(target.key, o, keep=o.reuse_connection) as held:
+            if held.conn is None:
                 with self.step(attempt, "connect", "connect", attributes):
-                    conn = await self._connect(o, target.timeout)
+                    held.conn = await self._connect(o, target.timeout)
+            conn = held.conn
             operation = o.query.split(None, 1)[0].upper() if o.query.strip() else "SELECT"
             with self.step(attempt, "query", operation, {**attributes, "db.operation.name": operation}):
                 value = await conn.fetchval(o.query)
@@ -126,14 +116,6 @@ class PostgresProbe(Probe):
                 raise ProbeFailure(ErrorType.ASSERTION, f"query returned {str(value)[:80]!r}, expected {o.expect!r}")
             attempt.version = str(version).split(" ", 1)[0]
             attempt.info["role"] = "replica" if in_recovery else "primary"
-            ok = True
-        finally:
-            if conn is not None:
-                if ok and o.reuse_connection:
-                    self._kept.put(target.key, o, conn)
-                else:
-                    # close() says goodbye politely but waits on the server; terminate() never waits.
-                    conn.terminate()
 
     async def _connect(self, o: PostgresOptions, timeout: float) -> asyncpg.Connection:
         try:
@@ -154,24 +136,19 @@ class PostgresProbe(Probe):
         await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
-        if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
-            return ErrorType.AUTH, "authentication failed"
-        if isinstance(exc, asyncpg.InvalidCatalogNameError):
-            return ErrorType.DATABASE_MISSING, "the database does not exist"
-        if isinstance(exc, asyncpg.TooManyConnectionsError):
-            return ErrorType.TOO_MANY_CONNECTIONS, "the server has no free connection slots"
-        if isinstance(exc, asyncpg.CannotConnectNowError):
-            return ErrorType.LOADING, "the server is starting up or shutting down"
-        if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
-            return ErrorType.CONNECTION_RESET, "the server closed the connection"
-        if isinstance(exc, asyncpg.PostgresError):
-            return ErrorType.ASSERTION, f"query failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate})"
-        if isinstance(exc, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.ProtocolError):
-            return ErrorType.PROTOCOL, f"the peer does not speak the PostgreSQL protocol ({type(exc).__name__})"
-        if isinstance(exc, ConnectionResetError | asyncpg.exceptions.ConnectionDoesNotExistError):
-            return ErrorType.CONNECTION_RESET, "the server closed the connection"
-        if isinstance(exc, ssl.SSLError):
-            return classify_os_error(exc)
-        if isinstance(exc, ConnectionError) and not isinstance(exc, OSError):
-            return ErrorType.PROTOCOL, "the peer does not speak the PostgreSQL protocol"
-        return classify_os_error(exc)
+        return classify(exc, _RULES) or classify_os_error(exc)
+
+
+_NOT_POSTGRES = "the peer does not speak the PostgreSQL protocol"
+_RULES: tuple[Rule, ...] = (
+    ((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError), ErrorType.AUTH,
+     "authentication failed"),
+    (asyncpg.InvalidCatalogNameError, ErrorType.DATABASE_MISSING, "the database does not exist"),
+    (asyncpg.TooManyConnectionsError, ErrorType.TOO_MANY_CONNECTIONS, "the server has no free connection slots"),
+    (asyncpg.CannotConnectNowError, ErrorType.LOADING, "the server is starting up or shutting down"),
+    ((asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionResetError), ErrorType.CONNECTION_RESET,
+     "the server closed the connection"),
+    (asyncpg.PostgresError, ErrorType.ASSERTION, lambda e: f"query failed: {type(e).__name__} (SQLSTATE {e.sqlstate})"),
+    ((asyncpg.exceptions.InterfaceError, asyncpg.exceptions.ProtocolError), ErrorType.PROTOCOL,
+     lambda e: f"{_NOT_POSTGRES} ({type(e).__name__})"),
+)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from redis.retry import Retry
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, classify_os_error, close_within
+from ._base import Attempt, PasswordOptions, Probe, Rule, classify, classify_os_error, close_within, os_cause
 from ._kept import Kept
 
 __all__ = ["RedisOptions", "RedisProbe"]
@@ -25,7 +24,7 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,253}$")
 
 
 @dataclass(frozen=True, slots=True)
-class RedisOptions:
+class RedisOptions(PasswordOptions):
     host: str
     port: int = 6379
     db: int = 0
@@ -67,10 +66,6 @@ class RedisOptions:
         )
         return options if host else None
 
-    def secrets(self) -> Iterator[Secret]:
-        if self.password is not None:
-            yield self.password
-
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "db": self.db, "tls": self.tls,
                 "username": self.username, "password": self.password.source if self.password else None,
@@ -79,6 +74,8 @@ class RedisOptions:
 
 class RedisProbe(Probe):
     kind = "redis"
+    component_type = "datastore"
+    check_name = "connectivity"
     options_type = RedisOptions
     schemes = ("redis", "rediss")
 
@@ -115,13 +112,12 @@ class RedisProbe(Probe):
         o: RedisOptions = target.options
         attributes: dict[str, str | int] = {"db.system.name": "redis", "server.address": o.host,
                                             "server.port": o.port, "db.namespace": str(o.db)}
-        conn = await self._kept.take(target.key, o) if o.reuse_connection else None
-        ok = False
-        try:
-            if conn is None:
-                conn = self._connection(o)
+        async with self._kept.session(target.key, o, keep=o.reuse_connection) as held:
+            if held.conn is None:
+                held.conn = self._connection(o)
                 with self.step(attempt, "connect", "connect", attributes):
-                    await conn.connect()  # type: ignore[no-untyped-call]
+                    await held.conn.connect()  # type: ignore[no-untyped-call]
+            conn = held.conn
             with self.step(attempt, "ping", "PING", {**attributes, "db.operation.name": "PING"}):
                 await conn.send_command("PING")
                 pong = await conn.read_response()
@@ -134,13 +130,6 @@ class RedisProbe(Probe):
                 replication = _parse_info(await conn.read_response())
             attempt.version = server.get("redis_version")
             attempt.info["role"] = replication.get("role", "")
-            ok = True
-        finally:
-            if conn is not None:
-                if ok and o.reuse_connection:
-                    self._kept.put(target.key, o, conn)
-                else:
-                    await close_within(conn.disconnect())
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         await self._kept.retain(live)
@@ -149,42 +138,50 @@ class RedisProbe(Probe):
         await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
-        if isinstance(exc, rexc.BusyLoadingError):
-            return ErrorType.LOADING, "Redis is loading its dataset into memory"
-        if isinstance(exc, (rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError)):
-            return ErrorType.AUTH, "authentication failed"
+        found = classify(exc, _RULES)  # first: some of these are also response or connection errors
+        if found is not None:
+            return found
         if isinstance(exc, rexc.ResponseError):
-            text = str(exc)
-            if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM")) or "AUTH" in text.split(" ", 1)[0]:
-                return ErrorType.AUTH, f"authentication failed ({text.split(' ', 1)[0]})"
-            if text.startswith("LOADING"):
-                return ErrorType.LOADING, "Redis is loading its dataset into memory"
-            return ErrorType.PROTOCOL, f"Redis answered with an error: {text.split(' ', 1)[0]}"
-        if isinstance(exc, (rexc.InvalidResponse,)):
-            return ErrorType.PROTOCOL, "the peer does not speak the Redis protocol"
-        if isinstance(exc, rexc.TimeoutError):
-            return ErrorType.TIMEOUT, "timed out"
+            return _response_error(str(exc))
         if isinstance(exc, rexc.ConnectionError):
-            cause = _os_cause(exc)
-            if cause is not None:
-                return classify_os_error(cause)
-            if "Protocol Error" in str(exc) or "protocol" in str(exc).lower():
-                return ErrorType.PROTOCOL, "the peer does not speak the Redis protocol"
-            if "Connection closed by server" in str(exc):
-                return ErrorType.CONNECTION_RESET, "the server closed the connection"
-            return ErrorType.UNKNOWN, f"connection error: {type(exc).__name__}"
+            return _connection_error(exc)
         return classify_os_error(exc)
 
 
-def _os_cause(exc: BaseException) -> BaseException | None:
-    seen = exc.__cause__ or exc.__context__
-    for _ in range(5):
-        if seen is None:
-            return None
-        if isinstance(seen, OSError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+_LOADING = "Redis is loading its dataset into memory"
+_NOT_REDIS = "the peer does not speak the Redis protocol"
+_RULES: tuple[Rule, ...] = (
+    (rexc.BusyLoadingError, ErrorType.LOADING, _LOADING),
+    ((rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError), ErrorType.AUTH, "authentication failed"),
+    (rexc.InvalidResponse, ErrorType.PROTOCOL, _NOT_REDIS),
+    (rexc.TimeoutError, ErrorType.TIMEOUT, "timed out"),
+)
+# A connection error with no OS error under it, by what its message says (lower case).
+_CONNECTION_TEXTS: tuple[tuple[str, ErrorType, str], ...] = (
+    ("protocol", ErrorType.PROTOCOL, _NOT_REDIS),
+    ("connection closed by server", ErrorType.CONNECTION_RESET, "the server closed the connection"),
+)
+
+
+def _response_error(text: str) -> tuple[ErrorType, str]:
+    """An error reply, by its first word (the error code)."""
+    code = text.split(" ", 1)[0]
+    if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM")) or "AUTH" in code:
+        return ErrorType.AUTH, f"authentication failed ({code})"
+    if text.startswith("LOADING"):
+        return ErrorType.LOADING, _LOADING
+    return ErrorType.PROTOCOL, f"Redis answered with an error: {code}"
+
+
+def _connection_error(exc: BaseException) -> tuple[ErrorType, str]:
+    cause = os_cause(exc)
+    if cause is not None:
+        return classify_os_error(cause)
+    text = str(exc).lower()
+    for needle, error_type, detail in _CONNECTION_TEXTS:
+        if needle in text:
+            return error_type, detail
+    return ErrorType.UNKNOWN, f"connection error: {type(exc).__name__}"
 
 
 def _parse_info(raw: Any) -> dict[str, str]:

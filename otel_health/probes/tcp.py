@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe
+from ._tls import client_context
 
 __all__ = ["TcpOptions", "TcpProbe"]
 
@@ -74,6 +74,8 @@ def _unescape(text: str) -> str:
 
 class TcpProbe(Probe):
     kind = "tcp"
+    component_type = "tcp"
+    check_name = "connectivity"
     options_type = TcpOptions
     schemes = ("tcp", "tcps")
 
@@ -86,12 +88,7 @@ class TcpProbe(Probe):
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: TcpOptions = target.options
-        context = None
-        if o.tls:
-            context = ssl.create_default_context(cafile=str(o.ca_file) if o.ca_file else None)
-            if not o.tls_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+        context = client_context(verify=o.tls_verify, ca_file=o.ca_file) if o.tls else None
         attributes: dict[str, str | int] = {"server.address": o.host, "server.port": o.port,
                                             "network.transport": "tcp"}
         with self.step(attempt, "connect", "connect", attributes):

@@ -17,6 +17,7 @@ from otel_health.collector import Collector
 from otel_health.config import Config, load_text
 from otel_health.probes import PROBES
 from otel_health.result import CheckResult
+from otel_health.state import TargetState
 
 
 class Running:
@@ -29,16 +30,20 @@ class Running:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.collector.port}"
 
+    def state(self, name: str) -> TargetState:
+        state = next((s for s in self.collector.store.snapshot() if s.target.name == name), None)
+        assert state is not None, f"no target {name!r}"
+        return state
+
     def result(self, name: str) -> CheckResult | None:
-        for target, result in self.collector.snapshot():
-            if target.name == name:
-                return result
-        return None
+        return self.state(name).result
 
     def checks(self, name: str) -> int:
-        target = next(t for t in self.collector.config.targets if t.name == name)
-        assert self.collector.scheduler is not None
-        return len(self.collector.scheduler.runs(target.key))
+        """Checks of ``name`` recorded so far, as ``tta_service_checks_total`` counts them."""
+        data = self.metrics.get_metrics_data()
+        return int(sum(point.value for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
+                       for metric in sm.metrics if metric.name == "tta_service_checks"
+                       for point in metric.data.data_points if point.attributes.get("service") == name))
 
     async def get(self, path: str) -> tuple[int, str, str]:
         """GET a path of the collector's server: (status, content type, body)."""

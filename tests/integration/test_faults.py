@@ -115,15 +115,17 @@ async def test_a_burst_of_reloads_leaves_one_consistent_config(http_targets: ser
             statuses = await asyncio.gather(*(reload(i) for i in range(30)))
         assert set(statuses) <= {200, 400}
         path.write_text(configs[1])
+        mark = time.time()
         assert await collector.reload() == []
         await asyncio.sleep(1.0)
         names = {t.name for t in collector.config.targets}
         assert names == {"b"}
-        assert collector.scheduler is not None
-        runs = collector.scheduler.runs(("b", "default"))
+        state = collector.store.get(("b", "default"))
+        assert state is not None
+        runs = [entry for entry in state.history if entry.started_at >= mark]
         assert len(runs) >= 2
         for first, second in itertools.pairwise(runs):
-            assert second.started >= first.ended  # never two checks of one target at once
+            assert second.started_at >= first.started_at + first.duration  # never two checks of one target at once
         assert "otel_health_config_last_reload_successful 1" in collector.bridge.render().decode()
     finally:
         await collector.stop(grace=1)
@@ -137,18 +139,16 @@ async def test_a_thousand_targets_with_a_fifth_hanging_keep_their_cadence(http_t
         for i in range(1000))
     async with running(text) as r:
         await asyncio.sleep(8.5)
-        sched = r.collector.scheduler
-        assert sched is not None
-        runs = {t.name: sched.runs(t.key) for t in r.collector.config.targets}
+        runs = {state.target.name: list(state.history) for state in r.collector.store.snapshot()}
     hanging = [run for name, rs in runs.items() if name.startswith("hang") for run in rs]
     healthy = {name: rs for name, rs in runs.items() if name.startswith("ok")}
-    durations = sorted(run.ended - run.started for run in hanging)
+    durations = sorted(run.duration for run in hanging)
     assert hanging and durations[0] >= 0.95 and durations[-1] <= 1.0 + 0.5, durations[-5:]
-    lags = sorted(run.started - run.due for rs in healthy.values() for run in rs)
+    lags = sorted(run.lag for rs in healthy.values() for run in rs)
     assert lags[int(len(lags) * 0.99)] < 0.3
     for rs in healthy.values():
         assert len(rs) >= 2
-        gaps = [b.started - a.started for a, b in itertools.pairwise(rs)]
+        gaps = [b.started_at - a.started_at for a, b in itertools.pairwise(rs)]
         assert all(2.6 <= gap <= 3.4 for gap in gaps), gaps
 
 
@@ -258,10 +258,11 @@ async def test_a_collector_that_accepts_and_never_answers_stalls_nothing(
     await collector.start()
     try:
         await asyncio.sleep(4.0)
-        assert collector.scheduler is not None
-        runs = collector.scheduler.runs(("ok", "default"))
+        state = collector.store.get(("ok", "default"))
+        assert state is not None
+        runs = list(state.history)
         assert len(runs) >= 15  # 0.2 s cadence kept while every export hangs until its timeout
-        assert max(run.started - run.due for run in runs) < 0.5  # a hung export would cost its 1 s timeout
+        assert max(run.lag for run in runs) < 0.5  # a hung export would cost its 1 s timeout
         text_out = collector.bridge.render().decode()
         failures = {line.split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in text_out.splitlines()
                     if line.startswith("otel_health_export_failures_total{")}

@@ -115,6 +115,6 @@ async def test_basic_auth_password_from_env_never_leaks(
     exported = " ".join(s.to_json() for s in spans)
     basic_header = base64.b64encode(f"checker:{seeded_password}".encode()).decode()
     for where, text_seen in (("metrics", metrics), ("health", health), ("spans", exported),
-                             ("logs", caplog.text), ("results", repr(r.collector.snapshot()))):
+                             ("logs", caplog.text), ("results", repr(r.collector.store.snapshot()))):
         assert seeded_password not in text_seen, f"password found in {where}"
         assert basic_header not in text_seen, f"Authorization header found in {where}"

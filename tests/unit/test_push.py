@@ -12,8 +12,8 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from otel_health.push import PushReader
-from otel_health.telemetry import Telemetry
+from otel_health.telemetry import SCOPE, PushReader
+from tests.harness.pipeline import Pipeline
 
 
 class _Recording(MetricExporter):
@@ -32,6 +32,15 @@ class _Recording(MetricExporter):
         pass
 
 
+def _pipeline(exporter: MetricExporter) -> tuple[Pipeline, PushReader]:
+    """As the collector wires it: the families, the resource and the meter's scope handed to the reader."""
+    pipeline = Pipeline(lambda families, resource: [
+        PushReader(exporter, families=families, resource=resource, scope=SCOPE, interval_s=3600)])
+    reader = pipeline.readers[0]
+    assert isinstance(reader, PushReader)
+    return pipeline, reader
+
+
 def _points(data: MetricsData) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for rm in data.resource_metrics:
@@ -44,20 +53,18 @@ def _points(data: MetricsData) -> dict[str, list[Any]]:
 
 def test_one_export_carries_state_families_and_sdk_data_under_our_resource(make_target, make_result) -> None:
     exporter = _Recording()
-    reader = PushReader(exporter, interval_s=3600)
-    telemetry = Telemetry(metric_readers=[reader])
-    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
+    pipeline, reader = _pipeline(exporter)
     up, down = make_target("up", labels=(("team", "core"),)), make_target("down")
-    telemetry.set_targets([up, down])
-    telemetry.record(up, make_result(up=True, duration=0.02, version="2.1", status_code=200))
-    telemetry.record(down, make_result(up=False, duration=0.5))
+    pipeline.set_targets([up, down])
+    pipeline.record(up, make_result(up=True, duration=0.02, version="2.1", status_code=200))
+    pipeline.record(down, make_result(up=False, duration=0.5))
     try:
         reader.force_flush()
     finally:
         reader.shutdown()
     data = exporter.exports[0]
     assert len(data.resource_metrics) == 1
-    assert data.resource_metrics[0].resource is telemetry.resource
+    assert data.resource_metrics[0].resource is pipeline.resource
     scopes = [sm.scope.name for sm in data.resource_metrics[0].scope_metrics]
     assert scopes.count("otel_health") == 1  # state families joined the meter's own scope
     points = _points(data)
@@ -77,16 +84,14 @@ def test_one_export_carries_state_families_and_sdk_data_under_our_resource(make_
 
 
 def test_a_large_export_goes_out_in_bounded_requests_with_every_point_once(make_target, make_result) -> None:
-    from otel_health.push import _chunks
+    from otel_health.telemetry.push import _chunks
 
     exporter = _Recording()
-    reader = PushReader(exporter, interval_s=3600)
-    telemetry = Telemetry(metric_readers=[reader])
-    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
+    pipeline, reader = _pipeline(exporter)
     targets = [make_target(f"svc-{i}") for i in range(60)]
-    telemetry.set_targets(targets)
+    pipeline.set_targets(targets)
     for t in targets:
-        telemetry.record(t, make_result())
+        pipeline.record(t, make_result())
     try:
         reader.force_flush()
     finally:
@@ -104,7 +109,7 @@ def test_a_large_export_goes_out_in_bounded_requests_with_every_point_once(make_
                 for p in m.data.data_points]
 
     assert flat(chunks) == flat([whole])
-    assert all(rm.resource is telemetry.resource for c in chunks for rm in c.resource_metrics)
+    assert all(rm.resource is pipeline.resource for c in chunks for rm in c.resource_metrics)
 
 
 def test_exports_run_without_cyclic_gc_and_reuse_merged_attribute_sets(make_target, make_result) -> None:
@@ -118,12 +123,10 @@ def test_exports_run_without_cyclic_gc_and_reuse_merged_attribute_sets(make_targ
             return super().export(metrics_data, timeout_millis, **kw)
 
     exporter = Watching()
-    reader = PushReader(exporter, interval_s=3600)
-    telemetry = Telemetry(metric_readers=[reader])
-    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
+    pipeline, reader = _pipeline(exporter)
     target = make_target("svc", labels=(("team", "core"),))
-    telemetry.set_targets([target])
-    telemetry.record(target, make_result(up=True, duration=0.02, version="2.1", status_code=200))
+    pipeline.set_targets([target])
+    pipeline.record(target, make_result(up=True, duration=0.02, version="2.1", status_code=200))
     assert gc.isenabled()
     try:
         reader.force_flush()

@@ -1,24 +1,22 @@
-"""The only module that knows instrument names and span attribute keys.
+"""The instrument and span contract: what a check's result becomes in OpenTelemetry.
 
 A check becomes telemetry in two calls: :meth:`Telemetry.check_span` opens the root span
 (``health_check {service}``), and :meth:`Telemetry.record` puts the
-:class:`~otel_health.result.CheckResult` on the meters and on that span. State gauges are
-observable, read from the current results, so a removed target's series disappear.
-They are declared once, in :data:`STATE_FAMILIES`: the SDK's observable instruments report
-them to OpenTelemetry readers, and :meth:`Telemetry.state_families` hands the same values to
-the Prometheus bridge, which renders them without the SDK's per-series storage.
+:class:`~otel_health.result.CheckResult` on the meters and on that span. The per-target
+state gauges are observable instruments over :class:`~.families.StateFamilies`, created
+here with the rest. This module names every instrument and the root span's attributes;
+a probe names the attributes of its own child spans (semantic conventions), and the
+bridge knows only the Prometheus naming rules.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -39,20 +37,21 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from . import __version__
-from .config import Target
-from .result import CheckResult
-from .state import StateStore, TargetState
+from .. import __version__
+from ..config import Target
+from ..result import CheckResult
+from .families import StateFamilies
 
 __all__ = [
     "CHECK_DURATION_BUCKETS",
     "LAG_BUCKETS",
+    "SCOPE",
+    "ExportFailures",
     "Telemetry",
     "cardinality_limits",
+    "kept_trace_id",
     "make_resource",
 ]
-
-log = logging.getLogger("otel_health")
 
 # Seconds, 1 ms to 30 s: where health checks live (the SDK's defaults are for milliseconds).
 CHECK_DURATION_BUCKETS: tuple[float, ...] = (
@@ -60,6 +59,7 @@ CHECK_DURATION_BUCKETS: tuple[float, ...] = (
 )
 LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
 METER_NAME = "otel_health"
+SCOPE = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
 
 
 def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
@@ -84,101 +84,46 @@ def make_resource() -> Resource:
     return from_env.merge(Resource({k: v for k, v in ours.items() if k not in explicit}))
 
 
-Labels = tuple[tuple[str, str], ...]
-Points = Callable[[TargetState, Callable[[tuple[str, str]], int]], Iterable[tuple[Labels, float]]]
+class ExportFailures:
+    """Telemetry export batches that failed, by signal: counted by the exporters (on their
+    own threads), reported by :class:`Telemetry` as ``otel_health_export_failures_total``."""
+
+    SIGNALS = ("traces", "metrics")
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(self.SIGNALS, 0)
+
+    def add(self, signal: str, count: int = 1) -> None:
+        self._counts[signal] = self._counts.get(signal, 0) + count
+
+    def counts(self) -> Mapping[str, int]:
+        return self._counts
 
 
-class StateFamily(NamedTuple):
-    """A per-target series read from the state store: gauges, and the skipped-checks counter."""
-
-    name: str
-    description: str
-    unit: str
-    points: Points  # (state, skipped-count source) -> (extra labels, value) pairs
-    counter: bool = False
-
-
-def _up(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), 1 if c.result.up else 0),) if c.result is not None else ()
-
-
-def _state_up(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), 1 if c.debounced_up else 0),) if c.debounced_up is not None else ()
-
-
-def _tls_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), c.tls_expiry),) if c.tls_expiry is not None else ()
-
-
-def _response_time(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), c.result.duration),) if c.result is not None else ()
-
-
-def _last_check(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), c.result.started_at + c.result.duration),) if c.result is not None else ()
-
-
-def _slow_threshold(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), c.target.slow_threshold),)
-
-
-def _interval(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    return (((), c.target.interval),)
-
-
-def _info(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    result = c.result
-    if result is None:
-        return ()
-    extra = {"version": result.version or ""}
-    if result.status_code is not None:
-        extra["status_code"] = str(result.status_code)
-    for key, value in result.info.items():
-        if key not in c.attrs:
-            extra.setdefault(key, value)
-    return ((tuple(extra.items()), 1),)
-
-
-def _phases(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
-    if c.result is None:
-        return ()
-    return [((("phase", phase),), seconds) for phase, seconds in c.result.phases.items()]
-
-
-def _skipped(c: TargetState, source: Callable[[tuple[str, str]], int]) -> Iterable[tuple[Labels, float]]:
-    return (((), source(c.target.key)),)
-
-
-STATE_FAMILIES: tuple[StateFamily, ...] = (
-    StateFamily("tta_service_up", "1 if the last check of the service passed, else 0", "", _up),
-    StateFamily("tta_service_state_up", "Debounced state: 0 after N consecutive failures, 1 after M successes", "",
-                _state_up),
-    StateFamily("tta_service_tls_cert_expiry_timestamp_seconds", "Unix time the service's TLS certificate expires",
-                "s", _tls_expiry),
-    StateFamily("tta_service_response_time_seconds", "Duration of the last check of the service", "s",
-                _response_time),
-    StateFamily("tta_service_last_check_timestamp_seconds", "Unix time the last check of the service ended", "s",
-                _last_check),
-    StateFamily("tta_service_slow_threshold_seconds", "Configured duration above which a check counts as slow", "s",
-                _slow_threshold),
-    StateFamily("tta_service_check_interval_seconds", "Configured interval between checks of the service", "s",
-                _interval),
-    StateFamily("tta_service_info", "What the service reports about itself, as labels; always 1", "", _info),
-    StateFamily("tta_service_phase_duration_seconds", "Duration of each step of the last check, by phase", "s",
-                _phases),
-    StateFamily("otel_health_checks_skipped", "Checks not started because the previous one still ran", "",
-                _skipped, counter=True),
-)
+def kept_trace_id(span: Span | None) -> str | None:
+    """The span's trace id in hex when its trace is recorded, else None."""
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
 class Telemetry:
+    """The meters and tracer of one collector, over readers and span processors made first.
+
+    ``families`` are the per-target state families (observable instruments here);
+    ``in_flight`` and ``export_failures`` are read when a reader collects.
+    """
+
     def __init__(
         self,
         *,
+        families: StateFamilies,
         metric_readers: Sequence[MetricReader],
-        store: StateStore | None = None,
         span_processors: Sequence[SpanProcessor] = (),
         resource: Resource | None = None,
+        in_flight: Callable[[], int] = lambda: 0,
+        export_failures: ExportFailures | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.resource = resource or make_resource()
@@ -196,25 +141,22 @@ class Telemetry:
         for processor in span_processors:
             self.tracer_provider.add_span_processor(processor)
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
-        self.scope = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
+        self._families = families
+        self._in_flight = in_flight
+        self._export_failures = export_failures or ExportFailures()
         self._clock = clock
-        self.store = store if store is not None else StateStore()
-        self._counter_attrs: dict[tuple[str, str, str, str], dict[str, str]] = {}
-        self._in_flight: Callable[[], int] = lambda: 0
-        self._skipped_source: Callable[[tuple[str, str]], int] = lambda _: 0
-        self._bypass = threading.local()
+        # (service, environment, outcome, error type) -> (the target's attributes, the counter's)
+        self._counter_attrs: dict[tuple[str, str, str, str], tuple[Mapping[str, str], dict[str, str]]] = {}
         self._reload_ok = 1
         self._reload_time = clock()
-        self._export_failures: dict[str, int] = {}
         self._make_instruments()
 
-    # -- instruments ------------------------------------------------------------------
     def _make_instruments(self) -> None:
         m = self.meter_provider.get_meter(METER_NAME, __version__)
         # Names are the Prometheus names; units are chosen so no exporter appends a suffix.
-        for family in STATE_FAMILIES:
+        for family in self._families.families:
             create = m.create_observable_counter if family.counter else m.create_observable_gauge
-            create(family.name, [self._observer(family)], unit=family.unit, description=family.description)
+            create(family.name, [self._families.callback(family)], unit=family.unit, description=family.description)
         self._duration = m.create_histogram("tta_service_check_duration_seconds", unit="s",
                                             description="Duration of every check of the service")
         self._checks = m.create_counter("tta_service_checks", unit="",
@@ -233,27 +175,16 @@ class Telemetry:
         m.create_observable_counter("otel_health_export_failures", [self._observe_export_failures], unit="",
                                     description="Telemetry export batches that failed, by signal")
 
-    # -- targets ----------------------------------------------------------------------
-    def set_targets(self, targets: Iterable[Target]) -> None:
-        """Replace the live targets (in the store); series of removed ones disappear."""
-        self.store.set_targets(targets)
-        self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if self.store.live(k[0], k[1])}
-
-    def live(self, service: str, environment: str) -> bool:
-        return self.store.live(service, environment)
-
-    def set_in_flight_source(self, source: Callable[[], int]) -> None:
-        self._in_flight = source
+    def retain(self, live: Iterable[tuple[str, str]]) -> None:
+        """Forget what is held for targets no longer configured (after a reload)."""
+        keys = set(live)
+        self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if (k[0], k[1]) in keys}
 
     def config_loaded(self, ok: bool) -> None:
         self._reload_ok = 1 if ok else 0
         if ok:
             self._reload_time = self._clock()
 
-    def export_failed(self, signal: str, count: int = 1) -> None:
-        self._export_failures[signal] = self._export_failures.get(signal, 0) + count
-
-    # -- one check --------------------------------------------------------------------
     @contextlib.contextmanager
     def check_span(self, target: Target) -> Iterator[Span]:
         """The root span of one check, current for the probe's child spans."""
@@ -276,23 +207,18 @@ class Telemetry:
             otel_context.detach(token)
             span.end()
 
-    def record(self, target: Target, result: CheckResult, span: Span | None = None) -> bool:
-        """Record one result: state, meters, span. Returns True if the debounced state changed."""
-        entry = self.store.get(target.key)
-        if entry is None or (entry.target is not target and entry.target != target):
-            return False  # removed or replaced by a reload while it ran
-        trace_id = None
-        if span is not None:
-            ctx = span.get_span_context()
-            trace_id = format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None
-        changed = entry.update(result, trace_id)
-        attrs = entry.attrs
+    def record(self, attrs: Mapping[str, str], result: CheckResult, span: Span | None = None) -> None:
+        """Put one result on the meters and on its root span.
+
+        ``attrs`` are the target's attributes as the state store holds them: the same
+        mapping check after check, so the SDK and the encoders find their cached series.
+        """
         error = str(result.error_type) if result.error_type is not None else ""
-        ckey = (target.name, target.environment, result.outcome, error)
-        cattrs = self._counter_attrs.get(ckey)
-        if cattrs is None:
-            cattrs = self._counter_attrs[ckey] = {**attrs, "outcome": result.outcome, "error_type": error}
-        self._checks.add(1, cattrs)
+        ckey = (attrs["service"], attrs["environment"], result.outcome, error)
+        held = self._counter_attrs.get(ckey)
+        if held is None or held[0] is not attrs:  # new, or the target's labels changed
+            held = self._counter_attrs[ckey] = (attrs, {**attrs, "outcome": result.outcome, "error_type": error})
+        self._checks.add(1, held[1])
         # Exemplars only on checks whose traces sampling keeps: failed or slow.
         exemplar_ctx = None
         if span is not None and (not result.up or result.slow):
@@ -300,7 +226,6 @@ class Telemetry:
         self._duration.record(result.duration, attrs, context=exemplar_ctx or _NO_SPAN)
         if span is not None:
             self._annotate(span, result)
-        return changed
 
     def _annotate(self, span: Span, result: CheckResult) -> None:
         span.set_attribute("tta.check.outcome", result.outcome)
@@ -321,48 +246,11 @@ class Telemetry:
     def scheduler_lag(self, seconds: float) -> None:
         self._lag.record(seconds, _EMPTY, context=_NO_SPAN)
 
-    def set_skipped_source(self, source: Callable[[tuple[str, str]], int]) -> None:
-        self._skipped_source = source
-
-    # -- per-target state: observable for OpenTelemetry readers, direct for the bridge ----
-    def _observer(self, family: StateFamily) -> Callable[[CallbackOptions], Iterator[Observation]]:
-        points = family.points
-
-        def callback(_: CallbackOptions) -> Iterator[Observation]:
-            if getattr(self._bypass, "active", False):
-                return  # the bridge renders these itself (see state_families)
-            for state in self.store.snapshot():
-                for extra, value in points(state, self._skipped_source):
-                    yield Observation(value, {**state.attrs, **dict(extra)} if extra else state.attrs)
-
-        return callback
-
-    @contextlib.contextmanager
-    def bypass_state_callbacks(self) -> Iterator[None]:
-        """While active on this thread, the per-target observable instruments yield nothing."""
-        self._bypass.active = True
-        try:
-            yield
-        finally:
-            self._bypass.active = False
-
-    def state_families(self) -> list[tuple[StateFamily, Iterator[tuple[dict[str, str], Labels, float]]]]:
-        """The per-target families as lazy (attributes, extra labels, value) points over one
-        snapshot: the values the observable instruments report, without the SDK's storage."""
-        states = self.store.snapshot()
-        return [(family, self._points(family, states)) for family in STATE_FAMILIES]
-
-    def _points(self, family: StateFamily, states: list[TargetState]) -> Iterator[tuple[dict[str, str], Labels, float]]:
-        points, skipped = family.points, self._skipped_source
-        for state in states:
-            for extra, value in points(state, skipped):
-                yield state.attrs, extra, value
-
     def _observe_in_flight(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._in_flight())
 
     def _observe_targets(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(len(self.store))
+        yield Observation(len(self._families))
 
     def _observe_reload_ok(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._reload_ok)
@@ -371,10 +259,9 @@ class Telemetry:
         yield Observation(self._reload_time)
 
     def _observe_export_failures(self, _: CallbackOptions) -> Iterator[Observation]:
-        for signal in ("traces", "metrics"):
-            yield Observation(self._export_failures.get(signal, 0), {"signal": signal})
+        for signal, count in self._export_failures.counts().items():
+            yield Observation(count, {"signal": signal})
 
-    # -- lifecycle ----------------------------------------------------------------------
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Flush spans and metrics, then stop the providers; bounded by ``timeout_s``."""
         millis = int(timeout_s * 1000)

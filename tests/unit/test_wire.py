@@ -22,7 +22,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
-from otel_health.otlp_wire import encode_spans
+from otel_health.telemetry.wire import encode_spans
 
 
 class _Keep(SpanExporter):
@@ -135,7 +135,7 @@ def test_metrics_are_the_message_the_sdk_builds() -> None:
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk_encode_metrics
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-    from otel_health.otlp_wire import encode_metrics
+    from otel_health.telemetry.wire import encode_metrics
 
     for data in _metrics_data():
         theirs = sdk_encode_metrics(data)
@@ -153,9 +153,9 @@ def test_the_state_families_of_the_push_reader_encode_the_same(tmp_path: object)
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
     from benchmarks.metrics_render import _fill, _targets
-    from otel_health.otlp_wire import encode_metrics
-    from otel_health.push import PushReader
-    from otel_health.telemetry import Telemetry
+    from otel_health.telemetry import SCOPE, PushReader
+    from otel_health.telemetry.wire import encode_metrics
+    from tests.harness.pipeline import Pipeline
 
     sent: list = []
 
@@ -170,10 +170,11 @@ def test_the_state_families_of_the_push_reader_encode_the_same(tmp_path: object)
         def shutdown(self, timeout_millis: float = 0, **kw: object) -> None:
             return None
 
-    reader = PushReader(Keep(), interval_s=3600)
-    telemetry = Telemetry(metric_readers=[reader])
-    reader.set_direct_source(telemetry, telemetry.resource, telemetry.scope)
-    _fill(telemetry, _targets(30))
+    pipeline = Pipeline(lambda families, resource: [
+        PushReader(Keep(), families=families, resource=resource, scope=SCOPE, interval_s=3600)])
+    reader = pipeline.readers[0]
+    assert isinstance(reader, PushReader)
+    _fill(pipeline, _targets(30))
     reader._collect_now()
     assert sent
     for data in sent:
@@ -186,7 +187,7 @@ def test_kinds_it_does_not_write_are_left_to_the_sdk() -> None:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
-    from otel_health.otlp_wire import Unsupported, encode_metrics
+    from otel_health.telemetry.wire import Unsupported, encode_metrics
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader],

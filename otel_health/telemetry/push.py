@@ -6,8 +6,8 @@ them into OpenTelemetry data points at export time. Through the SDK's observable
 instruments the state families would cost every export seconds of callbacks and hundreds of
 megabytes of per-series storage at 10,000 targets (README, performance section).
 
-Collecting and encoding run on the reader's own thread with fine thread switching
-(``_switching``), and a large export goes out in requests of at most :data:`CHUNK_POINTS`
+Collecting and encoding run on the reader's own thread with fine thread switching and no
+cyclic GC (``otel_health.tuning``), and a large export goes out in requests of at most :data:`CHUNK_POINTS`
 data points with pauses between them (the thread busy at most a third of the time), so
 encoding 290,000 points does not take the event loop's share of the GIL for seconds.
 """
@@ -15,7 +15,6 @@ encoding 290,000 points does not take the event loop's share of the GIL for seco
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import threading
@@ -39,8 +38,8 @@ from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from ._switching import fine_switching
-from .exposition import DirectFamily, DirectPoint, DirectSource
+from ..tuning import fine_switching, no_cyclic_gc
+from .families import Point, StateFamilies, StateFamily
 
 __all__ = ["CHUNK_POINTS", "PushReader"]
 
@@ -54,8 +53,12 @@ _Extra = tuple[tuple[str, str], ...]
 
 
 class PushReader(MetricReader):
-    def __init__(self, exporter: MetricExporter, *, interval_s: float | None = None,
-                 cardinality_limits: dict[type, int] | None = None) -> None:
+    """Exports every ``interval_s`` (default ``OTEL_METRIC_EXPORT_INTERVAL``) through ``exporter``:
+    the SDK's data, with ``families`` joined to the meter's ``scope`` under ``resource``."""
+
+    def __init__(self, exporter: MetricExporter, *, families: StateFamilies | None = None,
+                 resource: Resource | None = None, scope: InstrumentationScope | None = None,
+                 interval_s: float | None = None, cardinality_limits: dict[type, int] | None = None) -> None:
         super().__init__(
             preferred_temporality=exporter._preferred_temporality,
             preferred_aggregation=exporter._preferred_aggregation,
@@ -65,18 +68,15 @@ class PushReader(MetricReader):
         self._interval = interval_s if interval_s else float(env.get("OTEL_METRIC_EXPORT_INTERVAL", "60000")) / 1000
         self._timeout_ms = float(env.get("OTEL_METRIC_EXPORT_TIMEOUT", "30000"))
         self._exporter = exporter
-        self._direct: DirectSource | None = None
-        self._resource = Resource.get_empty()
-        self._scope = InstrumentationScope("otel_health")
+        self._families = families
+        self._resource = resource or Resource.get_empty()
+        self._scope = scope or InstrumentationScope("otel_health")
         self._started_ns = time.time_ns()
         self._export_lock = threading.Lock()
         self._merged_sets: dict[tuple[int, _Extra], tuple[Mapping[str, str], Mapping[str, str]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otel-health-otlp-metrics", daemon=True)
         self._thread.start()
-
-    def set_direct_source(self, source: DirectSource, resource: Resource, scope: InstrumentationScope) -> None:
-        self._direct, self._resource, self._scope = source, resource, scope
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -86,9 +86,9 @@ class PushReader(MetricReader):
                 log.warning("otlp_metrics_round_failed error=%s", type(exc).__name__)
 
     def _collect_now(self) -> None:
-        direct = self._direct
-        with fine_switching(), _no_cyclic_gc(), (direct.bypass_state_callbacks() if direct is not None
-                                                 else contextlib.nullcontext()):
+        families = self._families
+        with fine_switching(), no_cyclic_gc(), (families.bypassed() if families is not None
+                                                else contextlib.nullcontext()):
             self.collect(timeout_millis=self._timeout_ms)
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
@@ -108,11 +108,10 @@ class PushReader(MetricReader):
                 pause = (time.monotonic() - started) * PAUSE_FACTOR
 
     def _with_state(self, sdk: MetricsData | None) -> MetricsData | None:
-        direct = self._direct
-        if direct is None:
+        if self._families is None:
             return sdk
         now = time.time_ns()
-        extra = [metric for family, points in direct.state_families()
+        extra = [metric for family, points in self._families.collect()
                  if (metric := self._metric(family, points, now)) is not None]
         if not extra:
             return sdk
@@ -132,7 +131,7 @@ class PushReader(MetricReader):
             resource_metrics = [ResourceMetrics(self._resource, [ours], "")]
         return MetricsData(resource_metrics)
 
-    def _metric(self, family: DirectFamily, points: Iterable[DirectPoint], now: int) -> Metric | None:
+    def _metric(self, family: StateFamily, points: Iterable[Point], now: int) -> Metric | None:
         start = self._started_ns if family.counter else 0
         data_points = [NumberDataPoint(self._merged(attrs, extra), start, now, value) for attrs, extra, value in points]
         if not data_points:
@@ -169,23 +168,6 @@ class PushReader(MetricReader):
         with contextlib.suppress(Exception):
             self._collect_now()
         self._exporter.shutdown(timeout_millis=timeout_millis)
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """No cyclic collection while an export builds and sends its points.
-
-    An export at 10,000 targets makes 290,000 short-lived point objects, freed by reference
-    counting once sent; meanwhile they would be walked by every young collection (30-90 ms
-    each, measured) and push full ones (0.3 s), stalls of the event loop beside it.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _chunks(data: MetricsData, limit: int) -> Iterator[MetricsData]:

@@ -2,7 +2,8 @@
 
 The SDK's data is rendered straight to the Prometheus text format (0.0.4) or OpenMetrics
 (with exemplars), without building prometheus_client objects first: at 10,000 targets
-that detour costs several times the render itself (README, design section). Names follow
+that detour costs several times the render itself (README, design section). The
+per-target state families come from :class:`~.families.StateFamilies`, not the SDK. Names follow
 the same rules as the OpenTelemetry Prometheus exporters: a monotonic sum gets ``_total``;
 instrument names already carry their unit suffix.
 """
@@ -12,9 +13,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -34,48 +34,27 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
-__all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader", "render", "render_steps"]
+from .families import Point, StateFamilies, StateFamily
+
+__all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader"]
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 Keep = Callable[[str, str], bool]
 STEP_SAMPLES = 2000  # samples per render step: a few milliseconds of work
-DirectPoint = tuple[Mapping[str, str], tuple[tuple[str, str], ...], float]
-
-
-class DirectFamily(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def description(self) -> str: ...
-
-    @property
-    def unit(self) -> str: ...
-
-    @property
-    def counter(self) -> bool: ...
-
-
-class DirectSource(Protocol):
-    """Per-target families the bridge renders from the source instead of the SDK's storage.
-
-    Observable instruments keep their per-series state in the SDK for every reader that
-    collects them; at 10,000 targets that costs the bridge most of a render and hundreds of
-    megabytes (README, performance section). The source reports the same values its
-    observable callbacks give other readers, and silences those callbacks for the bridge.
-    """
-
-    def bypass_state_callbacks(self) -> AbstractContextManager[None]: ...
-
-    def state_families(self) -> Sequence[tuple[DirectFamily, Iterable[DirectPoint]]]: ...
 
 
 class BridgeReader(MetricReader):
-    """Pull reader: each :meth:`render` collects from the SDK and renders the result."""
+    """Pull reader: each render collects from the SDK and renders the result.
 
-    def __init__(self, *, cardinality_limits: dict[type, int] | None = None) -> None:
+    ``families`` (when given) are rendered from their source instead of the SDK's storage,
+    and decide which targets are live: the SDK keeps cumulative series of removed targets
+    until restart, and the render drops them.
+    """
+
+    def __init__(self, *, families: StateFamilies | None = None,
+                 cardinality_limits: dict[type, int] | None = None) -> None:
         cumulative = AggregationTemporality.CUMULATIVE
         super().__init__(
             preferred_temporality={cls: cumulative for cls in (Counter, UpDownCounter, Histogram, ObservableCounter,
@@ -85,21 +64,17 @@ class BridgeReader(MetricReader):
         self._lock = threading.Lock()
         self._latest: MetricsData | None = None
         self._labels = {False: _LabelCache(), True: _LabelCache()}
-        self._direct: DirectSource | None = None
-
-    def set_direct_source(self, source: DirectSource) -> None:
-        self._direct = source
+        self._families = families
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._latest = metrics_data
 
     def collect_sdk(self) -> MetricsData | None:
-        """Collect the SDK's data for one render (the direct source's callbacks silenced).
+        """Collect the SDK's data for one render (the families' callbacks silenced).
         Thread-safe; the only part of a render that cannot be split into steps."""
         with self._lock:
-            direct = self._direct
             self._latest = None
-            with direct.bypass_state_callbacks() if direct is not None else contextlib.nullcontext():
+            with self._families.bypassed() if self._families is not None else contextlib.nullcontext():
                 # The SDK's default 10 s budget for observable callbacks is too tight on a
                 # busy event loop: a scrape would fail instead of being slow.
                 self.collect(timeout_millis=120_000)
@@ -107,18 +82,20 @@ class BridgeReader(MetricReader):
             return data
 
     def render_steps(self, data: MetricsData | None, out: list[bytes], *, openmetrics: bool = False,
-                     keep: Keep | None = None, step: int = STEP_SAMPLES) -> Iterator[None]:
-        """Render ``data`` and the direct families into ``out``, pausing (yielding) about every
-        ``step`` samples so an event loop can run between the steps. Run one render per
-        format at a time."""
-        direct = self._direct.state_families() if self._direct is not None else ()
-        yield from render_steps(data, out, openmetrics=openmetrics, keep=keep, labels=self._labels[openmetrics],
-                                direct=direct, step=step)
+                     step: int = STEP_SAMPLES) -> Iterator[None]:
+        """Render ``data`` and the families into ``out`` (UTF-8 pieces), pausing (yielding)
+        about every ``step`` samples so an event loop can run between the steps. Run one
+        render per format at a time."""
+        families = self._families
+        direct = families.collect() if families is not None else ()
+        keep = families.live if families is not None else None
+        yield from _render_steps(data, out, openmetrics=openmetrics, keep=keep, labels=self._labels[openmetrics],
+                                 direct=direct, step=step)
 
-    def render(self, *, openmetrics: bool = False, keep: Keep | None = None) -> bytes:
+    def render(self, *, openmetrics: bool = False) -> bytes:
         """Collect and render in one go (tools and tests; the server renders in steps)."""
         out: list[bytes] = []
-        for _ in self.render_steps(self.collect_sdk(), out, openmetrics=openmetrics, keep=keep):
+        for _ in self.render_steps(self.collect_sdk(), out, openmetrics=openmetrics):
             pass
         return b"".join(out)
 
@@ -152,13 +129,13 @@ class _LabelCache:
         self._current, self._next = self._next, {}
 
 
-def render_steps(data: MetricsData | None, out: list[bytes], *, openmetrics: bool = False, keep: Keep | None = None,
-                 labels: _LabelCache | None = None, direct: Sequence[tuple[DirectFamily, Iterable[DirectPoint]]] = (),
-                 step: int = STEP_SAMPLES) -> Iterator[None]:
+def _render_steps(data: MetricsData | None, out: list[bytes], *, openmetrics: bool, keep: Keep | None,
+                  labels: _LabelCache, direct: Sequence[tuple[StateFamily, Iterable[Point]]], step: int,
+                  ) -> Iterator[None]:
     """Render direct families and SDK data into ``out`` (UTF-8 pieces), yielding between steps
     of about ``step`` samples. ``keep(service, environment)`` drops SDK series of removed
     targets (direct families hold live targets only)."""
-    cache = labels or _LabelCache()
+    cache = labels
     lines: list[str] = []
     for family, points in direct:
         for _ in _direct_lines(lines, family, points, openmetrics, cache, step):
@@ -177,16 +154,6 @@ def render_steps(data: MetricsData | None, out: list[bytes], *, openmetrics: boo
     if openmetrics:
         lines.append("# EOF\n")
     out.append("".join(lines).encode("utf-8"))
-
-
-def render(data: MetricsData | None, *, openmetrics: bool = False, keep: Keep | None = None,
-           labels: _LabelCache | None = None,
-           direct: Sequence[tuple[DirectFamily, Iterable[DirectPoint]]] = ()) -> bytes:
-    """Render in one go."""
-    out: list[bytes] = []
-    for _ in render_steps(data, out, openmetrics=openmetrics, keep=keep, labels=labels, direct=direct):
-        pass
-    return b"".join(out)
 
 
 def _metric_lines(out: list[str], metric: Any, openmetrics: bool, keep: Keep | None, cache: _LabelCache,
@@ -226,7 +193,7 @@ def _metric_lines(out: list[str], metric: Any, openmetrics: bool, keep: Keep | N
             yield
 
 
-def _direct_lines(out: list[str], family: DirectFamily, points: Iterable[DirectPoint], openmetrics: bool,
+def _direct_lines(out: list[str], family: StateFamily, points: Iterable[Point], openmetrics: bool,
                   cache: _LabelCache, step: int) -> Iterator[None]:
     name = family.name
     if family.counter:

@@ -6,22 +6,24 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from otel_health.exposition import BridgeReader
-from otel_health.telemetry import CHECK_DURATION_BUCKETS, Telemetry, cardinality_limits
+from otel_health.telemetry import CHECK_DURATION_BUCKETS, BridgeReader, cardinality_limits
+from tests.harness.pipeline import Pipeline
 
 
-def _telemetry_with_both_readers(*, traced: bool = True) -> tuple[Telemetry, BridgeReader, CollectorRegistry]:
+def _pipeline_with_both_readers(*, traced: bool = True) -> tuple[Pipeline, BridgeReader, CollectorRegistry]:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     registry = CollectorRegistry()
     reference = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
-    bridge = BridgeReader(cardinality_limits=cardinality_limits())
     processors = [SimpleSpanProcessor(InMemorySpanExporter())] if traced else []
-    telemetry = Telemetry(metric_readers=[bridge, reference], span_processors=processors)
-    bridge.set_direct_source(telemetry)  # as the collector wires it: state families straight from the store
-    return telemetry, bridge, registry
+    # as the collector wires it: the bridge renders the state families straight from the store
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families, cardinality_limits=cardinality_limits()),
+                                          reference], span_processors=processors)
+    bridge = pipeline.readers[0]
+    assert isinstance(bridge, BridgeReader)
+    return pipeline, bridge, registry
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -39,11 +41,11 @@ def _types(text: str) -> dict[str, str]:
 
 
 def test_render_matches_the_opentelemetry_prometheus_exporter(make_target, make_result) -> None:
-    telemetry, bridge, registry = _telemetry_with_both_readers()
+    pipeline, bridge, registry = _pipeline_with_both_readers()
     targets = [make_target(f"svc-{i}", labels=(("team", "core"),) if i % 2 else ()) for i in range(50)]
-    telemetry.set_targets(targets)
+    pipeline.set_targets(targets)
     for i, t in enumerate(targets):
-        telemetry.record(t, make_result(up=i % 3 != 0, duration=0.001 * (i + 1), version=f"1.{i}",
+        pipeline.record(t, make_result(up=i % 3 != 0, duration=0.001 * (i + 1), version=f"1.{i}",
                                         status_code=200 if i % 3 else 503))
     ours = bridge.render().decode()
     reference = generate_latest(registry).decode()  # the SDK's observable instruments, collected
@@ -56,10 +58,10 @@ def test_render_matches_the_opentelemetry_prometheus_exporter(make_target, make_
 
 
 def test_histogram_buckets_are_the_configured_seconds(make_target, make_result) -> None:
-    telemetry, bridge, _ = _telemetry_with_both_readers()
+    pipeline, bridge, _ = _pipeline_with_both_readers()
     target = make_target("api")
-    telemetry.set_targets([target])
-    telemetry.record(target, make_result(duration=0.3))
+    pipeline.set_targets([target])
+    pipeline.record(target, make_result(duration=0.3))
     text = bridge.render().decode()
     bounds = [float(s.labels["le"]) for f in text_string_to_metric_families(text)
               if f.name == "tta_service_check_duration_seconds" for s in f.samples if s.name.endswith("_bucket")]
@@ -67,26 +69,26 @@ def test_histogram_buckets_are_the_configured_seconds(make_target, make_result) 
 
 
 def test_removed_target_series_disappear(make_target, make_result) -> None:
-    telemetry, bridge, _ = _telemetry_with_both_readers()
+    pipeline, bridge, _ = _pipeline_with_both_readers()
     keep, gone = make_target("keep"), make_target("gone")
-    telemetry.set_targets([keep, gone])
-    telemetry.record(keep, make_result())
-    telemetry.record(gone, make_result())
-    assert 'service="gone"' in bridge.render(keep=telemetry.live).decode()
-    telemetry.set_targets([keep])
-    text = bridge.render(keep=telemetry.live).decode()
+    pipeline.set_targets([keep, gone])
+    pipeline.record(keep, make_result())
+    pipeline.record(gone, make_result())
+    assert 'service="gone"' in bridge.render().decode()
+    pipeline.set_targets([keep])
+    text = bridge.render().decode()
     assert 'service="gone"' not in text
     assert 'tta_service_checks_total{service="keep"' in text
 
 
 def test_openmetrics_output_parses_and_carries_exemplars_of_failed_checks(make_target, make_result) -> None:
-    telemetry, bridge, _ = _telemetry_with_both_readers()
+    pipeline, bridge, _ = _pipeline_with_both_readers()
     target = make_target("api")
-    telemetry.set_targets([target])
-    with telemetry.check_span(target) as failed_span:
-        telemetry.record(target, make_result(up=False, duration=0.2), failed_span)
-    with telemetry.check_span(target) as ok_span:
-        telemetry.record(target, make_result(up=True, duration=0.002), ok_span)
+    pipeline.set_targets([target])
+    with pipeline.telemetry.check_span(target) as failed_span:
+        pipeline.record(target, make_result(up=False, duration=0.2), failed_span)
+    with pipeline.telemetry.check_span(target) as ok_span:
+        pipeline.record(target, make_result(up=True, duration=0.002), ok_span)
     text = bridge.render(openmetrics=True).decode()
     assert text.endswith("# EOF\n")
     families = {f.name: f for f in parse_openmetrics(text)}
@@ -98,22 +100,22 @@ def test_openmetrics_output_parses_and_carries_exemplars_of_failed_checks(make_t
 
 
 def test_without_a_trace_destination_spans_are_not_recorded_nor_exemplars_kept(make_target, make_result) -> None:
-    telemetry, bridge, _ = _telemetry_with_both_readers(traced=False)
+    pipeline, bridge, _ = _pipeline_with_both_readers(traced=False)
     target = make_target("api")
-    telemetry.set_targets([target])
-    with telemetry.check_span(target) as span:
-        telemetry.record(target, make_result(up=False, duration=0.2), span)
+    pipeline.set_targets([target])
+    with pipeline.telemetry.check_span(target) as span:
+        pipeline.record(target, make_result(up=False, duration=0.2), span)
     assert not span.is_recording()
     assert span.get_span_context().is_valid  # a trace id for traceparent all the same
     assert "# {trace_id" not in bridge.render(openmetrics=True).decode()
-    assert telemetry.store.get(target.key).history[-1].trace_id is None
+    assert pipeline.store.get(target.key).history[-1].trace_id is None
 
 
 def test_label_values_are_escaped(make_target, make_result) -> None:
-    telemetry, bridge, _ = _telemetry_with_both_readers()
+    pipeline, bridge, _ = _pipeline_with_both_readers()
     target = make_target("api")
-    telemetry.set_targets([target])
-    telemetry.record(target, make_result(version='1.0 "beta"\\x\nnext'))
+    pipeline.set_targets([target])
+    pipeline.record(target, make_result(version='1.0 "beta"\\x\nnext'))
     families = list(text_string_to_metric_families(bridge.render().decode()))
     info = next(f for f in families if f.name == "tta_service_info")
     assert info.samples[0].labels["version"] == '1.0 "beta"\\x\nnext'

@@ -6,7 +6,7 @@ whole process's CPU at 400 checks a second, and 1.7 s of CPU for each metric exp
 10,000 targets. Here the wire format is written as it is read: length-prefixed fields, with
 what repeats (resource, scope, each target's attribute pairs, each series' attribute set)
 encoded once and reused. The messages are the ones the SDK's ``encode_spans`` and
-``encode_metrics`` make (``tests/unit/test_otlp_wire.py`` parses both and compares).
+``encode_metrics`` make (``tests/unit/test_wire.py`` parses both and compares).
 """
 
 from __future__ import annotations

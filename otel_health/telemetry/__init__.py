@@ -1,0 +1,56 @@
+"""The telemetry pipeline: a check's result in OpenTelemetry, and the two ways out.
+
+```
+StateStore ─► StateFamilies (families.py) ──────────────┬──► BridgeReader (bridge.py) ─► /metrics
+                      │ observable callbacks            │
+CheckResult ─► Telemetry (instruments.py): meters, spans├──► PushReader (push.py) ─► OTLP metrics
+                      │ spans                           │       exporters (otlp.py) ─► wire.py
+                      └─► BatchSpanProcessor ───────────┴──► OTLP traces
+```
+
+- ``instruments``: the instrument and span contract (:class:`Telemetry`): every
+  instrument's name, the root span and its attributes.
+- ``families``: the per-target state gauges, read from the state store when a reader asks.
+- ``bridge``: the Prometheus renderer behind ``/metrics``.
+- ``push``: the periodic OTLP metric reader; ``otlp`` (with ``_otlp_http`` and
+  ``_otlp_grpc``): which exporters the settings ask for; ``wire``: the OTLP encoder.
+
+Readers and exporters are built first and handed what they read when they are made; the
+collector only wires (``otel_health.collector``).
+"""
+
+from __future__ import annotations
+
+from .bridge import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
+from .families import STATE_FAMILIES, StateFamilies, StateFamily
+from .instruments import (
+    CHECK_DURATION_BUCKETS,
+    LAG_BUCKETS,
+    SCOPE,
+    ExportFailures,
+    Telemetry,
+    cardinality_limits,
+    kept_trace_id,
+    make_resource,
+)
+from .otlp import OtlpPlan
+from .push import PushReader
+
+__all__ = [
+    "CHECK_DURATION_BUCKETS",
+    "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_TEXT",
+    "LAG_BUCKETS",
+    "SCOPE",
+    "STATE_FAMILIES",
+    "BridgeReader",
+    "ExportFailures",
+    "OtlpPlan",
+    "PushReader",
+    "StateFamilies",
+    "StateFamily",
+    "Telemetry",
+    "cardinality_limits",
+    "kept_trace_id",
+    "make_resource",
+]

@@ -1,0 +1,171 @@
+"""The per-target state families and the source they read.
+
+Gauges such as ``tta_service_up`` say what is true of each live target now, so they are read
+from the state store (and the scheduler's skip counts) when a reader asks, never recorded:
+a removed target's series disappear with it. They are declared once, in
+:data:`STATE_FAMILIES`, and reach readers two ways:
+
+- OpenTelemetry's observable instruments (:meth:`StateFamilies.callback`), for any reader
+  the SDK collects for;
+- directly (:meth:`StateFamilies.collect`), for the Prometheus bridge and the OTLP push
+  reader, which render the same values without the SDK's per-series storage: at 10,000
+  targets that storage costs seconds per collect and hundreds of megabytes (README,
+  performance section). While such a reader collects from the SDK it silences the callbacks
+  on its own thread (:meth:`StateFamilies.bypassed`), so nothing is reported twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from ..state import StateStore, TargetState
+
+__all__ = ["STATE_FAMILIES", "Labels", "Point", "StateFamilies", "StateFamily"]
+
+Labels = tuple[tuple[str, str], ...]
+Skipped = Callable[[tuple[str, str]], int]
+# (the target's attributes, extra labels of this series, value)
+Point = tuple[Mapping[str, str], Labels, float]
+
+
+class StateFamily(NamedTuple):
+    """A per-target series read from the state store: gauges, and the skipped-checks counter."""
+
+    name: str
+    description: str
+    unit: str
+    points: Callable[[TargetState, Skipped], Iterable[tuple[Labels, float]]]
+    counter: bool = False
+
+
+def _up(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), 1 if c.result.up else 0),) if c.result is not None else ()
+
+
+def _state_up(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), 1 if c.debounced_up else 0),) if c.debounced_up is not None else ()
+
+
+def _tls_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.tls_expiry),) if c.tls_expiry is not None else ()
+
+
+def _response_time(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.result.duration),) if c.result is not None else ()
+
+
+def _last_check(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.result.started_at + c.result.duration),) if c.result is not None else ()
+
+
+def _slow_threshold(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.target.slow_threshold),)
+
+
+def _interval(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.target.interval),)
+
+
+def _info(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    result = c.result
+    if result is None:
+        return ()
+    extra = {"version": result.version or ""}
+    if result.status_code is not None:
+        extra["status_code"] = str(result.status_code)
+    for key, value in result.info.items():
+        if key not in c.attrs:
+            extra.setdefault(key, value)
+    return ((tuple(extra.items()), 1),)
+
+
+def _phases(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    if c.result is None:
+        return ()
+    return [((("phase", phase),), seconds) for phase, seconds in c.result.phases.items()]
+
+
+def _skipped(c: TargetState, skipped: Skipped) -> Iterable[tuple[Labels, float]]:
+    return (((), skipped(c.target.key)),)
+
+
+STATE_FAMILIES: tuple[StateFamily, ...] = (
+    StateFamily("tta_service_up", "1 if the last check of the service passed, else 0", "", _up),
+    StateFamily("tta_service_state_up", "Debounced state: 0 after N consecutive failures, 1 after M successes", "",
+                _state_up),
+    StateFamily("tta_service_tls_cert_expiry_timestamp_seconds", "Unix time the service's TLS certificate expires",
+                "s", _tls_expiry),
+    StateFamily("tta_service_response_time_seconds", "Duration of the last check of the service", "s",
+                _response_time),
+    StateFamily("tta_service_last_check_timestamp_seconds", "Unix time the last check of the service ended", "s",
+                _last_check),
+    StateFamily("tta_service_slow_threshold_seconds", "Configured duration above which a check counts as slow", "s",
+                _slow_threshold),
+    StateFamily("tta_service_check_interval_seconds", "Configured interval between checks of the service", "s",
+                _interval),
+    StateFamily("tta_service_info", "What the service reports about itself, as labels; always 1", "", _info),
+    StateFamily("tta_service_phase_duration_seconds", "Duration of each step of the last check, by phase", "s",
+                _phases),
+    StateFamily("otel_health_checks_skipped", "Checks not started because the previous one still ran", "",
+                _skipped, counter=True),
+)
+
+
+class StateFamilies:
+    """:data:`STATE_FAMILIES` over one state store and one source of skip counts.
+
+    Built before any reader, and handed to each reader and to the instruments when they are
+    made: the data flows one way, from the store out.
+    """
+
+    families = STATE_FAMILIES
+
+    def __init__(self, store: StateStore, skipped: Skipped = lambda _: 0) -> None:
+        self._store = store
+        self._skipped = skipped
+        self._bypass = threading.local()
+
+    def live(self, service: str, environment: str) -> bool:
+        """Whether the target is configured now (series of others are dropped)."""
+        return self._store.live(service, environment)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def collect(self) -> list[tuple[StateFamily, Iterator[Point]]]:
+        """Every family as lazy points over one snapshot of the store."""
+        states = self._store.snapshot()
+        return [(family, self._points(family, states)) for family in self.families]
+
+    def _points(self, family: StateFamily, states: list[TargetState]) -> Iterator[Point]:
+        points, skipped = family.points, self._skipped
+        for state in states:
+            for extra, value in points(state, skipped):
+                yield state.attrs, extra, value
+
+    def callback(self, family: StateFamily) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        """The observable instrument's callback for ``family``: silent while bypassed."""
+        points = family.points
+
+        def observe(_: CallbackOptions) -> Iterator[Observation]:
+            if getattr(self._bypass, "active", False):
+                return  # this thread's reader renders the families itself
+            for state in self._store.snapshot():
+                for extra, value in points(state, self._skipped):
+                    yield Observation(value, {**state.attrs, **dict(extra)} if extra else state.attrs)
+
+        return observe
+
+    @contextlib.contextmanager
+    def bypassed(self) -> Iterator[None]:
+        """While active on this thread, the observable callbacks yield nothing."""
+        self._bypass.active = True
+        try:
+            yield
+        finally:
+            self._bypass.active = False

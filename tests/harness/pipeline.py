@@ -1,0 +1,46 @@
+"""The collector's telemetry wiring without its server and scheduler, for unit tests and benchmarks.
+
+Built in the collector's order: the state store, its families, the readers made with the
+families in hand, then the instruments. :meth:`Pipeline.record` records a result the way
+the collector does: in the store, then in telemetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import Span
+
+from otel_health.config import Target
+from otel_health.result import CheckResult
+from otel_health.state import StateStore
+from otel_health.telemetry import StateFamilies, Telemetry, kept_trace_id, make_resource
+
+
+class Pipeline:
+    def __init__(self, readers: Callable[[StateFamilies, Resource], Sequence[MetricReader]], *,
+                 span_processors: Sequence[SpanProcessor] = (), skipped: Callable[[tuple[str, str]], int] = lambda _: 0
+                 ) -> None:
+        self.store = StateStore()
+        self.families = StateFamilies(self.store, skipped)
+        self.resource = make_resource()
+        self.readers = list(readers(self.families, self.resource))
+        self.telemetry = Telemetry(families=self.families, metric_readers=self.readers,
+                                   span_processors=span_processors, resource=self.resource)
+
+    def set_targets(self, targets: Iterable[Target]) -> None:
+        targets = list(targets)
+        self.store.set_targets(targets)
+        self.telemetry.retain(t.key for t in targets)
+
+    def record(self, target: Target, result: CheckResult, span: Span | None = None, lag: float = 0.0) -> bool:
+        """Record as the collector does; False when the target is not configured as it is."""
+        state = self.store.current(target)
+        if state is None:
+            return False
+        state.update(result, kept_trace_id(span), lag)
+        self.telemetry.record(state.attrs, result, span)
+        return True

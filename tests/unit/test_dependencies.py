@@ -1,0 +1,105 @@
+"""The runtime dependencies declared in pyproject.toml are exactly what otel_health imports.
+
+Every import in the package (at the top of a module or inside a function) is mapped to the
+installed distribution that provides it; the set must equal the declared dependencies: a
+library only tests or benchmarks use belongs in an extra, and a library the runtime
+imports must be declared, not arrive by chance with another.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as md
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "otel_health"
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared() -> set[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return {_normal(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]) for spec in project["dependencies"]}
+
+
+def _imported_modules() -> dict[str, str]:
+    """Absolute module names imported anywhere in the package, with a place that imports each."""
+    found: dict[str, str] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = str(path.relative_to(REPO))
+        for node in ast.walk(ast.parse(path.read_text(), where)):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found.setdefault(alias.name, where)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.setdefault(node.module, where)
+                for alias in node.names:  # `from pkg import submodule`
+                    found.setdefault(f"{node.module}.{alias.name}", where)
+    return found
+
+
+def _module_owners() -> dict[str, set[str]]:
+    """Installed module name -> distributions whose files hold it (namespace packages have many)."""
+    owners: dict[str, set[str]] = {}
+    for dist in md.distributions():
+        name = _normal(dist.metadata["Name"])
+        for file in dist.files or ():
+            parts = file.parts
+            if not parts or parts[0].endswith((".dist-info", ".egg-info", ".data")) or ".." in parts:
+                continue
+            if file.suffix not in (".py", ".so", ".pyd"):
+                continue
+            stem = parts[-1].split(".", 1)[0]
+            dotted = [*parts[:-1]] if stem == "__init__" else [*parts[:-1], stem]
+            for i in range(1, len(dotted) + 1):
+                owners.setdefault(".".join(dotted[:i]), set()).add(name)
+    return owners
+
+
+def _owner(module: str, owners: dict[str, set[str]]) -> set[str]:
+    """The distributions providing ``module``: its most specific known name with one owner."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        found = owners.get(".".join(parts[:i]))
+        if found and len(found) == 1:
+            return found
+    return set()
+
+
+def test_declared_runtime_dependencies_are_exactly_what_the_package_imports() -> None:
+    owners = _module_owners()
+    imported: dict[str, str] = {}
+    unmapped = []
+    for module, where in _imported_modules().items():
+        top = module.split(".", 1)[0]
+        if top in sys.stdlib_module_names or top in ("otel_health", "__future__"):
+            continue
+        dists = _owner(module, owners)
+        if not dists and module in owners:
+            continue  # a namespace package (`from opentelemetry import trace`): its submodules decide
+        if not dists:
+            unmapped.append(f"{module} (in {where})")
+        for dist in dists:
+            imported.setdefault(dist, f"{module} (in {where})")
+    assert not unmapped, f"imports no installed distribution provides: {unmapped}"
+    declared = _declared()
+    undeclared = {d: imported[d] for d in set(imported) - declared}
+    unused = declared - set(imported)
+    assert not undeclared, f"imported but not declared in [project].dependencies: {undeclared}"
+    assert not unused, f"declared in [project].dependencies but never imported by otel_health: {sorted(unused)}"
+    assert {"aiohttp", "opentelemetry-sdk", "opentelemetry-proto"} <= declared  # the mapping found real ones
+
+
+def test_the_import_mapping_tells_namespace_distributions_apart() -> None:
+    owners = _module_owners()
+    assert _owner("opentelemetry.sdk.metrics.export", owners) == {"opentelemetry-sdk"}
+    assert _owner("opentelemetry.trace", owners) == {"opentelemetry-api"}
+    assert _owner("opentelemetry.exporter.otlp.proto.http.trace_exporter", owners) == {
+        "opentelemetry-exporter-otlp-proto-http"}
+    assert _owner("yaml", owners) == {"pyyaml"}

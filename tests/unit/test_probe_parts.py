@@ -1,0 +1,213 @@
+"""The pure parts of the probes: error tables, the OS error under an exception, TLS contexts,
+kept connections, and what each kind tells /health. (Each protocol is proven against its real
+server in tests/integration.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from pathlib import Path
+
+import asyncpg
+import pytest
+from neo4j import exceptions as nexc
+from redis import exceptions as rexc
+
+from otel_health.errors import ErrorType, ProbeFailure
+from otel_health.probes import PROBES, ProbeSettings
+from otel_health.probes._base import classify, classify_os_error, os_cause
+from otel_health.probes._kept import Kept
+from otel_health.probes._tls import client_context
+from otel_health.probes.neo4j import Neo4jProbe
+from otel_health.probes.postgres import PostgresProbe
+from otel_health.probes.redis import RedisProbe
+
+
+def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise outer from exc
+    except BaseException as caught:
+        return caught
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (ProbeFailure(ErrorType.ASSERTION, "body does not match"), (ErrorType.ASSERTION, "body does not match")),
+    (ConnectionRefusedError(), (ErrorType.CONNECTION_REFUSED, "connection refused")),
+    (BrokenPipeError(), (ErrorType.CONNECTION_RESET, "connection reset by peer")),
+    (socket.gaierror(-2, "Name or service not known"),
+     (ErrorType.DNS, "name resolution failed: Name or service not known")),
+    (TimeoutError(), (ErrorType.TIMEOUT, "timed out")),
+    (OSError(111, "refused"), (ErrorType.CONNECTION_REFUSED, "connection refused")),
+    (OSError(113, "No route to host"), (ErrorType.UNKNOWN, "EHOSTUNREACH: No route to host")),
+    (ValueError("odd"), (ErrorType.UNKNOWN, "ValueError: odd")),
+])
+def test_os_errors_map_to_the_closed_set(exc: BaseException, expected: tuple[ErrorType, str]) -> None:
+    assert classify_os_error(exc) == expected
+
+
+def test_tls_errors_keep_their_reason() -> None:
+    assert classify_os_error(ssl.SSLError(1, "[SSL] wrong version number")) == (
+        ErrorType.TLS, "TLS handshake failed: SSLError")  # made by hand: no reason attribute
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="example.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    incoming.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")  # a plain HTTP server on a TLS port
+    with pytest.raises(ssl.SSLError) as info:
+        tls.do_handshake()
+    assert classify_os_error(info.value) == (ErrorType.TLS, f"TLS handshake failed: {info.value.reason}")
+    assert info.value.reason  # the real one names it, e.g. WRONG_VERSION_NUMBER
+
+
+def test_the_os_error_under_a_library_error_is_found_a_few_links_down() -> None:
+    refused = ConnectionRefusedError(111, "refused")
+    middle = _raised_from(RuntimeError("middle"), refused)
+    outer = _raised_from(rexc.ConnectionError("Error connecting"), middle)
+    assert os_cause(outer) is refused
+    assert os_cause(rexc.ConnectionError("no cause")) is None
+    assert os_cause(outer, depth=1) is None
+
+
+def test_the_first_matching_rule_wins() -> None:
+    rules = ((KeyError, ErrorType.PROTOCOL, "key"), (LookupError, ErrorType.ASSERTION, lambda e: f"lookup {e}"))
+    assert classify(KeyError("k"), rules) == (ErrorType.PROTOCOL, "key")
+    assert classify(IndexError("i"), rules) == (ErrorType.ASSERTION, "lookup i")
+    assert classify(ValueError(), rules) is None
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (rexc.BusyLoadingError("LOADING"), ErrorType.LOADING),
+    (rexc.AuthenticationError("invalid"), ErrorType.AUTH),
+    (rexc.AuthenticationWrongNumberOfArgsError("wrong number"), ErrorType.AUTH),
+    (rexc.ResponseError("WRONGPASS invalid username-password pair"), ErrorType.AUTH),
+    (rexc.ResponseError("LOADING Redis is loading"), ErrorType.LOADING),
+    (rexc.ResponseError("ERR unknown command"), ErrorType.PROTOCOL),
+    (rexc.InvalidResponse("Protocol Error: b'H'"), ErrorType.PROTOCOL),
+    (rexc.TimeoutError("Timeout reading"), ErrorType.TIMEOUT),
+    (rexc.ConnectionError("Connection closed by server."), ErrorType.CONNECTION_RESET),
+    (rexc.ConnectionError("Protocol error, got 'H'"), ErrorType.PROTOCOL),
+    (_raised_from(rexc.ConnectionError("Error 111"), ConnectionRefusedError()), ErrorType.CONNECTION_REFUSED),
+])
+def test_redis_errors_by_class_then_by_code(exc: BaseException, expected: ErrorType) -> None:
+    assert RedisProbe(ProbeSettings())._classify(exc)[0] is expected
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (asyncpg.InvalidPasswordError("password authentication failed"), ErrorType.AUTH),
+    (asyncpg.InvalidCatalogNameError('database "x" does not exist'), ErrorType.DATABASE_MISSING),
+    (asyncpg.TooManyConnectionsError("too many"), ErrorType.TOO_MANY_CONNECTIONS),
+    (asyncpg.CannotConnectNowError("starting up"), ErrorType.LOADING),
+    (asyncpg.exceptions.ConnectionDoesNotExistError("closed"), ErrorType.CONNECTION_RESET),
+    (asyncpg.exceptions.UndefinedTableError("no table"), ErrorType.ASSERTION),
+    (asyncpg.exceptions.InterfaceError("odd"), ErrorType.PROTOCOL),
+    (ConnectionResetError(), ErrorType.CONNECTION_RESET),
+    (ConnectionRefusedError(), ErrorType.CONNECTION_REFUSED),
+])
+def test_postgres_errors_by_class(exc: BaseException, expected: ErrorType) -> None:
+    assert PostgresProbe(ProbeSettings())._classify(exc)[0] is expected
+
+
+def test_postgres_query_errors_name_their_sqlstate() -> None:
+    exc = asyncpg.exceptions.UndefinedTableError("relation does not exist")
+    exc.sqlstate = "42P01"
+    assert PostgresProbe(ProbeSettings())._classify(exc) == (
+        ErrorType.ASSERTION, "query failed: UndefinedTableError (SQLSTATE 42P01)")
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (nexc.AuthError("unauthorized"), ErrorType.AUTH),
+    (nexc.DatabaseUnavailable("offline"), ErrorType.LOADING),
+    (nexc.ServiceUnavailable("no Bolt"), ErrorType.PROTOCOL),
+    (_raised_from(nexc.ServiceUnavailable("down"), ConnectionRefusedError()), ErrorType.CONNECTION_REFUSED),
+    (nexc.ConfigurationError("bad"), ErrorType.PROTOCOL),
+])
+def test_neo4j_errors_by_class(exc: BaseException, expected: ErrorType) -> None:
+    assert Neo4jProbe(ProbeSettings())._classify(exc)[0] is expected
+
+
+def test_neo4j_unknown_database_is_database_missing() -> None:
+    exc = nexc.ClientError._hydrate_neo4j(code="Neo.ClientError.Database.DatabaseNotFound", message="no such db")
+    assert Neo4jProbe(ProbeSettings())._classify(exc)[0] is ErrorType.DATABASE_MISSING
+    other = nexc.ClientError._hydrate_neo4j(code="Neo.ClientError.Statement.SyntaxError", message="bad")
+    assert Neo4jProbe(ProbeSettings())._classify(other) == (
+        ErrorType.ASSERTION, "query failed: Neo.ClientError.Statement.SyntaxError")
+
+
+def test_every_kind_names_its_health_check() -> None:
+    names = {kind: (cls.component_type, cls.check_name) for kind, cls in PROBES.items()}
+    assert names == {"http": ("http", "responseTime"), "tcp": ("tcp", "connectivity"),
+                     "redis": ("datastore", "connectivity"), "postgres": ("datastore", "connectivity"),
+                     "neo4j": ("datastore", "connectivity")}
+
+
+class _Conn:
+    def __init__(self, name: str, usable: bool = True) -> None:
+        self.name, self.usable, self.closed = name, usable, False
+
+
+async def _close(conn: _Conn) -> None:
+    conn.closed = True
+
+
+async def test_a_kept_connection_goes_back_only_after_success() -> None:
+    kept: Kept[_Conn] = Kept(_close)
+    key = ("db", "prod")
+    async with kept.session(key, "opts", keep=True) as held:
+        assert held.conn is None
+        first = held.conn = _Conn("first")
+    async with kept.session(key, "opts", keep=True) as held:
+        assert held.conn is first  # taken back out
+    with pytest.raises(RuntimeError):
+        async with kept.session(key, "opts", keep=True) as held:
+            assert held.conn is first
+            raise RuntimeError("check failed")
+    assert first.closed  # a failure closes it
+    async with kept.session(key, "opts", keep=True) as held:
+        assert held.conn is None
+
+
+async def test_a_connection_not_kept_changed_or_unusable_is_closed() -> None:
+    kept: Kept[_Conn] = Kept(_close, usable=lambda c: c.usable)
+    key = ("db", "prod")
+    async with kept.session(key, "opts", keep=False) as held:
+        once = held.conn = _Conn("once")
+    assert once.closed  # the target does not keep connections
+    async with kept.session(key, "v1", keep=True) as held:
+        v1 = held.conn = _Conn("v1")
+    async with kept.session(key, "v2", keep=True) as held:
+        assert held.conn is None and v1.closed  # options changed by a reload
+        v2 = held.conn = _Conn("v2", usable=False)
+    async with kept.session(key, "v2", keep=True) as held:
+        assert held.conn is None and v2.closed  # the server closed it meanwhile
+        held.conn = _Conn("v3")
+    await kept.retain(set())
+    await asyncio.sleep(0)
+    async with kept.session(key, "v2", keep=True) as held:
+        assert held.conn is None  # removed by a reload
+
+
+def test_client_contexts_are_shared_and_follow_the_ca_file(tmp_path: Path) -> None:
+    default = client_context()
+    assert client_context() is default
+    assert default.verify_mode is ssl.CERT_REQUIRED and default.check_hostname
+    lax = client_context(verify=False)
+    assert lax is not default and lax.verify_mode is ssl.CERT_NONE and not lax.check_hostname
+    no_host = client_context(check_hostname=False)
+    assert no_host.verify_mode is ssl.CERT_REQUIRED and not no_host.check_hostname
+
+    from tests.harness.tls import self_signed
+
+    ca, _ = self_signed(tmp_path)
+    first = client_context(ca_file=ca)
+    assert client_context(ca_file=ca) is first
+    stat = os.stat(ca)
+    os.utime(ca, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert client_context(ca_file=ca) is not first  # a rotated CA file is read again
+    with pytest.raises(FileNotFoundError):
+        client_context(ca_file=tmp_path / "missing.pem")

@@ -1,0 +1,103 @@
+"""The server's handlers over a state store: /health, /api/v1/targets, the token, /metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from otel_health.probes import PROBES
+from otel_health.server import HEALTH_CONTENT_TYPE, health_document, make_app, targets_document
+from otel_health.state import StateStore
+from otel_health.telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
+from tests.harness.pipeline import Pipeline
+
+
+def _store(make_target, make_result, *outcomes: tuple[str, str, bool, bool]) -> StateStore:
+    """(name, kind, critical, up) per target; each checked once."""
+    store = StateStore()
+    targets = [dataclasses.replace(make_target(name, kind=kind), critical=critical)
+               for name, kind, critical, _ in outcomes]
+    store.set_targets(targets)
+    for target, (_, _, _, up) in zip(targets, outcomes, strict=True):
+        state = store.current(target)
+        assert state is not None
+        state.update(make_result(up=up), "ab" * 16 if not up else None, 0.012)
+    return store
+
+
+def test_health_names_each_check_by_its_kind_and_fails_on_a_critical_target(make_target, make_result) -> None:
+    store = _store(make_target, make_result, ("api", "http", True, True), ("cache", "redis", False, False),
+                   ("db", "postgres", True, True))
+    code, doc = health_document(store.snapshot(), PROBES)
+    assert code == 200 and doc["status"] == "warn"  # only a non-critical target is down
+    assert doc["checks"]["api:responseTime"][0]["componentType"] == "http"
+    assert doc["checks"]["cache:connectivity"][0]["componentType"] == "datastore"
+    assert doc["checks"]["cache:connectivity"][0]["output"] == "timeout: no answer"
+    store = _store(make_target, make_result, ("api", "http", True, False), ("db", "postgres", True, True))
+    code, doc = health_document(store.snapshot(), PROBES)
+    assert code == 503 and doc["status"] == "fail"
+
+
+def test_a_kind_the_server_does_not_know_is_a_generic_component(make_target, make_result) -> None:
+    store = _store(make_target, make_result, ("odd", "gopher", True, True))
+    _, doc = health_document(store.snapshot(), {})
+    assert doc["checks"]["odd:connectivity"][0]["componentType"] == "component"
+
+
+def test_targets_history_says_how_late_each_check_started(make_target, make_result) -> None:
+    store = _store(make_target, make_result, ("api", "http", True, False))
+    (target,) = targets_document(store.snapshot())["targets"]
+    (entry,) = target["history"]
+    assert entry["lag_seconds"] == 0.012
+    assert entry["trace_id"] == "ab" * 16 and entry["outcome"] == "down"
+
+
+async def _client(store: StateStore, reader: object, token: str | None) -> TestClient:
+    async def reload() -> list[str]:
+        return ["config.yaml: field 'x': broken"]
+
+    assert isinstance(reader, BridgeReader)
+    app = make_app(reader=reader, store=store, kinds=PROBES, reload=reload, api_token=lambda: token)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+async def test_the_api_and_reload_want_the_token_and_health_does_not(make_target, make_result) -> None:
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+    target = make_target("api")
+    pipeline.set_targets([target])
+    pipeline.record(target, make_result(up=True))
+    client = await _client(pipeline.store, pipeline.readers[0], "s3cret")
+    try:
+        assert (await client.get("/api/v1/targets")).status == 401
+        wrong = await client.get("/api/v1/targets", headers={"Authorization": "Bearer nope"})
+        assert wrong.status == 401 and wrong.headers["WWW-Authenticate"].startswith("Bearer")
+        ok = await client.get("/api/v1/targets", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status == 200 and (await ok.json())["targets"][0]["name"] == "api"
+        assert (await client.post("/-/reload")).status == 401
+        rejected = await client.post("/-/reload", headers={"Authorization": "Bearer s3cret"})
+        assert rejected.status == 400 and (await rejected.json())["errors"] == ["config.yaml: field 'x': broken"]
+        health = await client.get("/health")
+        assert health.status == 200 and health.content_type == HEALTH_CONTENT_TYPE
+        assert (await client.get("/-/healthy")).status == 200
+    finally:
+        await client.close()
+
+
+async def test_metrics_speaks_text_or_openmetrics_as_asked(make_target, make_result) -> None:
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+    target = make_target("api")
+    pipeline.set_targets([target])
+    pipeline.record(target, make_result(up=True))
+    client = await _client(pipeline.store, pipeline.readers[0], None)
+    try:
+        text = await client.get("/metrics")
+        assert text.headers["Content-Type"] == CONTENT_TYPE_TEXT
+        assert 'tta_service_up{service="api",environment="test",kind="http"} 1' in await text.text()
+        om = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert om.headers["Content-Type"] == CONTENT_TYPE_OPENMETRICS
+        assert (await om.text()).endswith("# EOF\n")
+    finally:
+        await client.close()
