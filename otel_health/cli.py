@@ -140,6 +140,7 @@ def _result_json(target: Target, result: CheckResult) -> dict[str, Any]:
         "detail": result.detail or None,
         "status_code": result.status_code,
         "version": result.version,
+        "info": dict(result.info),  # kind-specific: role, mode, read_only, edition…
     }
 
 
@@ -200,6 +201,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         status = "up" if result.up else f"DOWN {result.error_type}: {result.detail}"
         extra = f" status={result.status_code}" if result.status_code is not None else ""
         extra += f" version={result.version}" if result.version else ""
+        extra += "".join(f" {key}={value}" for key, value in result.info.items())
         print(f"{shown} {status} in {result.duration * 1000:.1f}ms{extra}")
     return 0 if result.up else 1
 

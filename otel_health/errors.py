@@ -23,6 +23,9 @@ class ErrorType(enum.StrEnum):
     AUTH = "auth"
     PROTOCOL = "protocol"
     LOADING = "loading"
+    # The server answers but says it cannot serve now: a replica cut off from its master, a
+    # cluster node whose cluster is down, a store that cannot persist and refuses writes.
+    UNAVAILABLE = "unavailable"
     DATABASE_MISSING = "database_missing"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     UNKNOWN = "unknown"

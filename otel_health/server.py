@@ -154,6 +154,7 @@ def targets_document(states: list[TargetState]) -> dict[str, Any]:
                 "consecutive_failures": state.consecutive_failures,
                 "consecutive_successes": state.consecutive_successes,
                 "version": result.version if result is not None else None,
+                "info": dict(result.info) if result is not None else {},
                 "tls_cert_expiry": _iso(state.tls_expiry) if state.tls_expiry is not None else None,
             },
             "history": [_result_doc(entry) for entry in reversed(state.history)],

@@ -49,8 +49,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server
 
 @pytest.fixture(scope="session")
 def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Neo4j]:
-    server = servers.start_neo4j(tmp_path_factory.mktemp("neo4j"), password=SEEDED_PASSWORD,
-                                 users=["wrongpw", "probe"])
+    server = servers.start_neo4j(tmp_path_factory.mktemp("neo4j"), password=SEEDED_PASSWORD, tls=True,
+                                 users=["wrongpw", "probe", "ratelimited"])
     yield server
     server.stop()
 

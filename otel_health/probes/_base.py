@@ -195,15 +195,22 @@ def classify(exc: BaseException, rules: Sequence[Rule]) -> tuple[ErrorType, str]
 
 
 def os_cause(exc: BaseException, depth: int = 5) -> OSError | None:
-    """The operating-system error under an exception a library raised, if any (following
-    ``__cause__``, then ``__context__``, at most ``depth`` links)."""
-    seen = exc.__cause__ or exc.__context__
+    """The operating-system error under an exception a library raised, if any: following
+    ``__cause__``, then ``__context__``, and into exception groups (a driver that tried
+    several servers), at most ``depth`` links down."""
+    level: list[BaseException] = [exc]
     for _ in range(depth):
-        if seen is None:
+        below: list[BaseException] = []
+        for seen in level:
+            for nested in (seen.__cause__ or seen.__context__,
+                           *(seen.exceptions if isinstance(seen, BaseExceptionGroup) else ())):
+                if isinstance(nested, OSError):
+                    return nested
+                if nested is not None:
+                    below.append(nested)
+        if not below:
             return None
-        if isinstance(seen, OSError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
+        level = below
     return None
 
 

@@ -30,9 +30,12 @@ class Kept(Generic[C]):
     behind the collector's back.
     """
 
-    def __init__(self, close: Callable[[C], Awaitable[None]], *, usable: Callable[[C], bool] = lambda _: True) -> None:
+    def __init__(self, close: Callable[[C], Awaitable[None]], *, usable: Callable[[C], bool] = lambda _: True,
+                 close_after_failure: Callable[[C], Awaitable[None]] | None = None) -> None:
         self._close = close
         self._usable = usable
+        # A failed check may have left work on the server (a query cut short by the timeout).
+        self._close_failed = close_after_failure or close
         self._held: dict[tuple[str, str], tuple[Any, C]] = {}
 
     @contextlib.asynccontextmanager
@@ -48,8 +51,10 @@ class Kept(Generic[C]):
             if held.conn is not None:
                 if ok and keep:
                     self._held[key] = (options, held.conn)
-                else:
+                elif ok:
                     await self._close(held.conn)
+                else:
+                    await self._close_failed(held.conn)
 
     async def _take(self, key: tuple[str, str], options: Any) -> C | None:
         found = self._held.pop(key, None)

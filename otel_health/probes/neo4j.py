@@ -1,14 +1,22 @@
 """Neo4j probe: connect and authenticate over Bolt, then ``CALL dbms.components()``.
 
-After an authentication failure the probe backs off for that target (the longer of its
+After an authentication failure, or the server's refusal to try one more login
+(``AuthenticationRateLimit``), the probe backs off for that target (the longer of its
 interval and 10 s, doubling up to 15 minutes) instead of trying again every interval: Neo4j
 locks an account after a few failed logins, and a stale password must not keep it locked.
+
+``ca_file`` trusts a private CA: with ``bolt://`` or ``neo4j://`` the connection is then
+encrypted and verified against it (the ``+s`` schemes use the system's trust store, ``+ssc``
+trusts any certificate).
 """
 
 from __future__ import annotations
 
+import logging
+import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -46,6 +54,7 @@ class Neo4jOptions(PasswordOptions):
     password: Secret | None = None
     database: str | None = None
     reuse_connection: bool = False
+    ca_file: Path | None = None
 
     @property
     def host(self) -> str:
@@ -66,18 +75,24 @@ class Neo4jOptions(PasswordOptions):
             elif parts.username or parts.password:
                 f.problem("uri", "must not hold credentials; use 'user' and 'password: ${ENV_VAR}'")
                 uri = None
+        ca_file = f.path("ca_file")
+        if ca_file is not None and uri and "+" in urlsplit(uri).scheme:
+            f.problem("ca_file", "goes with bolt:// or neo4j:// (TLS is then on, trusting that CA); "
+                                 "the +s and +ssc schemes choose their own trust")
         options = cls(
             uri=uri or "",
             user=f.text("user", "neo4j"),
             password=f.secret("password"),
             database=f.text("database"),
             reuse_connection=f.flag("reuse_connection", False),
+            ca_file=ca_file,
         )
         return options if uri else None
 
     def public(self) -> dict[str, Any]:
         return {"uri": self.uri, "user": self.user, "password": self.password.source if self.password else None,
-                "database": self.database, "reuse_connection": self.reuse_connection}
+                "database": self.database, "reuse_connection": self.reuse_connection,
+                "ca_file": str(self.ca_file) if self.ca_file is not None else None}
 
 
 @dataclass(slots=True)
@@ -96,6 +111,12 @@ class Neo4jProbe(Probe):
 
     def __init__(self, settings: ProbeSettings, clock: Any = time.monotonic) -> None:
         super().__init__(settings)
+        # The driver logs what it then raises ("Unable to retrieve routing information"); the
+        # check reports it once, as its result, and nothing reaches stderr behind our back.
+        driver_log = logging.getLogger("neo4j")
+        if not any(isinstance(h, logging.NullHandler) for h in driver_log.handlers):
+            driver_log.addHandler(logging.NullHandler())
+        driver_log.propagate = False
         self._clock = clock
         self._backoff: dict[tuple[str, str], _Backoff] = {}
         self._kept: Kept[neo4j.AsyncDriver] = Kept(lambda driver: close_within(driver.close()))
@@ -114,10 +135,13 @@ class Neo4jProbe(Probe):
         )
 
     def _driver(self, o: Neo4jOptions, timeout: float) -> neo4j.AsyncDriver:
+        trust: dict[str, Any] = {}
+        if o.ca_file is not None:
+            trust = {"encrypted": True, "trusted_certificates": neo4j.TrustCustomCAs(str(o.ca_file))}
         return neo4j.AsyncGraphDatabase.driver(
             o.uri, auth=(o.user, o.password.reveal() if o.password else ""),
             connection_timeout=timeout, connection_acquisition_timeout=timeout, max_connection_pool_size=1,
-            max_transaction_retry_time=0, user_agent=f"otel-health/{__version__}",
+            max_transaction_retry_time=0, user_agent=f"otel-health/{__version__}", **trust,
         )
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
@@ -142,7 +166,9 @@ class Neo4jProbe(Probe):
                     records, _, _ = await held.conn.execute_query(
                         "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition",
                         database_=o.database, routing_=neo4j.RoutingControl.READ)
-        except nexc.AuthError:
+        except nexc.Neo4jError as exc:
+            if not _refused_login(exc):
+                raise
             previous = self._backoff.get(target.key)
             failures = previous.failures + 1 if previous is not None and previous.options == o else 1
             delay = min(max(target.interval, _BACKOFF_FIRST) * 2 ** (failures - 1), _BACKOFF_MAX)
@@ -163,14 +189,31 @@ class Neo4jProbe(Probe):
         await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
+        cause = os_cause(exc)
+        if isinstance(cause, ssl.SSLError):  # also behind the +s routing schemes' "no routing information"
+            return classify_os_error(cause)
+        if isinstance(exc, nexc.Neo4jError) and exc.code == _RATE_LIMITED:
+            return ErrorType.AUTH, ("the server refuses logins for now after too many failed ones "
+                                    f"(AuthenticationRateLimit): {_said(exc)}")
         if isinstance(exc, nexc.ClientError) and _is_database_missing(exc.code or ""):
             return ErrorType.DATABASE_MISSING, "the database does not exist"
         if isinstance(exc, nexc.ServiceUnavailable | nexc.SessionExpired):
-            cause = os_cause(exc)
             if cause is not None:
                 return classify_os_error(cause)
             return ErrorType.PROTOCOL, "the peer does not answer as a Bolt server"
         return classify(exc, _RULES) or classify_os_error(exc)
+
+
+_RATE_LIMITED = "Neo.ClientError.Security.AuthenticationRateLimit"
+
+
+def _refused_login(exc: nexc.Neo4jError) -> bool:
+    return isinstance(exc, nexc.AuthError) or exc.code == _RATE_LIMITED
+
+
+def _said(exc: nexc.Neo4jError) -> str:
+    text = (exc.message or "").replace("\n", " ")
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _is_database_missing(code: str) -> bool:
@@ -179,7 +222,7 @@ def _is_database_missing(code: str) -> bool:
 
 
 _RULES: tuple[Rule, ...] = (
-    (nexc.AuthError, ErrorType.AUTH, "authentication failed"),
+    (nexc.AuthError, ErrorType.AUTH, lambda e: f"authentication failed: {_said(e)}"),
     (nexc.DatabaseUnavailable, ErrorType.LOADING, "the database is unavailable (starting, stopping or offline)"),
     (nexc.Neo4jError, ErrorType.ASSERTION, lambda e: f"query failed: {e.code or type(e).__name__}"),
     (nexc.DriverError, ErrorType.PROTOCOL, lambda e: f"Bolt error: {type(e).__name__}"),

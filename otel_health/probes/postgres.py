@@ -1,7 +1,16 @@
-"""PostgreSQL probe: connect (and authenticate), run a query, read the version and role."""
+"""PostgreSQL probe: connect (and authenticate), run a query, read the version, role and read-only state.
+
+The checker must never be what takes a database down. Every query carries server-side limits
+below the check's timeout (``statement_timeout`` and ``lock_timeout``, set when connecting),
+so a slow query or a lock wait is ended by the server itself; and a check that ends while
+its query still runs closes its connection politely in the background, which makes asyncpg
+send the server a cancel request first (closing abruptly would drop it and leave the query
+running).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +28,11 @@ from ._tls import client_context
 __all__ = ["PostgresOptions", "PostgresProbe"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_/]{1,253}$")
+# Server-side limits, as shares of the check's timeout: a lock wait ends first with its own reason.
+_STATEMENT_SHARE = 0.9
+_LOCK_SHARE = 0.8
+_GOODBYE = 2.0  # seconds a polite close (with its cancel request) may take, in the background
+_MAX_MESSAGE = 300
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -72,6 +86,17 @@ async def _terminate(conn: asyncpg.Connection) -> None:
     conn.terminate()
 
 
+async def _close_politely(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=_GOODBYE)  # first delivers the cancel request of a query cut short
+    except Exception:  # noqa: BLE001 - close() aborted the connection itself; nothing is left to do
+        conn.terminate()
+
+
+def _limit(timeout: float, share: float) -> str:
+    return f"{max(1, int(timeout * share * 1000))}ms"
+
+
 class PostgresProbe(Probe):
     kind = "postgres"
     component_type = "datastore"
@@ -81,7 +106,17 @@ class PostgresProbe(Probe):
 
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
-        self._kept: Kept[asyncpg.Connection] = Kept(_terminate, usable=lambda conn: not conn.is_closed())
+        self._closing: set[asyncio.Task[None]] = set()
+        self._kept: Kept[asyncpg.Connection] = Kept(_terminate, usable=lambda conn: not conn.is_closed(),
+                                                    close_after_failure=self._let_go)
+
+    async def _let_go(self, conn: asyncpg.Connection) -> None:
+        """After a failed check: close in the background, so the check costs its timeout only."""
+        if conn.is_closed():
+            return
+        task = asyncio.get_running_loop().create_task(_close_politely(conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     @classmethod
     def options_from_url(cls, url: str) -> PostgresOptions:
@@ -102,7 +137,8 @@ class PostgresProbe(Probe):
         o: PostgresOptions = target.options
         attributes: dict[str, str | int] = {"db.system.name": "postgresql", "server.address": o.host,
                                             "server.port": o.port, "db.namespace": o.database}
-        async with self._kept.session(target.key, o, keep=o.reuse_connection) as held:
+        # The server-side limits are set when connecting: a kept connection is for one timeout.
+        async with self._kept.session(target.key, (o, target.timeout), keep=o.reuse_connection) as held:
             if held.conn is None:
                 with self.step(attempt, "connect", "connect", attributes):
                     held.conn = await self._connect(o, target.timeout)
@@ -110,12 +146,14 @@ class PostgresProbe(Probe):
             operation = o.query.split(None, 1)[0].upper() if o.query.strip() else "SELECT"
             with self.step(attempt, "query", operation, {**attributes, "db.operation.name": operation}):
                 value = await conn.fetchval(o.query)
-                version, in_recovery = await conn.fetchrow(
-                    "SELECT current_setting('server_version'), pg_is_in_recovery()")
+                version, in_recovery, read_only = await conn.fetchrow(
+                    "SELECT current_setting('server_version'), pg_is_in_recovery(),"
+                    " current_setting('default_transaction_read_only')")
             if o.expect is not None and str(value) != o.expect:
                 raise ProbeFailure(ErrorType.ASSERTION, f"query returned {str(value)[:80]!r}, expected {o.expect!r}")
             attempt.version = str(version).split(" ", 1)[0]
             attempt.info["role"] = "replica" if in_recovery else "primary"
+            attempt.info["read_only"] = "true" if in_recovery or read_only == "on" else "false"
 
     async def _connect(self, o: PostgresOptions, timeout: float) -> asyncpg.Connection:
         try:
@@ -123,7 +161,9 @@ class PostgresProbe(Probe):
                 host=o.host, port=o.port, user=o.user, database=o.database,
                 password=o.password.reveal() if o.password else None, ssl=_ssl(o),
                 timeout=timeout, command_timeout=timeout, statement_cache_size=0,
-                server_settings={"application_name": "otel-health"},
+                server_settings={"application_name": "otel-health",
+                                 "statement_timeout": _limit(timeout, _STATEMENT_SHARE),
+                                 "lock_timeout": _limit(timeout, _LOCK_SHARE)},
             )
         except asyncpg.exceptions.ConnectionDoesNotExistError:
             raise ProbeFailure(ErrorType.PROTOCOL, "the server closed the connection during the PostgreSQL "
@@ -134,15 +174,28 @@ class PostgresProbe(Probe):
 
     async def close(self) -> None:
         await self._kept.close()
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=_GOODBYE + 0.5)
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         return classify(exc, _RULES) or classify_os_error(exc)
 
 
+def _said(exc: BaseException) -> str:
+    """The server's own message (never a credential: PostgreSQL does not echo passwords)."""
+    text = str(exc).replace("\n", " ")
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 3] + "..."
+
+
 _NOT_POSTGRES = "the peer does not speak the PostgreSQL protocol"
 _RULES: tuple[Rule, ...] = (
-    ((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError), ErrorType.AUTH,
-     "authentication failed"),
+    (asyncpg.InvalidPasswordError, ErrorType.AUTH, lambda e: f"authentication failed: {_said(e)}"),
+    # pg_hba.conf rejects the connection (host, user, database, SSL), or the role may not log in
+    (asyncpg.InvalidAuthorizationSpecificationError, ErrorType.AUTH, lambda e: f"login refused: {_said(e)}"),
+    (asyncpg.exceptions.QueryCanceledError, ErrorType.TIMEOUT,
+     lambda e: f"the server ended the query at its statement_timeout, below the check's timeout ({_said(e)})"),
+    (asyncpg.exceptions.LockNotAvailableError, ErrorType.TIMEOUT,
+     lambda e: f"the query waited for a lock past its lock_timeout ({_said(e)})"),
     (asyncpg.InvalidCatalogNameError, ErrorType.DATABASE_MISSING, "the database does not exist"),
     (asyncpg.TooManyConnectionsError, ErrorType.TOO_MANY_CONNECTIONS, "the server has no free connection slots"),
     (asyncpg.CannotConnectNowError, ErrorType.LOADING, "the server is starting up or shutting down"),

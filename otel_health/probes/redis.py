@@ -1,4 +1,11 @@
-"""Redis probe: connect (and AUTH), PING, then INFO for the version and the role."""
+"""Redis probe: connect (and AUTH), PING, then INFO for the version, the role and the state.
+
+It runs only what the check needs, so a least-privilege user is enough: ``+ping +info``
+(``+select`` for a database other than 0, ``+cluster|info`` on a cluster node). It speaks
+RESP2 (no HELLO, which Redis before 6 and some proxies refuse), sets no client name and no
+library info. A refusal is classified by its error code (``WRONGPASS``, ``NOPERM``,
+``LOADING``, ``MASTERDOWN``…) and shown in the server's own words.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ class RedisOptions(PasswordOptions):
     username: str | None = None
     password: Secret | None = None
     reuse_connection: bool = False
+    fail_if_master_link_down: bool = False
 
     @classmethod
     def parse(cls, f: Fields) -> RedisOptions | None:
@@ -63,13 +71,15 @@ class RedisOptions(PasswordOptions):
             username=f.text("username"),
             password=f.secret("password"),
             reuse_connection=f.flag("reuse_connection", False),
+            fail_if_master_link_down=f.flag("fail_if_master_link_down", False),
         )
         return options if host else None
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "db": self.db, "tls": self.tls,
                 "username": self.username, "password": self.password.source if self.password else None,
-                "reuse_connection": self.reuse_connection}
+                "reuse_connection": self.reuse_connection,
+                "fail_if_master_link_down": self.fail_if_master_link_down}
 
 
 class RedisProbe(Probe):
@@ -100,7 +110,9 @@ class RedisProbe(Probe):
             "host": o.host, "port": o.port, "db": o.db, "username": o.username,
             "password": o.password.reveal() if o.password else None,
             "socket_timeout": None, "socket_connect_timeout": None,  # run()'s timeout bounds it all
-            "retry": Retry(NoBackoff(), 0), "client_name": "otel-health",
+            "retry": Retry(NoBackoff(), 0),
+            # RESP2, no CLIENT SETNAME, no CLIENT SETINFO: AUTH (and SELECT) is all that connecting sends.
+            "protocol": 2, "client_name": None, "driver_info": None,
         }
         if o.tls:
             return rconn.SSLConnection(ssl_ca_certs=str(o.ca_file) if o.ca_file else None,
@@ -124,12 +136,21 @@ class RedisProbe(Probe):
                 if pong not in (b"PONG", "PONG", True):
                     raise ProbeFailure(ErrorType.PROTOCOL, "PING was not answered with PONG")
             with self.step(attempt, "info", "INFO", {**attributes, "db.operation.name": "INFO"}):
-                await conn.send_command("INFO", "server")
-                server = _parse_info(await conn.read_response())
-                await conn.send_command("INFO", "replication")
-                replication = _parse_info(await conn.read_response())
-            attempt.version = server.get("redis_version")
-            attempt.info["role"] = replication.get("role", "")
+                await conn.send_command("INFO")  # the default sections: server, replication, cluster…
+                info = _parse_info(await conn.read_response())
+                cluster = None
+                if info.get("cluster_enabled") == "1":
+                    await conn.send_command("CLUSTER", "INFO")
+                    cluster = _parse_info(await conn.read_response())
+        attempt.version = info.get("redis_version")
+        _report(info, cluster, attempt)
+        if cluster is not None and cluster.get("cluster_state") != "ok":
+            raise ProbeFailure(ErrorType.UNAVAILABLE, f"cluster_state is {cluster.get('cluster_state', 'unknown')}: "
+                                                      "this node does not serve "
+                                                      f"({cluster.get('cluster_slots_ok', '?')} of 16384 slots ok)")
+        if o.fail_if_master_link_down and info.get("master_link_status") == "down":
+            raise ProbeFailure(ErrorType.UNAVAILABLE, "the replica's link to its master is down "
+                                                      "(fail_if_master_link_down)")
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         await self._kept.retain(live)
@@ -138,21 +159,45 @@ class RedisProbe(Probe):
         await self._kept.close()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
-        found = classify(exc, _RULES)  # first: some of these are also response or connection errors
+        if isinstance(exc, rexc.RedisError) and (refusal := _refusal(exc)) is not None:
+            return refusal
+        found = classify(exc, _RULES)
         if found is not None:
             return found
-        if isinstance(exc, rexc.ResponseError):
-            return _response_error(str(exc))
         if isinstance(exc, rexc.ConnectionError):
             return _connection_error(exc)
         return classify_os_error(exc)
 
 
-_LOADING = "Redis is loading its dataset into memory"
+def _report(info: dict[str, str], cluster: dict[str, str] | None, attempt: Attempt) -> None:
+    """What an operator reads first: role and mode; a replica's link; a cluster node's state."""
+    for key in ("role", "redis_mode"):
+        if info.get(key):
+            attempt.info[key] = info[key]
+    if info.get("role") == "slave" and info.get("master_link_status"):
+        attempt.info["master_link_status"] = info["master_link_status"]
+    if cluster is not None:
+        attempt.info["cluster_state"] = cluster.get("cluster_state", "unknown")
+
+
 _NOT_REDIS = "the peer does not speak the Redis protocol"
+_MAX_MESSAGE = 300
+# Error replies by their code (the first word), as the server sends them.
+_CODES: dict[str, ErrorType] = {
+    "WRONGPASS": ErrorType.AUTH, "NOAUTH": ErrorType.AUTH, "NOPERM": ErrorType.AUTH,
+    "LOADING": ErrorType.LOADING,
+    "MASTERDOWN": ErrorType.UNAVAILABLE, "MISCONF": ErrorType.UNAVAILABLE, "CLUSTERDOWN": ErrorType.UNAVAILABLE,
+    "TRYAGAIN": ErrorType.UNAVAILABLE, "BUSY": ErrorType.UNAVAILABLE,
+}
+# Plain ERR replies that mean one thing.
+_ERR_MESSAGES: dict[str, ErrorType] = {
+    "max number of clients reached": ErrorType.TOO_MANY_CONNECTIONS,
+    "invalid password": ErrorType.AUTH,
+}
+# Exceptions without an error reply behind them.
 _RULES: tuple[Rule, ...] = (
-    (rexc.BusyLoadingError, ErrorType.LOADING, _LOADING),
-    ((rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError), ErrorType.AUTH, "authentication failed"),
+    (rexc.BusyLoadingError, ErrorType.LOADING, "Redis is loading its dataset into memory"),
+    (rexc.AuthenticationError, ErrorType.AUTH, "authentication failed"),
     (rexc.InvalidResponse, ErrorType.PROTOCOL, _NOT_REDIS),
     (rexc.TimeoutError, ErrorType.TIMEOUT, "timed out"),
 )
@@ -163,14 +208,30 @@ _CONNECTION_TEXTS: tuple[tuple[str, ErrorType, str], ...] = (
 )
 
 
-def _response_error(text: str) -> tuple[ErrorType, str]:
-    """An error reply, by its first word (the error code)."""
-    code = text.split(" ", 1)[0]
-    if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM")) or "AUTH" in code:
-        return ErrorType.AUTH, f"authentication failed ({code})"
-    if text.startswith("LOADING"):
-        return ErrorType.LOADING, _LOADING
-    return ErrorType.PROTOCOL, f"Redis answered with an error: {code}"
+def _refusal(exc: rexc.RedisError) -> tuple[ErrorType, str] | None:
+    """An error reply of the server, by its code, with the server's whole message; None when
+    ``exc`` is not one. redis-py strips the code of the replies it knows into ``status_code``."""
+    body = str(exc)
+    code = exc.status_code
+    if code is None:
+        if not isinstance(exc, rexc.ResponseError):
+            return None
+        first, _, rest = body.partition(" ")
+        code, body = (first, rest) if first.isupper() and first.isalpha() else ("ERR", body)
+    message = f"{code} {body}"
+    message = message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE - 3] + "..."
+    if code == "NOPERM":
+        return ErrorType.AUTH, f"the user may not run a command the check needs (+ping +info): {message}"
+    if isinstance(exc, (rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError)):
+        return ErrorType.AUTH, f"authentication failed: {message}"
+    error_type = _CODES.get(code) or (_ERR_MESSAGES.get(body) if code == "ERR" else None)
+    if error_type is ErrorType.AUTH:
+        return error_type, f"authentication failed: {message}"
+    if error_type is not None:
+        return error_type, f"Redis refused: {message}"
+    if isinstance(exc, rexc.ResponseError):
+        return ErrorType.PROTOCOL, f"Redis answered with an error: {message}"
+    return None
 
 
 def _connection_error(exc: BaseException) -> tuple[ErrorType, str]:

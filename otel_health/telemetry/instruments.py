@@ -235,6 +235,8 @@ class Telemetry:
             span.set_attribute("http.response.status_code", result.status_code)
         if result.version:
             span.set_attribute("tta.service.version", result.version)
+        for key, value in result.info.items():  # what the target says of itself: role, mode, edition…
+            span.set_attribute(f"tta.service.{key}", value)
         if result.up:
             return
         error = str(result.error_type)

@@ -173,7 +173,7 @@ class Redis:
         """One command over a raw RESP connection (AUTH first); returns the raw reply."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             payload = b""
-            for cmd in (("AUTH", self.password), args):
+            for cmd in (("AUTH", self.password), args) if self.password else (args,):
                 payload += f"*{len(cmd)}\r\n".encode() + b"".join(
                     f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in cmd)
             s.sendall(payload)
@@ -184,21 +184,28 @@ class Redis:
         self.process.stop()
 
 
-def start_redis(workdir: Path, *, password: str) -> Redis:
+# Least-privilege users: what the README says a check needs, and one that lacks INFO.
+REDIS_USERS = {"monitor": "+ping +info", "pingonly": "+ping"}
+
+
+def start_redis(workdir: Path, *, password: str, extra_conf: str = "") -> Redis:
+    """Redis with ``requirepass``, a TLS port and the :data:`REDIS_USERS` (same password);
+    ``extra_conf`` lines are appended to its config."""
     binary = _require(shutil.which("redis-server") or "/usr/bin/redis-server", "redis-server")
     cert, key = self_signed(workdir / "tls")
     port, tls_port = free_port(), free_port()
     conf = workdir / "redis.conf"
+    users = "".join(f"user {name} on >{password} {rights}\n" for name, rights in REDIS_USERS.items())
     conf.write_text(
         f"bind 127.0.0.1\nport {port}\ndir {workdir}\nsave \"\"\nappendonly no\n"
         f"requirepass {password}\nprotected-mode yes\n"
         f"tls-port {tls_port}\ntls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {cert}\n"
-        "tls-auth-clients no\n"
+        f"tls-auth-clients no\n{users}{extra_conf}"
     )
     conf.chmod(0o600)
     process = Process("Redis", [str(binary), str(conf)], log_path=workdir / "redis.log")
     redis = Redis(port, tls_port, password, cert, process)
-    process.wait_ready(lambda: b"+PONG" in redis.command("PING"), timeout=30)
+    process.wait_ready(lambda: b"redis_version:" in redis.command("INFO", "server"), timeout=30)
     return redis
 
 
@@ -254,6 +261,10 @@ def start_postgres(workdir: Path, *, password: str) -> Postgres:
          f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8", "--locale=C"],
         check=True, capture_output=True, timeout=120, user=run_as,
     )
+    # Logins an operator meets: a user pg_hba.conf rejects, one allowed only over TLS.
+    hba = data / "pg_hba.conf"
+    hba.write_text("host all blocked 127.0.0.1/32 reject\nhostnossl all sslonly 127.0.0.1/32 reject\n"
+                   + hba.read_text())
     port = free_port()
     process = Process(
         "PostgreSQL",
@@ -268,6 +279,12 @@ def start_postgres(workdir: Path, *, password: str) -> Postgres:
                                capture_output=True, timeout=5).returncode == 0,
         timeout=60,
     )
+    quoted = password.replace("'", "''")
+    for role in ("blocked", "sslonly"):
+        pg.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{quoted}'")
+    pg.psql(f"CREATE ROLE nologin NOLOGIN PASSWORD '{quoted}'")
+    pg.psql("CREATE DATABASE readonly")
+    pg.psql("ALTER DATABASE readonly SET default_transaction_read_only = on")
     return pg
 
 
@@ -278,6 +295,7 @@ class Neo4j:
     password: str
     users: list[str]
     process: Process
+    ca_file: Path | None = None  # Bolt also speaks TLS (optional), with this self-signed certificate for localhost
 
     @property
     def uri(self) -> str:
@@ -288,7 +306,7 @@ class Neo4j:
         self.process.stop(timeout=3)
 
 
-def start_neo4j(workdir: Path, *, password: str, users: list[str] | None = None) -> Neo4j:
+def start_neo4j(workdir: Path, *, password: str, users: list[str] | None = None, tls: bool = False) -> Neo4j:
     home = _require(CACHE / "neo4j" / "classes" / "otelhealth" / "Neo4jLauncher.class", "Neo4j launcher")
     root = home.parents[2]
     port = free_port()
@@ -298,10 +316,13 @@ def start_neo4j(workdir: Path, *, password: str, users: list[str] | None = None)
         [java, "-Xmx768m", "-cp", f"{root / 'classes'}:{root / 'lib'}/*", "otelhealth.Neo4jLauncher",
          str(workdir / "data"), str(port)],
         log_path=workdir / "neo4j.log",
-        env={"NEO4J_PASSWORD": password, "NEO4J_EXTRA_USERS": ",".join(users or [])},
+        env={"NEO4J_PASSWORD": password, "NEO4J_EXTRA_USERS": ",".join(users or []),
+             "NEO4J_TLS": "1" if tls else ""},
     )
     process.wait_ready(lambda: "NEO4J READY" in process.log_path.read_text(errors="replace"), timeout=180)
-    return Neo4j(port, password, users or [], process)
+    # With TLS, the certificate the Neo4j harness made for localhost (a private CA of one).
+    cert = next(iter(sorted((workdir / "data").glob("*/certificates/public.crt"))), None) if tls else None
+    return Neo4j(port, password, users or [], process, cert)
 
 
 # -- OpenTelemetry Collector and Jaeger -------------------------------------------------------

@@ -62,14 +62,15 @@ async def test_healthy_datastores_report_version_phases_and_db_spans(
     for name, result in results.items():
         assert result.up, f"{name}: {result.error_type} {result.detail}"
     assert results["redis"].version and results["redis"].version[0].isdigit()
-    assert results["redis"].info == {"role": "master"}
+    assert results["redis"].info == {"role": "master", "redis_mode": "standalone"}
     assert {"connect", "ping", "info"} <= set(results["redis"].phases)
-    assert results["pg"].version == pg_version and results["pg"].info == {"role": "primary"}
+    assert results["pg"].version == pg_version
+    assert results["pg"].info == {"role": "primary", "read_only": "false"}
     assert {"connect", "query"} <= set(results["pg"].phases)
     assert results["neo4j"].version == "5.26.12" and results["neo4j"].info == {"edition": "community"}
     assert {"connect", "query"} <= set(results["neo4j"].phases)
     assert f'tta_service_info{{service="pg",environment="default",kind="postgres",version="{pg_version}",' \
-           'role="primary"} 1' in metrics
+           'role="primary",read_only="false"} 1' in metrics
     assert 'version="5.26.12",edition="community"} 1' in metrics
 
     def children(root_name: str) -> list:
@@ -295,6 +296,10 @@ def test_probe_command_checks_datastore_urls_and_redacts(
     out = capsys.readouterr().out
     assert pw not in out
     assert out.count(" up in ") == 3 and "DOWN auth" in out
+    assert "role=master redis_mode=standalone" in out and "edition=community" in out
+    assert main(["probe", f"postgresql://postgres:{pw}@127.0.0.1:{postgres_server.port}/postgres", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["info"] == {"role": "primary", "read_only": "false"} and pw not in json.dumps(row)
 
 
 
@@ -306,12 +311,12 @@ async def test_reuse_connection_keeps_one_connection_and_closes_it_when_the_targ
 
     monkeypatch.setenv("DS_PASSWORD", seeded_password)
     reuse = "    reuse_connection: true\n"
-    text = ("targets:\n" + _redis("redis-kept", redis_server, interval="0.3s") + reuse
+    text = ("targets:\n" + _redis("redis-kept", redis_server, interval="0.3s") + reuse + "    username: monitor\n"
             + _pg("pg-kept", postgres_server, interval="0.2s", timeout="0.2s") + reuse
             + _neo("neo4j-kept", neo4j_server, interval="0.3s", timeout="0.3s") + reuse)
 
-    def redis_ours() -> int:
-        return redis_server.command("CLIENT", "LIST").count(b"name=otel-health")
+    def redis_ours() -> int:  # the check sets no client name: it runs as its least-privilege user
+        return redis_server.command("CLIENT", "LIST").count(b" user=monitor ")
 
     def pg_ours() -> int:
         return int(postgres_server.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otel-health'"))

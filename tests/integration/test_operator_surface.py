@@ -228,8 +228,8 @@ def test_check_json_is_stable_and_exit_code_follows_critical_targets(
     assert doc["status"] == "pass"
     api, optional = doc["targets"]
     assert set(api) == {"service", "environment", "kind", "critical", "up", "duration_seconds", "error_type",
-                        "detail", "status_code", "version"}
-    assert (api["up"], api["version"], api["status_code"]) == (True, "1.2.3", 200)
+                        "detail", "status_code", "version", "info"}
+    assert (api["up"], api["version"], api["status_code"], api["info"]) == (True, "1.2.3", 200, {})
     assert (optional["up"], optional["error_type"], optional["critical"]) == (False, "http_status", False)
     path.write_text(path.read_text().replace("critical: false", "critical: true"))
     assert main(["check", "--config", str(path)]) == 1

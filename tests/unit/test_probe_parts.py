@@ -74,6 +74,14 @@ def test_the_os_error_under_a_library_error_is_found_a_few_links_down() -> None:
     assert os_cause(outer, depth=1) is None
 
 
+def test_the_os_error_is_found_inside_an_exception_group() -> None:
+    tls = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    group = ExceptionGroup("All routing table requests failed", [_raised_from(RuntimeError("bolt"), tls)])
+    outer = _raised_from(nexc.ServiceUnavailable("Unable to retrieve routing information"), group)
+    assert os_cause(outer) is tls
+    assert Neo4jProbe(ProbeSettings())._classify(outer)[0] is ErrorType.TLS
+
+
 def test_the_first_matching_rule_wins() -> None:
     rules = ((KeyError, ErrorType.PROTOCOL, "key"), (LookupError, ErrorType.ASSERTION, lambda e: f"lookup {e}"))
     assert classify(KeyError("k"), rules) == (ErrorType.PROTOCOL, "key")
@@ -98,8 +106,43 @@ def test_redis_errors_by_class_then_by_code(exc: BaseException, expected: ErrorT
     assert RedisProbe(ProbeSettings())._classify(exc)[0] is expected
 
 
+@pytest.mark.parametrize(("reply", "expected", "detail"), [
+    ("WRONGPASS invalid username-password pair or user is disabled.", ErrorType.AUTH,
+     "authentication failed: WRONGPASS invalid username-password pair or user is disabled."),
+    ("NOPERM this user has no permissions to run the 'info' command", ErrorType.AUTH,
+     "the user may not run a command the check needs (+ping +info): "
+     "NOPERM this user has no permissions to run the 'info' command"),
+    ("ERR max number of clients reached", ErrorType.TOO_MANY_CONNECTIONS,
+     "Redis refused: ERR max number of clients reached"),
+    ("LOADING Redis is loading the dataset in memory", ErrorType.LOADING,
+     "Redis refused: LOADING Redis is loading the dataset in memory"),
+    ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", ErrorType.UNAVAILABLE,
+     "Redis refused: MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+    ("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+     ErrorType.UNAVAILABLE, "Redis refused: MISCONF Redis is configured to save RDB snapshots, but it's "
+                            "currently unable to persist to disk."),
+    ("CLUSTERDOWN The cluster is down", ErrorType.UNAVAILABLE, "Redis refused: CLUSTERDOWN The cluster is down"),
+    ("ERR unknown command 'FOO'", ErrorType.PROTOCOL, "Redis answered with an error: ERR unknown command 'FOO'"),
+])
+def test_redis_error_replies_by_code_in_the_servers_words(reply: str, expected: ErrorType, detail: str) -> None:
+    from redis._parsers.base import BaseParser
+
+    exc = BaseParser.parse_error(reply)  # as redis-py turns the reply into an exception
+    assert RedisProbe(ProbeSettings())._classify(exc) == (expected, detail)
+
+
+def test_a_long_redis_error_is_cut() -> None:
+    from redis._parsers.base import BaseParser
+
+    error_type, detail = RedisProbe(ProbeSettings())._classify(BaseParser.parse_error("ERR " + "x" * 5000))
+    assert error_type is ErrorType.PROTOCOL and len(detail) < 400 and detail.endswith("...")
+
+
 @pytest.mark.parametrize(("exc", "expected"), [
     (asyncpg.InvalidPasswordError("password authentication failed"), ErrorType.AUTH),
+    (asyncpg.InvalidAuthorizationSpecificationError('role "x" is not permitted to log in'), ErrorType.AUTH),
+    (asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"), ErrorType.TIMEOUT),
+    (asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout"), ErrorType.TIMEOUT),
     (asyncpg.InvalidCatalogNameError('database "x" does not exist'), ErrorType.DATABASE_MISSING),
     (asyncpg.TooManyConnectionsError("too many"), ErrorType.TOO_MANY_CONNECTIONS),
     (asyncpg.CannotConnectNowError("starting up"), ErrorType.LOADING),
@@ -113,6 +156,15 @@ def test_postgres_errors_by_class(exc: BaseException, expected: ErrorType) -> No
     assert PostgresProbe(ProbeSettings())._classify(exc)[0] is expected
 
 
+def test_postgres_refusals_keep_the_servers_reason() -> None:
+    probe = PostgresProbe(ProbeSettings())
+    refused = asyncpg.InvalidAuthorizationSpecificationError(
+        'pg_hba.conf rejects connection for host "127.0.0.1", user "blocked", database "postgres", no encryption')
+    assert probe._classify(refused) == (ErrorType.AUTH, f"login refused: {refused}")
+    wrong = asyncpg.InvalidPasswordError('password authentication failed for user "postgres"')
+    assert probe._classify(wrong) == (ErrorType.AUTH, f"authentication failed: {wrong}")
+
+
 def test_postgres_query_errors_name_their_sqlstate() -> None:
     exc = asyncpg.exceptions.UndefinedTableError("relation does not exist")
     exc.sqlstate = "42P01"
@@ -122,6 +174,9 @@ def test_postgres_query_errors_name_their_sqlstate() -> None:
 
 @pytest.mark.parametrize(("exc", "expected"), [
     (nexc.AuthError("unauthorized"), ErrorType.AUTH),
+    (nexc.ClientError._hydrate_neo4j(code="Neo.ClientError.Security.AuthenticationRateLimit",
+                                     message="The client has provided incorrect authentication details too many "
+                                             "times in a row."), ErrorType.AUTH),
     (nexc.DatabaseUnavailable("offline"), ErrorType.LOADING),
     (nexc.ServiceUnavailable("no Bolt"), ErrorType.PROTOCOL),
     (_raised_from(nexc.ServiceUnavailable("down"), ConnectionRefusedError()), ErrorType.CONNECTION_REFUSED),
