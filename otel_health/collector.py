@@ -99,7 +99,7 @@ class Collector:
         self.store.set_targets(self.config.targets)
         self.telemetry.config_loaded(True)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
-                       api_token=self._api_token)
+                       api_token=self._api_token, allowed_hosts=self._allowed_hosts)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, reuse_address=True)
@@ -121,6 +121,9 @@ class Collector:
             freeze_long_lived()
 
         self._in_background(settle())
+
+    def _allowed_hosts(self) -> frozenset[str]:
+        return frozenset({"localhost", self.config.listen_host.lower(), *self.config.allowed_hosts})
 
     def _api_token(self) -> str | None:
         return self.config.api_token.reveal() if self.config.api_token is not None else None
@@ -153,6 +156,9 @@ class Collector:
                     config = await asyncio.to_thread(self._source)
                 except ConfigError as exc:
                     problems = exc.problems
+                except Exception as exc:  # noqa: BLE001 - a reload that fails keeps the old config, whatever failed
+                    problems = [f"the configuration could not be loaded ({type(exc).__name__}: {exc}); "
+                                "the running one stays"]
                 else:
                     self.apply(config)
                     self.telemetry.config_loaded(True)

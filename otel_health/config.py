@@ -16,6 +16,7 @@ import glob
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ __all__ = [
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_SECRET_BYTES = 64 * 1024
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
+_HOST_NAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_.])?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ENV_REF_RE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -258,9 +262,9 @@ class Fields:
             return None
         path = (self._base_dir / value).resolve()
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem(key, f"cannot read {str(path)!r} ({type(exc).__name__}); check the path and permissions")
+            text = read_bounded(path, MAX_SECRET_BYTES)
+        except Unreadable as exc:
+            self.problem(key, f"cannot read {str(path)!r}: {exc}")
             return None
         return Secret(text.rstrip("\r\n"), f"file:{path}")
 
@@ -289,6 +293,9 @@ class KindOptions(Protocol):
 class KindSpec(Protocol):
     @property
     def options_type(self) -> Any: ...
+
+    @property
+    def info_labels(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +352,7 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     api_token: Secret | None = None
     files: tuple[str, ...] = ()  # every file this config was read from, for watching
+    allowed_hosts: tuple[str, ...] = ()  # host names the API answers to, beyond localhost and the listen host
 
 
 def parse_duration(value: Any) -> float | None:
@@ -359,19 +367,48 @@ def parse_duration(value: Any) -> float | None:
     return None
 
 
+class Unreadable(Exception):
+    """A file that cannot be read as config: the reason, one line."""
+
+
+def read_bounded(path: Path, limit: int) -> str:
+    """A regular file's UTF-8 text, at most ``limit`` bytes. A FIFO, a device such as
+    /dev/zero (also behind a symlink) or a directory is refused before anything is read, so
+    reading never hangs and never runs out of memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise Unreadable("file not found; give an existing file") from None
+    except OSError as exc:
+        raise Unreadable(f"{exc.strerror or type(exc).__name__}; check the path and permissions") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unreadable("not a regular file (a FIFO, device or directory); give a file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise Unreadable(f"larger than {limit // 1024} KiB; split it into several files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unreadable("not UTF-8 text; save it as UTF-8") from None
+
+
 def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec]) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` with every problem."""
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError([f"{p}: file is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB; split targets "
-                               "into several files"])
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{p}: file not found; give an existing config file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{p}: cannot read ({type(exc).__name__}); check the path and that it is UTF-8"]) from None
+        text = read_bounded(p, MAX_CONFIG_BYTES)
+    except Unreadable as exc:
+        raise ConfigError([f"{p}: {exc}"]) from None
     return load_text(text, str(p), kinds, base_dir=p.resolve().parent)
+
+
+def _yaml(text: str) -> Any:
+    """Parsed YAML; yaml.YAMLError for bad syntax, aliases and nesting past what can be read."""
+    try:
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("nested deeper than a config can be (hundreds of levels)") from None
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -386,7 +423,7 @@ class _SafeLoader(yaml.SafeLoader):
 
 def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None) -> Config:
     try:
-        raw = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = _yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -440,9 +477,13 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
     for name in files:
         sub = _Reporter(name, reporter.problems, root=reporter.file)
         try:
-            raw_file = yaml.load(Path(name).read_text(encoding="utf-8"), Loader=_SafeLoader)  # noqa: S506
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            sub.add("", None, f"cannot read targets ({type(exc).__name__}); fix the file or remove it")
+            raw_file = _yaml(read_bounded(Path(name), MAX_CONFIG_BYTES))
+        except Unreadable as exc:
+            sub.add("", None, f"cannot read targets: {exc}")
+            continue
+        except yaml.YAMLError as exc:
+            reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            sub.add("", None, f"not valid YAML ({reason}); fix the file or remove it")
             continue
         items = raw_file.get("targets") if isinstance(raw_file, Mapping) else raw_file
         if isinstance(raw_file, Mapping) and set(raw_file) - {"targets"}:
@@ -451,12 +492,24 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
             sub.add("", None, "must hold a list of targets under 'targets:'")
             continue
         _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets)
+    allowed_hosts: list[str] = []
+    for entry in top.sequence("allowed_hosts"):
+        if not isinstance(entry, str) or not _HOST_NAME_RE.match(entry):
+            top.problem("allowed_hosts", f"entries must be host names such as otel-health.example, got "
+                                         f"{_describe(entry)}")
+        else:
+            allowed_hosts.append(entry.lower().rstrip("."))
     api_token = top.secret("api_token")
+    if api_token is not None and not _TOKEN_RE.match(api_token.reveal()):
+        # What a client sends after "Bearer " is visible ASCII without spaces: nothing else could match.
+        top.problem("api_token", "must be a bearer token: visible ASCII, no spaces, not empty; "
+                                 "check the variable or the file")
     top.finish()
     return Config(
         path=reporter.file, listen_host=host, listen_port=port, environment=environment,
         concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
+        allowed_hosts=tuple(allowed_hosts),
     )
 
 
@@ -503,8 +556,13 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
                                 "use [a-zA-Z_][a-zA-Z0-9_]*")
         elif key in RESERVED_LABELS:
             f.problem("labels", f"label {key!r} is reserved; choose another name")
-        elif isinstance(value, (dict, list)) or value is None:
-            f.problem("labels", f"label {key!r} must have a plain value, got {_describe(value)}")
+        elif kind is not None and key in kinds[kind].info_labels:
+            f.problem("labels", f"label {key!r} is what {kind} targets report in tta_service_info; "
+                                "choose another name")
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            # YAML reads `true` or `1.10` as a boolean or a number, not as the text written
+            f.problem("labels", f"label {key!r} must be text, got {_describe(value)}; quote it: {key}: "
+                                f"'{_short(value if not isinstance(value, bool) else str(value).lower())}'")
         else:
             labels.append((key, str(value)))
     if timeout > interval:

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import ErrorType
 
-__all__ = ["CheckResult"]
+__all__ = ["DETAIL_LIMIT", "VALUE_LIMIT", "CheckResult", "said"]
+
+VALUE_LIMIT = 128  # characters of a version or an info value: label values, span attributes
+DETAIL_LIMIT = 512  # characters of a failure's detail
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def said(text: str, limit: int) -> str:
+    """What a target said, made safe to carry anywhere: valid UTF-8 (a lone surrogate becomes
+    U+FFFD), control characters shown as escapes (``\\x1b``), at most ``limit`` characters
+    (cut with "...")."""
+    if len(text) <= limit and text.isascii() and text.isprintable():
+        return text  # the common case, at no cost
+    text = _SURROGATE.sub("\ufffd", text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _escape(c) for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True, slots=True)

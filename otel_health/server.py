@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
+import ipaddress
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -27,7 +29,7 @@ from .state import HistoryEntry, StateStore, TargetState
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import fine_switching
 
-__all__ = ["HEALTH_CONTENT_TYPE", "health_document", "make_app", "targets_document"]
+__all__ = ["HEALTH_CONTENT_TYPE", "cross_site", "health_document", "host_allowed", "make_app", "targets_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -162,8 +164,41 @@ def targets_document(states: list[TargetState]) -> dict[str, Any]:
     return {"targets": out}
 
 
+def host_allowed(host: str | None, allowed: Collection[str]) -> bool:
+    """Whether a request's ``Host`` names this collector: an IP literal, or a name in ``allowed``
+    (a browser tricked by DNS rebinding sends the attacker's name). No Host: not a browser."""
+    if not host:
+        return True
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1:host.find("]")] if "]" in host else host[1:]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name.rstrip(".") in allowed
+    return True
+
+
+def cross_site(request: web.BaseRequest) -> bool:
+    """Whether a browser says the request comes from another site (a form post from any page
+    the user has open): ``Sec-Fetch-Site``, else an ``Origin`` other than this host."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.strip().lower() not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    return origin.strip().lower() == "null" or urlsplit(origin.strip()).netloc.lower() != request.host.lower()
+
+
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
-             api_token: Callable[[], str | None]) -> web.Application:
+             api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: ()
+             ) -> web.Application:
+    """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
+    the API and reload answer to (IP literals always): /metrics and /health answer any name,
+    so Prometheus can scrape by pod IP or service name."""
     renderer = _MetricsRenderer(reader)
 
     def authorized(request: web.Request) -> bool:
@@ -171,11 +206,21 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         if token is None:
             return True
         given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        # Header bytes that are not UTF-8 arrive as surrogate escapes: compare them, never fail.
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode())
 
-    def unauthorized() -> web.Response:
-        return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
-                                 headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+    def refused(request: web.Request, *, writes: bool) -> web.Response | None:
+        """The answer that refuses ``request``, or None when it may go on."""
+        if not host_allowed(request.headers.get("Host"), allowed_hosts()):
+            return web.json_response({"status": "error", "errors": [
+                "this host name is not allowed: add it to 'allowed_hosts', or use an IP address"]}, status=421)
+        if writes and cross_site(request):
+            return web.json_response({"status": "error", "errors": ["a cross-site request cannot change anything"]},
+                                     status=403)
+        if not authorized(request):
+            return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        return None
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
@@ -197,13 +242,13 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         return web.Response(text="OK\n")
 
     async def targets(request: web.Request) -> web.Response:
-        if not authorized(request):
-            return unauthorized()
+        if (refusal := refused(request, writes=False)) is not None:
+            return refusal
         return web.json_response(targets_document(store.snapshot()))
 
     async def do_reload(request: web.Request) -> web.Response:
-        if not authorized(request):
-            return unauthorized()
+        if (refusal := refused(request, writes=True)) is not None:
+            return refusal
         problems = await reload()
         if problems:
             return web.json_response({"status": "error", "errors": problems}, status=400)

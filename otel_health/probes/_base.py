@@ -26,7 +26,7 @@ from opentelemetry import trace
 from .._redact import scrub
 from ..config import Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ..result import CheckResult
+from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
 
 __all__ = ["Attempt", "PasswordOptions", "Probe", "ProbeSettings", "Rule", "classify", "classify_os_error",
            "close_within", "os_cause"]
@@ -77,6 +77,9 @@ class Probe(ABC):
     # with this componentType.
     component_type: ClassVar[str] = "component"
     check_name: ClassVar[str] = "connectivity"
+    # The keys this kind reports in ``Attempt.info`` (labels of tta_service_info): a target's
+    # own labels may not use them.
+    info_labels: ClassVar[tuple[str, ...]] = ()
     # URL schemes ``otel-health probe URL`` maps to this kind, read by ``options_from_url``.
     schemes: ClassVar[tuple[str, ...]] = ()
 
@@ -108,7 +111,7 @@ class Probe(ABC):
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # noqa: BLE001 - every failure becomes a result
-                        failure = self._classify(exc)
+                        failure = self._classified(exc)
                     remaining = deadline - time.perf_counter()
                     backoff = min(_BACKOFF_FIRST * 2 ** (attempts - 1), _BACKOFF_MAX)
                     if attempts > target.retries or backoff >= remaining:
@@ -121,16 +124,18 @@ class Probe(ABC):
             failure = (ErrorType.TIMEOUT, f"no answer within the {target.timeout:g}s timeout")
         duration = time.perf_counter() - start
         error_type, detail = failure if failure is not None else (None, "")
+        # What the target said (versions, roles, server messages) enters the result here, once:
+        # valid, bounded UTF-8 that no renderer, encoder or log line can choke on.
         return CheckResult(
             up=failure is None,
             duration=duration,
             started_at=started_at,
             error_type=error_type,
-            detail=scrub(detail, target.secrets()) if detail else "",
+            detail=said(scrub(detail, target.secrets()), DETAIL_LIMIT) if detail else "",
             status_code=attempt.status_code,
-            version=attempt.version,
+            version=said(attempt.version, VALUE_LIMIT) if attempt.version else attempt.version,
             phases=attempt.phases,
-            info=attempt.info,
+            info={key: said(value, VALUE_LIMIT) for key, value in attempt.info.items()} if attempt.info else {},
             attempts=attempts,
             slow=duration > target.slow_threshold,
             tls_expiry=attempt.tls_expiry,
@@ -153,7 +158,7 @@ class Probe(ABC):
                 yield span
             except Exception as exc:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
-                span.set_attribute("error.type", str(self._classify(exc)[0]))
+                span.set_attribute("error.type", str(self._classified(exc)[0]))
                 raise
             finally:
                 attempt.phases[phase] = time.perf_counter() - start
@@ -173,6 +178,12 @@ class Probe(ABC):
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         """Map an exception to an error type and a detail; probes extend this for their libraries."""
         return classify_os_error(exc)
+
+    def _classified(self, exc: BaseException) -> tuple[ErrorType, str]:
+        try:
+            return self._classify(exc)
+        except Exception as bug:  # noqa: BLE001 - a classifier that fails must not lose the result
+            return ErrorType.UNKNOWN, f"{type(exc).__name__} (not classified: {type(bug).__name__})"
 
 
 async def close_within(closing: Awaitable[Any], seconds: float = 1.0) -> None:

@@ -299,7 +299,7 @@ class HttpProbe(Probe):
                     read_body=o.reads_body, max_body=self.settings.max_body_bytes, marks=marks,
                     private=p.private)
             except Exception as exc:
-                error_type, _ = self._classify(exc)
+                error_type, _ = self._classified(exc)
                 span.set_attribute("error.type", str(error_type))
                 span.set_status(Status(StatusCode.ERROR))
                 raise
@@ -366,7 +366,7 @@ def _assert_body(body: bytes, o: HttpOptions, attempt: Attempt) -> None:
     if o.version_field:
         found = _json_path(document, o.version_field)
         if isinstance(found, (str, int, float)) and not isinstance(found, bool):
-            attempt.version = str(found)[:128]
+            attempt.version = str(found)  # bounded where it enters the result
     for path, expected in o.json_equals:
         actual = _json_path(document, path)
         if actual is _ABSENT:

@@ -106,6 +106,7 @@ class Neo4jProbe(Probe):
     kind = "neo4j"
     component_type = "datastore"
     check_name = "connectivity"
+    info_labels = ("edition",)
     options_type = Neo4jOptions
     schemes = _SCHEMES
 

@@ -101,6 +101,7 @@ class PostgresProbe(Probe):
     kind = "postgres"
     component_type = "datastore"
     check_name = "connectivity"
+    info_labels = ("role", "read_only")
     options_type = PostgresOptions
     schemes = ("postgres", "postgresql")
 

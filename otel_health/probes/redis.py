@@ -86,6 +86,7 @@ class RedisProbe(Probe):
     kind = "redis"
     component_type = "datastore"
     check_name = "connectivity"
+    info_labels = ("role", "redis_mode", "master_link_status", "cluster_state")
     options_type = RedisOptions
     schemes = ("redis", "rediss")
 

@@ -148,6 +148,19 @@ async def echo(request: web.Request) -> web.Response:
                               "body": body})
 
 
+SAYINGS = {
+    # JSON whose version is a lone surrogate (valid JSON, not valid Unicode), one with terminal
+    # escapes and a line break, and a megabyte.
+    "surrogate": '{"version": "\\ud800x"}',
+    "escapes": '{"version": "\\u001b[31mred\\r\\nnext"}',
+    "huge": '{"version": "' + "v" * 1_000_000 + '"}',
+}
+
+
+async def says(request: web.Request) -> web.Response:
+    return web.Response(text=SAYINGS[request.match_info["what"]], content_type="application/json")
+
+
 async def empty(_: web.Request) -> web.Response:
     return web.Response(status=204)
 
@@ -195,6 +208,7 @@ async def main() -> None:
     app.router.add_route("*", "/redirect", redirect)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/empty", empty)
+    app.router.add_get("/says/{what}", says)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()

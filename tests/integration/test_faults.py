@@ -272,3 +272,34 @@ async def test_a_collector_that_accepts_and_never_answers_stalls_nothing(
         await collector.stop(grace=1)
         stopped_in = time.monotonic() - start
     assert stopped_in < 8.0  # flushing into a silent Collector is bounded by the export timeout
+
+
+async def test_a_target_that_says_anything_cannot_take_the_scrape_down(http_targets: servers.HttpTargets) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    h = http_targets
+    text = "targets:\n" + "".join(
+        _http(what, h.url(f"/says/{what}"), "    version_field: version\n", interval="0.5s", timeout="0.5s")
+        for what in ("surrogate", "escapes", "huge")) + _http("plain", h.url("/ok"), "    version_field: version\n")
+    async with running(text) as r:
+        for name in ("surrogate", "escapes", "huge", "plain"):
+            assert (await r.wait_result(name)).up
+        status, _, body = await r.get("/metrics")
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{r.url}/metrics", headers={"Accept": "application/openmetrics-text"}) as resp:
+            om_status, om_body = resp.status, await resp.text()
+        api_status, _, api = await r.get("/api/v1/targets")
+        spans = r.spans.get_finished_spans()
+    assert (status, om_status, api_status) == (200, 200, 200)
+    versions = {s.labels["service"]: s.labels["version"] for f in text_string_to_metric_families(body)
+                if f.name == "tta_service_info" for s in f.samples}
+    assert {f.name for f in parse_openmetrics(om_body)} >= {"tta_service_info", "tta_service_up"}
+    assert versions["plain"] == "1.2.3"
+    assert versions["surrogate"] == "\ufffdx"
+    assert versions["escapes"] == "\\x1b[31mred\\x0d\\x0anext"
+    assert len(versions["huge"]) == 128 and versions["huge"].endswith("...")
+    states = {t["name"]: t["state"]["version"] for t in json.loads(api)["targets"]}
+    assert states["surrogate"] == "\ufffdx"
+    roots = [s for s in spans if s.name == "health_check surrogate"]
+    assert roots and roots[-1].attributes["tta.service.version"] == "\ufffdx"

@@ -200,3 +200,28 @@ async def test_a_reload_that_changes_nothing_keeps_results_and_change_logs(caplo
         await collector.stop(grace=1)
     # the scheduler still runs the target object of the first load: its results still count
     assert collector.store.get(("api", "default")).result.error_type is ErrorType.CONNECTION_REFUSED
+
+
+async def test_a_reload_that_cannot_be_read_keeps_the_old_config_and_says_so(tmp_path) -> None:
+    from otel_health.config import load
+
+    Scripted.outcomes = {"api": [None]}
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG)
+    def broken() -> object:
+        raise MemoryError("no room")
+
+    sources = [lambda: load(path, PROBES)]
+    collector = Collector(load(path, PROBES), source=lambda: sources[0](), probes={"http": Scripted}, otlp=False)
+    await collector.start()
+    try:
+        path.write_text("targets: " + "[" * 50_000)  # nested past what a parser can read
+        problems = await collector.reload()
+        assert len(problems) == 1 and "nested deeper" in problems[0]
+        text = collector.bridge.render().decode()
+        assert "otel_health_config_last_reload_successful 0" in text
+        assert [t.name for t in collector.config.targets] == ["api"]
+        sources[0] = broken  # whatever fails while loading, the running config stays
+        assert (await collector.reload())[0].startswith("the configuration could not be loaded (MemoryError")
+    finally:
+        await collector.stop(grace=1)

@@ -110,3 +110,52 @@ def test_builtin_default_config_checks_the_collector_itself() -> None:
     assert {t.kind for t in config.targets} == {"http", "tcp"}
     assert config.targets[0].options.url == "http://127.0.0.1:9123/-/healthy"
     assert config.targets[1].options.port == 9123
+
+
+def test_config_files_are_read_with_a_bound_regular_files_only(tmp_path: Path, capsys) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.yaml"
+    zero.symlink_to("/dev/zero")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("targets: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    cases = ((fifo, "not a regular file"), (zero, "not a regular file"), ("/dev/zero", "not a regular file"),
+             (deep, "nested deeper than a config can be"))
+    for path, reason in cases:
+        assert main(["validate", str(path)]) == 1
+        out = capsys.readouterr()
+        lines = out.err.strip().splitlines()
+        assert len(lines) == 1 and reason in lines[0] and str(path) in lines[0], out.err
+        assert "Traceback" not in out.err
+
+
+def test_target_files_that_are_not_regular_or_too_deep_are_problems(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "targets.d").mkdir()
+    os.mkfifo(tmp_path / "targets.d" / "a.yaml")
+    (tmp_path / "targets.d" / "b.yaml").write_text("[" * 50_000)
+    with pytest.raises(ConfigError) as info:
+        load_text("target_files: ['targets.d/*.yaml']\n", "c.yaml", PROBES, base_dir=tmp_path)
+    problems = "\n".join(info.value.problems)
+    assert "a.yaml" in problems and "not a regular file" in problems
+    assert "b.yaml" in problems and "nested deeper" in problems
+
+
+@pytest.mark.parametrize("token", ["", "  spaced-token  ", "two words", "t\u00f6ken"])
+def test_an_api_token_no_request_could_match_is_refused(tmp_path: Path, token: str) -> None:
+    (tmp_path / "token").write_text(token + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_text("api_token_file: token\n", "c.yaml", PROBES, base_dir=tmp_path)
+    assert any("must be a bearer token" in line for line in info.value.problems)
+    (tmp_path / "token").write_text("s3cret-Token_0=\n")
+    assert load_text("api_token_file: token\n", "c.yaml", PROBES, base_dir=tmp_path).api_token is not None
+
+
+def test_a_secret_file_that_is_a_device_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pw").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError) as info:
+        load_text("api_token_file: pw\n", "c.yaml", PROBES, base_dir=tmp_path)
+    assert any("not a regular file" in line for line in info.value.problems)

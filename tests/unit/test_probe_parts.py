@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 from pathlib import Path
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest
@@ -16,13 +17,14 @@ from neo4j import exceptions as nexc
 from redis import exceptions as rexc
 
 from otel_health.errors import ErrorType, ProbeFailure
-from otel_health.probes import PROBES, ProbeSettings
+from otel_health.probes import PROBES, Probe, ProbeSettings
 from otel_health.probes._base import classify, classify_os_error, os_cause
 from otel_health.probes._kept import Kept
 from otel_health.probes._tls import client_context
 from otel_health.probes.neo4j import Neo4jProbe
 from otel_health.probes.postgres import PostgresProbe
 from otel_health.probes.redis import RedisProbe
+from otel_health.result import DETAIL_LIMIT, VALUE_LIMIT, said
 
 
 def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
@@ -266,3 +268,43 @@ def test_client_contexts_are_shared_and_follow_the_ca_file(tmp_path: Path) -> No
     assert client_context(ca_file=ca) is not first  # a rotated CA file is read again
     with pytest.raises(FileNotFoundError):
         client_context(ca_file=tmp_path / "missing.pem")
+
+
+class _Talkative(Probe):
+    """A target that says what it likes: lone surrogates, escape sequences, a megabyte."""
+
+    kind = "talkative"
+    options_type = object
+    says: ClassVar[dict[str, str]] = {}
+
+    async def _check(self, target: Any, attempt: Any) -> None:
+        attempt.version = self.says["version"]
+        attempt.info["role"] = self.says["role"]
+        if "detail" in self.says:
+            raise ProbeFailure(ErrorType.PROTOCOL, self.says["detail"])
+
+
+@pytest.mark.parametrize("said_text", ["\ud800x", "\x1b[31mred\x1b[0m\r\nnext", "v" * 1_000_000, "Zürich ✓ 日本"])
+async def test_what_a_target_says_enters_the_result_as_valid_bounded_utf8(make_target, said_text: str) -> None:
+    _Talkative.says = {"version": said_text, "role": said_text}
+    up = await _Talkative(ProbeSettings()).run(make_target("t"))
+    _Talkative.says = {"version": said_text, "role": said_text, "detail": said_text}
+    down = await _Talkative(ProbeSettings()).run(make_target("t"))
+    for value, limit in ((up.version, VALUE_LIMIT), (up.info["role"], VALUE_LIMIT), (down.detail, DETAIL_LIMIT)):
+        assert value is not None and len(value) <= limit
+        value.encode("utf-8")  # never raises
+        assert value.isprintable()
+    if said_text.isprintable() and len(said_text) <= VALUE_LIMIT:
+        assert up.version == said_text  # honest text passes unchanged
+    assert said("\ud800x", 10) == "\ufffdx" and said("a\x1bb", 10) == "a\\x1bb" and said("abcdefgh", 5) == "ab..."
+
+
+async def test_a_classifier_that_fails_does_not_lose_the_result(make_target) -> None:
+    class Broken(_Talkative):
+        def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
+            raise KeyError("bug")
+
+    Broken.says = {"version": "1", "role": "r", "detail": "boom"}
+    result = await Broken(ProbeSettings()).run(make_target("t"))
+    assert (result.up, result.error_type) == (False, ErrorType.UNKNOWN)
+    assert result.detail == "ProbeFailure (not classified: KeyError)"

@@ -101,3 +101,57 @@ async def test_metrics_speaks_text_or_openmetrics_as_asked(make_target, make_res
         assert (await om.text()).endswith("# EOF\n")
     finally:
         await client.close()
+
+
+def test_host_names_the_api_answers_to() -> None:
+    from otel_health.server import host_allowed
+
+    allowed = {"localhost", "otel-health.example"}
+    for host in (None, "", "127.0.0.1", "127.0.0.1:8090", "[::1]:8090", "::1", "LOCALHOST:8090", "localhost.",
+                 "otel-health.example:443"):
+        assert host_allowed(host, allowed), host
+    for host in ("evil.example", "evil.example:8090", "localhost.evil.example", "[evil]"):
+        assert not host_allowed(host, allowed), host
+
+
+async def test_the_api_refuses_other_host_names_and_cross_site_writes_and_odd_tokens(make_target,
+                                                                                     make_result) -> None:
+    import asyncio
+
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+    reloads: list[int] = []
+
+    async def reload() -> list[str]:
+        reloads.append(1)
+        return []
+
+    assert isinstance(pipeline.readers[0], BridgeReader)
+    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
+                   api_token=lambda: "s3cret", allowed_hosts=lambda: {"localhost", "127.0.0.1"})
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    token = {"Authorization": "Bearer s3cret"}
+    try:
+        rebinding = await client.get("/api/v1/targets", headers={**token, "Host": "evil.example"})
+        assert rebinding.status == 421 and "allowed_hosts" in (await rebinding.json())["errors"][0]
+        assert (await client.get("/metrics", headers={"Host": "evil.example"})).status == 200  # scrapes by any name
+        assert (await client.get("/health", headers={"Host": "evil.example"})).status == 200
+        assert (await client.get("/api/v1/targets", headers={**token, "Host": "localhost:8090"})).status == 200
+        for browser in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+            refused = await client.post("/-/reload", headers={**token, **browser})
+            assert refused.status == 403, browser
+        assert not reloads
+        port = client.server.port
+        same = await client.post("/-/reload", headers={**token, "Origin": f"http://127.0.0.1:{port}",
+                                                       "Sec-Fetch-Site": "same-origin"})
+        assert same.status == 200 and (await client.post("/-/reload", headers=token)).status == 200  # curl
+        assert len(reloads) == 2
+        # A token that is not UTF-8 is a wrong token, not a server error.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/v1/targets HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n"
+                     b"Connection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:80]
+    finally:
+        await client.close()
