@@ -111,9 +111,6 @@ class StateStore:
             return None
         return state
 
-    def live(self, service: str, environment: str) -> bool:
-        return (service, environment) in self._states
-
     def snapshot(self) -> list[TargetState]:
         return list(self._states.values())
 

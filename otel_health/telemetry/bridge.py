@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics import (
@@ -41,7 +41,7 @@ __all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader"]
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-Keep = Callable[[str, str], bool]
+Keep = Callable[[Mapping[str, Any]], bool]
 STEP_SAMPLES = 2000  # samples per render step: a few milliseconds of work
 
 
@@ -88,7 +88,7 @@ class BridgeReader(MetricReader):
         render per format at a time."""
         families = self._families
         direct = families.collect() if families is not None else ()
-        keep = families.live if families is not None else None
+        keep = families.current if families is not None else None
         yield from _render_steps(data, out, openmetrics=openmetrics, keep=keep, labels=self._labels[openmetrics],
                                  direct=direct, step=step)
 
@@ -133,8 +133,8 @@ def _render_steps(data: MetricsData | None, out: list[bytes], *, openmetrics: bo
                   labels: _LabelCache, direct: Sequence[tuple[StateFamily, Iterable[Point]]], step: int,
                   ) -> Iterator[None]:
     """Render direct families and SDK data into ``out`` (UTF-8 pieces), yielding between steps
-    of about ``step`` samples. ``keep(service, environment)`` drops SDK series of removed
-    targets (direct families hold live targets only)."""
+    of about ``step`` samples. ``keep(attributes)`` drops SDK series of removed targets and
+    of labels a reload changed (direct families hold current targets only)."""
     cache = labels
     lines: list[str] = []
     for family, points in direct:
@@ -162,7 +162,7 @@ def _metric_lines(out: list[str], metric: Any, openmetrics: bool, keep: Keep | N
     name = metric.name
     points = data.data_points
     if keep is not None and name.startswith("tta_service_"):
-        points = [p for p in points if keep(p.attributes.get("service", ""), p.attributes.get("environment", ""))]
+        points = [p for p in points if keep(p.attributes)]
     if not points:
         return
     help_text = _escape_help(metric.description or "")

@@ -25,8 +25,10 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from ..state import StateStore, TargetState
 
-__all__ = ["STATE_FAMILIES", "Labels", "Point", "StateFamilies", "StateFamily"]
+__all__ = ["POINT_LABELS", "STATE_FAMILIES", "Labels", "Point", "StateFamilies", "StateFamily"]
 
+# Labels the instruments add to a target's attributes on some of its points.
+POINT_LABELS = frozenset({"outcome", "error_type"})
 Labels = tuple[tuple[str, str], ...]
 Skipped = Callable[[tuple[str, str]], int]
 # (the target's attributes, extra labels of this series, value)
@@ -130,9 +132,26 @@ class StateFamilies:
         self._skipped = skipped
         self._bypass = threading.local()
 
-    def live(self, service: str, environment: str) -> bool:
-        """Whether the target is configured now (series of others are dropped)."""
-        return self._store.live(service, environment)
+    def current(self, attributes: Mapping[str, Any]) -> bool:
+        """Whether a measured point belongs to a target as it is configured now: the SDK keeps
+        cumulative series until restart, and a removed target's, or a target's from before a
+        reload changed its labels, must not be shown or sent."""
+        state = self._store.get((attributes.get("service", ""), attributes.get("environment", "")))
+        if state is None:
+            return False
+        attrs = state.attrs
+        if attributes is attrs:
+            return True
+        added = 0
+        for key, value in attributes.items():
+            if key in attrs:
+                if attrs[key] != value:
+                    return False
+            elif key in POINT_LABELS:
+                added += 1
+            else:
+                return False
+        return len(attributes) - added == len(attrs)
 
     def __len__(self) -> int:
         return len(self._store)

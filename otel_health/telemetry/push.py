@@ -120,7 +120,8 @@ class PushReader(MetricReader):
             for j, sm in enumerate(rm.scope_metrics):
                 if sm.scope.name == self._scope.name:
                     scopes = list(rm.scope_metrics)
-                    scopes[j] = ScopeMetrics(sm.scope, [*extra, *sm.metrics], sm.schema_url)
+                    current = [m for m in map(self._current_only, sm.metrics) if m is not None]
+                    scopes[j] = ScopeMetrics(sm.scope, [*extra, *current], sm.schema_url)
                     resource_metrics[i] = ResourceMetrics(rm.resource, scopes, rm.schema_url)
                     return MetricsData(resource_metrics)
         ours = ScopeMetrics(self._scope, extra, "")
@@ -130,6 +131,18 @@ class PushReader(MetricReader):
         else:
             resource_metrics = [ResourceMetrics(self._resource, [ours], "")]
         return MetricsData(resource_metrics)
+
+    def _current_only(self, metric: Metric) -> Metric | None:
+        """``metric`` without the points of removed targets, or of labels a reload changed: the
+        SDK keeps cumulative series until restart, and sending them would keep them alive in
+        the Collector for good."""
+        if self._families is None or not metric.name.startswith("tta_service_"):
+            return metric
+        points = [p for p in metric.data.data_points if self._families.current(p.attributes or {})]
+        if len(points) == len(metric.data.data_points):
+            return metric
+        return Metric(metric.name, metric.description, metric.unit, _with_points(metric.data, points)) if points \
+            else None
 
     def _metric(self, family: StateFamily, points: Iterable[Point], now: int) -> Metric | None:
         start = self._started_ns if family.counter else 0

@@ -119,3 +119,23 @@ def test_label_values_are_escaped(make_target, make_result) -> None:
     families = list(text_string_to_metric_families(bridge.render().decode()))
     info = next(f for f in families if f.name == "tta_service_info")
     assert info.samples[0].labels["version"] == '1.0 "beta"\\x\nnext'
+
+
+def test_a_reload_that_changes_only_labels_moves_every_series(make_target, make_result) -> None:
+    import dataclasses
+
+    pipeline, bridge, _ = _pipeline_with_both_readers()
+    old = make_target("api", labels=(("team", "core"),))
+    pipeline.set_targets([old])
+    pipeline.record(old, make_result(duration=0.02))
+    assert 'team="core"' in bridge.render().decode()
+    new = dataclasses.replace(old, labels=(("team", "edge"),))
+    pipeline.set_targets([new])
+    pipeline.record(new, make_result(duration=0.02))
+    text = bridge.render().decode()
+    assert 'team="core"' not in text  # neither the counter, nor the histogram, nor a state family
+    assert [line for line in text.splitlines() if line.startswith("tta_service_checks_total{")] == [
+        'tta_service_checks_total{service="api",environment="test",kind="http",team="edge",outcome="up",'
+        'error_type=""} 1']
+    assert 'tta_service_check_duration_seconds_count{service="api",environment="test",kind="http",team="edge"} 1' \
+        in text

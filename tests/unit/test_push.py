@@ -142,3 +142,24 @@ def test_exports_run_without_cyclic_gc_and_reuse_merged_attribute_sets(make_targ
     a, b = first[info[0]][0][2].attributes, second[info[0]][0][2].attributes
     assert a["version"] == "2.1" and a["team"] == "core"
     assert a is b
+
+
+def test_removed_targets_and_old_labels_are_not_sent(make_target, make_result) -> None:
+    import dataclasses
+
+    exporter = _Recording()
+    pipeline, reader = _pipeline(exporter)
+    old, gone = make_target("api", labels=(("team", "core"),)), make_target("gone")
+    pipeline.set_targets([old, gone])
+    pipeline.record(old, make_result())
+    pipeline.record(gone, make_result())
+    new = dataclasses.replace(old, labels=(("team", "edge"),))
+    pipeline.set_targets([new])
+    pipeline.record(new, make_result())
+    try:
+        reader.force_flush()
+    finally:
+        reader.shutdown()
+    points = _points(exporter.exports[0])
+    for name in ("tta_service_checks", "tta_service_check_duration_seconds", "tta_service_up"):
+        assert [(a["service"], a.get("team")) for a, _, _ in points[name]] == [("api", "edge")], name
