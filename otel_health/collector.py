@@ -198,7 +198,7 @@ class Collector:
             await probe.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        await asyncio.to_thread(self.telemetry.shutdown, 5.0)
+        await asyncio.to_thread(self.telemetry.shutdown, self.config.otlp.shutdown_timeout)
         log.info("stopped")
 
     async def serve_forever(self, *, watch_interval: float | None = None) -> None:

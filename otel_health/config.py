@@ -337,6 +337,7 @@ class OtlpSettings:
     protocol: str | None = None
     export_interval: float | None = None
     headers: tuple[tuple[str, Secret | str], ...] = ()
+    shutdown_timeout: float = 3.0  # seconds the last export at shutdown may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,6 +589,7 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
                      hint="use a URL such as http://127.0.0.1:4318")
     protocol = f.text("protocol", choices=("grpc", "http/protobuf"))
     export_interval = f.duration("export_interval", 0.0, minimum=0.1, maximum=3600.0) or None
+    shutdown_timeout = f.duration("shutdown_timeout", 3.0, minimum=0.1, maximum=60.0)
     headers: list[tuple[str, Secret | str]] = []
     for key, value in f.mapping("headers").items():
         secret = f.resolve_secret(f"headers.{key}", value)
@@ -595,7 +597,7 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
             headers.append((str(key), secret))
     f.finish()
     return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,
-                        headers=tuple(headers))
+                        headers=tuple(headers), shutdown_timeout=shutdown_timeout)
 
 
 def split_host_port(text: str) -> tuple[str, int]:

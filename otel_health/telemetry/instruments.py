@@ -12,7 +12,9 @@ bridge knows only the Prometheus naming rules.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,6 +48,7 @@ __all__ = [
     "CHECK_DURATION_BUCKETS",
     "LAG_BUCKETS",
     "SCOPE",
+    "SHUTDOWN_TIMEOUT",
     "ExportFailures",
     "Telemetry",
     "cardinality_limits",
@@ -53,12 +56,15 @@ __all__ = [
     "make_resource",
 ]
 
+log = logging.getLogger("otel_health")
+
 # Seconds, 1 ms to 30 s: where health checks live (the SDK's defaults are for milliseconds).
 CHECK_DURATION_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
 LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
 METER_NAME = "otel_health"
+SHUTDOWN_TIMEOUT = 3.0  # seconds the last export at shutdown may take
 SCOPE = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
 
 
@@ -133,11 +139,14 @@ class Telemetry:
             View(instrument_name="otel_health_scheduler_lag_seconds",
                  aggregation=ExplicitBucketHistogramAggregation(LAG_BUCKETS)),
         ]
-        self.meter_provider = MeterProvider(metric_readers=list(metric_readers), resource=self.resource, views=views)
+        # Shut down by shutdown() alone, within its bound: no exit handler of the SDK's may wait on
+        # an export after that.
+        self.meter_provider = MeterProvider(metric_readers=list(metric_readers), resource=self.resource, views=views,
+                                            shutdown_on_exit=False)
         # With nowhere to send spans, record none: checks still get trace ids and send
         # traceparent (unsampled), but pay nothing for spans nobody keeps.
         sampler = None if span_processors else sampling.ALWAYS_OFF
-        self.tracer_provider = TracerProvider(resource=self.resource, sampler=sampler)
+        self.tracer_provider = TracerProvider(resource=self.resource, sampler=sampler, shutdown_on_exit=False)
         for processor in span_processors:
             self.tracer_provider.add_span_processor(processor)
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
@@ -264,15 +273,28 @@ class Telemetry:
         for signal, count in self._export_failures.counts().items():
             yield Observation(count, {"signal": signal})
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Flush spans and metrics, then stop the providers; bounded by ``timeout_s``."""
-        millis = int(timeout_s * 1000)
-        try:
-            self.tracer_provider.force_flush(millis)
-            self.meter_provider.force_flush(millis)
-        finally:
-            self.tracer_provider.shutdown()
-            self.meter_provider.shutdown(timeout_millis=millis)
+    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT) -> bool:
+        """One last export of what is queued and of every series, then stop: at most
+        ``timeout_s``. A Collector that is gone, or hangs, costs that bound and no more (an
+        exporter would retry with backoff, chunk after chunk): what is not sent by then is
+        dropped, counted and logged. True when everything went out."""
+        done = threading.Event()
+
+        def last_export() -> None:
+            try:
+                self.tracer_provider.shutdown()  # the batch processor sends what it holds, once
+                self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)  # readers: one final export
+            finally:
+                done.set()
+
+        threading.Thread(target=last_export, name="otel-health-last-export", daemon=True).start()
+        if done.wait(timeout_s):
+            return True
+        for signal in ExportFailures.SIGNALS:
+            self._export_failures.add(signal)
+        log.warning("telemetry_not_flushed timeout_s=%g msg=%s", timeout_s,
+                    '"the last export did not finish in time; what it held is dropped"')
+        return False
 
 
 _EMPTY: dict[str, str] = {}

@@ -119,3 +119,33 @@ def test_otlp_export_by_standard_variables_reaches_jaeger_and_failures_are_count
         assert code == 0
     finally:
         process.stop()
+
+
+def test_sigterm_with_the_collector_gone_exits_within_its_bound_at_a_thousand_targets(
+    tmp_path: Path, http_targets: servers.HttpTargets,
+) -> None:
+    sink = Path(__file__).resolve().parents[2] / "benchmarks" / "otelcol-sink.yaml"
+    collector = servers.start_otelcol(tmp_path / "otelcol", [sink], {})
+    port = free_port()
+    config = tmp_path / "many.yaml"
+    config.write_text(
+        f"listen: 127.0.0.1:{port}\notlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n"
+        "  export_interval: 1s\n  shutdown_timeout: 2s\ndefaults:\n  interval: 2s\n  timeout: 1s\ntargets:\n"
+        + "".join(f"  - {{name: t{i}, kind: http, url: '{http_targets.url('/ok')}'}}\n" for i in range(1000)))
+    process = _run(tmp_path, "--config", str(config), env={"OTEL_BSP_SCHEDULE_DELAY": "200"})
+    try:
+        process.wait_ready(lambda: "otel_health_targets 1000" in _metrics(port)
+                           and 'export_failures_total{signal="metrics"} 0' in _metrics(port)
+                           and sum(1 for line in _metrics(port).splitlines()
+                                   if line.startswith("tta_service_up{")) == 1000, timeout=60)
+        time.sleep(1.5)  # a metric export has gone out and spans are queued
+        collector.stop()  # a whole stack stopping: the Collector goes first
+        code, took = _stop(process, within=60)
+    finally:
+        process.stop()
+        collector.stop()
+    assert code == 0
+    # The longest check timeout (1 s) and its 0.5 s grace, then the 2 s shutdown_timeout, and a
+    # margin for a loaded machine; retrying each export with backoff took over a minute.
+    assert took < 1.0 + 0.5 + 2.0 + 2.0, took
+    assert "msg=stopped" in process.log_path.read_text()
