@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import sys
 from importlib import resources
 from pathlib import Path
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from . import __version__
+from . import __version__, logs
 from ._redact import redact_url, scrub
 from .collector import Collector
 from .config import DEFAULT_LISTEN, Config, ConfigError, Target, load, load_text, split_host_port
@@ -57,17 +56,6 @@ def _load(path: str | None, listen: str | None) -> Config:
     return config
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-        stream=sys.stderr,
-    )
-    # Library loggers can print request details (URLs, headers): keep them quiet.
-    for noisy in ("aiohttp", "opentelemetry", "urllib3", "asyncio", "neo4j", "redis", "asyncpg"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 def _print_problems(problems: list[str]) -> None:
     for line in problems:
         print(line, file=sys.stderr)
@@ -79,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc.problems)
         return 2
-    _setup_logging(args.log_level)
+    logs.setup(args.log_level)
     source = (lambda: _load(args.config, args.listen)) if args.config else None
     collector = Collector(config, source=source)
     try:

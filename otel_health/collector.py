@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from . import __version__
 from .config import Config, ConfigError, Target
+from .logs import event
 from .probes import PROBES, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
 from .server import make_app
@@ -108,7 +109,8 @@ class Collector:
         self.scheduler.set_targets(self.config.targets)
         tune_gc()
         self._settle_later()
-        log.info("started listen=%s:%s targets=%d", self.config.listen_host, self.port, len(self.config.targets))
+        event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
+              targets=len(self.config.targets))
 
     def _settle_later(self) -> None:
         """Freeze the long-lived objects once every target has been checked (``tuning``)."""
@@ -131,7 +133,8 @@ class Collector:
     def apply(self, config: Config) -> None:
         """Switch to a new config's targets: unchanged targets keep their schedule and results."""
         if (config.listen_host, config.listen_port) != (self.config.listen_host, self.config.listen_port):
-            log.warning("reload_listen_unchanged msg=%s", _quote("a new listen address takes effect on restart"))
+            event(log, logging.WARNING, "reload_listen_unchanged",
+                  reason="a new listen address takes effect on restart")
         self.config = config
         live = {t.key for t in config.targets}
         self.store.set_targets(config.targets)
@@ -162,11 +165,11 @@ class Collector:
                 else:
                     self.apply(config)
                     self.telemetry.config_loaded(True)
-                    log.info("reloaded targets=%d", len(config.targets))
+                    event(log, logging.INFO, "reloaded", targets=len(config.targets))
                     return []
             self.telemetry.config_loaded(False)
             for line in problems:
-                log.error("reload_rejected problem=%s", _quote(line))
+                event(log, logging.ERROR, "reload_rejected", problem=line)
             return problems
 
     async def _check_one(self, target: Target, start: Start) -> None:
@@ -181,11 +184,11 @@ class Collector:
             self.telemetry.record(state.attrs, result, span)
         if len(state.history) == 1 or changed:
             if result.up:
-                log.info("target_up service=%s environment=%s duration_s=%.3f", target.name, target.environment,
-                         result.duration)
+                event(log, logging.INFO, "target_up", service=target.name, environment=target.environment,
+                      duration_s=f"{result.duration:.3f}")
             else:
-                log.warning("target_down service=%s environment=%s error_type=%s detail=%s", target.name,
-                            target.environment, result.error_type, _quote(result.detail))
+                event(log, logging.WARNING, "target_down", service=target.name, environment=target.environment,
+                      error_type=result.error_type, detail=result.detail)
 
     async def stop(self, grace: float | None = None) -> None:
         """Let running checks end (bounded by the longest timeout), flush telemetry, close."""
@@ -199,7 +202,7 @@ class Collector:
         if self._runner is not None:
             await self._runner.cleanup()
         await asyncio.to_thread(self.telemetry.shutdown, self.config.otlp.shutdown_timeout)
-        log.info("stopped")
+        event(log, logging.INFO, "stopped")
 
     async def serve_forever(self, *, watch_interval: float | None = None) -> None:
         """Run until SIGTERM or SIGINT; SIGHUP reloads; optionally watch the config files."""
@@ -236,7 +239,3 @@ class Collector:
             if now != seen:
                 await self.reload()
                 seen = stamp()
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'

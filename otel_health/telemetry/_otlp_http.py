@@ -40,7 +40,7 @@ def send_encoded(exporter: Any, encode: Callable[[Any], bytes], data: Any) -> bo
     except Unsupported:
         return None
     except Exception:
-        log.exception("OTLP encoding failed; using the SDK's encoder")
+        log.exception("otlp_encoding_failed")  # the SDK's encoder sends instead
         return None
     return bool(client.export(payload).success)
 

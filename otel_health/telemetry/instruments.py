@@ -41,6 +41,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import __version__
 from ..config import Target
+from ..logs import event
 from ..result import CheckResult
 from .families import StateFamilies
 
@@ -292,8 +293,8 @@ class Telemetry:
             return True
         for signal in ExportFailures.SIGNALS:
             self._export_failures.add(signal)
-        log.warning("telemetry_not_flushed timeout_s=%g msg=%s", timeout_s,
-                    '"the last export did not finish in time; what it held is dropped"')
+        event(log, logging.WARNING, "telemetry_not_flushed", timeout_s=timeout_s,
+              reason="the last export did not finish in time; what it held is dropped")
         return False
 
 

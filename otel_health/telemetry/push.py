@@ -38,6 +38,7 @@ from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from ..logs import event
 from ..tuning import fine_switching, no_cyclic_gc
 from .families import Point, StateFamilies, StateFamily
 
@@ -83,7 +84,7 @@ class PushReader(MetricReader):
             try:
                 self._collect_now()
             except Exception as exc:  # noqa: BLE001 - the next round tries again; the exporter logs its own
-                log.warning("otlp_metrics_round_failed error=%s", type(exc).__name__)
+                event(log, logging.WARNING, "otlp_metrics_round_failed", error=type(exc).__name__)
 
     def _collect_now(self) -> None:
         families = self._families

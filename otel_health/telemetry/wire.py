@@ -20,6 +20,8 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from .. import logs
+
 __all__ = ["Unsupported", "encode_metrics", "encode_spans"]
 
 _log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
         try:
             encoded = _field(tag, _key_value(key, value))
         except (TypeError, UnicodeEncodeError) as exc:
-            _log.warning("span attribute %s not exported: %s", key, exc)
+            logs.event(_log, logging.WARNING, "span_attribute_not_exported", key=key, error=exc)
             continue
         if cacheable:
             if len(_pairs) >= _CACHE_LIMIT:
