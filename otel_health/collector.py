@@ -25,7 +25,7 @@ from .config import Config, ConfigError, Target
 from .logs import event
 from .probes import PROBES, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
-from .server import make_app
+from .server import GuardedSite, make_app, make_runner
 from .state import StateStore
 from .telemetry import (
     SCOPE,
@@ -39,13 +39,14 @@ from .telemetry import (
     kept_trace_id,
     make_resource,
 )
-from .tuning import freeze_long_lived, tune_gc
+from .tuning import freeze_long_lived, raise_descriptor_limit, tune_gc
 
 __all__ = ["Collector"]
 
 log = logging.getLogger("otel_health")
 
 SETTLE_AFTER_MAX = 300.0  # seconds: freeze after the first round, or after this at the latest
+API_CONNECTIONS = 256  # API connections open at once, at most
 
 
 class Collector:
@@ -101,9 +102,14 @@ class Collector:
         self.telemetry.config_loaded(True)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        before, descriptors = raise_descriptor_limit()
+        if descriptors != before:
+            event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)
+        # The API gets an eighth of the descriptors at most: the rest stay for the probes.
+        self._runner = make_runner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, reuse_address=True)
+        site = GuardedSite(self._runner, self.config.listen_host, self.config.listen_port,
+                           max_connections=max(16, min(API_CONNECTIONS, descriptors // 8)))
         await site.start()
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
         self.scheduler.set_targets(self.config.targets)

@@ -19,7 +19,7 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -29,7 +29,8 @@ from .state import HistoryEntry, StateStore, TargetState
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import fine_switching
 
-__all__ = ["HEALTH_CONTENT_TYPE", "cross_site", "health_document", "host_allowed", "make_app", "targets_document"]
+__all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "cross_site", "health_document",
+           "host_allowed", "make_app", "make_runner", "targets_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -193,6 +194,120 @@ def cross_site(request: web.BaseRequest) -> bool:
     return origin.strip().lower() == "null" or urlsplit(origin.strip()).netloc.lower() != request.host.lower()
 
 
+HEAD_TIMEOUT = 10.0  # seconds a connection has to send a complete request head
+MAX_BODY = 64 * 1024  # bytes of a request body: nothing the API takes is larger
+
+
+class _Limits:
+    def __init__(self, connections: int, head_timeout: float) -> None:
+        self.connections = connections
+        self.head_timeout = head_timeout
+        self.open = 0
+
+
+class _Guard(asyncio.Protocol):
+    """aiohttp's request handler behind two bounds aiohttp does not have: a complete request head
+    within ``head_timeout`` (a client sending a byte a second is let go), and at most
+    ``connections`` open at once (the rest are closed at once), so a slow or greedy client
+    cannot hold the descriptors the probes need."""
+
+    def __init__(self, inner: asyncio.Protocol, limits: _Limits) -> None:
+        self._inner = inner
+        self._limits = limits
+        self._admitted = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream = cast(asyncio.Transport, transport)  # a TCP transport (asyncio's or uvloop's)
+        if self._limits.open >= self._limits.connections:
+            stream.abort()
+            return
+        self._limits.open += 1
+        self._admitted = True
+        self._transport = stream
+        self._wait_for_head()
+        self._inner.connection_made(transport)
+
+    def _wait_for_head(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(self._limits.head_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        seen = self._tail + data
+        if self._timer is None:
+            self._wait_for_head()  # the next request's head has begun
+        if b"\r\n\r\n" in seen:
+            self._timer.cancel()  # type: ignore[union-attr]
+            self._timer = None
+            seen = b""
+        self._tail = seen[-3:]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._admitted:
+            return
+        self._admitted = False
+        self._limits.open -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._inner.connection_lost(exc)
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The app's runner: idle keep-alive connections go after 15 s, and a body left unread (a
+    413) is drained for at most 1 s before the connection closes (aiohttp's default is 10 s)."""
+    return web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=15.0, lingering_time=1.0)
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections go through :class:`_Guard`."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int,
+                 head_timeout: float = HEAD_TIMEOUT) -> None:
+        super().__init__(runner)
+        self._host, self._port = host, port
+        self._limits = _Limits(max_connections, head_timeout)
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        handler = self._runner.server
+        assert handler is not None
+        limits = self._limits
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Guard(handler(), limits), self._host, self._port, reuse_address=True)
+
+
+@web.middleware
+async def _bounded_body(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                        ) -> web.StreamResponse:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        refused = web.json_response({"status": "error", "errors": [f"a request body is at most {MAX_BODY} bytes"]},
+                                    status=413)
+        refused.force_close()  # the body is never read: the connection goes with the answer
+        return refused
+    return await handler(request)
+
+
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: ()
              ) -> web.Application:
@@ -254,7 +369,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             return web.json_response({"status": "error", "errors": problems}, status=400)
         return web.json_response({"status": "success"})
 
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_bounded_body])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/-/healthy", healthy)

@@ -10,6 +10,8 @@ Everything here changes the whole interpreter, so it lives together and nowhere 
   targets makes 290,000 short-lived points, freed by reference counting once sent.
 - **Fine thread switching** (:func:`fine_switching`) while heavy telemetry work runs on a
   worker thread beside the event loop.
+- **Open-file limit** (:func:`raise_descriptor_limit`): every check and every API connection
+  is a descriptor; the soft limit is raised to the hard one where the system allows.
 
 The README's performance section has the measurements behind each number.
 """
@@ -22,7 +24,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["GC_THRESHOLDS", "SWITCH_INTERVAL", "fine_switching", "freeze_long_lived", "no_cyclic_gc", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "SWITCH_INTERVAL", "fine_switching", "freeze_long_lived", "no_cyclic_gc",
+           "raise_descriptor_limit", "tune_gc"]
 
 # Young-generation collections every 10,000 allocations instead of 700: fewer short-lived
 # objects (a check's request and result) are caught alive and promoted to the old generation.
@@ -32,6 +35,23 @@ SWITCH_INTERVAL = 0.0002  # seconds
 _lock = threading.Lock()
 _users = 0
 _normal = sys.getswitchinterval()
+
+
+def raise_descriptor_limit(ceiling: int = 1 << 20) -> tuple[int, int]:
+    """Raise the soft open-file limit to the hard one (at most ``ceiling``); (before, now)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return 0, 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard if hard != resource.RLIM_INFINITY else ceiling, ceiling)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft, soft
+        return soft, wanted
+    return soft, soft
 
 
 def tune_gc() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -155,3 +156,86 @@ async def test_the_api_refuses_other_host_names_and_cross_site_writes_and_odd_to
         assert answer.startswith(b"HTTP/1.1 401 "), answer[:80]
     finally:
         await client.close()
+
+
+async def _guarded(head_timeout: float, connections: int) -> tuple[object, int]:
+    from otel_health.server import GuardedSite, make_runner
+
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+
+    async def reload() -> list[str]:
+        return []
+
+    assert isinstance(pipeline.readers[0], BridgeReader)
+    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
+                   api_token=lambda: None)
+    runner = make_runner(app)
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", 0, max_connections=connections, head_timeout=head_timeout)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+async def _get(port: int, path: str = "/-/healthy", extra: bytes = b"") -> bytes:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode() + extra + b"\r\n")
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+async def test_a_client_that_sends_its_head_a_byte_at_a_time_is_let_go() -> None:
+    import asyncio
+    import time
+
+    runner, port = await _guarded(head_timeout=0.5, connections=64)
+    try:
+        slow = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]
+        started = time.monotonic()
+        closed_after: list[float] = []
+
+        async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for byte in b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n":
+                try:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                except ConnectionError:
+                    break
+                if reader.at_eof():
+                    break
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+                    if await asyncio.wait_for(reader.read(1), 0.01) == b"":
+                        break
+            closed_after.append(time.monotonic() - started)
+            writer.close()
+
+        await asyncio.wait_for(asyncio.gather(*(dribble(r, w) for r, w in slow)), 10)
+        assert len(closed_after) == 10 and max(closed_after) < 0.5 + 1.0  # not the 3.6 s the dribble would take
+        assert (await _get(port)).startswith(b"HTTP/1.1 200 ")  # a real client is served meanwhile
+    finally:
+        await runner.cleanup()
+
+
+async def test_connections_past_the_limit_are_closed_and_bodies_are_bounded() -> None:
+    import asyncio
+
+    runner, port = await _guarded(head_timeout=5.0, connections=4)
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once: the four hold every slot
+        writer.close()
+        for _, w in idle:
+            w.close()
+        await asyncio.sleep(0.2)
+        assert (await _get(port)).startswith(b"HTTP/1.1 200 ")  # their slots are free again
+        for path in ("/-/reload", "/metrics", "/api/v1/targets"):
+            too_big = await _get(port, path, b"Content-Length: 1048576\r\n")  # and never sent
+            assert too_big.startswith(b"HTTP/1.1 413 "), too_big[:60]
+    finally:
+        await runner.cleanup()
