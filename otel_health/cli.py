@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 import sys
 from importlib import resources
@@ -68,8 +69,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_problems(exc.problems)
         return 2
     logs.setup(args.log_level)
-    source = (lambda: _load(args.config, args.listen)) if args.config else None
-    collector = Collector(config, source=source)
+    source = functools.partial(_load, args.config, args.listen) if args.config else None
+    collector = Collector(config, source=source, isolate_reloads=True)
     try:
         _run_loop(collector.serve_forever(watch_interval=args.watch_config or None))
     except OSError as exc:

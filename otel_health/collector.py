@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +57,10 @@ class Collector:
 
     ``source`` re-reads the configuration for a reload (``POST /-/reload``, SIGHUP, or a
     watched file changing); a config that fails to load is rejected whole and the running
-    one stays. ``metric_readers`` and ``span_processors`` are added to the collector's own
+    one stays. With ``isolate_reloads`` (``source`` must then be picklable), the source runs
+    in a process of its own: reading and validating thousands of targets takes seconds of
+    CPU that, on a thread, would compete with the event loop for the interpreter and make
+    healthy targets time out. ``metric_readers`` and ``span_processors`` are added to the collector's own
     (the bridge, and OTLP when ``otlp`` is on and the settings ask for it).
     """
 
@@ -67,9 +73,11 @@ class Collector:
         span_processors: Sequence[SpanProcessor] = (),
         probes: Mapping[str, type[Probe]] = PROBES,
         otlp: bool = True,
+        isolate_reloads: bool = False,
     ) -> None:
         self.config = config
         self._source = source
+        self._isolate_reloads = isolate_reloads
         self.store = StateStore()
         self.scheduler = Scheduler(self._check_one, concurrency=config.concurrency)
         families = StateFamilies(self.store, self.scheduler.skipped)
@@ -162,7 +170,7 @@ class Collector:
                 problems = ["no configuration file to reload: the collector runs on its built-in default"]
             else:
                 try:
-                    config = await asyncio.to_thread(self._source)
+                    config = await self._read_config(self._source)
                 except ConfigError as exc:
                     problems = exc.problems
                 except Exception as exc:  # noqa: BLE001 - a reload that fails keeps the old config, whatever failed
@@ -177,6 +185,20 @@ class Collector:
             for line in problems:
                 event(log, logging.ERROR, "reload_rejected", problem=line)
             return problems
+
+    async def _read_config(self, source: Callable[[], Config]) -> Config:
+        if not self._isolate_reloads:
+            return await asyncio.to_thread(source)
+        # A process for each reload (reloads are rare): nothing idle is left running, and a
+        # worker that died takes nothing with it.
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, source)
+        except BrokenProcessPool:
+            raise ConfigError(["the process reading the configuration ended before it finished "
+                               "(out of memory?); the running configuration stays"]) from None
+        finally:
+            pool.shutdown(wait=False)  # the worker exits by itself; the loop does not wait for it
 
     async def _check_one(self, target: Target, start: Start) -> None:
         lag = start.lag
