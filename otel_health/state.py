@@ -14,9 +14,12 @@ from typing import NamedTuple
 from .config import Target
 from .result import CheckResult
 
-__all__ = ["HISTORY_SIZE", "HistoryEntry", "StateStore", "TargetState"]
+__all__ = ["HISTORY_SIZE", "INFO_HOLD", "HistoryEntry", "StateStore", "TargetState"]
 
 HISTORY_SIZE = 20
+# Seconds a reported version and info stay before a different one replaces them: a value that
+# changed on every check would otherwise start a new tta_service_info series on every scrape.
+INFO_HOLD = 60.0
 
 
 class HistoryEntry(NamedTuple):
@@ -44,12 +47,21 @@ class TargetState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     tls_expiry: float | None = None
+    # What the target last said of itself (version, kind-specific info), as tta_service_info
+    # reports it: a check that says nothing (it failed) keeps it, and a different value
+    # replaces it at most every INFO_HOLD seconds.
+    reported: tuple[str, tuple[tuple[str, str], ...]] | None = None
+    reported_at: float = 0.0
     history: collections.deque[HistoryEntry] = field(
         default_factory=lambda: collections.deque(maxlen=HISTORY_SIZE))
 
     def update(self, result: CheckResult, trace_id: str | None = None, lag: float = 0.0) -> bool:
         """Take a new result; return True when the debounced state changed."""
         self.result = result
+        if result.version is not None or result.info:
+            said = (result.version or "", tuple(result.info.items()))
+            if self.reported is None or (said != self.reported and result.started_at - self.reported_at >= INFO_HOLD):
+                self.reported, self.reported_at = said, result.started_at
         if result.tls_expiry is not None:
             self.tls_expiry = result.tls_expiry
         if result.up:
@@ -88,6 +100,8 @@ class StateStore:
         for target in targets:
             old = self._states.get(target.key)
             attrs = attributes_of(target)
+            if old is not None and old.attrs == attrs:
+                attrs = old.attrs  # the same mapping: the renderers' and encoders' caches still hold
             state = TargetState(target, attrs)
             if old is not None:
                 state.history = old.history
@@ -97,6 +111,7 @@ class StateStore:
                     state.consecutive_failures = old.consecutive_failures
                     state.consecutive_successes = old.consecutive_successes
                     state.tls_expiry = old.tls_expiry
+                    state.reported, state.reported_at = old.reported, old.reported_at
             states[target.key] = state
         self._states = states
 

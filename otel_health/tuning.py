@@ -63,8 +63,11 @@ def tune_gc() -> None:
 def freeze_long_lived() -> None:
     """Collect once, then freeze the survivors (per-series SDK storage, target state), so
     full GC passes walk only what churns: at 10,000 targets they took 0.1-0.3 s every few
-    seconds, each a scheduler stall. Cyclic garbage among frozen objects is never collected:
-    call it after start-up and reloads, not in a loop."""
+    seconds, each a scheduler stall. What was frozen before is unfrozen first, so what a
+    reload made garbage since (in cycles, which only the collector frees) is collected:
+    without that, every reload left some behind for good. Call it after start-up and
+    reloads, not in a loop."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

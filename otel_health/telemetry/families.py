@@ -77,10 +77,11 @@ def _info(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     result = c.result
     if result is None:
         return ()
-    extra = {"version": result.version or ""}
+    version, info = c.reported or ("", ())  # what the target last said, held (TargetState.reported)
+    extra = {"version": version}
     if result.status_code is not None:
         extra["status_code"] = str(result.status_code)
-    for key, value in result.info.items():
+    for key, value in info:
         if key not in c.attrs:
             extra.setdefault(key, value)
     return ((tuple(extra.items()), 1),)

@@ -28,6 +28,7 @@ def make_result() -> Callable[..., CheckResult]:
         if not up:
             kw.setdefault("error_type", ErrorType.TIMEOUT)
             kw.setdefault("detail", "no answer")
-        return CheckResult(up=up, duration=duration, started_at=time.time(), **kw)
+        kw.setdefault("started_at", time.time())
+        return CheckResult(up=up, duration=duration, **kw)
 
     return make

@@ -43,3 +43,24 @@ def test_history_is_bounded_and_kept_across_reloads(make_target, make_result) ->
     store.set_targets([changed])
     assert len(store.get(target.key).history) == 20
     assert store.get(target.key).result is not None
+
+
+def test_what_a_target_says_of_itself_is_held_so_a_value_changing_every_check_mints_no_series(
+    make_target, make_result,
+) -> None:
+    from otel_health.state import INFO_HOLD
+
+    store = StateStore()
+    target = make_target("api")
+    store.set_targets([target])
+    state = store.get(target.key)
+    start = 1_000_000.0
+    reported = []
+    for i in range(120):  # a build id that changes on every check, every second, for two minutes
+        state.update(make_result(version=f"build-{i}", started_at=start + i))
+        reported.append(state.reported[0])
+    assert len(set(reported)) == 1 + int(119 // INFO_HOLD)  # one new value a minute at most, not 120
+    state.update(make_result(up=False, started_at=start + 200))  # a failed check says nothing
+    assert state.reported[0] == reported[-1]
+    state.update(make_result(version="2.0", info={"role": "primary"}, started_at=start + 400))
+    assert state.reported == ("2.0", (("role", "primary"),))  # a change after a quiet minute shows at once
