@@ -496,6 +496,16 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         matched = sorted(glob.glob(str(base_dir / pattern)))
         if not matched and not glob.has_magic(pattern):
             top.problem("target_files", f"file {pattern!r} does not exist; fix the path or use a glob")
+        elif not matched:
+            # A glob that matches nothing because its folder cannot be read would make every
+            # target in it vanish silently on a reload.
+            folder = _fixed_folder(base_dir / pattern)
+            try:
+                with os.scandir(folder):
+                    pass
+            except OSError as exc:
+                top.problem("target_files", f"folder {str(folder)!r} of {pattern!r} cannot be read "
+                                            f"({exc.strerror or type(exc).__name__}); fix it or the pattern")
         files.extend(matched)
     for name in files:
         sub = _Reporter(name, reporter.problems, root=reporter.file)
@@ -620,6 +630,15 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
     f.finish()
     return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,
                         headers=tuple(headers), shutdown_timeout=shutdown_timeout)
+
+
+def _fixed_folder(pattern: Path) -> Path:
+    """The deepest folder of ``pattern`` without glob characters."""
+    parts = pattern.parts
+    for i, part in enumerate(parts):
+        if glob.has_magic(part):
+            return Path(*parts[:i]) if i else Path(".")
+    return pattern.parent
 
 
 def split_host_port(text: str) -> tuple[str, int]:

@@ -159,3 +159,12 @@ def test_a_secret_file_that_is_a_device_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_text("api_token_file: pw\n", "c.yaml", PROBES, base_dir=tmp_path)
     assert any("not a regular file" in line for line in info.value.problems)
+
+
+def test_target_files_in_a_folder_that_cannot_be_read_are_a_problem_not_zero_targets(tmp_path: Path) -> None:
+    (tmp_path / "targets.d").write_text("not a folder\n")  # as good as unreadable: nothing can be listed
+    with pytest.raises(ConfigError) as info:
+        load_text("target_files: ['targets.d/*.yaml']\n", "c.yaml", PROBES, base_dir=tmp_path)
+    assert any("targets.d" in line and "cannot be read" in line for line in info.value.problems)
+    (tmp_path / "empty.d").mkdir()
+    assert load_text("target_files: ['empty.d/*.yaml']\n", "c.yaml", PROBES, base_dir=tmp_path).targets == ()
