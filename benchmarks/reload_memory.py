@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks._proc import rss_mb, scrape
-from benchmarks.reload_under_load import LISTENER
+from benchmarks.reload_under_load import LISTENER, write_tcp_config
 from tests.harness.procs import free_port, port_open, wait_until
 
 
@@ -34,9 +34,8 @@ def main() -> int:
     config = workdir / "config.yaml"
 
     def write(revision: int) -> None:
-        config.write_text(f"listen: 127.0.0.1:{port}\ndefaults: {{interval: 1s, timeout: 0.5s}}\ntargets:\n" + "".join(
-            f"  - {{name: t{i}, kind: tcp, host: 127.0.0.1, port: {listen}, labels: {{rev: r{revision % 2}}}}}\n"
-            for i in range(args.targets)))
+        write_tcp_config(config, port=port, listener=listen, targets=args.targets, interval=1.0, timeout=0.5,
+                         revision=revision % 2)
 
     write(0)
     listener = subprocess.Popen([sys.executable, "-c", LISTENER, str(listen)])

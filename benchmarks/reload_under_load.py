@@ -35,6 +35,14 @@ asyncio.run(main())
 """
 
 
+def write_tcp_config(path: Path, *, port: int, listener: int, targets: int, interval: float, timeout: float,
+                     revision: int) -> None:
+    """``targets`` TCP targets on ``listener``, served on ``port``; ``revision`` is a label of each."""
+    path.write_text(f"listen: 127.0.0.1:{port}\ndefaults: {{interval: {interval}s, timeout: {timeout}s}}\ntargets:\n"
+                    + "".join(f"  - {{name: t{i}, kind: tcp, host: 127.0.0.1, port: {listener}, "
+                              f"labels: {{rev: r{revision}}}}}\n" for i in range(targets)))
+
+
 def _downs(text: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("tta_service_checks_total{") and 'outcome="down"' in line)
@@ -51,10 +59,8 @@ def main() -> None:
     config = workdir / "config.yaml"
 
     def write(revision: int) -> None:
-        config.write_text(f"listen: 127.0.0.1:{port}\ndefaults: {{interval: {args.interval}s, timeout: 1s}}\n"
-                          "targets:\n" + "".join(
-            f"  - {{name: t{i}, kind: tcp, host: 127.0.0.1, port: {listen}, labels: {{rev: r{revision}}}}}\n"
-            for i in range(args.targets)))
+        write_tcp_config(config, port=port, listener=listen, targets=args.targets, interval=args.interval,
+                         timeout=1.0, revision=revision)
 
     write(0)
     listener = subprocess.Popen([sys.executable, "-c", LISTENER, str(listen)])
