@@ -239,3 +239,51 @@ async def test_connections_past_the_limit_are_closed_and_bodies_are_bounded() ->
             assert too_big.startswith(b"HTTP/1.1 413 "), too_big[:60]
     finally:
         await runner.cleanup()
+
+
+async def test_a_request_flood_leaves_memory_where_it_was() -> None:
+    import asyncio
+    import gc
+    import tracemalloc
+
+    runner, port = await _guarded(head_timeout=2.0, connections=64)
+    body = b"x" * (60 * 1024)
+
+    async def one(i: int) -> bytes:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return b""
+        try:
+            if i % 3 == 0:  # a body just under the bound, sent
+                writer.write(b"POST /-/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            elif i % 3 == 1:  # a body over it, declared and never sent
+                writer.write(b"POST /-/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                             b"Content-Length: 10485760\r\n\r\n")
+            else:
+                writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return await asyncio.wait_for(reader.read(), 10)
+        except (TimeoutError, OSError):
+            return b""
+        finally:
+            writer.close()
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(60)))  # warm: imports, caches
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            answers = await asyncio.gather(*(one(i) for i in range(200)))
+            # past the 64-connection share a connection is closed at once (b""); the rest answered
+            assert {a[:12] for a in answers} <= {b"", b"HTTP/1.1 200", b"HTTP/1.1 413"}
+            assert sum(1 for a in answers if a.startswith(b"HTTP/1.1 413 ")) >= 10
+        await asyncio.sleep(0.2)
+        gc.collect()
+        after, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        await runner.cleanup()
+    assert after - before < 1024 * 1024, after - before  # nothing kept from 600 requests
+    assert peak - before < 64 * 1024 * 1024, peak - before  # bounded while they ran
