@@ -29,7 +29,7 @@ from ..errors import ErrorType, ProbeFailure
 from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
 
 __all__ = ["Attempt", "PasswordOptions", "Probe", "ProbeSettings", "Rule", "classify", "classify_os_error",
-           "close_within", "os_cause"]
+           "close_within", "os_cause", "server_words"]
 
 
 _BACKOFF_FIRST = 0.1
@@ -203,6 +203,15 @@ def classify(exc: BaseException, rules: Sequence[Rule]) -> tuple[ErrorType, str]
         if isinstance(exc, types):
             return error_type, detail(exc) if callable(detail) else detail
     return None
+
+
+SERVER_WORDS = 300  # characters of a server's own message in a failure's detail
+
+
+def server_words(text: str) -> str:
+    """A server's own message, for a failure's detail: one line, at most :data:`SERVER_WORDS`
+    characters (the whole detail is bounded again where it enters the result)."""
+    return said(text.replace("\r", " ").replace("\n", " "), SERVER_WORDS)
 
 
 def os_cause(exc: BaseException, depth: int = 5) -> OSError | None:

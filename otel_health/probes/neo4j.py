@@ -36,6 +36,7 @@ from ._base import (
     classify_os_error,
     close_within,
     os_cause,
+    server_words,
 )
 from ._kept import Kept
 
@@ -195,7 +196,7 @@ class Neo4jProbe(Probe):
             return classify_os_error(cause)
         if isinstance(exc, nexc.Neo4jError) and exc.code == _RATE_LIMITED:
             return ErrorType.AUTH, ("the server refuses logins for now after too many failed ones "
-                                    f"(AuthenticationRateLimit): {_said(exc)}")
+                                    f"(AuthenticationRateLimit): {server_words(exc.message or '')}")
         if isinstance(exc, nexc.ClientError) and _is_database_missing(exc.code or ""):
             return ErrorType.DATABASE_MISSING, "the database does not exist"
         if isinstance(exc, nexc.ServiceUnavailable | nexc.SessionExpired):
@@ -212,18 +213,13 @@ def _refused_login(exc: nexc.Neo4jError) -> bool:
     return isinstance(exc, nexc.AuthError) or exc.code == _RATE_LIMITED
 
 
-def _said(exc: nexc.Neo4jError) -> str:
-    text = (exc.message or "").replace("\n", " ")
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def _is_database_missing(code: str) -> bool:
     code = code.lower()
     return "database" in code and "notfound" in code.replace(".", "")
 
 
 _RULES: tuple[Rule, ...] = (
-    (nexc.AuthError, ErrorType.AUTH, lambda e: f"authentication failed: {_said(e)}"),
+    (nexc.AuthError, ErrorType.AUTH, lambda e: f"authentication failed: {server_words(e.message or '')}"),
     (nexc.DatabaseUnavailable, ErrorType.LOADING, "the database is unavailable (starting, stopping or offline)"),
     (nexc.Neo4jError, ErrorType.ASSERTION, lambda e: f"query failed: {e.code or type(e).__name__}"),
     (nexc.DriverError, ErrorType.PROTOCOL, lambda e: f"Bolt error: {type(e).__name__}"),

@@ -21,7 +21,16 @@ import asyncpg
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, PasswordOptions, Probe, ProbeSettings, Rule, classify, classify_os_error
+from ._base import (
+    Attempt,
+    PasswordOptions,
+    Probe,
+    ProbeSettings,
+    Rule,
+    classify,
+    classify_os_error,
+    server_words,
+)
 from ._kept import Kept
 from ._tls import client_context
 
@@ -32,7 +41,6 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_/]{1,253}$")
 _STATEMENT_SHARE = 0.9
 _LOCK_SHARE = 0.8
 _GOODBYE = 2.0  # seconds a polite close (with its cancel request) may take, in the background
-_MAX_MESSAGE = 300
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -182,21 +190,17 @@ class PostgresProbe(Probe):
         return classify(exc, _RULES) or classify_os_error(exc)
 
 
-def _said(exc: BaseException) -> str:
-    """The server's own message (never a credential: PostgreSQL does not echo passwords)."""
-    text = str(exc).replace("\n", " ")
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 3] + "..."
-
-
 _NOT_POSTGRES = "the peer does not speak the PostgreSQL protocol"
 _RULES: tuple[Rule, ...] = (
-    (asyncpg.InvalidPasswordError, ErrorType.AUTH, lambda e: f"authentication failed: {_said(e)}"),
+    (asyncpg.InvalidPasswordError, ErrorType.AUTH, lambda e: f"authentication failed: {server_words(str(e))}"),
     # pg_hba.conf rejects the connection (host, user, database, SSL), or the role may not log in
-    (asyncpg.InvalidAuthorizationSpecificationError, ErrorType.AUTH, lambda e: f"login refused: {_said(e)}"),
+    (asyncpg.InvalidAuthorizationSpecificationError, ErrorType.AUTH,
+     lambda e: f"login refused: {server_words(str(e))}"),
     (asyncpg.exceptions.QueryCanceledError, ErrorType.TIMEOUT,
-     lambda e: f"the server ended the query at its statement_timeout, below the check's timeout ({_said(e)})"),
+     lambda e: "the server ended the query at its statement_timeout, below the check's timeout "
+               f"({server_words(str(e))})"),
     (asyncpg.exceptions.LockNotAvailableError, ErrorType.TIMEOUT,
-     lambda e: f"the query waited for a lock past its lock_timeout ({_said(e)})"),
+     lambda e: f"the query waited for a lock past its lock_timeout ({server_words(str(e))})"),
     (asyncpg.InvalidCatalogNameError, ErrorType.DATABASE_MISSING, "the database does not exist"),
     (asyncpg.TooManyConnectionsError, ErrorType.TOO_MANY_CONNECTIONS, "the server has no free connection slots"),
     (asyncpg.CannotConnectNowError, ErrorType.LOADING, "the server is starting up or shutting down"),

@@ -22,7 +22,17 @@ from redis.retry import Retry
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, PasswordOptions, Probe, Rule, classify, classify_os_error, close_within, os_cause
+from ._base import (
+    Attempt,
+    PasswordOptions,
+    Probe,
+    Rule,
+    classify,
+    classify_os_error,
+    close_within,
+    os_cause,
+    server_words,
+)
 from ._kept import Kept
 
 __all__ = ["RedisOptions", "RedisProbe"]
@@ -182,7 +192,6 @@ def _report(info: dict[str, str], cluster: dict[str, str] | None, attempt: Attem
 
 
 _NOT_REDIS = "the peer does not speak the Redis protocol"
-_MAX_MESSAGE = 300
 # Error replies by their code (the first word), as the server sends them.
 _CODES: dict[str, ErrorType] = {
     "WRONGPASS": ErrorType.AUTH, "NOAUTH": ErrorType.AUTH, "NOPERM": ErrorType.AUTH,
@@ -219,8 +228,7 @@ def _refusal(exc: rexc.RedisError) -> tuple[ErrorType, str] | None:
             return None
         first, _, rest = body.partition(" ")
         code, body = (first, rest) if first.isupper() and first.isalpha() else ("ERR", body)
-    message = f"{code} {body}"
-    message = message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE - 3] + "..."
+    message = server_words(f"{code} {body}")
     if code == "NOPERM":
         return ErrorType.AUTH, f"the user may not run a command the check needs (+ping +info): {message}"
     if isinstance(exc, (rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError)):
