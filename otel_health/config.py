@@ -408,11 +408,12 @@ def _yaml(text: str) -> Any:
     """Parsed YAML; yaml.YAMLError for bad syntax, aliases and nesting past what can be read.
 
     With libyaml, the document is built straight from its C parser's events (:func:`_built`):
-    at 100,000 targets five times faster than its C loader, and in a fifth of the memory,
-    since no node graph is made. Anything the builder does not do itself (merge keys, tagged
-    collections, collections as keys) is handed to libyaml's loader; the pure-Python loader
-    is the fallback without libyaml. ``tests/unit/test_config_yaml.py`` holds the builder to
-    ``yaml.safe_load``."""
+    at 100,000 targets five times faster than its C loader, with a third of the peak memory
+    (no node graph is made; README, performance section). What the builder does not do itself
+    (merge keys, tagged collections, collections as keys, several documents) goes to libyaml's
+    loader once the events have been read for the refusals; the pure-Python loader is the
+    fallback without libyaml. ``tests/unit/test_config_yaml.py`` holds the builder to
+    libyaml's safe loader."""
     if _CSafeLoader is None:
         try:
             return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
@@ -421,21 +422,7 @@ def _yaml(text: str) -> Any:
     try:
         return _built(text)
     except _HandOver:
-        _refuse_aliases_and_depth(text)
-        return yaml.load(text, Loader=_CSafeLoader)  # noqa: S506 - libyaml's safe loader, aliases refused above
-
-
-def _refuse_aliases_and_depth(text: str) -> None:
-    depth = 0
-    for event in yaml.parse(text, Loader=_CSafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise yaml.YAMLError(_alias_problem(event))
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise yaml.YAMLError(_TOO_DEEP)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+        return yaml.load(text, Loader=_CSafeLoader)  # noqa: S506 - libyaml's safe loader; _built refused aliases
 
 
 def _alias_problem(event: yaml.AliasEvent) -> str:
@@ -457,15 +444,30 @@ class _HandOver(Exception):
 
 def _built(text: str) -> Any:
     """The document of ``text`` built from libyaml's events with PyYAML's own resolver and
-    safe scalar constructors (the same values ``yaml.safe_load`` makes). Aliases and nesting
-    past :data:`MAX_DEPTH` are refused; raises :class:`_HandOver` for what it does not build."""
+    safe scalar constructors (the same values ``yaml.safe_load`` makes). Every event is read
+    for the refusals (aliases, nesting past :data:`MAX_DEPTH`); building stops at the first
+    thing it leaves to the loader, and :class:`_HandOver` is raised at the end."""
     resolve = yaml.resolver.Resolver().resolve
     constructor = yaml.constructor.SafeConstructor()
     scalars = constructor.yaml_constructors
     stack: list[list[Any]] = []  # [container, pending mapping key]
     root: Any = _NO_KEY
-    documents = 0
+    depth = documents = 0
+    building = True
     for event in yaml.parse(text, Loader=_CSafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.YAMLError(_alias_problem(event))
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.YAMLError(_TOO_DEEP)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            building = building and documents == 1  # libyaml's loader says "expected a single document"
+        if not building:
+            continue
         value: Any
         if isinstance(event, yaml.ScalarEvent):
             tag = event.tag
@@ -474,7 +476,8 @@ def _built(text: str) -> Any:
             if tag == _STR:
                 value = event.value
             elif tag == _MERGE:
-                raise _HandOver
+                building = False
+                continue
             else:
                 # marks of libyaml's own type: fine for the constructors' error messages
                 node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,  # type: ignore[arg-type]
@@ -482,21 +485,11 @@ def _built(text: str) -> Any:
                 value = (scalars.get(tag) or scalars[None])(constructor, node)
         elif isinstance(event, yaml.CollectionStartEvent):
             mapping = isinstance(event, yaml.MappingStartEvent)
-            if event.tag not in (None, "!", _MAP if mapping else _SEQ):
-                raise _HandOver
-            if len(stack) >= MAX_DEPTH:
-                raise yaml.YAMLError(_TOO_DEEP)
+            building = event.tag in (None, "!", _MAP if mapping else _SEQ)
             stack.append([{} if mapping else [], _NO_KEY])
             continue
         elif isinstance(event, yaml.CollectionEndEvent):
             value = stack.pop()[0]
-        elif isinstance(event, yaml.AliasEvent):
-            raise yaml.YAMLError(_alias_problem(event))
-        elif isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise _HandOver  # libyaml's loader says "expected a single document"
-            continue
         else:
             continue
         if not stack:
@@ -507,11 +500,14 @@ def _built(text: str) -> Any:
             top[0].append(value)
         elif top[1] is _NO_KEY:
             if isinstance(value, (dict, list)):
-                raise _HandOver  # an unhashable key: the loader's own error
+                building = False  # an unhashable key: the loader's own error
+                continue
             top[1] = value
         else:
             top[0][top[1]] = value
             top[1] = _NO_KEY
+    if not building:
+        raise _HandOver
     return None if root is _NO_KEY else root
 
 
