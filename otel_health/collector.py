@@ -60,8 +60,8 @@ class Collector:
     one stays. With ``isolate_reloads`` (``source`` must then be picklable), the source runs
     in a process of its own: reading and validating thousands of targets takes seconds of
     CPU that, on a thread, would compete with the event loop for the interpreter and make
-    healthy targets time out. ``metric_readers`` and ``span_processors`` are added to the collector's own
-    (the bridge, and OTLP when ``otlp`` is on and the settings ask for it).
+    healthy targets time out. ``metric_readers`` and ``span_processors`` are added to the
+    collector's own (the bridge, and OTLP when ``otlp`` is on and the settings ask for it).
     """
 
     def __init__(

@@ -227,11 +227,11 @@ class _Guard(asyncio.Protocol):
         self._limits.open += 1
         self._admitted = True
         self._transport = stream
-        self._wait_for_head()
+        self._timer = self._head_timer()
         self._inner.connection_made(transport)
 
-    def _wait_for_head(self) -> None:
-        self._timer = asyncio.get_running_loop().call_later(self._limits.head_timeout, self._too_slow)
+    def _head_timer(self) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(self._limits.head_timeout, self._too_slow)
 
     def _too_slow(self) -> None:
         self._timer = None
@@ -240,12 +240,13 @@ class _Guard(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         seen = self._tail + data
-        if self._timer is None:
-            self._wait_for_head()  # the next request's head has begun
-        if b"\r\n\r\n" in seen:
-            self._timer.cancel()  # type: ignore[union-attr]
-            self._timer = None
+        if b"\r\n\r\n" in seen:  # a head is complete
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             seen = b""
+        elif self._timer is None:
+            self._timer = self._head_timer()  # the next request's head has begun
         self._tail = seen[-3:]
         self._inner.data_received(data)
 
