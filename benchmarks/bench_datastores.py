@@ -88,19 +88,15 @@ def bare_check(kind: str, address: dict) -> object:
             await driver.close()
             return True
     else:
-        from otel_health.probes._http1 import Http1Client
+        from otel_health.probes._http1 import Http1Client, Request, Timings
 
         client: list[Http1Client] = []
-
-        def no_tls() -> object:
-            raise AssertionError("plain HTTP")
+        request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536)
 
         async def one() -> bool:
             if not client:
                 client.append(Http1Client())
-            response = await client[0].fetch(address["url"], "GET", [("User-Agent", "bench")], None,
-                                             context=no_tls, follow_redirects=True,  # type: ignore[arg-type]
-                                             read_body=False, max_body=65536, marks={})
+            response = await client[0].fetch(request, Timings())
             return response.status == 200
     return one
 

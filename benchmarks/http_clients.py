@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import resource
-import ssl
 import statistics
 import subprocess
 import sys
@@ -90,16 +89,13 @@ async def bench_aiohttp(url: str, n: int) -> None:
 
 async def bench_own_client(url: str, n: int) -> None:
     """otel-health's HTTP/1.1 client alone: no spans, no metrics."""
-    from otel_health.probes._http1 import Http1Client
+    from otel_health.probes._http1 import Http1Client, Request, Timings
 
     client = Http1Client()
-
-    def no_tls() -> ssl.SSLContext:
-        raise AssertionError("plain HTTP")
+    request = Request(url, headers=(("User-Agent", "bench"),), max_body=65536)
 
     async def one() -> None:
-        response = await client.fetch(url, "GET", [("User-Agent", "bench")], None, context=no_tls,
-                                      follow_redirects=True, read_body=True, max_body=65536, marks={})
+        response = await client.fetch(request, Timings())
         assert response.status == 200
 
     await _drive(n, one)

@@ -9,8 +9,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 __all__ = ["REDACTED", "redact_url", "scrub"]
 
 REDACTED = "REDACTED"
+# Query keys whose values are hidden: any key holding one of these words, or one of the
+# short keys credentials travel in (an OAuth code, a session id, a one-time password). The
+# README lists the same rule.
 _SENSITIVE_QUERY = re.compile(
-    r"(?i)^(.*(token|secret|password|passwd|pwd|key|signature|sig|credential|auth).*)$"
+    r"(?i)^(.*(token|secret|password|passwd|pwd|key|signature|sig|credential|auth|session|jwt|ticket).*"
+    r"|code|sid|otp|nonce|state)$"
 )
 _USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]*@")
 

@@ -256,6 +256,15 @@ class Fields:
             return None
         return Secret(resolved, f"env:{var}")
 
+    def secret_value(self, name: str, value: Any) -> Secret | None:
+        """A credential given as a value of a mapping (a header's): '${ENV_VAR}' or {file: path}."""
+        if isinstance(value, Mapping):
+            if set(value) != {"file"}:
+                self.problem(name, "a credential is '${ENV_VAR}' or {file: /path/to/file}")
+                return None
+            return self._secret_from_file(name, value["file"])
+        return self.resolve_secret(name, value)
+
     def _secret_from_file(self, key: str, value: Any) -> Secret | None:
         if not isinstance(value, str) or not value:
             self.problem(key, f"must be a file path, got {_describe(value)}")

@@ -1,228 +1,396 @@
-"""A small HTTP/1.1 client: one request on a fresh connection, as a health check makes it.
+"""The HTTP/1.1 exchange a health check makes: one request on a fresh connection, the answer
+framed by llhttp (through ``httptools``), the whole response read and timed.
 
-A general client pays for what a check never uses (pools, cookie jars, streaming
-payload objects, hooks); measured on a loop of 400 GETs a second, aiohttp's client costs
-2.6 times a bare protocol doing the same exchange (``benchmarks/http_clients.py``). This
-one does the exchange and no more: resolve (cached, on threads of its own), connect
-(TLS by the standard library), write one request, parse the status line and headers, and
-read the body only when an assertion needs it, framed by Content-Length, chunked transfer
-coding or the end of the connection, decoded from gzip or deflate, and capped.
+Our layer does what a parser cannot: resolve (``_dns.Names``), race every address of a name
+(RFC 8305, on ``aiohappyeyeballs``), TLS, one request with ``Connection: close``, redirects,
+caps, content codings (``_codings``) and the time of each step. Framing, the status line,
+header syntax, chunk sizes and trailers are llhttp's. Where llhttp needs help, the
+:class:`ResponseReader` gives it (the README's design section lists each point, with the
+divergences from other clients):
+
+- obs-fold is accepted (RFC 9112 §5.2: a client replaces it with spaces) through llhttp's
+  lenient header mode, which also lets control bytes through header values: they are
+  checked here again;
+- a bare LF ending a line, a chunk size followed by spaces, and Content-Length beside
+  chunked transfer coding are accepted, as curl, Go and h11 accept them;
+- an answer to HEAD, and a 204 or 304, ends at its headers; 1xx interim answers are dropped;
+- trailers are told from headers by arriving after the head;
+- the end of the connection ends a body that has no length, and cuts short one that has;
+- the head is capped in size and in the number of its fields.
 
 Every malformed answer becomes a :class:`~otel_health.errors.ProbeFailure` of type
-``protocol``; an answer cut short, ``connection_reset``. Nothing here knows of spans or
-metrics: the HTTP probe draws those around it.
+``protocol`` that says what was wrong; an answer cut short, ``connection_reset``. Nothing
+here knows of spans or metrics: the HTTP probe draws those around it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
 import re
 import socket
 import ssl
 import time
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from ..errors import ErrorType, ProbeFailure
-from ._dns import DNS_THREADS, DaemonPool
+import aiohappyeyeballs
+import httptools
+import idna
 
-__all__ = ["MAX_HEAD_BYTES", "MAX_REDIRECTS", "Http1Client", "Names", "Response"]
+from ..errors import ErrorType, ProbeFailure
+from ._codings import ACCEPT_ENCODING, Decoder, InvalidCoding, decoder_for
+from ._dns import Names
+
+__all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "MAX_REDIRECTS", "Http1Client", "Request",
+           "Response", "ResponseReader", "Timings", "ascii_host"]
 
 MAX_HEAD_BYTES = 65536
+MAX_HEAD_FIELDS = 256
 MAX_REDIRECTS = 10
-_DNS_TTL = 10.0
-_HIGH_WATER = 1 << 20
+HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 _TLS_GOODBYE = 2.0
-_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) ([1-9]\d\d)(?:[ \t][^\r\n]*)?")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_NO_BODY = frozenset({204, 304})
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
+_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+_CUT_SHORT = "server closed the connection without a complete response"
 
 
 def _invalid(what: str) -> ProbeFailure:
     return ProbeFailure(ErrorType.PROTOCOL, f"invalid HTTP response: {what}")
 
 
-_CUT_SHORT = "server closed the connection without a complete response"
-_LITERALS: dict[str, int | None] = {}  # host -> address family, None for a name
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One check's request, as the probe prepared it."""
+
+    url: str
+    method: str = "GET"
+    # One value per name, credentials revealed (never printed); Host, Content-Length and
+    # Connection are the client's, a configured Host comes as ``host``.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    body: bytes | None = None
+    context: Callable[[], ssl.SSLContext] | None = None  # called for https URLs only
+    follow_redirects: bool = True
+    read_body: bool = True
+    max_body: int = 1 << 20
+    private: frozenset[str] = _SECRET_HEADERS  # lower-case names that stay with the first origin
+    host: str | None = None  # a configured Host header: sent, and the TLS server name
+    ip_protocol: str = "auto"  # "auto", "ip4" or "ip6"
+    source_ip: str | None = None
+
+
+@dataclass(slots=True)
+class Timings:
+    """perf_counter stamps of the last hop, and the time the hops before it took."""
+
+    start: float = 0.0
+    resolved: float | None = None   # names only
+    connected: float | None = None
+    secured: float | None = None    # https only
+    headers: float | None = None
+    done: float | None = None
+    redirects: float = 0.0
+
+    def next_hop(self, now: float) -> None:
+        self.redirects += now - self.start
+        self.start = now
+        self.resolved = self.connected = self.secured = self.headers = self.done = None
+
+    def phases(self) -> dict[str, float]:
+        """Seconds per step: dns, connect, tls, request (until the head), body, redirect."""
+        out: dict[str, float] = {}
+        mark = self.start
+        for name, stamp in (("dns", self.resolved), ("connect", self.connected), ("tls", self.secured),
+                            ("request", self.headers), ("body", self.done)):
+            if stamp is not None:
+                out[name] = max(stamp - mark, 0.0)
+                mark = stamp
+        if self.redirects:
+            out["redirect"] = self.redirects
+        return out
 
 
 @dataclass(slots=True)
 class Response:
     status: int
-    version: str                   # "1.1", "1.0"
-    headers: dict[str, str]        # lower-case names; repeated headers joined with ", "
-    body: bytes                    # decoded, at most the cap; empty unless asked for
-    truncated: bool = False        # the body went past the cap and was cut there
-    peer_cert: bytes | None = None  # DER of the last TLS peer, also with verification off
+    version: str                          # "1.1", "1.0"
+    fields: list[tuple[str, str]]         # lower-case names, in order, values without surrounding spaces
+    body: bytes = b""                     # decoded, at most the cap; empty when not read
+    truncated: bool = False               # the body went past the cap and was cut there
+    peer_cert: bytes | None = None        # DER of the last TLS peer, also with verification off
+    trailers: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""                         # where the answer came from, after redirects
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Fields by name, repeated ones joined with ", "."""
+        joined: dict[str, str] = {}
+        for name, value in self.fields:
+            joined[name] = f"{joined[name]}, {value}" if name in joined else value
+        return joined
+
+    def values(self, name: str) -> list[str]:
+        return [v for n, v in self.fields if n == name]
 
 
-class Names:
-    """getaddrinfo on a pool of daemon threads, each name cached for 10 s and looked up once
-    at a time however many checks ask for it (a slow DNS server costs those checks their
-    timeouts and nothing else: the loop's default pool, and the scrape, never wait on it)."""
+class _Stop(Exception):
+    """Raised from a parser callback to end parsing: the response is complete (or enough)."""
 
-    def __init__(self, threads: int = DNS_THREADS, ttl: float = _DNS_TTL) -> None:
-        self._pool = DaemonPool(threads, "otel-health-dns")
-        self._ttl = ttl
-        self._cache: dict[tuple[str, int], tuple[float, list[tuple[int, Any]]]] = {}
-        self._pending: dict[tuple[str, int], asyncio.Future[list[tuple[int, Any]]]] = {}
 
-    @staticmethod
-    def literal(host: str) -> int | None:
-        """The address family when ``host`` is an IP address, else None."""
-        family = _LITERALS.get(host, -1)
-        if family == -1:
+class ResponseReader:
+    """Bytes in, one response out: llhttp frames it, this class holds llhttp to what a client
+    must check. Sans-I/O, so tests feed it any split of any answer.
+
+    ``sink(head)`` is called once the head is known (not for answers without a body) and
+    returns where body bytes go: a callable that returns False when it wants no more.
+    """
+
+    __slots__ = ("_fields", "_method", "_parser", "_prefix", "_raised", "_read_body", "_sink", "_sink_for", "_size",
+                 "complete", "framing", "head", "received", "trailers")
+
+    def __init__(self, method: str, sink: Callable[[Response], Callable[[bytes], bool]], *,
+                 read_body: bool = True) -> None:
+        self._method = method
+        self._read_body = read_body
+        self._sink_for = sink
+        self._sink: Callable[[bytes], bool] | None = None
+        self._fields: list[tuple[str, str]] = []
+        self._size = 0
+        self._raised: ProbeFailure | None = None
+        self._prefix = b""
+        self.head: Response | None = None
+        self.trailers: list[tuple[str, str]] = []
+        self.framing = ""  # "length", "chunked", "close" or "none"
+        self.complete = False
+        self.received = 0
+        self._parser = httptools.HttpResponseParser(self)
+        self._parser.set_dangerous_leniencies(
+            lenient_headers=True, lenient_optional_cr_before_lf=True, lenient_chunked_length=True,
+            lenient_spaces_after_chunk_size=True)
+
+    # -- what the caller uses --
+
+    def feed(self, data: bytes) -> None:
+        if self.complete:
+            return
+        if self.received < 5:
+            # llhttp also takes RTSP/ and ICE/ answers: an HTTP client takes only HTTP/.
+            self._prefix = (self._prefix + data)[:5]
+            if not b"HTTP/".startswith(self._prefix) and not self._prefix.startswith(b"HTTP/"):
+                raise _invalid("not an HTTP status line")
+        self.received += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if self._raised is not None:
+                raise self._raised from None
+            if not self.complete:
+                raise _invalid("the parser stopped") from None
+        except httptools.HttpParserUpgrade:
+            raise _invalid("101 Switching Protocols, but no upgrade was asked for") from None
+        except httptools.HttpParserError as exc:
+            raise _invalid(self._reason(exc)) from None
+        if self.head is None and self.received > MAX_HEAD_BYTES:
+            raise _invalid(f"headers longer than {MAX_HEAD_BYTES} bytes")
+
+    def feed_eof(self) -> None:
+        """The connection has ended: the answer is complete, or cut short."""
+        if self.complete:
+            return
+        if self.head is None:
+            raise ProbeFailure(ErrorType.CONNECTION_RESET, _CUT_SHORT if self.received else
+                               "server closed the connection without answering")
+        if self.framing != "close":
+            raise ProbeFailure(ErrorType.CONNECTION_RESET, f"{_CUT_SHORT} (the body ends early)")
+        self.complete = True
+
+    # -- llhttp's callbacks --
+
+    def on_message_begin(self) -> None:
+        self._fields = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._size += len(name) + len(value) + 4
+        if self._size > MAX_HEAD_BYTES:
+            self._fail(f"headers longer than {MAX_HEAD_BYTES} bytes")
+        target = self._fields if self.head is None else self.trailers
+        if len(target) >= MAX_HEAD_FIELDS:
+            self._fail(f"more than {MAX_HEAD_FIELDS} header fields")
+        value = value.strip(b" \t")
+        if _CTL.search(value):
+            self._fail(f"control character in the value of {name[:40].decode('latin-1')!r}")
+        target.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._fields = []  # an interim answer; its headers are not the final answer's
+            return
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            self._fail(f"HTTP version {version} in the status line of an HTTP/1.1 exchange")
+        if status < 100:
+            self._fail(f"status code {status}")
+        if status == 101:
+            self._fail("101 Switching Protocols, but no upgrade was asked for")
+        head = self.head = Response(status, version, self._fields)
+        coding = [v.strip().lower() for n, value in head.fields if n == "transfer-encoding" for v in value.split(",")]
+        if coding and coding != ["chunked"]:
+            self._fail(f"unsupported transfer coding {', '.join(coding)[:40]!r}")
+        if self._method == "HEAD" or status in (204, 304):
+            self.framing = "none"
+        elif coding:
+            self.framing = "chunked"
+        elif any(n == "content-length" for n, _ in head.fields):
+            self.framing = "length"
+        else:
+            self.framing = "close"
+        if self.framing == "none" or not self._read_body:
+            self.complete = True
+            raise _Stop
+        try:
+            self._sink = self._sink_for(head)
+        except ProbeFailure as exc:
+            self._raised = exc
+            raise
+
+    def on_body(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            more = sink(data)
+        except ProbeFailure as exc:
+            self._raised = exc
+            raise
+        if not more:
+            self.complete = True
+            raise _Stop
+
+    def on_message_complete(self) -> None:
+        if self.head is not None:
+            self.complete = True
+            raise _Stop
+
+    def _fail(self, what: str) -> None:
+        self._raised = _invalid(what)
+        raise self._raised
+
+    def _reason(self, exc: Exception) -> str:
+        reason = str(exc) or type(exc).__name__
+        if self.head is None and self._parser.get_status_code() == 0 and reason.startswith("Expected HTTP/"):
+            return "not an HTTP status line"
+        return reason[:1].lower() + reason[1:]
+
+
+class _Body:
+    """Where a response's body goes: decoded, cut at the cap."""
+
+    __slots__ = ("cap", "coding", "cut", "decoder", "out")
+
+    def __init__(self, head: Response, cap: int) -> None:
+        self.cap = cap
+        self.coding = ", ".join(head.values("content-encoding"))
+        try:
+            self.decoder: Decoder | None = decoder_for(self.coding)
+        except InvalidCoding as exc:
+            raise _invalid(str(exc)) from None
+        self.out = bytearray()
+        self.cut = False
+
+    def __call__(self, data: bytes) -> bool:
+        if self.decoder is not None:
             try:
-                family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-            except ValueError:
-                family = None
-            if len(_LITERALS) >= 4096:
-                _LITERALS.clear()
-            _LITERALS[host] = family
-        return family
+                data = self.decoder.feed(data, self.cap + 1 - len(self.out))
+            except InvalidCoding as exc:
+                raise _invalid(str(exc)) from None
+        self.out += data
+        if len(self.out) > self.cap:
+            self.cut = True
+            del self.out[self.cap:]
+            return False
+        return True
 
-    async def resolve(self, host: str, port: int) -> list[tuple[int, Any]]:
-        key = (host, port)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        lookup = self._pending.get(key)
-        if lookup is None:
-            # The lookup is a task of its own: a check that times out leaves it running,
-            # and its answer lands in the cache for the next check.
-            lookup = asyncio.ensure_future(self._lookup(key))
-            self._pending[key] = lookup
-            lookup.add_done_callback(functools.partial(self._settled, key))
-        return await asyncio.shield(lookup)
-
-    def _settled(self, key: tuple[str, int], lookup: asyncio.Future[Any]) -> None:
-        self._pending.pop(key, None)
-        if not lookup.cancelled():
-            lookup.exception()  # retrieved here: every check that asked may have timed out
-
-    async def _lookup(self, key: tuple[str, int]) -> list[tuple[int, Any]]:
-        loop = asyncio.get_running_loop()
-        infos = await loop.run_in_executor(self._pool, socket.getaddrinfo, key[0], key[1], 0, socket.SOCK_STREAM)
-        addresses = _unique([(info[0], info[4]) for info in infos])
-        if not addresses:
-            raise socket.gaierror(socket.EAI_NONAME, "no address")
-        now = time.monotonic()
-        if len(self._cache) >= 4096:
-            self._expire(now)
-        self._cache[key] = (now + self._ttl, addresses)
-        return addresses
-
-    def _expire(self, now: float) -> None:
-        for key in [k for k, (expires, _) in self._cache.items() if expires <= now]:
-            del self._cache[key]
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def finish(self) -> None:
+        if self.decoder is not None and not self.cut:
+            try:
+                self.decoder.finish()
+            except InvalidCoding as exc:
+                raise _invalid(str(exc)) from None
 
 
-def _unique(addresses: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
-    seen: set[Any] = set()
-    out = []
-    for family, sockaddr in addresses:
-        if sockaddr not in seen:
-            seen.add(sockaddr)
-            out.append((family, sockaddr))
-    return out
+class _Exchange(asyncio.Protocol):
+    """Feeds what arrives to the reader; ``done`` settles when the answer is complete."""
 
+    __slots__ = ("done", "reader", "timings", "transport")
 
-class _Connection(asyncio.Protocol):
-    """Bytes as they arrive, and a way to wait for more."""
-
-    __slots__ = ("_waiter", "buffer", "eof", "error", "paused", "transport")
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.eof = False
-        self.error: BaseException | None = None
-        self.paused = False
+    def __init__(self, reader: ResponseReader, done: asyncio.Future[None], timings: Timings) -> None:
+        self.reader = reader
+        self.done = done
+        self.timings = timings
         self.transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > _HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
+        if self.done.done():
+            return
+        reader = self.reader
+        try:
+            reader.feed(data)
+        except ProbeFailure as exc:
+            self.done.set_exception(exc)
+            return
+        if reader.head is not None and self.timings.headers is None:
+            self.timings.headers = time.perf_counter()
+        if reader.complete:
+            self.done.set_result(None)
 
     def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
+        self._ended(None)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self.error = exc
-        self._wake()
+        self._ended(exc)
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def more(self) -> None:
-        """Wait for more bytes; raise when the peer has gone before they came."""
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        if self.eof:
-            if self.error is not None:
-                raise self.error
-            raise ProbeFailure(ErrorType.CONNECTION_RESET, _CUT_SHORT)
-        self._waiter = asyncio.get_running_loop().create_future()
+    def _ended(self, exc: Exception | None) -> None:
+        if self.done.done():
+            return
+        # A TLS peer that closes without its close_notify still ends a body that runs to the
+        # close (curl and browsers take it so); any other error is the answer's failure.
+        if exc is not None and not (isinstance(exc, ssl.SSLError) and self.reader.framing == "close"):
+            self.done.set_exception(exc)
+            return
         try:
-            await self._waiter
-        finally:
-            self._waiter = None
-        if not self.buffer and self.eof:
-            if self.error is not None:
-                raise self.error
-            raise ProbeFailure(ErrorType.CONNECTION_RESET, _CUT_SHORT)
-
-    def take(self, n: int) -> bytes:
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return data
-
-    async def line(self, limit: int, what: str) -> bytes:
-        """One CRLF-terminated line, without its ending."""
-        start = 0
-        while True:
-            end = self.buffer.find(b"\n", start)
-            if end >= 0:
-                data = self.take(end + 1)
-                return data[:-2] if data.endswith(b"\r\n") else data[:-1]
-            if len(self.buffer) > limit:
-                raise _invalid(f"{what} longer than {limit} bytes")
-            start = len(self.buffer)
-            await self.more()
+            self.reader.feed_eof()
+        except ProbeFailure as failure:
+            self.done.set_exception(failure)
+            return
+        self.done.set_result(None)
 
 
-@dataclass(slots=True)
-class _Head:
-    status: int
-    version: str
-    headers: dict[str, str]
+def ascii_host(host: str) -> str:
+    """The name as DNS and the Host header carry it: ASCII names unchanged (underscores
+    too), others mapped by UTS-46 (non-transitional, as browsers and curl do) to A-labels."""
+    if host.isascii():
+        return host
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
+                        for label in mapped.split("."))
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ProbeFailure(ErrorType.DNS, f"the host name cannot be encoded for DNS ({exc})") from None
 
 
 class Http1Client:
-    """One request per connection, redirects followed, the body read only on demand."""
+    """One request per connection, redirects followed, the whole answer read."""
 
     def __init__(self, names: Names | None = None) -> None:
         self.names = names or Names()
@@ -230,92 +398,100 @@ class Http1Client:
     def close(self) -> None:
         self.names.close()
 
-    async def fetch(
-        self,
-        url: str,
-        method: str,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        *,
-        context: Callable[[], ssl.SSLContext],
-        follow_redirects: bool,
-        read_body: bool,
-        max_body: int,
-        marks: dict[str, float],
-        private: frozenset[str] = _SECRET_HEADERS,
-    ) -> Response:
-        """The response to ``method url``, after at most ten redirects when following them.
+    async def fetch(self, request: Request, timings: Timings, extra: tuple[tuple[str, str], ...] = ()) -> Response:
+        """The answer to ``request`` (with this check's ``extra`` headers, such as its
+        traceparent), after at most ten redirects when following them.
 
-        ``marks`` gets perf_counter stamps: dns_start/dns_end (names only), connect_start,
-        connect_end, headers, body_end. ``context`` is called for https URLs only. Headers
-        named in ``private`` (lower case) are not sent on past a redirect to another origin.
-        """
+        ``timings`` is filled in as the exchange goes, also when it fails."""
+        url, method, body = request.url, request.method, request.body
+        headers = request.headers + extra if extra else request.headers
+        host_header = request.host
         peer_cert = None
-        for _ in range(MAX_REDIRECTS + 1):
+        timings.start = time.perf_counter()
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:
+                timings.next_hop(time.perf_counter())
             parts = urlsplit(url)
-            response = await self._once(parts, method, headers, body, context, follow_redirects, read_body,
-                                        max_body, marks)
+            response = await self._once(request, parts, method, headers, body, host_header, timings)
             peer_cert = response.peer_cert or peer_cert
             response.peer_cert = peer_cert
-            location = response.headers.get("location")
-            if not (follow_redirects and response.status in _REDIRECTS and location):
+            response.url = url
+            if not (request.follow_redirects and response.status in _REDIRECTS):
                 return response
-            target = urljoin(url, location.strip())
+            locations = set(response.values("location"))
+            if not locations:
+                return response
+            if len(locations) > 1:
+                raise _invalid("a redirect with more than one Location")
+            target = urljoin(url, _as_text(locations.pop()))
             new = urlsplit(target)
             if new.scheme not in ("http", "https") or not new.hostname:
                 raise _invalid("redirect to a location that is not an http(s) URL")
             if _origin(new) != _origin(parts):
-                # Credentials go to the origin they were configured for, never further.
-                headers = [(k, v) for k, v in headers if k.lower() not in private]
-            if (response.status == 303 and method != "HEAD") or (
-                    response.status in (301, 302) and method == "POST"):
+                # Credentials and a configured Host go to the origin they were configured
+                # for, never further.
+                headers = tuple((k, v) for k, v in headers if k.lower() not in request.private)
+                host_header = None
+            if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
             url = target
-            for mark in ("dns_start", "dns_end", "headers", "body_end"):
-                marks.pop(mark, None)
         raise ProbeFailure(ErrorType.PROTOCOL, f"too many redirects (more than {MAX_REDIRECTS})")
 
-    async def _once(self, parts: Any, method: str, headers: list[tuple[str, str]], body: bytes | None,
-                    context: Callable[[], ssl.SSLContext], follow_redirects: bool, read_body: bool,
-                    max_body: int, marks: dict[str, float]) -> Response:
-        host = parts.hostname or ""
+    async def _once(self, request: Request, parts: Any, method: str, headers: tuple[tuple[str, str], ...],
+                    body: bytes | None, host_header: str | None, timings: Timings) -> Response:
         tls = parts.scheme == "https"
         try:
             port = parts.port or (443 if tls else 80)
         except ValueError:
-            raise ProbeFailure(ErrorType.UNKNOWN, "invalid port in the URL") from None
-        request = _request_head(method, parts, host, port, tls, headers, body, read_body)
-        marks["connect_start"] = time.perf_counter()
+            raise ProbeFailure(ErrorType.PROTOCOL, "invalid port in the URL") from None
+        host = ascii_host(parts.hostname or "")
+        head = _request_head(method, parts, host, port, tls, headers, body, request.read_body, host_header)
         family = Names.literal(host)
         if family is None:
-            marks["dns_start"] = marks["connect_start"]
             try:
-                addresses = await self.names.resolve(host, port)
+                found = await self.names.resolve(host, port)
             except socket.gaierror:
                 raise ProbeFailure(ErrorType.DNS, "name resolution failed") from None
             except UnicodeError:
                 raise ProbeFailure(ErrorType.DNS, "the host name cannot be encoded for DNS") from None
-            marks["dns_end"] = time.perf_counter()
+            timings.resolved = time.perf_counter()
         else:
-            addresses = [(family, (host, port))]
-        conn = await _connect(addresses, context() if tls else None, host if family is None else None)
-        marks["connect_end"] = time.perf_counter()
-        transport = conn.transport
-        assert transport is not None
+            found = [(family, (host, port))]
+        addresses = _eligible(found, request, host)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        sink: list[_Body] = []
+
+        def body_sink(response: Response) -> Callable[[bytes], bool]:
+            sink.append(_Body(response, request.max_body))
+            return sink[0]
+
+        reader = ResponseReader(method, body_sink, read_body=request.read_body)
+        exchange = _Exchange(reader, done, timings)
+        transport = await _connect(loop, addresses, exchange, request.source_ip)
+        timings.connected = time.perf_counter()
         complete = False
         try:
             peer_cert = None
             if tls:
+                assert request.context is not None
+                server_name = _server_name(host_header) if host_header else host
+                transport = await loop.start_tls(  # type: ignore[assignment]
+                    transport, exchange, request.context(), server_hostname=server_name,
+                    ssl_shutdown_timeout=_TLS_GOODBYE)
+                exchange.transport = transport
+                timings.secured = time.perf_counter()
                 ssl_object = transport.get_extra_info("ssl_object")
                 peer_cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            transport.write(request + body if body else request)
-            head = await _read_head(conn)
-            marks["headers"] = time.perf_counter()
-            response = Response(head.status, head.version, head.headers, b"", peer_cert=peer_cert)
-            redirect = follow_redirects and head.status in _REDIRECTS and "location" in head.headers
-            if read_body and not redirect and method != "HEAD" and head.status not in _NO_BODY:
-                response.body, response.truncated = await _read_body(conn, head, max_body)
-            marks["body_end"] = time.perf_counter()
+            transport.write(head + body if body else head)
+            await done
+            assert reader.head is not None
+            response = reader.head
+            response.trailers, response.peer_cert = reader.trailers, peer_cert
+            if sink:
+                sink[0].finish()
+                response.body, response.truncated = bytes(sink[0].out), sink[0].cut
+            timings.done = time.perf_counter()
             complete = True
             return response
         finally:
@@ -323,30 +499,67 @@ class Http1Client:
                 transport.close()
             else:
                 transport.abort()
+            # What comes after the check has ended (a late error as the transport goes) is nobody's.
+            if not done.done():
+                done.cancel()
+            elif not done.cancelled():
+                done.exception()
 
 
-async def _connect(addresses: list[tuple[int, Any]], context: ssl.SSLContext | None,
-                   server_hostname: str | None) -> _Connection:
-    """A connection to the first address that takes one; the last failure if none does."""
-    loop = asyncio.get_running_loop()
-    error: BaseException | None = None
-    for family, sockaddr in addresses:
-        conn = _Connection()
-        try:
-            if context is None:
-                await loop.create_connection(_returning(conn), sockaddr[0], sockaddr[1], family=family)
-            else:
-                # After the answer, the TLS goodbye gets 2 s; a peer that never sends its own
-                # must not hold the socket for the default 30.
-                await loop.create_connection(_returning(conn), sockaddr[0], sockaddr[1], family=family, ssl=context,
-                                             server_hostname=server_hostname, ssl_shutdown_timeout=_TLS_GOODBYE)
-            return conn
-        except (OSError, ssl.SSLError) as exc:
-            error = exc
-            if isinstance(exc, ssl.SSLError):
-                break  # the server answered; another address would not make the certificate better
-    assert error is not None
-    raise error
+def _eligible(found: list[tuple[int, Any]], request: Request, host: str) -> list[tuple[int, Any]]:
+    family: int | None = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}.get(request.ip_protocol)
+    if request.source_ip is not None:
+        family = Names.literal(request.source_ip)
+    if family is None:
+        return found
+    kept = [a for a in found if a[0] == family]
+    if not kept:
+        which = "IPv4" if family == socket.AF_INET else "IPv6"
+        raise ProbeFailure(ErrorType.DNS, f"{host} has no {which} address (ip_protocol/source_ip ask for one)")
+    return kept
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]], exchange: _Exchange,
+                   source_ip: str | None) -> asyncio.Transport:
+    """A TCP connection to the first address that takes one, every address raced 250 ms apart
+    (RFC 8305); one address is connected to directly."""
+    if len(addresses) == 1 and source_ip is None:
+        family, sockaddr = addresses[0]
+        transport, _ = await loop.create_connection(lambda: exchange, sockaddr[0], sockaddr[1], family=family)
+        return transport
+    infos = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr) for family, sockaddr in addresses]
+    local = None
+    if source_ip is not None:
+        family = Names.literal(source_ip) or socket.AF_INET
+        local = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (source_ip, 0))]
+    try:
+        sock = await aiohappyeyeballs.start_connection(infos, local_addr_infos=local,
+                                                       happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
+    except OSError as exc:
+        if exc.errno is None:  # several addresses failed differently: the first one's reason
+            found = _ERRNO.search(str(exc))
+            if found is not None:
+                raise OSError(int(found.group(1)), str(exc)) from None
+        raise
+    try:
+        transport, _ = await loop.create_connection(lambda: exchange, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return transport
+
+
+def _server_name(host_header: str) -> str:
+    host = host_header.strip()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _as_text(value: str) -> str:
+    """A header value as it was sent: raw UTF-8 (as servers put it in a Location) read as
+    UTF-8, other bytes kept as they are for percent-encoding."""
+    return value.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 def _origin(parts: Any) -> tuple[str, str, int | None]:
@@ -357,34 +570,24 @@ def _origin(parts: Any) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def _returning(conn: _Connection) -> Callable[[], _Connection]:
-    return lambda: conn
-
-
-def _request_head(method: str, parts: Any, host: str, port: int, tls: bool, headers: list[tuple[str, str]],
-                  body: bytes | None, read_body: bool) -> bytes:
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
+def _request_head(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
+                  body: bytes | None, read_body: bool, host_header: str | None) -> bytes:
+    path = quote(parts.path or "/", safe=_PATH_SAFE, errors="surrogateescape")
     if parts.query:
-        path += "?" + quote(parts.query, safe=_QUERY_SAFE)
-    try:
-        authority = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        raise ProbeFailure(ErrorType.DNS, "the host name cannot be encoded for DNS") from None
-    if ":" in authority:
-        authority = f"[{authority}]"
-    if port != (443 if tls else 80):
-        authority += f":{port}"
+        path += "?" + quote(parts.query, safe=_QUERY_SAFE, errors="surrogateescape")
+    if host_header is None:
+        host_header = f"[{host}]" if ":" in host else host
+        if port != (443 if tls else 80):
+            host_header += f":{port}"
     given = {name.lower() for name, _ in headers}
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
     if "accept" not in given:
         lines.append("Accept: */*")
     if read_body and "accept-encoding" not in given:
-        lines.append("Accept-Encoding: gzip, deflate")
+        lines.append(f"Accept-Encoding: {ACCEPT_ENCODING}")
     for name, value in headers:
-        if name.lower() in ("host", "connection", "content-length", "transfer-encoding"):
-            continue
-        if "\r" in value or "\n" in value:
-            raise ProbeFailure(ErrorType.UNKNOWN, f"header {name!r} has a line break in its value")
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ProbeFailure(ErrorType.PROTOCOL, f"header {name!r} has a line break in its value")
         lines.append(f"{name}: {value}")
     if body is not None:
         if "content-type" not in given:
@@ -396,181 +599,4 @@ def _request_head(method: str, parts: Any, host: str, port: int, tls: bool, head
     try:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     except UnicodeEncodeError:
-        raise ProbeFailure(ErrorType.UNKNOWN, "a header holds characters outside Latin-1") from None
-
-
-def _head_end(buffer: bytearray) -> tuple[int, int]:
-    """Where the head ends and the length of the blank line that ends it; (-1, 0) if not yet.
-    Lines end in CRLF; a bare LF is taken too, as RFC 9112 allows."""
-    crlf = buffer.find(b"\r\n\r\n")
-    lf = buffer.find(b"\n\n")
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        return lf, 2
-    return crlf, (4 if crlf >= 0 else 0)
-
-
-async def _read_head(conn: _Connection) -> _Head:
-    """Status line and headers; 1xx interim answers are skipped."""
-    while True:
-        end, blank = _head_end(conn.buffer)
-        while end < 0:
-            if len(conn.buffer) > MAX_HEAD_BYTES:
-                raise _invalid(f"headers longer than {MAX_HEAD_BYTES} bytes")
-            if not b"HTTP/".startswith(conn.buffer[:5]):
-                raise _invalid("not an HTTP status line")  # another protocol: no need to wait for more
-            await conn.more()
-            end, blank = _head_end(conn.buffer)
-        if end > MAX_HEAD_BYTES:
-            raise _invalid(f"headers longer than {MAX_HEAD_BYTES} bytes")
-        raw = conn.take(end + blank)
-        head = raw[:end]
-        lines = head.split(b"\r\n")
-        if blank == 2 or head.count(b"\n") != len(lines) - 1:
-            lines = [line.removesuffix(b"\r") for line in head.split(b"\n")]
-        match = _STATUS_LINE.fullmatch(lines[0])
-        if match is None:
-            raise _invalid("not an HTTP status line")
-        status = int(match.group(3))
-        version = f"{match.group(1).decode()}.{match.group(2).decode()}"
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip() or b" " in name:
-                raise _invalid("malformed header line")
-            key = name.decode("latin-1").lower()
-            text = value.strip(b" \t").decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        if 100 <= status < 200 and status != 101:
-            continue
-        return _Head(status, version, headers)
-
-
-async def _read_body(conn: _Connection, head: _Head, cap: int) -> tuple[bytes, bool]:
-    """The body, decoded and cut at ``cap`` bytes; True when it was cut."""
-    encoding = head.headers.get("content-encoding", "").strip().lower()
-    decoder = _decoder(encoding)
-    out = bytearray()
-    cut = False
-
-    def add(data: bytes) -> bool:
-        nonlocal cut
-        if decoder is not None:
-            try:
-                data = decoder.decompress(data, cap + 1 - len(out))
-            except zlib.error:
-                raise _invalid(f"body is not valid {encoding}") from None
-        out.extend(data)
-        if len(out) > cap:
-            cut = True
-            del out[cap:]
-            return False
-        return True
-
-    transfer = head.headers.get("transfer-encoding", "").lower()
-    if transfer:
-        if transfer.rsplit(",", 1)[-1].strip() != "chunked":
-            raise _invalid(f"unsupported transfer coding {transfer[:40]!r}")
-        await _chunked(conn, add)
-    elif "content-length" in head.headers:
-        await _exactly(conn, _content_length(head.headers["content-length"]), add)
-    else:
-        while True:
-            if conn.buffer and not add(conn.take(len(conn.buffer))):
-                break
-            if conn.eof:
-                if conn.error is not None and not isinstance(conn.error, ssl.SSLError):
-                    raise conn.error
-                break
-            try:
-                await conn.more()
-            except ProbeFailure:
-                break  # the end of the connection is the end of this body
-    if decoder is not None and not cut:
-        try:
-            out.extend(decoder.flush())  # what the decoder still holds, already decoded
-        except zlib.error:
-            raise _invalid(f"body is not valid {encoding}") from None
-        if len(out) > cap:
-            cut = True
-            del out[cap:]
-    return bytes(out), cut
-
-
-def _content_length(value: str) -> int:
-    values = {v.strip() for v in value.split(",")}
-    if len(values) != 1:
-        raise _invalid("conflicting Content-Length headers")
-    text = values.pop()
-    if not text.isdigit() or len(text) > 18:
-        raise _invalid("Content-Length is not a number")
-    return int(text)
-
-
-async def _exactly(conn: _Connection, size: int, add: Callable[[bytes], bool]) -> bool:
-    """Hand ``size`` bytes to ``add`` as they come; False as soon as ``add`` wants no more."""
-    remaining = size
-    while remaining > 0:
-        if not conn.buffer:
-            await conn.more()
-        data = conn.take(min(remaining, len(conn.buffer)))
-        remaining -= len(data)
-        if not add(data):
-            return False
-    return True
-
-
-async def _chunked(conn: _Connection, add: Callable[[bytes], bool]) -> None:
-    while True:
-        size_line = await conn.line(4096, "chunk size line")
-        size_text = size_line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _invalid("bad chunk size") from None
-        if size_text[:1] in (b"+", b"-") or size < 0:
-            raise _invalid("bad chunk size")
-        if size == 0:
-            while await conn.line(8192, "trailer line"):
-                pass
-            return
-        if not await _exactly(conn, size, add):
-            return
-        if await conn.line(2, "chunk ending") != b"":
-            raise _invalid("chunk not followed by CRLF")
-
-
-class _Deflate:
-    """zlib-wrapped deflate as the RFC says, or raw deflate as some servers send it."""
-
-    def __init__(self) -> None:
-        self._inner: zlib._Decompress | None = None
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        if self._inner is None:
-            raw = not (len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
-            self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        return self._inner.decompress(data, max(max_length, 1))
-
-    def flush(self) -> bytes:
-        return self._inner.flush() if self._inner is not None else b""
-
-
-class _Gzip:
-    def __init__(self) -> None:
-        self._inner = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        return self._inner.decompress(data, max(max_length, 1))
-
-    def flush(self) -> bytes:
-        return self._inner.flush()
-
-
-def _decoder(encoding: str) -> _Gzip | _Deflate | None:
-    if encoding in ("gzip", "x-gzip"):
-        return _Gzip()
-    if encoding == "deflate":
-        return _Deflate()
-    if encoding in ("", "identity"):
-        return None
-    raise _invalid(f"unsupported content coding {encoding[:40]!r}")
+        raise ProbeFailure(ErrorType.PROTOCOL, "a request header holds characters outside Latin-1") from None

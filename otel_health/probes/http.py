@@ -1,20 +1,22 @@
-"""HTTP(S) probe: one request, a fresh connection, status and body assertions.
+"""HTTP(S) probe: one request on a fresh connection, the whole answer read and timed,
+status and body assertions.
 
-It rides on a small HTTP/1.1 client of its own (``_http1.py``; the README's design section
-has the measurements behind that choice) and draws its HTTP client span by the
-OpenTelemetry semantic conventions, so a check costs what a health check must cost and
-little more.
+Options are read here (``HttpOptions``) and turned once per configuration into the
+:class:`~._http1.Request` the client sends; the client (``_http1.py``: llhttp framing, our
+connect, TLS, redirects and caps) does the exchange, and this module draws the HTTP client
+span around it by the OpenTelemetry semantic conventions.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
+import itertools
 import json
 import re
-import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,20 +26,34 @@ from urllib.parse import unquote, urlsplit
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-from .._redact import redact_url
+from .._redact import REDACTED, redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
-from ._http1 import Http1Client
+from ._http1 import Http1Client, Request, Response, Timings, ascii_host
 from ._tls import client_context, not_after_or_none
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "api-key"}
-)
+# Header names that carry credentials (lower case, split at "-" and "_"): one of these
+# words, or one of these pairs in a row. Such headers take references only, are redacted
+# everywhere and never go to another origin. The README lists the same rule.
+_CREDENTIAL_WORDS = frozenset({"authorization", "auth", "cookie", "token", "secret", "password", "passwd",
+                               "credential", "credentials", "signature", "session", "jwt", "apikey"})
+_CREDENTIAL_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key")})
+# Set by the probe for every request; configuring them would break the exchange.
+_PROBE_HEADERS = frozenset({"connection", "content-length", "transfer-encoding"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_RE = re.compile(r"^\s*([1-5]\d\d)\s*(?:-\s*([1-5]\d\d)\s*)?$")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_IP_PROTOCOLS = ("auto", "ip4", "ip6")
+
+
+def credential_header(name: str) -> bool:
+    """Whether a header name says it carries a credential (X-Vault-Token, Private-Token,
+    X-Api-Key, Cookie, ...)."""
+    words = re.split(r"[-_]", name.lower())
+    return any(w in _CREDENTIAL_WORDS for w in words) or any(p in _CREDENTIAL_PAIRS for p in itertools.pairwise(words))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +72,15 @@ class StatusRange:
 class HttpOptions:
     url: str
     method: str = "GET"
-    headers: tuple[tuple[str, str | Secret], ...] = ()
+    headers: tuple[tuple[str, str | Secret], ...] = ()  # Host aside: one per name, as configured
+    host: str | None = None  # a configured Host header, its name in ASCII
     expect_status: tuple[StatusRange, ...] = (StatusRange(200, 399),)
     body: str | None = None
     body_contains: str | None = None
     body_regex: re.Pattern[str] | None = None
     json_equals: tuple[tuple[str, Any], ...] = ()
     version_field: str | None = None
+    read_body: bool = True
     follow_redirects: bool = True
     tls_verify: bool = True
     ca_file: Path | None = None
@@ -71,61 +89,32 @@ class HttpOptions:
     bearer_token: Secret | None = None
     traceparent: bool = True
     tls_min_days_left: float | None = None
+    ip_protocol: str = "auto"
+    source_ip: str | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
-        url = f.text("url", required=True)
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                f.problem("url", f"must be an http:// or https:// URL with a host, got {redact_url(url)!r}")
-                url = None
-            elif parts.username is not None or parts.password is not None:
-                f.problem("url", "must not hold credentials; use 'basic_auth' with 'password: ${ENV_VAR}'")
-                url = None
-        method = f.text("method", "GET", choices=_METHODS)
-        headers: list[tuple[str, str | Secret]] = []
-        for name, value in f.mapping("headers").items():
-            if not isinstance(name, str) or not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name):
-                f.problem("headers", f"{str(name)[:40]!r} is not a valid header name")
-                continue
-            if name.lower() in _CREDENTIAL_HEADERS or (isinstance(value, str) and value.strip().startswith("${")):
-                secret = f.resolve_secret(f"headers.{name}", value)
-                if secret is not None:
-                    headers.append((name, secret))
-            elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                headers.append((name, str(value)))
-            else:
-                f.problem("headers", f"header {name!r} must have a string value")
-        expect = _parse_status(f)
-        body_regex_text = f.text("body_regex")
-        body_regex = None
-        if body_regex_text is not None:
-            try:
-                body_regex = re.compile(body_regex_text)
-            except re.error as exc:
-                f.problem("body_regex", f"is not a valid regular expression ({exc.msg}); fix the pattern")
-        json_equals = tuple((str(k), v) for k, v in f.mapping("json_equals").items())
-        basic = f.sub("basic_auth")
-        user, password = None, None
-        if basic is not None:
-            sub = basic
-            user = sub.text("username", required=True)
-            password = sub.secret("password", required=True)
-            sub.finish()
-        bearer = f.secret("bearer_token")
-        if basic is not None and bearer is not None:
-            f.problem("bearer_token", "give either 'basic_auth' or 'bearer_token', not both")
+        url = _parse_url(f)
+        headers, host = _parse_headers(f)
+        user, password, bearer = _parse_auth(f, headers)
+        body_regex = _parse_regex(f, "body_regex")
+        reads = any(f.has(k) for k in ("body_contains", "body_regex", "json_equals", "version_field"))
+        read_body = f.flag("read_body", True)
+        if not read_body and reads:
+            f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
+        ip_protocol, source_ip = _parse_addressing(f)
         options = cls(
             url=url or "",
-            method=method,
-            headers=tuple(headers),
-            expect_status=expect,
+            method=f.text("method", "GET", choices=_METHODS),
+            headers=headers,
+            host=host,
+            expect_status=_parse_status(f),
             body=f.text("body"),
             body_contains=f.text("body_contains"),
             body_regex=body_regex,
-            json_equals=json_equals,
+            json_equals=tuple((str(k), v) for k, v in f.mapping("json_equals").items()),
             version_field=f.text("version_field"),
+            read_body=read_body,
             follow_redirects=f.flag("follow_redirects", True),
             tls_verify=f.flag("tls_verify", True),
             ca_file=f.path("ca_file"),
@@ -134,6 +123,8 @@ class HttpOptions:
             bearer_token=bearer,
             traceparent=f.flag("traceparent", True),
             tls_min_days_left=_min_days(f, url),
+            ip_protocol=ip_protocol,
+            source_ip=source_ip,
         )
         return options if url else None
 
@@ -147,20 +138,155 @@ class HttpOptions:
             yield self.bearer_token
 
     def public(self) -> dict[str, Any]:
+        headers = {k: (f"{REDACTED} ({v.source})" if isinstance(v, Secret) else v) for k, v in self.headers}
+        if self.host is not None:
+            headers = {"Host": self.host, **headers}
         return {
             "url": redact_url(self.url),
             "method": self.method,
-            "headers": {k: (v.source if isinstance(v, Secret) else v) for k, v in self.headers},
+            "headers": headers,
             "expect_status": [str(r) for r in self.expect_status],
+            "read_body": self.read_body,
             "follow_redirects": self.follow_redirects,
             "tls_verify": self.tls_verify,
             "auth": "basic" if self.basic_auth_user else ("bearer" if self.bearer_token else None),
             "traceparent": self.traceparent,
+            "ip_protocol": self.ip_protocol,
+            "source_ip": self.source_ip,
         }
 
-    @property
-    def reads_body(self) -> bool:
-        return bool(self.body_contains or self.body_regex or self.json_equals or self.version_field)
+
+def _parse_url(f: Fields) -> str | None:
+    url: str | None = f.text("url", required=True)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        f.problem("url", f"is not a valid URL: {redact_url(url)!r}")
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        f.problem("url", f"must be an http:// or https:// URL with a host, got {redact_url(url)!r}")
+        return None
+    if parts.username is not None or parts.password is not None:
+        f.problem("url", "must not hold credentials; use 'basic_auth' with 'password: ${ENV_VAR}'")
+        return None
+    if port == 0:
+        f.problem("url", "port 0 cannot be connected to; give the server's port")
+        return None
+    try:
+        ascii_host(parts.hostname)
+    except ProbeFailure as exc:
+        f.problem("url", f"{exc.detail}; fix the host name")
+        return None
+    return url
+
+
+def _parse_headers(f: Fields) -> tuple[tuple[tuple[str, str | Secret], ...], str | None]:
+    headers: list[tuple[str, str | Secret]] = []
+    host: str | None = None
+    seen: set[str] = set()
+    for name, value in f.mapping("headers").items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            f.problem("headers", f"{str(name)[:40]!r} is not a valid header name")
+            continue
+        lower = name.lower()
+        if lower in seen:
+            f.problem("headers", f"header {name!r} is given twice (names are case-insensitive); keep one")
+            continue
+        seen.add(lower)
+        if lower in _PROBE_HEADERS:
+            f.problem("headers", f"header {name!r} is set by the probe on every request; remove it")
+            continue
+        reference = isinstance(value, Mapping) or (isinstance(value, str) and value.strip().startswith("${"))
+        if credential_header(name) or reference:
+            secret = f.secret_value(f"headers.{name}", value)
+            if secret is not None and _header_value_problem(f, name, secret.reveal(), secret=True):
+                headers.append((name, secret))
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            f.problem("headers", f"header {name!r} must have a string value")
+            continue
+        text = str(value)
+        if not _header_value_problem(f, name, text, secret=False):
+            continue
+        if lower == "host":
+            host = _host_header(f, text)
+        else:
+            headers.append((name, text))
+    return tuple(headers), host
+
+
+def _header_value_problem(f: Fields, name: str, value: str, *, secret: bool) -> bool:
+    """True when ``value`` can be sent; otherwise the problem is reported (never the value
+    of a secret)."""
+    what = "its referenced value" if secret else "its value"
+    if any(c in value for c in "\r\n\0"):
+        f.problem("headers", f"header {name!r}: {what} holds a line break or NUL; remove it")
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        f.problem("headers", f"header {name!r}: {what} holds characters outside Latin-1; percent-encode them")
+        return False
+    return True
+
+
+def _host_header(f: Fields, text: str) -> str | None:
+    try:
+        parts = urlsplit(f"//{text.strip()}")
+        _ = parts.port
+        if not parts.hostname or parts.path or parts.query or parts.username is not None:
+            raise ValueError(text)
+        host = ascii_host(parts.hostname)
+    except (ValueError, ProbeFailure):
+        f.problem("headers", f"Host {text[:60]!r} is not a host name with an optional port")
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return host + (f":{parts.port}" if parts.port else "")
+
+
+def _parse_auth(f: Fields, headers: tuple[tuple[str, str | Secret], ...]) -> tuple[str | None, Secret | None,
+                                                                                  Secret | None]:
+    basic = f.sub("basic_auth")
+    user, password = None, None
+    if basic is not None:
+        user = basic.text("username", required=True)
+        password = basic.secret("password", required=True)
+        basic.finish()
+    bearer = f.secret("bearer_token")
+    if basic is not None and bearer is not None:
+        f.problem("bearer_token", "give either 'basic_auth' or 'bearer_token', not both")
+    if (basic is not None or bearer is not None) and any(n.lower() == "authorization" for n, _ in headers):
+        f.problem("headers", "Authorization is set twice ('basic_auth' or 'bearer_token', and a header); keep one")
+    return user, password, bearer
+
+
+def _parse_regex(f: Fields, name: str) -> re.Pattern[str] | None:
+    text = f.text(name)
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        f.problem(name, f"is not a valid regular expression ({exc.msg}); fix the pattern")
+        return None
+
+
+def _parse_addressing(f: Fields) -> tuple[str, str | None]:
+    ip_protocol: str = f.text("ip_protocol", "auto", choices=_IP_PROTOCOLS)
+    source_ip: str | None = f.text("source_ip")
+    if source_ip is not None:
+        try:
+            version = ipaddress.ip_address(source_ip).version
+        except ValueError:
+            f.problem("source_ip", f"{source_ip[:60]!r} is not an IP address; give one of this machine's addresses")
+            return ip_protocol, None
+        if ip_protocol != "auto" and ip_protocol != f"ip{version}":
+            f.problem("source_ip", f"is an IPv{version} address but ip_protocol is {ip_protocol}; make them agree")
+    return ip_protocol, source_ip
 
 
 def _min_days(f: Fields, url: str | None) -> float | None:
@@ -197,10 +323,8 @@ class _Prepared:
 
     options: HttpOptions
     attributes: dict[str, str | int]
-    headers: tuple[tuple[str, str], ...] = field(repr=False)  # credentials revealed: never printed
-    body: bytes | None
-    context: Callable[[], ssl.SSLContext]
-    private: frozenset[str]  # header names that stay with the configured origin
+    request: Request = field(repr=False)  # credentials revealed: never printed
+    traceparent: bool  # drawn from the client span (not when a traceparent header is configured)
 
 
 class HttpProbe(Probe):
@@ -253,20 +377,24 @@ class HttpProbe(Probe):
             "user_agent.original": self.settings.user_agent,
             "user_agent.synthetic.type": "test",
         }
-        headers = {"User-Agent": self.settings.user_agent}
-        for name, value in o.headers:
-            headers[name] = value.reveal() if isinstance(value, Secret) else value
+        # One value per name: what is configured replaces what the probe would derive.
+        headers: dict[str, tuple[str, str]] = {"user-agent": ("User-Agent", self.settings.user_agent)}
         if o.basic_auth_user is not None and o.basic_auth_password is not None:
             token = f"{o.basic_auth_user}:{o.basic_auth_password.reveal()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+            headers["authorization"] = ("Authorization", "Basic " + base64.b64encode(token).decode("ascii"))
         elif o.bearer_token is not None:
-            headers["Authorization"] = f"Bearer {o.bearer_token.reveal()}"
-        prepared = _Prepared(o, attributes, tuple(headers.items()),
-                             o.body.encode() if o.body is not None else None,
-                             functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file),
-                             frozenset({"authorization", "proxy-authorization", "cookie"}
-                                       | {k.lower() for k, v in o.headers
-                                          if isinstance(v, Secret) or k.lower() in _CREDENTIAL_HEADERS}))
+            headers["authorization"] = ("Authorization", f"Bearer {o.bearer_token.reveal()}")
+        for name, value in o.headers:
+            headers[name.lower()] = (name, value.reveal() if isinstance(value, Secret) else value)
+        private = frozenset({"authorization", "proxy-authorization", "cookie"}
+                            | {k.lower() for k, v in o.headers if isinstance(v, Secret) or credential_header(k)})
+        request = Request(
+            url=o.url, method=o.method, headers=tuple(headers.values()),
+            body=o.body.encode() if o.body is not None else None,
+            context=functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file),
+            follow_redirects=o.follow_redirects, read_body=o.read_body, max_body=self.settings.max_body_bytes,
+            private=private, host=o.host, ip_protocol=o.ip_protocol, source_ip=o.source_ip)
+        prepared = _Prepared(o, attributes, request, o.traceparent and "traceparent" not in headers)
         self._prepared[target.key] = prepared
         return prepared
 
@@ -287,24 +415,21 @@ class HttpProbe(Probe):
         span = self.settings.tracer.start_span(o.method, kind=SpanKind.CLIENT, attributes=p.attributes,
                                                record_exception=False, set_status_on_exception=False)
         try:
-            headers = list(p.headers)
-            if o.traceparent:
+            extra: tuple[tuple[str, str], ...] = ()
+            if p.traceparent:
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier, context=set_span_in_context(span))
-                headers.extend(carrier.items())
-            marks: dict[str, float] = {}
+                extra = tuple(carrier.items())
+            timings = Timings()
             try:
-                response = await self._client().fetch(
-                    o.url, o.method, headers, p.body, context=p.context, follow_redirects=o.follow_redirects,
-                    read_body=o.reads_body, max_body=self.settings.max_body_bytes, marks=marks,
-                    private=p.private)
+                response = await self._client().fetch(p.request, timings, extra)
             except Exception as exc:
                 error_type, _ = self._classified(exc)
                 span.set_attribute("error.type", str(error_type))
                 span.set_status(Status(StatusCode.ERROR))
                 raise
             finally:
-                attempt.phases.update(_phase_durations(marks))
+                attempt.phases.update(timings.phases())
             code = attempt.status_code = response.status
             if response.peer_cert is not None:
                 attempt.tls_expiry = self._not_after(response.peer_cert)
@@ -323,8 +448,8 @@ class HttpProbe(Probe):
         if not any(code in r for r in o.expect_status):
             expected = ", ".join(str(r) for r in o.expect_status)
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")
-        if o.reads_body:
-            _assert_body(response.body, o, attempt)
+        if o.body_contains or o.body_regex or o.json_equals or o.version_field:
+            _assert_body(response, o, attempt, self.settings.max_body_bytes)
 
     def _not_after(self, der: bytes) -> float | None:
         if der not in self._expiry:
@@ -334,34 +459,21 @@ class HttpProbe(Probe):
         return self._expiry[der]
 
 
-def _phase_durations(marks: dict[str, float]) -> dict[str, float]:
-    phases: dict[str, float] = {}
-    dns = marks.get("dns_end", 0.0) - marks.get("dns_start", 0.0) if "dns_end" in marks else 0.0
-    if "dns_end" in marks:
-        phases["dns"] = dns
-    if "connect_end" in marks and "connect_start" in marks:
-        phases["connect"] = max(marks["connect_end"] - marks["connect_start"] - dns, 0.0)
-    if "headers" in marks:
-        start = marks.get("connect_end", marks["headers"])
-        phases["request"] = max(marks["headers"] - start, 0.0)
-    if "body_end" in marks and "headers" in marks:
-        phases["body"] = max(marks["body_end"] - marks["headers"], 0.0)
-    return phases
-
-
-def _assert_body(body: bytes, o: HttpOptions, attempt: Attempt) -> None:
-    text = body.decode("utf-8", errors="replace")
+def _assert_body(response: Response, o: HttpOptions, attempt: Attempt, cap: int) -> None:
+    text = response.body.decode("utf-8", errors="replace")
+    # A body cut at the cap says so: the text looked for may lie past it.
+    cut = f" (the body was cut at max_body_bytes, {cap} bytes)" if response.truncated else ""
     if o.body_contains is not None and o.body_contains not in text:
-        raise ProbeFailure(ErrorType.ASSERTION, f"body does not contain {o.body_contains[:80]!r}")
+        raise ProbeFailure(ErrorType.ASSERTION, f"body does not contain {o.body_contains[:80]!r}{cut}")
     if o.body_regex is not None and not o.body_regex.search(text):
-        raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{o.body_regex.pattern[:80]}/")
+        raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{o.body_regex.pattern[:80]}/{cut}")
     if not (o.json_equals or o.version_field):
         return
     try:
         document = json.loads(text)
     except ValueError:
         if o.json_equals:
-            raise ProbeFailure(ErrorType.ASSERTION, "body is not valid JSON") from None
+            raise ProbeFailure(ErrorType.ASSERTION, f"body is not valid JSON{cut}") from None
         return
     if o.version_field:
         found = _json_path(document, o.version_field)

@@ -145,7 +145,7 @@ async def redirect(request: web.Request) -> web.Response:
 async def echo(request: web.Request) -> web.Response:
     body = await request.text()
     return web.json_response({"method": request.method, "headers": {k.lower(): v for k, v in request.headers.items()},
-                              "body": body})
+                              "body": body, "path": request.raw_path, "peer": request.remote})
 
 
 SAYINGS = {

@@ -31,26 +31,30 @@ async def test_misbehaving_http_targets_each_end_within_their_bound(
 ) -> None:
     h = http_targets
     text = "max_body_bytes: 262144\ntargets:\n" + "".join([
-        _http("drip-body", h.url("/drip"), "    body_contains: never\n"),
-        _http("drip-headers-only", h.url("/drip")),
+        _http("drip-body", h.url("/drip")),
+        _http("drip-headers-only", h.url("/drip"), "    read_body: false\n"),
         _http("endless", h.url("/endless"), "    body_contains: never\n", timeout="5s", interval="10s"),
+        _http("endless-unasked", h.url("/endless"), "", timeout="5s", interval="10s"),
         _http("reset", h.url("/reset"), "    body_contains: z\n"),
         _http("redis-port", f"http://127.0.0.1:{redis_server.port}/"),
         _http("expired-cert", f"https://127.0.0.1:{h.expired_port}/ok", f"    ca_file: {h.expired_cert}\n"),
         _http("wrong-host", f"https://127.0.0.1:{h.wrong_host_port}/ok", f"    ca_file: {h.wrong_host_cert}\n"),
         _http("blackhole", f"http://127.0.0.1:{h.blackhole_port}/"),
     ])
-    names = ("drip-body", "drip-headers-only", "endless", "reset", "redis-port", "expired-cert", "wrong-host",
-             "blackhole")
+    names = ("drip-body", "drip-headers-only", "endless", "endless-unasked", "reset", "redis-port", "expired-cert",
+             "wrong-host", "blackhole")
     async with running(text) as r:
         results = {n: await r.wait_result(n, timeout=15) for n in names}
     got = {n: (res.up, res.error_type) for n, res in results.items()}
+    # the body is part of the response: one that takes a minute is no answer within the timeout
     assert got["drip-body"] == (False, "timeout")
     assert results["drip-body"].duration < 1.0 + 0.3
-    assert got["drip-headers-only"] == (True, None)  # nothing to read: the slow body costs nothing
+    assert got["drip-headers-only"] == (True, None)  # read_body: false, the slow body costs nothing
     assert results["drip-headers-only"].duration < 0.5
-    assert got["endless"] == (False, "assertion")  # the size cap ended the read
+    assert got["endless"] == (False, "assertion")  # the size cap ended the read, and the detail says so
+    assert "cut at max_body_bytes" in results["endless"].detail
     assert results["endless"].duration < 5.0
+    assert got["endless-unasked"] == (True, None) and results["endless-unasked"].duration < 5.0
     assert got["reset"][0] is False and got["reset"][1] in ("connection_reset", "protocol")
     assert got["redis-port"][0] is False and got["redis-port"][1] in ("protocol", "connection_reset", "timeout")
     assert got["expired-cert"] == (False, "tls") and "expired" in results["expired-cert"].detail

@@ -168,3 +168,39 @@ def test_target_files_in_a_folder_that_cannot_be_read_are_a_problem_not_zero_tar
     assert any("targets.d" in line and "cannot be read" in line for line in info.value.problems)
     (tmp_path / "empty.d").mkdir()
     assert load_text("target_files: ['empty.d/*.yaml']\n", "c.yaml", PROBES, base_dir=tmp_path).targets == ()
+
+
+def test_http_headers_one_per_name_credentials_by_reference_and_redacted(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    from otel_health.probes import ProbeSettings
+    from otel_health.probes.http import HttpProbe, credential_header
+
+    monkeypatch.setenv("OTEL_HEALTH_VAULT", "s.vault-token-from-env")
+    (tmp_path / "key").write_text("api-key-from-file\n")
+    text = (
+        "targets:\n  - name: api\n    kind: http\n    url: http://faß.example:8080/x\n"
+        "    headers:\n      Host: Vhost.Bücher.example:8443\n      User-Agent: custom-agent\n"
+        "      X-Vault-Token: ${OTEL_HEALTH_VAULT}\n      Billing-Api-Key: {file: key}\n      X-Plain: 1\n"
+        "      traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"
+    )
+    config = load_text(text, "t.yaml", PROBES, base_dir=tmp_path)
+    options = config.targets[0].options
+    assert options.host == "vhost.xn--bcher-kva.example:8443"
+    public = options.public()
+    assert public["headers"]["X-Vault-Token"] == "REDACTED (env:OTEL_HEALTH_VAULT)"
+    assert public["headers"]["Billing-Api-Key"].startswith("REDACTED (file:")
+    assert "s.vault-token-from-env" not in repr(public) and "api-key-from-file" not in repr(public)
+    assert set(config.targets[0].secrets()) == {"s.vault-token-from-env", "api-key-from-file"}
+    request = HttpProbe(ProbeSettings(user_agent="otel-health/x"))._prepare(config.targets[0]).request
+    names = [name.lower() for name, _ in request.headers]
+    assert len(names) == len(set(names))  # one value per name
+    assert dict(request.headers)["User-Agent"] == "custom-agent"  # configured replaces derived
+    assert {"x-vault-token", "billing-api-key", "authorization", "cookie"} <= request.private
+    assert "x-plain" not in request.private
+    prepared = HttpProbe(ProbeSettings())._prepare(config.targets[0])
+    assert prepared.traceparent is False  # a configured traceparent is sent instead of ours
+    for name in ("X-Vault-Token", "Private-Token", "X-Api-Token", "Billing-Api-Key", "Token", "Cookie",
+                 "X-Auth-Token", "Proxy-Authorization", "X-Session-Id", "Secret-Key"):
+        assert credential_header(name), name
+    for name in ("X-Request-Id", "Accept", "X-Idempotency-Key", "Keep-Alive", "X-Tokenizer-Mode"):
+        assert not credential_header(name), name

@@ -10,6 +10,7 @@ from otel_health.config import ConfigError, load_text
 from otel_health.errors import ProbeFailure
 from otel_health.probes import PROBES
 from otel_health.probes._base import Attempt
+from otel_health.probes._http1 import Response
 from otel_health.probes.http import HttpOptions, _assert_body
 
 KEYS = ["name", "kind", "url", "host", "port", "interval", "timeout", "retries", "slow_threshold", "labels",
@@ -71,11 +72,12 @@ def test_a_yaml_bomb_is_refused_at_once() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.binary(max_size=2000))
-def test_body_assertions_on_any_bytes_pass_or_fail_cleanly(body: bytes) -> None:
+@given(st.binary(max_size=2000), st.booleans())
+def test_body_assertions_on_any_bytes_pass_or_fail_cleanly(body: bytes, truncated: bool) -> None:
     options = HttpOptions(url="http://x/", body_contains="ok", json_equals=(("a.b", 1),), version_field="v")
     try:
-        _assert_body(body, options, Attempt())
+        _assert_body(Response(200, "1.1", [], body, truncated), options, Attempt(), 2000)
     except ProbeFailure as failure:
         assert failure.error_type == "assertion"
         assert "\n" not in failure.detail
+        assert ("cut at max_body_bytes" in failure.detail) == truncated

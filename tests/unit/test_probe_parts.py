@@ -308,3 +308,14 @@ async def test_a_classifier_that_fails_does_not_lose_the_result(make_target) -> 
     result = await Broken(ProbeSettings()).run(make_target("t"))
     assert (result.up, result.error_type) == (False, ErrorType.UNKNOWN)
     assert result.detail == "ProbeFailure (not classified: KeyError)"
+
+
+def test_query_values_that_carry_credentials_are_hidden() -> None:
+    from otel_health._redact import redact_url
+
+    url = ("https://h/cb?code=oauth-code-1&state=s1&session_id=sess-1&X-Amz-Signature=sig-1&sid=sid-1"
+           "&api_key=k-1&page=2&q=find")
+    shown = redact_url(url)
+    for secret in ("oauth-code-1", "s1", "sess-1", "sig-1", "sid-1", "k-1"):
+        assert f"={secret}" not in shown, secret
+    assert "page=2" in shown and "q=find" in shown
