@@ -43,8 +43,8 @@ from ..errors import ErrorType, ProbeFailure
 from ._codings import ACCEPT_ENCODING, Decoder, InvalidCoding, decoder_for
 from ._dns import Names
 
-__all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "MAX_REDIRECTS", "Http1Client", "Request",
-           "Response", "ResponseReader", "Timings", "ascii_host"]
+__all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "MAX_REDIRECTS", "SECRET_HEADERS",
+           "Http1Client", "Request", "Response", "ResponseReader", "Timings", "ascii_host"]
 
 MAX_HEAD_BYTES = 65536
 MAX_HEAD_FIELDS = 256
@@ -52,7 +52,7 @@ MAX_REDIRECTS = 10
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 _TLS_GOODBYE = 2.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -78,8 +78,9 @@ class Request:
     follow_redirects: bool = True
     read_body: bool = True
     max_body: int = 1 << 20
-    private: frozenset[str] = _SECRET_HEADERS  # lower-case names that stay with the first origin
-    host: str | None = None  # a configured Host header: sent, and the TLS server name
+    private: frozenset[str] = SECRET_HEADERS  # lower-case names that stay with the first origin
+    host: str | None = None  # a configured Host header, sent to the first origin
+    server_name: str | None = None  # the TLS server name there (the configured Host's name)
     ip_protocol: str = "auto"  # "auto", "ip4" or "ip6"
     source_ip: str | None = None
 
@@ -475,7 +476,7 @@ class Http1Client:
             peer_cert = None
             if tls:
                 assert request.context is not None
-                server_name = _server_name(host_header) if host_header else host
+                server_name = request.server_name if host_header and request.server_name else host
                 transport = await loop.start_tls(  # type: ignore[assignment]
                     transport, exchange, request.context(), server_hostname=server_name,
                     ssl_shutdown_timeout=_TLS_GOODBYE)
@@ -547,13 +548,6 @@ async def _connect(loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, A
         sock.close()
         raise
     return transport
-
-
-def _server_name(host_header: str) -> str:
-    host = host_header.strip()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _as_text(value: str) -> str:

@@ -30,7 +30,7 @@ from .._redact import REDACTED, redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
-from ._http1 import Http1Client, Request, Response, Timings, ascii_host
+from ._http1 import SECRET_HEADERS, Http1Client, Request, Response, Timings, ascii_host
 from ._tls import client_context, not_after_or_none
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
@@ -386,14 +386,14 @@ class HttpProbe(Probe):
             headers["authorization"] = ("Authorization", f"Bearer {o.bearer_token.reveal()}")
         for name, value in o.headers:
             headers[name.lower()] = (name, value.reveal() if isinstance(value, Secret) else value)
-        private = frozenset({"authorization", "proxy-authorization", "cookie"}
-                            | {k.lower() for k, v in o.headers if isinstance(v, Secret) or credential_header(k)})
+        private = SECRET_HEADERS | {k.lower() for k, v in o.headers if isinstance(v, Secret) or credential_header(k)}
         request = Request(
             url=o.url, method=o.method, headers=tuple(headers.values()),
             body=o.body.encode() if o.body is not None else None,
             context=functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file),
             follow_redirects=o.follow_redirects, read_body=o.read_body, max_body=self.settings.max_body_bytes,
-            private=private, host=o.host, ip_protocol=o.ip_protocol, source_ip=o.source_ip)
+            private=private, host=o.host, server_name=urlsplit(f"//{o.host}").hostname if o.host else None,
+            ip_protocol=o.ip_protocol, source_ip=o.source_ip)
         prepared = _Prepared(o, attributes, request, o.traceparent and "traceparent" not in headers)
         self._prepared[target.key] = prepared
         return prepared

@@ -86,7 +86,7 @@ async def test_a_configured_host_is_the_tls_server_name(http_targets: HttpTarget
     context = partial(client_context, ca_file=h.wrong_host_cert)
     with pytest.raises(ssl.SSLCertVerificationError, match="match"):
         await _fetch(url, context=context)
-    named = await _fetch(url, context=context, host="other.example")
+    named = await _fetch(url, context=context, host="other.example", server_name="other.example")
     assert named.status == 200 and json.loads(named.body)["headers"]["host"] == "other.example"
 
 

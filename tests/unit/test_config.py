@@ -195,6 +195,7 @@ def test_http_headers_one_per_name_credentials_by_reference_and_redacted(monkeyp
     names = [name.lower() for name, _ in request.headers]
     assert len(names) == len(set(names))  # one value per name
     assert dict(request.headers)["User-Agent"] == "custom-agent"  # configured replaces derived
+    assert (request.host, request.server_name) == ("vhost.xn--bcher-kva.example:8443", "vhost.xn--bcher-kva.example")
     assert {"x-vault-token", "billing-api-key", "authorization", "cookie"} <= request.private
     assert "x-plain" not in request.private
     prepared = HttpProbe(ProbeSettings())._prepare(config.targets[0])
