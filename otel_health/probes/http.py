@@ -98,10 +98,6 @@ class HttpOptions:
         headers, host = _parse_headers(f)
         user, password, bearer = _parse_auth(f, headers)
         body_regex = _parse_regex(f, "body_regex")
-        reads = any(f.has(k) for k in ("body_contains", "body_regex", "json_equals", "version_field"))
-        read_body = f.flag("read_body", True)
-        if not read_body and reads:
-            f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
         ip_protocol, source_ip = _parse_addressing(f)
         options = cls(
             url=url or "",
@@ -114,7 +110,7 @@ class HttpOptions:
             body_regex=body_regex,
             json_equals=tuple((str(k), v) for k, v in f.mapping("json_equals").items()),
             version_field=f.text("version_field"),
-            read_body=read_body,
+            read_body=f.flag("read_body", True),
             follow_redirects=f.flag("follow_redirects", True),
             tls_verify=f.flag("tls_verify", True),
             ca_file=f.path("ca_file"),
@@ -126,7 +122,13 @@ class HttpOptions:
             ip_protocol=ip_protocol,
             source_ip=source_ip,
         )
+        if not options.read_body and options.asserts_on_body:
+            f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
         return options if url else None
+
+    @property
+    def asserts_on_body(self) -> bool:
+        return bool(self.body_contains or self.body_regex or self.json_equals or self.version_field)
 
     def secrets(self) -> Iterator[Secret]:
         for _, value in self.headers:
@@ -448,7 +450,7 @@ class HttpProbe(Probe):
         if not any(code in r for r in o.expect_status):
             expected = ", ".join(str(r) for r in o.expect_status)
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")
-        if o.body_contains or o.body_regex or o.json_equals or o.version_field:
+        if o.asserts_on_body:
             _assert_body(response, o, attempt, self.settings.max_body_bytes)
 
     def _not_after(self, der: bytes) -> float | None:
