@@ -239,10 +239,30 @@ def _errno_detail(exc: OSError) -> str:
     return f"{name}: {exc.strerror or exc}"
 
 
+# TLS alerts a server sends, and what they tell an operator.
+_TLS_ALERTS = (
+    (frozenset({"TLSV13_ALERT_CERTIFICATE_REQUIRED"}), "the server requires a client certificate"),
+    (frozenset({"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+                "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED", "TLSV1_ALERT_ACCESS_DENIED",
+                "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"}), "the server refused the client certificate"),
+    (frozenset({"TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE",
+                "WRONG_SSL_VERSION", "TLSV1_ALERT_INSUFFICIENT_SECURITY"}),
+     "no TLS version both sides accept (see the TLS version limits)"),
+)
+
+
+def _tls_detail(exc: ssl.SSLError) -> str:
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    for reasons, meaning in _TLS_ALERTS:
+        if reason in reasons:
+            return f"{meaning} ({reason})"
+    return f"TLS handshake failed: {reason}"
+
+
 _OS_RULES: tuple[Rule, ...] = (
     (ssl.SSLCertVerificationError, ErrorType.TLS,
      lambda e: f"certificate not accepted: {getattr(e, 'verify_message', None) or getattr(e, 'reason', None)}"),
-    (ssl.SSLError, ErrorType.TLS, lambda e: f"TLS handshake failed: {getattr(e, 'reason', None) or type(e).__name__}"),
+    (ssl.SSLError, ErrorType.TLS, _tls_detail),
     (socket.gaierror, ErrorType.DNS, lambda e: f"name resolution failed: {e.strerror or e}"),
     (ConnectionRefusedError, ErrorType.CONNECTION_REFUSED, "connection refused"),
     ((ConnectionResetError, BrokenPipeError, ConnectionAbortedError), ErrorType.CONNECTION_RESET,

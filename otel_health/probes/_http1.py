@@ -2,8 +2,10 @@
 framed by llhttp (through ``httptools``), the whole response read and timed.
 
 Our layer does what a parser cannot: resolve (``_dns.Names``), race every address of a name
-(RFC 8305, on ``aiohappyeyeballs``), TLS, one request with ``Connection: close``, redirects,
-caps, content codings (``_codings``) and the time of each step. Framing, the status line,
+(RFC 8305, on ``aiohappyeyeballs``), go through a forward proxy (``_proxy``: absolute form,
+or a CONNECT tunnel whose answer the same reader frames), TLS, one request with
+``Connection: close``, redirects, caps, content codings (``_codings``) and the time of each
+step. Framing, the status line,
 header syntax, chunk sizes and trailers are llhttp's. Where llhttp needs help, the
 :class:`ResponseReader` gives it (the README's design section lists each point, with the
 divergences from other clients):
@@ -26,11 +28,12 @@ here knows of spans or metrics: the HTTP probe draws those around it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -40,8 +43,10 @@ import httptools
 import idna
 
 from ..errors import ErrorType, ProbeFailure
+from ._base import classify_os_error
 from ._codings import ACCEPT_ENCODING, Decoder, InvalidCoding, decoder_for
 from ._dns import Names
+from ._proxy import Proxies, Proxy
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "MAX_REDIRECTS", "SECRET_HEADERS",
            "Http1Client", "Request", "Response", "ResponseReader", "Timings", "ascii_host"]
@@ -80,9 +85,10 @@ class Request:
     max_body: int = 1 << 20
     private: frozenset[str] = SECRET_HEADERS  # lower-case names that stay with the first origin
     host: str | None = None  # a configured Host header, sent to the first origin
-    server_name: str | None = None  # the TLS server name there (the configured Host's name)
+    server_name: str | None = None  # the TLS server name there (configured, or the Host's name)
     ip_protocol: str = "auto"  # "auto", "ip4" or "ip6"
     source_ip: str | None = None
+    proxies: Proxies | None = None  # asked once per hop
 
 
 @dataclass(slots=True)
@@ -91,7 +97,8 @@ class Timings:
 
     start: float = 0.0
     resolved: float | None = None   # names only
-    connected: float | None = None
+    connected: float | None = None  # to the target, or to the proxy
+    tunneled: float | None = None   # https through a proxy: its CONNECT answered
     secured: float | None = None    # https only
     headers: float | None = None
     done: float | None = None
@@ -100,14 +107,15 @@ class Timings:
     def next_hop(self, now: float) -> None:
         self.redirects += now - self.start
         self.start = now
-        self.resolved = self.connected = self.secured = self.headers = self.done = None
+        self.resolved = self.connected = self.tunneled = self.secured = self.headers = self.done = None
 
     def phases(self) -> dict[str, float]:
-        """Seconds per step: dns, connect, tls, request (until the head), body, redirect."""
+        """Seconds per step: dns, connect, proxy (the CONNECT exchange), tls, request (until
+        the head), body, redirect."""
         out: dict[str, float] = {}
         mark = self.start
-        for name, stamp in (("dns", self.resolved), ("connect", self.connected), ("tls", self.secured),
-                            ("request", self.headers), ("body", self.done)):
+        for name, stamp in (("dns", self.resolved), ("connect", self.connected), ("proxy", self.tunneled),
+                            ("tls", self.secured), ("request", self.headers), ("body", self.done)):
             if stamp is not None:
                 out[name] = max(stamp - mark, 0.0)
                 mark = stamp
@@ -126,6 +134,8 @@ class Response:
     peer_cert: bytes | None = None        # DER of the last TLS peer, also with verification off
     trailers: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""                         # where the answer came from, after redirects
+    tls: bool = False                     # the answer came over TLS
+    downgraded: bool = False              # a redirect led from https to plain http on the way
 
     @property
     def headers(self) -> dict[str, str]:
@@ -327,15 +337,21 @@ class _Body:
 
 
 class _Exchange(asyncio.Protocol):
-    """Feeds what arrives to the reader; ``done`` settles when the answer is complete."""
+    """Feeds what arrives to the reader; ``done`` settles when the answer is complete.
+    A proxy's answer to CONNECT comes first, then :meth:`expect` hands over to the target's."""
 
-    __slots__ = ("done", "reader", "timings", "transport")
+    __slots__ = ("done", "reader", "timed", "timings", "transport")
 
-    def __init__(self, reader: ResponseReader, done: asyncio.Future[None], timings: Timings) -> None:
+    def __init__(self, reader: ResponseReader, done: asyncio.Future[None], timings: Timings, *,
+                 timed: bool = True) -> None:
         self.reader = reader
         self.done = done
         self.timings = timings
+        self.timed = timed  # the head's arrival is the request phase's end
         self.transport: asyncio.Transport | None = None
+
+    def expect(self, reader: ResponseReader, done: asyncio.Future[None]) -> None:
+        self.reader, self.done, self.timed = reader, done, True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -349,7 +365,7 @@ class _Exchange(asyncio.Protocol):
         except ProbeFailure as exc:
             self.done.set_exception(exc)
             return
-        if reader.head is not None and self.timings.headers is None:
+        if self.timed and reader.head is not None and self.timings.headers is None:
             self.timings.headers = time.perf_counter()
         if reader.complete:
             self.done.set_result(None)
@@ -406,17 +422,19 @@ class Http1Client:
         ``timings`` is filled in as the exchange goes, also when it fails."""
         url, method, body = request.url, request.method, request.body
         headers = request.headers + extra if extra else request.headers
-        host_header = request.host
+        host_header, server_name = request.host, request.server_name
         peer_cert = None
+        downgraded = False
         timings.start = time.perf_counter()
         for hop in range(MAX_REDIRECTS + 1):
             if hop:
                 timings.next_hop(time.perf_counter())
             parts = urlsplit(url)
-            response = await self._once(request, parts, method, headers, body, host_header, timings)
+            response = await self._once(request, parts, method, headers, body, host_header, server_name, timings)
             peer_cert = response.peer_cert or peer_cert
             response.peer_cert = peer_cert
             response.url = url
+            response.downgraded = downgraded
             if not (request.follow_redirects and response.status in _REDIRECTS):
                 return response
             locations = set(response.values("location"))
@@ -428,37 +446,35 @@ class Http1Client:
             new = urlsplit(target)
             if new.scheme not in ("http", "https") or not new.hostname:
                 raise _invalid("redirect to a location that is not an http(s) URL")
+            downgraded = downgraded or (parts.scheme == "https" and new.scheme == "http")
             if _origin(new) != _origin(parts):
-                # Credentials and a configured Host go to the origin they were configured
-                # for, never further.
+                # Credentials, a configured Host and TLS server name go to the origin they
+                # were configured for, never further.
                 headers = tuple((k, v) for k, v in headers if k.lower() not in request.private)
-                host_header = None
+                host_header = server_name = None
             if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
             url = target
         raise ProbeFailure(ErrorType.PROTOCOL, f"too many redirects (more than {MAX_REDIRECTS})")
 
     async def _once(self, request: Request, parts: Any, method: str, headers: tuple[tuple[str, str], ...],
-                    body: bytes | None, host_header: str | None, timings: Timings) -> Response:
+                    body: bytes | None, host_header: str | None, server_name: str | None,
+                    timings: Timings) -> Response:
         tls = parts.scheme == "https"
         try:
             port = parts.port or (443 if tls else 80)
         except ValueError:
             raise ProbeFailure(ErrorType.PROTOCOL, "invalid port in the URL") from None
         host = ascii_host(parts.hostname or "")
-        head = _request_head(method, parts, host, port, tls, headers, body, request.read_body, host_header)
-        family = Names.literal(host)
-        if family is None:
-            try:
-                found = await self.names.resolve(host, port)
-            except socket.gaierror:
-                raise ProbeFailure(ErrorType.DNS, "name resolution failed") from None
-            except UnicodeError:
-                raise ProbeFailure(ErrorType.DNS, "the host name cannot be encoded for DNS") from None
-            timings.resolved = time.perf_counter()
+        proxy = request.proxies.for_url(parts.scheme, host, port) if request.proxies is not None else None
+        if proxy is not None and not tls:
+            # Absolute form to the proxy, its credentials with it (the proxy takes them off).
+            if proxy.authorization is not None:
+                headers = (*headers, ("Proxy-Authorization", proxy.authorization))
+            head = _request_head(method, parts, host, port, tls, headers, body, request.read_body, host_header,
+                                 absolute=True)
         else:
-            found = [(family, (host, port))]
-        addresses = _eligible(found, request, host)
+            head = _request_head(method, parts, host, port, tls, headers, body, request.read_body, host_header)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         sink: list[_Body] = []
@@ -468,17 +484,30 @@ class Http1Client:
             return sink[0]
 
         reader = ResponseReader(method, body_sink, read_body=request.read_body)
-        exchange = _Exchange(reader, done, timings)
-        transport = await _connect(loop, addresses, exchange, request.source_ip)
+        with _at(proxy):
+            if proxy is None:
+                addresses = await self._addresses(request, host, port, timings)
+            else:
+                addresses = await self._addresses(request, proxy.host, proxy.port, timings)
+            if proxy is not None and tls:
+                tunnel: asyncio.Future[None] = loop.create_future()
+                exchange = _Exchange(ResponseReader("CONNECT", _no_body, read_body=False), tunnel, timings,
+                                     timed=False)
+            else:
+                exchange = _Exchange(reader, done, timings)
+            transport = await _connect(loop, addresses, exchange, request.source_ip)
         timings.connected = time.perf_counter()
         complete = False
         try:
             peer_cert = None
+            if proxy is not None and tls:
+                await _tunnel(transport, exchange, proxy, host, port, headers)
+                timings.tunneled = time.perf_counter()
+                exchange.expect(reader, done)
             if tls:
                 assert request.context is not None
-                server_name = request.server_name if host_header and request.server_name else host
                 transport = await loop.start_tls(  # type: ignore[assignment]
-                    transport, exchange, request.context(), server_hostname=server_name,
+                    transport, exchange, request.context(), server_hostname=server_name or host,
                     ssl_shutdown_timeout=_TLS_GOODBYE)
                 exchange.transport = transport
                 timings.secured = time.perf_counter()
@@ -488,7 +517,9 @@ class Http1Client:
             await done
             assert reader.head is not None
             response = reader.head
-            response.trailers, response.peer_cert = reader.trailers, peer_cert
+            if proxy is not None and response.status == 407:
+                raise _proxy_refused(proxy, 407, "the request")
+            response.trailers, response.peer_cert, response.tls = reader.trailers, peer_cert, tls
             if sink:
                 sink[0].finish()
                 response.body, response.truncated = bytes(sink[0].out), sink[0].cut
@@ -501,10 +532,73 @@ class Http1Client:
             else:
                 transport.abort()
             # What comes after the check has ended (a late error as the transport goes) is nobody's.
-            if not done.done():
-                done.cancel()
-            elif not done.cancelled():
-                done.exception()
+            for settled in (done, exchange.done):
+                if not settled.done():
+                    settled.cancel()
+                elif not settled.cancelled():
+                    settled.exception()
+
+    async def _addresses(self, request: Request, host: str, port: int, timings: Timings) -> list[tuple[int, Any]]:
+        family = Names.literal(host)
+        if family is not None:
+            return _eligible([(family, (host, port))], request, host)
+        try:
+            found = await self.names.resolve(host, port)
+        except socket.gaierror:
+            raise ProbeFailure(ErrorType.DNS, "name resolution failed") from None
+        except UnicodeError:
+            raise ProbeFailure(ErrorType.DNS, "the host name cannot be encoded for DNS") from None
+        timings.resolved = time.perf_counter()
+        return _eligible(found, request, host)
+
+
+def _no_body(_: Response) -> Callable[[bytes], bool]:
+    return lambda _data: False
+
+
+@contextlib.contextmanager
+def _at(proxy: Proxy | None) -> Iterator[None]:
+    """Failures on the way to a proxy name the proxy: the target was never reached."""
+    if proxy is None:
+        yield
+        return
+    try:
+        yield
+    except ProbeFailure as exc:
+        raise ProbeFailure(exc.error_type, f"proxy {proxy.label}: {exc.detail}") from None
+    except OSError as exc:
+        error_type, detail = classify_os_error(exc)
+        raise ProbeFailure(error_type, f"proxy {proxy.label}: {detail}") from None
+
+
+async def _tunnel(transport: asyncio.Transport, exchange: _Exchange, proxy: Proxy, host: str, port: int,
+                  headers: tuple[tuple[str, str], ...]) -> None:
+    """Ask the proxy for a tunnel to host:port (RFC 9110 §9.3.6); raises unless it agrees."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    lines += [f"User-Agent: {v}" for k, v in headers if k.lower() == "user-agent"]
+    if proxy.authorization is not None:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    with _at(proxy):
+        await exchange.done
+    assert exchange.reader.head is not None
+    status = exchange.reader.head.status
+    if not 200 <= status < 300:
+        raise _proxy_refused(proxy, status, "CONNECT")
+
+
+def _proxy_refused(proxy: Proxy, status: int, what: str) -> ProbeFailure:
+    """A proxy's refusal: 407 is ``auth`` (and 401 to CONNECT, which some proxies send for
+    wrong credentials), a gateway timeout ``timeout``; any other refusal of a tunnel is
+    ``http_status`` with the proxy's code in the detail."""
+    where = f"proxy {proxy.label} answered {what} with {status}"
+    if status == 407 or (status == 401 and what == "CONNECT"):
+        how = "refused the credentials" if proxy.authorization else "requires credentials: set proxy_basic_auth"
+        return ProbeFailure(ErrorType.AUTH, f"{where} ({how})")
+    if status == 504:
+        return ProbeFailure(ErrorType.TIMEOUT, f"{where} (the target did not answer the proxy in time)")
+    return ProbeFailure(ErrorType.HTTP_STATUS, f"{where} (it could not or would not reach the target)")
 
 
 def _eligible(found: list[tuple[int, Any]], request: Request, host: str) -> list[tuple[int, Any]]:
@@ -565,16 +659,17 @@ def _origin(parts: Any) -> tuple[str, str, int | None]:
 
 
 def _request_head(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
-                  body: bytes | None, read_body: bool, host_header: str | None) -> bytes:
+                  body: bytes | None, read_body: bool, host_header: str | None, *, absolute: bool = False) -> bytes:
     path = quote(parts.path or "/", safe=_PATH_SAFE, errors="surrogateescape")
     if parts.query:
         path += "?" + quote(parts.query, safe=_QUERY_SAFE, errors="surrogateescape")
-    if host_header is None:
-        host_header = f"[{host}]" if ":" in host else host
-        if port != (443 if tls else 80):
-            host_header += f":{port}"
+    authority = f"[{host}]" if ":" in host else host
+    if port != (443 if tls else 80):
+        authority += f":{port}"
+    if absolute:  # to a forward proxy (RFC 9112 §3.2.2)
+        path = f"{parts.scheme}://{authority}{path}"
     given = {name.lower() for name, _ in headers}
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header or authority}"]
     if "accept" not in given:
         lines.append("Accept: */*")
     if read_body and "accept-encoding" not in given:

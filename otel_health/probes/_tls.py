@@ -1,8 +1,9 @@
 """TLS for every probe kind: the client context, and a peer certificate's expiry.
 
 :func:`client_context` is the one place a client ``SSLContext`` is built: loading the trust
-store costs milliseconds, so contexts are cached by what they depend on, the CA file's
-modification time included (a rotated CA file is picked up by the next check).
+store costs milliseconds, so contexts are cached by what they depend on, the modification
+times of the CA file and of a client certificate and key included (a rotated file is picked
+up by the next check).
 ``not_after`` reads a certificate's expiry from its DER bytes (with verification off too).
 """
 
@@ -13,31 +14,109 @@ import functools
 import os
 import ssl
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["client_context", "not_after", "not_after_or_none"]
+__all__ = ["TLS_VERSIONS", "ClientCertificate", "certificate_problem", "client_context", "not_after",
+           "not_after_or_none"]
 
 
-def client_context(*, verify: bool = True, check_hostname: bool | None = None,
-                   ca_file: Path | None = None) -> ssl.SSLContext:
+TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
+                "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A certificate the client presents, with its key (and the key's password)."""
+
+    cert_file: Path
+    key_file: Path | None = None  # None: the key is in cert_file
+    password: str | None = field(default=None, repr=False)
+
+    def stamps(self) -> tuple[int, int]:
+        return _stamp(self.cert_file), _stamp(self.key_file)
+
+
+def client_context(*, verify: bool = True, check_hostname: bool | None = None, ca_file: Path | None = None,
+                   client_cert: ClientCertificate | None = None, min_version: str | None = None,
+                   max_version: str | None = None) -> ssl.SSLContext:
     """A client context: the system's trust store or ``ca_file``; ``verify=False`` accepts
-    any certificate; ``check_hostname`` defaults to ``verify``. Shared: never modify it."""
-    stamp = 0
-    if ca_file is not None:
-        try:
-            stamp = os.stat(ca_file).st_mtime_ns
-        except OSError:
-            stamp = -1  # building the context raises the reason
+    any certificate; ``check_hostname`` defaults to ``verify``; a client certificate and TLS
+    versions (``TLS12``...) when given. Shared: never modify it."""
     return _context(verify, verify if check_hostname is None else check_hostname,
-                    str(ca_file) if ca_file is not None else None, stamp)
+                    str(ca_file) if ca_file is not None else None, _stamp(ca_file),
+                    client_cert, client_cert.stamps() if client_cert is not None else (0, 0),
+                    min_version, max_version)
+
+
+def load_client_certificate(context: ssl.SSLContext, cert: ClientCertificate) -> None:
+    """Raises ssl.SSLError or OSError; :func:`certificate_problem` says what in a sentence."""
+    context.load_cert_chain(cert.cert_file, cert.key_file,
+                            password=(lambda: cert.password or "") if cert.password is not None else _no_password)
+
+
+def certificate_problem(cert: ClientCertificate) -> tuple[str, str] | None:
+    """(field, why) when the certificate and key cannot be used, or None when they can."""
+    key_field = "key_file" if cert.key_file is not None else "cert_file"
+    try:
+        cert_text = cert.cert_file.read_bytes()[:1 << 20]
+        key_text = cert.key_file.read_bytes()[:1 << 20] if cert.key_file is not None else cert_text
+    except OSError as exc:
+        return "cert_file" if exc.filename == str(cert.cert_file) else key_field, f"cannot be read: {exc.strerror}"
+    if b"-----BEGIN CERTIFICATE-----" not in cert_text:
+        return "cert_file", "holds no PEM certificate"
+    if b"PRIVATE KEY-----" not in key_text:
+        return key_field, "holds no PEM private key"
+    encrypted = b"ENCRYPTED" in key_text
+    if encrypted and cert.password is None:
+        return "key_password", "is required: the key is encrypted; give it by reference"
+    try:
+        load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert)
+    except _NoPassword:
+        return "key_password", "is required: the key is encrypted; give it by reference"
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc.reason or ""):
+            return key_field, "the key does not belong to the certificate in cert_file"
+        if encrypted:
+            return "key_password", "does not decrypt the key"
+        return key_field, "the certificate and key cannot be loaded together; give PEM files of one pair"
+    except OSError as exc:
+        return key_field, f"cannot be read: {exc.strerror or exc}"
+    return None
+
+
+class _NoPassword(Exception):
+    pass
+
+
+def _no_password() -> str:
+    raise _NoPassword
+
+
+def _stamp(path: Path | None) -> int:
+    # The file's modification time: a rotated file is picked up by the next check.
+    if path is None:
+        return 0
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1  # building the context raises the reason
 
 
 @functools.lru_cache(maxsize=64)
-def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: int) -> ssl.SSLContext:
+def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: int,
+             client_cert: ClientCertificate | None, _cert_stamps: tuple[int, int],
+             min_version: str | None, max_version: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
     context.check_hostname = check_hostname and verify
     if not verify:
         context.verify_mode = ssl.CERT_NONE
+    if min_version is not None:
+        context.minimum_version = TLS_VERSIONS[min_version]
+    if max_version is not None:
+        context.maximum_version = TLS_VERSIONS[max_version]
+    if client_cert is not None:
+        load_client_certificate(context, client_cert)
     return context
 
 

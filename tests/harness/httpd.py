@@ -8,8 +8,16 @@ Routes: /ok (JSON with a version), /status/{code}, /slow?ms=N, /hang, /flaky?key
 $HTTPD_USER / $HTTPD_PASSWORD), /loop (redirects to itself), /drip (a byte a second), /endless (a body without end),
 /reset (half a response, then a TCP reset), /gzip and /deflate (compressed JSON),
 /chunked (a body in several chunks), /redirect?to=URL&code=N, /echo (any method: the
-request's method, headers and body as JSON), /empty (204). The blackhole port accepts
-connections and never answers.
+request's method, headers and body as JSON), /empty (204), /headers?Name=value (answers
+with those headers). The blackhole port accepts connections and never answers.
+
+OAuth2 (client credentials, per ``key``): /oauth/token?key=K&ttl=S (Basic auth as
+$HTTPD_OAUTH_CLIENT / $HTTPD_PASSWORD; ``answer=garbage`` answers HTML), /oauth/calls?key=K
+(how many token requests, and the last form), /oauth/resource?key=K (200 for a token issued
+and not revoked, else 401), /oauth/revoke?key=K.
+
+More TLS listeners: ``--extra-tls`` (another certificate), ``--mtls`` (a client certificate
+signed by the given CA required), ``--tls12`` (at most TLS 1.2).
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import socket
 import ssl
+import threading
 
 from aiohttp import web
 
@@ -165,6 +176,52 @@ async def empty(_: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def headers(request: web.Request) -> web.Response:
+    return web.Response(text="headers\n", headers=dict(request.query))
+
+
+_oauth_calls: dict[str, int] = {}
+_oauth_forms: dict[str, dict[str, str]] = {}
+_oauth_valid: dict[str, set[str]] = {}
+
+
+async def oauth_token(request: web.Request) -> web.Response:
+    key = request.query.get("key", "default")
+    calls = _oauth_calls[key] = _oauth_calls.get(key, 0) + 1
+    if request.query.get("answer") == "garbage":
+        return web.Response(text="<html>sign-in page</html>", content_type="text/html")
+    form = dict(await request.post())
+    _oauth_forms[key] = {k: str(v) for k, v in form.items()}
+    client = base64.b64encode(f"{os.environ['HTTPD_OAUTH_CLIENT']}:{os.environ['HTTPD_PASSWORD']}".encode()).decode()
+    if request.headers.get("Authorization") != f"Basic {client}":
+        return web.json_response({"error": "invalid_client", "error_description": "client authentication failed"},
+                                 status=401)
+    if form.get("grant_type") != "client_credentials":
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+    token = f"tok-{key}-{calls}-{os.urandom(4).hex()}"
+    _oauth_valid.setdefault(key, set()).add(token)
+    return web.json_response({"access_token": token, "token_type": "Bearer",
+                              "expires_in": int(request.query.get("ttl", "3600"))})
+
+
+async def oauth_calls(request: web.Request) -> web.Response:
+    key = request.query.get("key", "default")
+    return web.json_response({"calls": _oauth_calls.get(key, 0), "form": _oauth_forms.get(key)})
+
+
+async def oauth_resource(request: web.Request) -> web.Response:
+    key = request.query.get("key", "default")
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer ") or given[7:] not in _oauth_valid.get(key, set()):
+        return web.Response(status=401, text="token refused\n", headers={"WWW-Authenticate": "Bearer"})
+    return web.Response(text="resource OK\n")
+
+
+async def oauth_revoke(request: web.Request) -> web.Response:
+    _oauth_valid.pop(request.query.get("key", "default"), None)
+    return web.Response(text="revoked\n")
+
+
 async def loop(_: web.Request) -> web.Response:
     raise web.HTTPFound("/loop")
 
@@ -179,6 +236,42 @@ async def blackhole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
         writer.close()
 
 
+def _blocking_tls_server(port: int, context: ssl.SSLContext) -> None:
+    """A TLS listener on OpenSSL's blocking sockets, one thread per connection: a refused
+    handshake ends with the alert OpenSSL sends, as servers in the field do (asyncio's server
+    aborts the connection instead), then a clean close. Answers any request with 200."""
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def serve(conn: socket.socket) -> None:
+        conn.settimeout(30)
+        tls = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
+        except (OSError, ssl.SSLError):
+            # The alert is sent; read what the client sent meanwhile, so the close is a FIN
+            # and not a reset that would discard the alert on the client's side.
+            with socket.socket(fileno=tls.detach()) as raw, contextlib.suppress(OSError):
+                raw.settimeout(2)
+                while raw.recv(4096):
+                    pass
+            return
+        with tls, contextlib.suppress(OSError):
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                more = tls.recv(4096)
+                if not more:
+                    return
+                data += more
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntls ok.\n")
+
+    def accept() -> None:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -187,6 +280,8 @@ async def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--blackhole-port", type=int)
     parser.add_argument("--extra-tls", action="append", default=[], help="PORT:CERT:KEY, more TLS listeners")
+    parser.add_argument("--mtls", help="PORT:CERT:KEY:CLIENT_CA, a listener that requires a client certificate")
+    parser.add_argument("--tls12", help="PORT:CERT:KEY, a listener that speaks at most TLS 1.2")
     args = parser.parse_args()
     app = web.Application()
     app.router.add_get("/ok", ok)
@@ -209,6 +304,11 @@ async def main() -> None:
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/empty", empty)
     app.router.add_get("/says/{what}", says)
+    app.router.add_get("/headers", headers)
+    app.router.add_post("/oauth/token", oauth_token)
+    app.router.add_get("/oauth/calls", oauth_calls)
+    app.router.add_get("/oauth/resource", oauth_resource)
+    app.router.add_get("/oauth/revoke", oauth_revoke)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
@@ -221,6 +321,18 @@ async def main() -> None:
         extra = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         extra.load_cert_chain(cert, key)
         await web.TCPSite(runner, "127.0.0.1", int(port), ssl_context=extra).start()
+    if args.mtls:
+        port, cert, key, client_ca = args.mtls.split(":", 3)
+        mtls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=client_ca)
+        mtls.verify_mode = ssl.CERT_REQUIRED
+        mtls.load_cert_chain(cert, key)
+        _blocking_tls_server(int(port), mtls)
+    if args.tls12:
+        port, cert, key = args.tls12.split(":", 2)
+        old = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        old.load_cert_chain(cert, key)
+        _blocking_tls_server(int(port), old)
     if args.blackhole_port:
         await asyncio.start_server(blackhole, "127.0.0.1", args.blackhole_port)
     print(json.dumps({"ready": True}), flush=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .procs import CACHE, Process, StartError, free_port, port_open, wait_until
-from .tls import expired, self_signed
+from .tls import authority, client_certificate, expired, self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,10 @@ class HttpTargets:
     expired_cert: Path | None = None
     wrong_host_port: int = 0
     wrong_host_cert: Path | None = None
+    mtls_port: int = 0
+    tls12_port: int = 0
+    client_certs: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # name: (cert, key)
+    oauth_client: str = "otel-health-checker"
 
     def url(self, path: str, *, tls: bool = False) -> str:
         scheme, port = ("https", self.tls_port) if tls else ("http", self.port)
@@ -72,28 +76,84 @@ class HttpTargets:
     def seen(self) -> list[dict[str, str]]:
         return list(get_json(self.url("/seen")))
 
+    def oauth_calls(self, key: str) -> dict[str, Any]:
+        return dict(get_json(self.url(f"/oauth/calls?key={key}")))
+
     def stop(self) -> None:
         self.process.stop()
 
 
 def start_http_targets(workdir: Path, *, password: str) -> HttpTargets:
+    """The test HTTP server. Client certificates: ``good`` (signed by the CA the mTLS listener
+    trusts), ``encrypted`` (the same CA, its key encrypted with ``password``), ``stranger``
+    (another CA)."""
     cert, key = self_signed(workdir / "tls")
     old_cert, old_key = expired(workdir / "tls-expired")
     other_cert, other_key = self_signed(workdir / "tls-other", name="other.example")
+    clients_ca = authority(workdir / "clients-ca", "Clients CA")
+    stranger_ca = authority(workdir / "stranger-ca", "Stranger CA")
+    client_certs = {
+        "good": client_certificate(workdir / "client-good", clients_ca, "checker"),
+        "encrypted": client_certificate(workdir / "client-encrypted", clients_ca, "checker", passphrase=password),
+        "stranger": client_certificate(workdir / "client-stranger", stranger_ca, "checker"),
+    }
     port, tls_port, blackhole, closed = free_port(), free_port(), free_port(), free_port()
-    expired_port, other_port = free_port(), free_port()
+    expired_port, other_port, mtls_port, tls12_port = free_port(), free_port(), free_port(), free_port()
     process = Process(
         "test HTTP server",
         [sys.executable, "-m", "tests.harness.httpd", "--port", str(port), "--tls-port", str(tls_port),
          "--cert", str(cert), "--key", str(key), "--blackhole-port", str(blackhole),
          "--extra-tls", f"{expired_port}:{old_cert}:{old_key}",
-         "--extra-tls", f"{other_port}:{other_cert}:{other_key}"],
-        log_path=workdir / "httpd.log", cwd=REPO, env={"HTTPD_USER": "checker", "HTTPD_PASSWORD": password},
+         "--extra-tls", f"{other_port}:{other_cert}:{other_key}",
+         "--mtls", f"{mtls_port}:{cert}:{key}:{clients_ca[0]}", "--tls12", f"{tls12_port}:{cert}:{key}"],
+        log_path=workdir / "httpd.log", cwd=REPO,
+        env={"HTTPD_USER": "checker", "HTTPD_PASSWORD": password, "HTTPD_OAUTH_CLIENT": "otel-health-checker"},
     )
     process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/ok") and port_open(blackhole)
-                       and port_open(other_port), timeout=30)
+                       and port_open(other_port) and port_open(mtls_port) and port_open(tls12_port), timeout=30)
     return HttpTargets(port, tls_port, blackhole, closed, cert, process, "checker", password,
-                       expired_port, old_cert, other_port, other_cert)
+                       expired_port, old_cert, other_port, other_cert, mtls_port, tls12_port, client_certs)
+
+
+# -- A forward proxy ------------------------------------------------------------------------
+@dataclass
+class Tinyproxy:
+    """tinyproxy (Debian), a forward proxy: absolute-form requests and CONNECT to any port."""
+
+    port: int
+    log: Path
+    process: Process
+    user: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def requests(self) -> list[str]:
+        """The request lines the proxy was asked, in order ("CONNECT 127.0.0.1:443 HTTP/1.1")."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [line.split("): ", 1)[1] for line in text.splitlines() if "Request (file descriptor" in line]
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_tinyproxy(workdir: Path, *, user: str | None = None, password: str | None = None) -> Tinyproxy:
+    """tinyproxy on a free port, in the foreground; with ``user`` it requires Basic credentials."""
+    binary = _require(shutil.which("tinyproxy") or "/usr/bin/tinyproxy", "tinyproxy")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / "tinyproxy.log"
+    conf = workdir / "tinyproxy.conf"
+    conf.write_text(
+        f"Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 200\nAllow 127.0.0.1\nLogLevel Connect\n"
+        f'LogFile "{log}"\nPidFile "{workdir / "tinyproxy.pid"}"\n'
+        + (f"BasicAuth {user} {password}\n" if user else "")
+    )
+    conf.chmod(0o600)
+    process = Process("tinyproxy", [str(binary), "-d", "-c", str(conf)], log_path=workdir / "stdout.log")
+    process.wait_ready(lambda: port_open(port), timeout=30)
+    return Tinyproxy(port, log, process, user)
 
 
 # -- Prometheus -----------------------------------------------------------------------------

@@ -39,3 +39,40 @@ def expired(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
                     str(csr), "-out", str(cert), "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
                     "-extensions", "ext", "-notext"], check=True, capture_output=True, timeout=60)
     return cert, key
+
+
+def authority(directory: Path, name: str = "Test CA") -> tuple[Path, Path]:
+    """A certificate authority for signing test certificates; (cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "ca.crt", directory / "ca.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+def client_certificate(directory: Path, ca: tuple[Path, Path], name: str = "checker", *,
+                       passphrase: str | None = None) -> tuple[Path, Path]:
+    """A client certificate signed by ``ca``, and its key (encrypted with ``passphrase`` when
+    given); (cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key, csr, ext = (directory / f"{name}.crt", directory / f"{name}.key", directory / f"{name}.csr",
+                           directory / f"{name}.ext")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}"],
+                   check=True, capture_output=True, timeout=60)
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+                    "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)],
+                   check=True, capture_output=True, timeout=60)
+    if passphrase is not None:
+        plain, key = key, directory / f"{name}-encrypted.key"
+        subprocess.run(["openssl", "pkey", "-in", str(plain), "-aes256", "-passout", "env:KEY_PASSPHRASE",
+                        "-out", str(key)], check=True, capture_output=True, timeout=60,
+                       env={"KEY_PASSPHRASE": passphrase, "PATH": "/usr/bin:/bin"})
+        plain.unlink()
+    key.chmod(0o644)
+    return cert, key

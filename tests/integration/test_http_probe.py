@@ -98,6 +98,7 @@ async def test_hanging_check_costs_only_its_timeout_while_others_keep_cadence(ht
         assert len(runs) >= 8
         starts = [run.started_at for run in runs]
         gaps = [b - a for a, b in itertools.pairwise(starts)]
-        # Waiting behind the hanging check would cost its 1 s timeout; these bounds are far from that.
-        assert all(0.1 <= gap <= 0.5 for gap in gaps), gaps
-        assert max(run.lag for run in runs) < 0.25
+        # Waiting behind the hanging check would cost its 1 s timeout (a gap of 1.25 s, a lag
+        # of 1 s); these bounds are far from that and leave room for a pause of the machine.
+        assert all(0.1 <= gap <= 0.9 for gap in gaps), gaps
+        assert max(run.lag for run in runs) < 0.65

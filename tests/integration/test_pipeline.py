@@ -257,6 +257,7 @@ async def test_no_secret_reaches_the_collector_whatever_the_fault(
     monkeypatch.setenv("SEEDED", seeded_password)
     monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
     cred = "    basic_auth: {username: checker, password: '${SEEDED}'}\n"
+    key_pair = h.client_certs["encrypted"]
     text = (
         "listen: 127.0.0.1:0\n"
         f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"
@@ -269,6 +270,14 @@ async def test_no_secret_reaches_the_collector_whatever_the_fault(
         "    password: '${SEEDED}'\n    username: nobody\n"
         f"  - name: pg-wrong\n    kind: postgres\n    host: 127.0.0.1\n    port: {postgres_server.port}\n"
         "    user: nobody\n    password: '${SEEDED}'\n    sslmode: disable\n"
+        # The proxy password, the key password, the OAuth2 client secret and the token it gets.
+        f"  - name: proxy-down\n    kind: http\n    url: {h.url('/ok')}\n    proxy_url: http://127.0.0.1:{h.closed_port}\n"
+        "    proxy_basic_auth: {username: prox, password: '${SEEDED}'}\n"
+        f"  - name: mtls\n    kind: http\n    url: https://127.0.0.1:{h.mtls_port}/\n    ca_file: {h.cert}\n"
+        f"    cert_file: {key_pair[0]}\n    key_file: {key_pair[1]}\n    key_password: '${{SEEDED}}'\n"
+        f"  - name: oauth\n    kind: http\n    url: {h.url('/oauth/resource?key=pipeline')}\n    oauth2:\n"
+        f"      token_url: {h.url('/oauth/token?key=pipeline')}\n      client_id: {h.oauth_client}\n"
+        "      client_secret: '${SEEDED}'\n"
     )
     health = await _start(text, spans, monkeypatch, f"otel-health-secrets-{free_port()}")
     try:
@@ -280,7 +289,9 @@ async def test_no_secret_reaches_the_collector_whatever_the_fault(
     while time.monotonic() < deadline and "health_check pg-wrong" not in (kept.read_text() if kept.exists() else ""):
         await asyncio.sleep(0.3)
     exported = kept.read_text()
-    for name in ("auth-ok", "auth-hang", "auth-refused", "auth-tls", "redis-wrong", "pg-wrong"):
+    for name in ("auth-ok", "auth-hang", "auth-refused", "auth-tls", "redis-wrong", "pg-wrong", "proxy-down",
+                 "mtls", "oauth"):
         assert f"health_check {name}" in exported, name
-    assert seeded_password not in exported
+    assert "/oauth/token" in exported  # the token fetch's own span
+    assert seeded_password not in exported and "tok-pipeline-" not in exported
     assert base64.b64encode(f"checker:{seeded_password}".encode()).decode() not in exported
