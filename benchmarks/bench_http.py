@@ -1,7 +1,7 @@
 """otel-health against Prometheus blackbox_exporter, side by side: CPU per 1,000 HTTP checks.
 
     python -m benchmarks.bench_http [--seconds 20] [--rounds 3] [--targets 200] [--interval 0.5]
-                                    [--flat-out-targets 1000]
+                                    [--flat-out-targets 1000] [--budget-targets 1000]
 
 Both check a tiny page from a local nginx with a fresh TCP connection per check.
 blackbox_exporter (Debian's, module http_2xx) is driven through its /probe endpoint at
@@ -10,8 +10,11 @@ scheduler, metrics, one span per check exported over OTLP through the batch proc
 Collector that drops them), and a /metrics scrape every --scrape-every seconds. Each is
 measured twice: at the same rate (--targets every --interval; blackbox_exporter paced to
 match) and flat out (blackbox_exporter by 64 workers; otel-health with --flat-out-targets
-every --interval, a rate as high as blackbox_exporter's flat out). Rounds are interleaved; CPU
-comes from /proc. The last lines print the medians [ranges] and the ratios.
+every --interval, a rate as high as blackbox_exporter's flat out). The budget rows are the
+pairing hardest for otel-health: --budget-targets every second (1,000 checks/s), with OTLP on
+(spans decided in the process as the Collector's tail sampling decides, metrics pushed every
+15 s) and with the bridge alone, against blackbox_exporter flat out. Rounds are interleaved;
+CPU comes from /proc. The last lines print the medians [ranges] and the ratios.
 """
 
 from __future__ import annotations
@@ -98,13 +101,14 @@ def blackbox_round(url: str, seconds: float, workdir: Path, rate: float | None) 
 
 
 def otel_health_round(url: str, seconds: float, targets: int, interval: float, scrape_every: float,
-                      sink_port: int, workdir: Path) -> dict[str, float]:
+                      sink_port: int | None, workdir: Path) -> dict[str, float]:
+    """One run; ``sink_port`` None: the bridge alone (no OTLP)."""
     port = free_port()
     config = workdir / "otel-health.yaml"
     config.write_text(
         f"listen: 127.0.0.1:{port}\nconcurrency: {CONCURRENCY}\n"
-        f"otlp:\n  endpoint: http://127.0.0.1:{sink_port}\n  export_interval: 15s\n"
-        f"defaults:\n  interval: {interval}s\n  timeout: {interval}s\ntargets:\n"
+        + (f"otlp:\n  endpoint: http://127.0.0.1:{sink_port}\n  export_interval: 15s\n" if sink_port else "")
+        + f"defaults:\n  interval: {interval}s\n  timeout: {interval}s\ntargets:\n"
         + "".join(f"  - name: t{i}\n    kind: http\n    url: {url}\n" for i in range(targets))
     )
     proc = subprocess.Popen([sys.executable, "-m", "otel_health", "run", "--config", str(config),
@@ -142,6 +146,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--scrape-every", type=float, default=5.0)
     parser.add_argument("--flat-out-targets", type=int, default=1000)
+    parser.add_argument("--budget-targets", type=int, default=1000)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="otel-health-bench-"))
     nginx = Nginx()
@@ -150,6 +155,8 @@ def main() -> None:
     paced: list[dict[str, float]] = []
     oh: list[dict[str, float]] = []
     flat: list[dict[str, float]] = []
+    budget: list[dict[str, float]] = []
+    budget_bridge: list[dict[str, float]] = []
     try:
         for i in range(args.rounds):
             bb.append(blackbox_round(nginx.url, args.seconds, workdir, None))
@@ -158,6 +165,10 @@ def main() -> None:
                                         sink_port, workdir))
             flat.append(otel_health_round(nginx.url, args.seconds, args.flat_out_targets, args.interval,
                                           args.scrape_every, sink_port, workdir))
+            budget.append(otel_health_round(nginx.url, args.seconds, args.budget_targets, 1.0, args.scrape_every,
+                                            sink_port, workdir))
+            budget_bridge.append(otel_health_round(nginx.url, args.seconds, args.budget_targets, 1.0,
+                                                   args.scrape_every, None, workdir))
             print(f"round {i + 1}: blackbox {bb[-1]['cpu_per_1000']:.3f} (paced {paced[-1]['cpu_per_1000']:.3f}), "
                   f"otel-health {oh[-1]['cpu_per_1000']:.3f} (flat out {flat[-1]['cpu_per_1000']:.3f}) CPU-s/1000",
                   flush=True)
@@ -183,6 +194,11 @@ def main() -> None:
     print(f"  ratio otel-health / blackbox_exporter, both at the same rate: {summary(paced_ratios, '{:.2f}')}")
     print(f"  ratio otel-health / blackbox_exporter, both flat out: {summary(flat_ratios, '{:.2f}')}")
     print(f"  ratio otel-health at the same rate / blackbox_exporter flat out: {summary(ratios, '{:.2f}')}")
+    for name, runs in (("OTLP on", budget), ("bridge alone", budget_bridge)):
+        budget_ratios = [o["cpu_per_1000"] / b["cpu_per_1000"] for o, b in zip(runs, bb, strict=True)]
+        print(f"  budget, {args.budget_targets} targets every 1s, {name}: CPU-s/1000 checks "
+              f"{summary([r['cpu_per_1000'] for r in runs])} checks/s {summary([r['rate'] for r in runs], '{:.0f}')}"
+              f"  ratio to blackbox_exporter flat out {summary(budget_ratios, '{:.2f}')}")
 
 
 if __name__ == "__main__":

@@ -34,12 +34,12 @@ from .telemetry import (
     SCOPE,
     BridgeReader,
     ExportFailures,
+    KeepPolicy,
     OtlpPlan,
     PushReader,
     StateFamilies,
     Telemetry,
     cardinality_limits,
-    kept_trace_id,
     make_resource,
 )
 from .tuning import freeze_long_lived, raise_descriptor_limit, tune_gc
@@ -88,14 +88,20 @@ class Collector:
         readers: list[MetricReader] = [self.bridge, *metric_readers]
         processors = list(span_processors)
         plan = OtlpPlan.from_settings(config.otlp) if otlp else None
+        pushers: list[PushReader] = []
         if plan is not None and plan.metrics:
-            readers.append(PushReader(plan.metric_exporter(failures), families=families, resource=resource,
-                                      scope=SCOPE, interval_s=plan.interval, cardinality_limits=limits))
+            exporter = plan.metric_exporter(failures)
+            # Cumulative, as the bridge: export what the bridge's storage holds, so each
+            # measurement is aggregated once.
+            from_bridge = self.bridge.collect_sdk if PushReader.can_share(exporter) else None
+            push = PushReader(exporter, families=families, resource=resource, scope=SCOPE, interval_s=plan.interval,
+                              cardinality_limits=limits, source=from_bridge)
+            (pushers if push.shared else readers).append(push)
         if plan is not None and plan.traces:
             processors.append(plan.span_processor(failures))
         self.telemetry = Telemetry(families=families, metric_readers=readers, span_processors=processors,
                                    resource=resource, in_flight=lambda: self.scheduler.in_flight,
-                                   export_failures=failures)
+                                   export_failures=failures, keep=_keep_policy(config), pushers=pushers)
         settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
                                  tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__))
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
@@ -150,6 +156,8 @@ class Collector:
             event(log, logging.WARNING, "reload_listen_unchanged",
                   reason="a new listen address takes effect on restart")
         self.config = config
+        if (config.otlp.keep_percent, config.otlp.keep_salt) != (self.telemetry.keep.percent, self.telemetry.keep.salt):
+            self.telemetry.keep = _keep_policy(config)
         live = {t.key for t in config.targets}
         self.store.set_targets(config.targets)
         self.telemetry.retain(live)
@@ -208,7 +216,7 @@ class Collector:
             state = self.store.current(target)
             if state is None:
                 return  # removed or changed by a reload while it ran
-            changed = state.update(result, kept_trace_id(span), lag)
+            changed = state.update(result, self.telemetry.kept_trace_id(span, result), lag)
             self.telemetry.record(state.attrs, result, span)
         if len(state.history) == 1 or changed:
             if result.up:
@@ -267,3 +275,7 @@ class Collector:
             if now != seen:
                 await self.reload()
                 seen = stamp()
+
+
+def _keep_policy(config: Config) -> KeepPolicy:
+    return KeepPolicy(config.otlp.keep_percent, config.otlp.keep_salt)

@@ -347,6 +347,10 @@ class OtlpSettings:
     export_interval: float | None = None
     headers: tuple[tuple[str, Secret | str], ...] = ()
     shutdown_timeout: float = 3.0  # seconds the last export at shutdown may take
+    # Healthy checks' traces kept, in percent, picked by trace id as the Collector's
+    # probabilistic policy picks them with this salt (OTEL_HEALTH_KEEP_PERCENT/_SALT).
+    keep_percent: float = 1.0
+    keep_salt: str = "default-hash-seed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -698,10 +702,38 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
     )
 
 
+KEEP_PERCENT_ENV, KEEP_SALT_ENV = "OTEL_HEALTH_KEEP_PERCENT", "OTEL_HEALTH_KEEP_SALT"
+
+
+def _keep_settings(f: Fields | None, reporter: _Reporter) -> tuple[float, str]:
+    """The share of healthy checks' traces kept, and the salt that picks them: from the
+    config, else from the variables otel-collector.yaml reads too, else the Collector's defaults."""
+    percent: Any = f.raw("keep_percent") if f is not None else None
+    where = "otlp" if percent is not None else None
+    if percent is None:
+        percent = os.environ.get(KEEP_PERCENT_ENV, "").strip() or 1.0
+    try:
+        value = float(percent) if not isinstance(percent, bool) else -1.0
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0.0 <= value <= 100.0:  # also NaN
+        if where:
+            reporter.add(where, "keep_percent", f"must be a percentage from 0 to 100, got {_short(percent)}")
+        else:
+            reporter.add("", None, f"environment variable {KEEP_PERCENT_ENV} must be a percentage from 0 to 100, "
+                                   f"got {_short(percent)!r}; fix or unset it")
+        value = 1.0
+    salt: str | None = f.text("keep_salt") if f is not None else None
+    if salt is None:
+        salt = os.environ.get(KEEP_SALT_ENV, "") or "default-hash-seed"
+    return value, salt
+
+
 def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSettings:
     if not top.has("otlp"):
         top.mapping("otlp")
-        return OtlpSettings()
+        percent, salt = _keep_settings(None, reporter)
+        return OtlpSettings(keep_percent=percent, keep_salt=salt)
     f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir)
     endpoint = f.text("endpoint", pattern=re.compile(r"^https?://[^\s/]+"),
                      hint="use a URL such as http://127.0.0.1:4318")
@@ -713,9 +745,11 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
         secret = f.resolve_secret(f"headers.{key}", value)
         if secret is not None:
             headers.append((str(key), secret))
+    percent, salt = _keep_settings(f, reporter)
     f.finish()
     return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,
-                        headers=tuple(headers), shutdown_timeout=shutdown_timeout)
+                        headers=tuple(headers), shutdown_timeout=shutdown_timeout, keep_percent=percent,
+                        keep_salt=salt)
 
 
 def _fixed_folder(pattern: Path) -> Path:

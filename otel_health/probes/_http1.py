@@ -340,7 +340,7 @@ class _Exchange(asyncio.Protocol):
     """Feeds what arrives to the reader; ``done`` settles when the answer is complete.
     A proxy's answer to CONNECT comes first, then :meth:`expect` hands over to the target's."""
 
-    __slots__ = ("done", "reader", "timed", "timings", "transport")
+    __slots__ = ("done", "open", "reader", "timed", "timings", "transport")
 
     def __init__(self, reader: ResponseReader, done: asyncio.Future[None], timings: Timings, *,
                  timed: bool = True) -> None:
@@ -349,6 +349,7 @@ class _Exchange(asyncio.Protocol):
         self.timings = timings
         self.timed = timed  # the head's arrival is the request phase's end
         self.transport: asyncio.Transport | None = None
+        self.open: set[_Exchange] | None = None  # the client's connections not yet closed
 
     def expect(self, reader: ResponseReader, done: asyncio.Future[None]) -> None:
         self.reader, self.done, self.timed = reader, done, True
@@ -375,6 +376,8 @@ class _Exchange(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.open is not None:
+            self.open.discard(self)
         self._ended(exc)
 
     def _ended(self, exc: Exception | None) -> None:
@@ -411,9 +414,22 @@ class Http1Client:
 
     def __init__(self, names: Names | None = None) -> None:
         self.names = names or Names()
+        # Connections whose close has begun but not ended: a TLS close waits for the peer's
+        # close_notify (at most _TLS_GOODBYE), after the check is over.
+        self._open: set[_Exchange] = set()
 
     def close(self) -> None:
         self.names.close()
+
+    async def aclose(self, timeout: float = _TLS_GOODBYE + 0.5) -> None:
+        """Close, after the connections still closing have closed (at most ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while self._open and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for exchange in list(self._open):
+            if exchange.transport is not None:
+                exchange.transport.abort()
+        self.close()
 
     async def fetch(self, request: Request, timings: Timings, extra: tuple[tuple[str, str], ...] = ()) -> Response:
         """The answer to ``request`` (with this check's ``extra`` headers, such as its
@@ -497,6 +513,8 @@ class Http1Client:
                 exchange = _Exchange(reader, done, timings)
             transport = await _connect(loop, addresses, exchange, request.source_ip)
         timings.connected = time.perf_counter()
+        exchange.open = self._open
+        self._open.add(exchange)
         complete = False
         try:
             peer_cert = None

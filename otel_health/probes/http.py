@@ -676,7 +676,7 @@ class HttpProbe(Probe):
 
     async def close(self) -> None:
         if self._http is not None:
-            self._http.close()
+            await self._http.aclose()
             self._http = None
 
     async def _check(self, target: Target, attempt: Attempt) -> None:

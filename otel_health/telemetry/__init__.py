@@ -4,14 +4,16 @@
 StateStore ─► StateFamilies (families.py) ──────────────┬──► BridgeReader (bridge.py) ─► /metrics
                       │ observable callbacks            │
 CheckResult ─► Telemetry (instruments.py): meters, spans├──► PushReader (push.py) ─► OTLP metrics
-                      │ spans                           │       exporters (otlp.py) ─► wire.py
-                      └─► BatchSpanProcessor ───────────┴──► OTLP traces
+                      │ light spans (traces.py)         │       exporters (otlp.py) ─► wire.py
+                      └─► kept? ─► BatchSpanProcessor ──┴──► OTLP traces
 ```
 
 - ``instruments``: the instrument and span contract (:class:`Telemetry`): every
   instrument's name, the root span and its attributes.
 - ``families``: the per-target state gauges, read from the state store when a reader asks.
 - ``bridge``: the Prometheus renderer behind ``/metrics``.
+- ``traces``: light spans, and the keep decision taken when a check's root span ends (as
+  the Collector's tail sampling takes it); only kept traces become SDK spans.
 - ``push``: the periodic OTLP metric reader; ``otlp`` (with ``_otlp_http`` and
   ``_otlp_grpc``): which exporters the settings ask for; ``wire``: the OTLP encoder.
 
@@ -30,11 +32,11 @@ from .instruments import (
     ExportFailures,
     Telemetry,
     cardinality_limits,
-    kept_trace_id,
     make_resource,
 )
 from .otlp import OtlpPlan
 from .push import PushReader
+from .traces import KeepPolicy
 
 __all__ = [
     "CHECK_DURATION_BUCKETS",
@@ -45,12 +47,12 @@ __all__ = [
     "STATE_FAMILIES",
     "BridgeReader",
     "ExportFailures",
+    "KeepPolicy",
     "OtlpPlan",
     "PushReader",
     "StateFamilies",
     "StateFamily",
     "Telemetry",
     "cardinality_limits",
-    "kept_trace_id",
     "make_resource",
 ]

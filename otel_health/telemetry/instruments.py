@@ -35,7 +35,7 @@ from opentelemetry.sdk.metrics import (
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -44,6 +44,7 @@ from ..config import Target
 from ..logs import event
 from ..result import CheckResult
 from .families import StateFamilies
+from .traces import CheckTracerProvider, KeepPolicy, LightSpan
 
 __all__ = [
     "CHECK_DURATION_BUCKETS",
@@ -53,7 +54,6 @@ __all__ = [
     "ExportFailures",
     "Telemetry",
     "cardinality_limits",
-    "kept_trace_id",
     "make_resource",
 ]
 
@@ -107,19 +107,14 @@ class ExportFailures:
         return self._counts
 
 
-def kept_trace_id(span: Span | None) -> str | None:
-    """The span's trace id in hex when its trace is recorded, else None."""
-    if span is None:
-        return None
-    ctx = span.get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None
-
-
 class Telemetry:
     """The meters and tracer of one collector, over readers and span processors made first.
 
     ``families`` are the per-target state families (observable instruments here);
-    ``in_flight`` and ``export_failures`` are read when a reader collects.
+    ``in_flight`` and ``export_failures`` are read when a reader collects; ``pushers`` export
+    what a reader holds (stopped here, before the readers). A check's trace
+    goes to ``span_processors`` when it failed, was slow, or ``keep`` picks its trace id
+    (:mod:`.traces`); the others are never built.
     """
 
     def __init__(
@@ -132,6 +127,8 @@ class Telemetry:
         in_flight: Callable[[], int] = lambda: 0,
         export_failures: ExportFailures | None = None,
         clock: Callable[[], float] = time.time,
+        keep: KeepPolicy | None = None,
+        pushers: Sequence[MetricReader] = (),
     ) -> None:
         self.resource = resource or make_resource()
         views = [
@@ -146,12 +143,11 @@ class Telemetry:
                                             shutdown_on_exit=False)
         # With nowhere to send spans, record none: checks still get trace ids and send
         # traceparent (unsampled), but pay nothing for spans nobody keeps.
-        sampler = None if span_processors else sampling.ALWAYS_OFF
-        self.tracer_provider = TracerProvider(resource=self.resource, sampler=sampler, shutdown_on_exit=False)
-        for processor in span_processors:
-            self.tracer_provider.add_span_processor(processor)
+        self.keep = keep or KeepPolicy()
+        self.tracer_provider = CheckTracerProvider(self.resource, span_processors, keep=self._keeps)
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
         self._families = families
+        self._pushers = list(pushers)  # exporters over a reader's data, not readers of their own
         self._in_flight = in_flight
         self._export_failures = export_failures or ExportFailures()
         self._clock = clock
@@ -228,14 +224,31 @@ class Telemetry:
         held = self._counter_attrs.get(ckey)
         if held is None or held[0] is not attrs:  # new, or the target's labels changed
             held = self._counter_attrs[ckey] = (attrs, {**attrs, "outcome": result.outcome, "error_type": error})
-        self._checks.add(1, held[1])
-        # Exemplars only on checks whose traces sampling keeps: failed or slow.
-        exemplar_ctx = None
+        # Exemplars only on checks whose traces are always kept: failed or slow (never from the
+        # current context: that is the check's root span, whose trace is most often dropped).
+        exemplar_ctx = _NO_SPAN
         if span is not None and (not result.up or result.slow):
             exemplar_ctx = trace.set_span_in_context(span)
-        self._duration.record(result.duration, attrs, context=exemplar_ctx or _NO_SPAN)
+        self._checks.add(1, held[1], context=exemplar_ctx)
+        self._duration.record(result.duration, attrs, context=exemplar_ctx)
         if span is not None:
             self._annotate(span, result)
+
+    def _keeps(self, root: LightSpan) -> bool:
+        """Whether a trace is kept, decided when its root ends: as the Collector's tail sampling
+        decides (otel-collector.yaml), on the root's outcome, slowness and trace id."""
+        attributes = root.attributes
+        return (attributes.get("tta.check.outcome") == "down" or attributes.get("tta.check.slow") is True
+                or self.keep.keeps(root.context.trace_id))
+
+    def kept_trace_id(self, span: Span | None, result: CheckResult) -> str | None:
+        """The check's trace id in hex when its trace will be kept, else None."""
+        if not isinstance(span, LightSpan):
+            return None  # nothing recorded
+        trace_id = span.context.trace_id
+        if not result.up or result.slow or self.keep.keeps(trace_id):
+            return format(trace_id, "032x")
+        return None
 
     def _annotate(self, span: Span, result: CheckResult) -> None:
         span.set_attribute("tta.check.outcome", result.outcome)
@@ -284,6 +297,8 @@ class Telemetry:
         def last_export() -> None:
             try:
                 self.tracer_provider.shutdown()  # the batch processor sends what it holds, once
+                for pusher in self._pushers:  # one final export, while the readers they read still run
+                    pusher.shutdown(timeout_millis=timeout_s * 1000)
                 self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)  # readers: one final export
             finally:
                 done.set()

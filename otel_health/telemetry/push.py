@@ -6,6 +6,12 @@ them into OpenTelemetry data points at export time. Through the SDK's observable
 instruments the state families would cost every export seconds of callbacks and hundreds of
 megabytes of per-series storage at 10,000 targets (README, performance section).
 
+With ``source`` (the bridge's :meth:`~.bridge.BridgeReader.collect_sdk`), the reader is not
+registered with the SDK at all: it exports what the bridge's cumulative storage holds, so
+every measurement is aggregated once, not once per reader (half the cost of recording a
+check's metrics with OTLP on). That is only done when the exporter wants cumulative data,
+the OTLP default (:meth:`PushReader.can_share`).
+
 Collecting and encoding run on the reader's own thread with fine thread switching and no
 cyclic GC (``otel_health.tuning``), and a large export goes out in requests of at most :data:`CHUNK_POINTS`
 data points with pauses between them (the thread busy at most a third of the time), so
@@ -19,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -55,11 +61,13 @@ _Extra = tuple[tuple[str, str], ...]
 
 class PushReader(MetricReader):
     """Exports every ``interval_s`` (default ``OTEL_METRIC_EXPORT_INTERVAL``) through ``exporter``:
-    the SDK's data, with ``families`` joined to the meter's ``scope`` under ``resource``."""
+    the SDK's data (from ``source`` when given, else as a reader of its own), with ``families``
+    joined to the meter's ``scope`` under ``resource``."""
 
     def __init__(self, exporter: MetricExporter, *, families: StateFamilies | None = None,
                  resource: Resource | None = None, scope: InstrumentationScope | None = None,
-                 interval_s: float | None = None, cardinality_limits: dict[type, int] | None = None) -> None:
+                 interval_s: float | None = None, cardinality_limits: dict[type, int] | None = None,
+                 source: Callable[[], MetricsData | None] | None = None) -> None:
         super().__init__(
             preferred_temporality=exporter._preferred_temporality,
             preferred_aggregation=exporter._preferred_aggregation,
@@ -69,6 +77,7 @@ class PushReader(MetricReader):
         self._interval = interval_s if interval_s else float(env.get("OTEL_METRIC_EXPORT_INTERVAL", "60000")) / 1000
         self._timeout_ms = float(env.get("OTEL_METRIC_EXPORT_TIMEOUT", "30000"))
         self._exporter = exporter
+        self._source = source
         self._families = families
         self._resource = resource or Resource.get_empty()
         self._scope = scope or InstrumentationScope("otel_health")
@@ -86,13 +95,28 @@ class PushReader(MetricReader):
             except Exception as exc:  # noqa: BLE001 - the next round tries again; the exporter logs its own
                 event(log, logging.WARNING, "otlp_metrics_round_failed", error=type(exc).__name__)
 
+    @staticmethod
+    def can_share(exporter: MetricExporter) -> bool:
+        """Whether ``exporter`` takes what a cumulative reader holds: no delta temporality asked
+        for. (An aggregation it prefers changes nothing here: both histograms have views.)"""
+        preferred = exporter._preferred_temporality or {}
+        return all(t is AggregationTemporality.CUMULATIVE for t in preferred.values())
+
+    @property
+    def shared(self) -> bool:
+        return self._source is not None
+
     def _collect_now(self) -> None:
         families = self._families
-        with fine_switching(), no_cyclic_gc(), (families.bypassed() if families is not None
-                                                else contextlib.nullcontext()):
-            self.collect(timeout_millis=self._timeout_ms)
+        with fine_switching(), no_cyclic_gc():
+            if self._source is not None:
+                self._receive_metrics(self._source(), timeout_millis=self._timeout_ms)
+                return
+            with families.bypassed() if families is not None else contextlib.nullcontext():
+                self.collect(timeout_millis=self._timeout_ms)
 
-    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+    def _receive_metrics(self, metrics_data: MetricsData | None, timeout_millis: float = 10_000,
+                         **kwargs: Any) -> None:
         data = self._with_state(metrics_data)
         if data is None:
             return

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from otel_health.config import OtlpSettings
+from otel_health.telemetry.traces import DEFAULT_KEEP_SALT
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose"
 STACK = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
@@ -109,3 +112,17 @@ def test_the_image_runs_as_a_user_and_checks_its_health() -> None:
     assert re.search(r"^FROM python:[\d.]+-slim", dockerfile, re.M)
     assert re.search(r"^USER \d+", dockerfile, re.M)
     assert "/-/healthy" in dockerfile and "HEALTHCHECK" in dockerfile
+
+
+def test_otel_health_and_the_collector_keep_the_same_traces_from_one_setting() -> None:
+    """The keep share and salt: one pair of variables for both, with the same defaults."""
+    keep = {"OTEL_HEALTH_KEEP_PERCENT": "${OTEL_HEALTH_KEEP_PERCENT:-1}",
+            "OTEL_HEALTH_KEEP_SALT": "${OTEL_HEALTH_KEEP_SALT:-default-hash-seed}"}
+    for service in ("otel-health", "otel-collector"):
+        assert {k: _env(service)[k] for k in keep} == keep, service
+    policy = next(p for p in yaml.safe_load((REPO / "otel-collector.yaml").read_text())["processors"]
+                  ["tail_sampling"]["policies"] if p["type"] == "probabilistic")["probabilistic"]
+    assert policy == {"sampling_percentage": keep["OTEL_HEALTH_KEEP_PERCENT"].replace("${", "${env:"),
+                      "hash_salt": keep["OTEL_HEALTH_KEEP_SALT"].replace("${", "${env:")}
+    defaults = OtlpSettings()
+    assert (defaults.keep_percent, defaults.keep_salt) == (1.0, DEFAULT_KEEP_SALT)

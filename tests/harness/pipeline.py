@@ -17,19 +17,20 @@ from opentelemetry.trace import Span
 from otel_health.config import Target
 from otel_health.result import CheckResult
 from otel_health.state import StateStore
-from otel_health.telemetry import StateFamilies, Telemetry, kept_trace_id, make_resource
+from otel_health.telemetry import KeepPolicy, StateFamilies, Telemetry, make_resource
 
 
 class Pipeline:
     def __init__(self, readers: Callable[[StateFamilies, Resource], Sequence[MetricReader]], *,
-                 span_processors: Sequence[SpanProcessor] = (), skipped: Callable[[tuple[str, str]], int] = lambda _: 0
-                 ) -> None:
+                 span_processors: Sequence[SpanProcessor] = (), skipped: Callable[[tuple[str, str]], int] = lambda _: 0,
+                 keep: KeepPolicy | None = None) -> None:
         self.store = StateStore()
         self.families = StateFamilies(self.store, skipped)
         self.resource = make_resource()
         self.readers = list(readers(self.families, self.resource))
         self.telemetry = Telemetry(families=self.families, metric_readers=self.readers,
-                                   span_processors=span_processors, resource=self.resource)
+                                   span_processors=span_processors, resource=self.resource,
+                                   keep=keep or KeepPolicy(100))
 
     def set_targets(self, targets: Iterable[Target]) -> None:
         targets = list(targets)
@@ -41,6 +42,6 @@ class Pipeline:
         state = self.store.current(target)
         if state is None:
             return False
-        state.update(result, kept_trace_id(span), lag)
+        state.update(result, self.telemetry.kept_trace_id(span, result), lag)
         self.telemetry.record(state.attrs, result, span)
         return True

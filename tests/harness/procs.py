@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,7 +20,34 @@ class StartError(RuntimeError):
     """A server did not come up; the message names it and ends with its log."""
 
 
+_GIVEN: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A loopback port free now, outside the ephemeral range (where the kernel picks the local
+    ports of outgoing connections, which the tests make by the thousand: a port taken from
+    there can be in use again before the server binds it), and not handed out before."""
+    low, high = _ephemeral_range()
+    pool = range(20000, low) if low - 20000 >= 2000 else range(high + 1, 65536)
+    for _ in range(500):
+        port = random.choice(pool)
+        if port in _GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

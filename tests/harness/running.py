@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -71,12 +72,16 @@ def config_from(text: str, base_dir: Path | None = None) -> Config:
 
 @contextlib.asynccontextmanager
 async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[Running]:
-    """A collector on a free port running ``text`` (YAML; 'listen' defaults to a free port)."""
+    """A collector on a free port running ``text`` (YAML; 'listen' defaults to a free port), every
+    trace kept unless ``text`` sets ``keep_percent``."""
     if "listen:" not in text:
         text = "listen: 127.0.0.1:0\n" + text
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
-    collector = Collector(config_from(text, base_dir), metric_readers=[metrics],
+    config = config_from(text, base_dir)
+    if "keep_percent" not in text:  # tests read the spans of healthy checks too
+        config = dataclasses.replace(config, otlp=dataclasses.replace(config.otlp, keep_percent=100.0))
+    collector = Collector(config, metric_readers=[metrics],
                           span_processors=[SimpleSpanProcessor(spans)], otlp=False)
     await collector.start()
     try:

@@ -43,7 +43,7 @@ async def _fetch(url: str, method: str = "GET", headers: list[tuple[str, str]] |
         return await asyncio.wait_for(client.fetch(request, timings if timings is not None else Timings()), 10)
     finally:
         if own:
-            client.close()
+            await client.aclose()  # a TLS close ends after the fetch: within the test's loop
 
 
 async def test_bodies_in_every_framing_and_coding_are_read(http_targets: HttpTargets) -> None:
@@ -326,7 +326,7 @@ async def test_non_ascii_names_are_sent_as_uts46_says() -> None:
             await _fetch(f"http://faß.de:{port}/", client=client)
             await _fetch(f"http://my_service.internal:{port}/", client=client)
         finally:
-            client.close()
+            await client.aclose()
     # faß.de is xn--fa-hia.de (UTS-46), not fass.de (IDNA 2003): another domain
     assert asked == ["xn--fa-hia.de", "my_service.internal"]
     assert b"Host: xn--fa-hia.de:%d\r\n" % port in heads[0] and b"Host: my_service.internal:" in heads[1]
@@ -377,7 +377,7 @@ async def test_every_address_is_raced_and_the_first_answer_wins(http_targets: Ht
                 await _fetch(f"http://two-addresses.test:{http_targets.port}/ok", client=client, ip_protocol="ip6")
             assert v6.value.error_type == ErrorType.DNS
         finally:
-            client.close()
+            await client.aclose()
 
 
 async def test_the_source_address_is_the_one_configured(http_targets: HttpTargets) -> None:
@@ -402,7 +402,7 @@ async def test_names_are_looked_up_once_while_a_lookup_is_running() -> None:
         assert calls == 1 and all(r == results[0] for r in results) and results[0]
         assert await client.names.resolve("localhost", 80) == results[0] and calls == 1  # cached
     finally:
-        client.close()
+        await client.aclose()
 
 
 def test_an_origin_is_the_same_however_it_is_written() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import subprocess
 import time
 import urllib.parse
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_health.collector import Collector
 from otel_health.config import load_text
 from otel_health.probes import PROBES
+from otel_health.telemetry import KeepPolicy
 from tests.harness import servers
 from tests.harness.procs import free_port
 
@@ -33,10 +35,12 @@ StartCollector = Callable[..., servers.OtelCollector]
 def start_collector(tmp_path: Path, jaeger: servers.Jaeger) -> Iterator[StartCollector]:
     started: list[servers.OtelCollector] = []
 
-    def start(keep_percent: int = 0, ports: dict[str, int] | None = None) -> servers.OtelCollector:
-        env = {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}", "OTELCOL_KEEP_PERCENT": str(keep_percent),
+    def start(keep_percent: float = 0, ports: dict[str, int] | None = None, salt: str | None = None
+              ) -> servers.OtelCollector:
+        env = {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}",
+               "OTEL_HEALTH_KEEP_PERCENT": str(keep_percent),
                "OTELCOL_FILE_EXPORT_PATH": str(tmp_path / f"kept-{len(started)}.json"),
-               "OTELCOL_LOG_LEVEL": "warn"}
+               "OTELCOL_LOG_LEVEL": "warn", **({"OTEL_HEALTH_KEEP_SALT": salt} if salt else {})}
         collector = servers.start_otelcol(tmp_path / f"otelcol-{len(started)}", CONFIGS, env, ports)
         started.append(collector)
         return collector
@@ -63,7 +67,10 @@ async def _start(text: str, spans: InMemorySpanExporter, monkeypatch: pytest.Mon
     monkeypatch.setenv("OTEL_SERVICE_NAME", service)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
-    collector = Collector(load_text(text, "pipeline.yaml", PROBES), span_processors=[SimpleSpanProcessor(spans)])
+    config = load_text(text, "pipeline.yaml", PROBES)
+    if "keep_percent" not in text:  # the tests read the spans of healthy checks too
+        config = dataclasses.replace(config, otlp=dataclasses.replace(config.otlp, keep_percent=100.0))
+    collector = Collector(config, span_processors=[SimpleSpanProcessor(spans)])
     await collector.start()
     return collector
 
@@ -97,37 +104,54 @@ def _tags(span: dict) -> dict:
     return {t["key"]: t["value"] for t in span["tags"]}
 
 
-@pytest.mark.parametrize("keep_percent", [0, 100])
-async def test_tail_sampling_keeps_failed_and_slow_checks(
-    keep_percent: int, start_collector: StartCollector, http_targets: servers.HttpTargets,
-    jaeger: servers.Jaeger, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("ours", "theirs", "salt"), [(0, 0, None), (100, 30, "pipeline-salt"), (30, 30, None)])
+async def test_both_tiers_keep_the_traces_the_policy_predicts_trace_by_trace(
+    ours: float, theirs: float, salt: str | None, start_collector: StartCollector,
+    http_targets: servers.HttpTargets, jaeger: servers.Jaeger, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    collector = start_collector(keep_percent)
+    """otel-health keeps failed and slow checks and ``ours`` percent of the rest, the Collector
+    ``theirs`` percent of what it gets; both pick by trace id with the same salt (the variable
+    both read). Every check's traceparent is seen by the target; Jaeger must hold exactly the
+    traces predicted, one by one."""
+    h = http_targets
+    collector = start_collector(theirs, salt=salt)
+    if salt:
+        monkeypatch.setenv("OTEL_HEALTH_KEEP_SALT", salt)
     spans = InMemorySpanExporter()
-    service = f"otel-health-sampling-{keep_percent}-{free_port()}"
-    health = await _start(_config(http_targets, collector), spans, monkeypatch, service)
+    service = f"otel-health-keep-{ours}-{theirs}-{free_port()}"
+    text = _config(h, collector).replace("export_interval: 0.5s\n", f"export_interval: 0.5s\n  keep_percent: {ours}\n")
+    text += "".join(f"  - name: traced-{i}\n    kind: http\n    url: {h.url('/traced')}\n    interval: 0.1s\n"
+                    "    timeout: 0.1s\n    slow_threshold: 0.1s\n" for i in range(4))
+    before = len(h.seen())
+    health = await _start(text, spans, monkeypatch, service)
     try:
-        deadline = time.monotonic() + 15
-        while len(_roots(spans)) < 24 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await asyncio.sleep(3.5)
     finally:
         await health.stop(grace=1)
+    ours_policy, theirs_policy = KeepPolicy(ours, salt or ""), KeepPolicy(theirs, salt or "")
+    sent = [seen["traceparent"] for seen in h.seen()[before:]]
+    assert len(sent) >= 40 and all(tp.endswith("-01") for tp in sent)  # every check's context goes out sampled
+    sent_ids = {int(tp.split("-")[1], 16) for tp in sent}
     roots = _roots(spans)
-    failed = [s for s in roots if s.attributes["tta.check.outcome"] == "down"]
-    slow = [s for s in roots if s.attributes["tta.check.outcome"] == "up" and s.attributes["tta.check.slow"]]
-    assert failed and slow and len(roots) > len(failed) + len(slow)
-    expected = len(failed) + len(slow) if keep_percent == 0 else len(roots)
-    traces = await _settle(jaeger, service, expected)
-    assert len(traces) == expected
-    kept_ids = {t["traceID"].rjust(32, "0") for t in traces}
-    want = {format(s.context.trace_id, "032x") for s in (failed + slow if keep_percent == 0 else roots)}
-    assert kept_ids == want
+    kept = {s.context.trace_id: s for s in roots}
+    failed_or_slow = {tid for tid, s in kept.items()
+                      if s.attributes["tta.check.outcome"] == "down" or s.attributes["tta.check.slow"]}
+    assert failed_or_slow and kept
+    # In the process: failed and slow checks, and exactly the healthy ones our share picks.
+    assert all(tid in failed_or_slow or ours_policy.keeps(tid) for tid in kept)
+    assert {tid for tid in sent_ids if ours_policy.keeps(tid)} <= set(kept)
+    # The Collector: of what it was sent, failed and slow ones and what its share picks.
+    want = {format(tid, "032x") for tid in kept if tid in failed_or_slow or theirs_policy.keeps(tid)}
+    traces = await _settle(jaeger, service, len(want))
+    assert {t["traceID"].rjust(32, "0") for t in traces} == want
+    if ours == theirs:
+        assert want == {format(tid, "032x") for tid in kept}  # both tiers agree: nothing sent is dropped
     for trace in traces:
         root = next(s for s in trace["spans"] if s["operationName"].startswith("health_check "))
         tags = _tags(root)
         if tags["tta.check.outcome"] == "down":
             assert tags["otel.status_code"] == "ERROR"
-            assert tags["error.type"] == "http_status"
+            assert tags["error.type"] in ("http_status", "timeout")
 
 
 async def test_collector_path_serves_the_same_series_as_the_bridge_with_exemplars(

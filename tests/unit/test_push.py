@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.sdk.metrics import Counter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -12,7 +13,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from otel_health.telemetry import SCOPE, PushReader
+from otel_health.telemetry import SCOPE, BridgeReader, PushReader
 from tests.harness.pipeline import Pipeline
 
 
@@ -163,3 +164,49 @@ def test_removed_targets_and_old_labels_are_not_sent(make_target, make_result) -
     points = _points(exporter.exports[0])
     for name in ("tta_service_checks", "tta_service_check_duration_seconds", "tta_service_up"):
         assert [(a["service"], a.get("team")) for a, _, _ in points[name]] == [("api", "edge")], name
+
+
+def test_a_reader_over_the_bridges_storage_exports_what_a_reader_of_its_own_would(make_target, make_result) -> None:
+    """With OTLP on, the push reader reads the bridge's cumulative storage instead of being a
+    second SDK reader (each measurement aggregated once): the export must not change."""
+    own, shared = _Recording(), _Recording()
+    holder: list[PushReader] = []
+
+    def readers(families: Any, resource: Any) -> list[Any]:
+        bridge = BridgeReader(families=families)
+        holder.append(PushReader(shared, families=families, resource=resource, scope=SCOPE, interval_s=3600,
+                                 source=bridge.collect_sdk))
+        return [bridge, PushReader(own, families=families, resource=resource, scope=SCOPE, interval_s=3600)]
+
+    pipeline = Pipeline(readers)
+    reader, over_bridge = pipeline.readers[1], holder[0]
+    assert isinstance(reader, PushReader) and over_bridge.shared and PushReader.can_share(_Recording())
+    up, down = make_target("up"), make_target("down")
+    pipeline.set_targets([up, down])
+    for _ in range(3):
+        pipeline.record(up, make_result(up=True, duration=0.02))
+        pipeline.record(down, make_result(up=False, duration=0.5))
+    try:
+        reader.force_flush()
+        over_bridge.force_flush()
+    finally:
+        reader.shutdown()
+        over_bridge.shutdown()
+
+    def comparable(data: MetricsData) -> dict[str, list[Any]]:
+        return {name: sorted((sorted(a.items()), getattr(p, "value", None), getattr(p, "count", None),
+                              getattr(p, "sum", None), tuple(getattr(p, "bucket_counts", ()) or ()))
+                             for a, _, p in points)
+                for name, points in _points(data).items()}
+
+    assert comparable(shared.exports[0]) == comparable(own.exports[0])
+    assert len(shared.exports) == 2  # the last one at shutdown, through the bridge still
+
+
+def test_delta_temporality_keeps_a_reader_of_its_own() -> None:
+    class Delta(_Recording):
+        def __init__(self) -> None:
+            MetricExporter.__init__(self, preferred_temporality={Counter: AggregationTemporality.DELTA})
+            self.exports = []
+
+    assert not PushReader.can_share(Delta())
