@@ -11,6 +11,7 @@ instrument names already carry their unit suffix.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,8 +29,11 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
     HistogramDataPoint,
+    Metric,
     MetricReader,
     MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
@@ -65,6 +69,8 @@ class BridgeReader(MetricReader):
         self._latest: MetricsData | None = None
         self._labels = {False: _LabelCache(), True: _LabelCache()}
         self._families = families
+        # The latest exemplars of each series, by (metric, identity of its attributes).
+        self._exemplars: dict[tuple[str, int], tuple[Any, Sequence[Any]]] = {}
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._latest = metrics_data
@@ -79,7 +85,46 @@ class BridgeReader(MetricReader):
                 # busy event loop: a scrape would fail instead of being slow.
                 self.collect(timeout_millis=120_000)
             data, self._latest = self._latest, None  # not kept between scrapes
-            return data
+            return self._sticky(data)
+
+    def _sticky(self, data: MetricsData | None) -> MetricsData | None:
+        """``data`` with each series' latest exemplars kept until new ones come, as Prometheus
+        client libraries keep them. The SDK hands a sampled exemplar to one collection only;
+        the OTLP push reads this storage too, so without this a scrape and a push would take
+        each other's exemplars."""
+        if data is None:
+            return None
+        held, live = self._exemplars, {}
+        resources = []
+        changed = False
+        for rm in data.resource_metrics:
+            scopes = []
+            for sm in rm.scope_metrics:
+                metrics = []
+                for metric in sm.metrics:
+                    if isinstance(metric.data, (HistogramData, Sum)):
+                        points: list[Any] = []
+                        filled = False
+                        for point in metric.data.data_points:
+                            key = (metric.name, id(point.attributes))
+                            if point.exemplars:
+                                live[key] = (point.attributes, point.exemplars)
+                            else:
+                                kept = held.get(key)
+                                if kept is not None and kept[0] is point.attributes:
+                                    point = dataclasses.replace(point, exemplars=kept[1])
+                                    live[key], filled = kept, True
+                            points.append(point)
+                        if filled:
+                            same: Any = metric.data
+                            metric = Metric(metric.name, metric.description, metric.unit,
+                                            dataclasses.replace(same, data_points=points))
+                            changed = True
+                    metrics.append(metric)
+                scopes.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))
+            resources.append(ResourceMetrics(rm.resource, scopes, rm.schema_url))
+        self._exemplars = live
+        return MetricsData(resources) if changed else data
 
     def render_steps(self, data: MetricsData | None, out: list[bytes], *, openmetrics: bool = False,
                      step: int = STEP_SAMPLES) -> Iterator[None]:

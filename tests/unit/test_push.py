@@ -210,3 +210,34 @@ def test_delta_temporality_keeps_a_reader_of_its_own() -> None:
             self.exports = []
 
     assert not PushReader.can_share(Delta())
+
+
+def test_a_scrape_and_a_push_over_one_storage_both_carry_the_latest_exemplar(make_target, make_result) -> None:
+    """The SDK hands a sampled exemplar to one collection only; both ways out must show it."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    pushed = _Recording()
+    holder: list[Any] = []
+
+    def readers(families: Any, resource: Any) -> list[Any]:
+        bridge = BridgeReader(families=families)
+        holder.append(PushReader(pushed, families=families, resource=resource, scope=SCOPE, interval_s=3600,
+                                 source=bridge.collect_sdk))
+        return [bridge]
+
+    pipeline = Pipeline(readers, span_processors=[SimpleSpanProcessor(InMemorySpanExporter())])
+    bridge, push = pipeline.readers[0], holder[0]
+    target = make_target("slow", slow=0.1)
+    pipeline.set_targets([target])
+    with pipeline.telemetry.check_span(target) as span:
+        pipeline.record(target, make_result(up=True, duration=0.5, slow=True), span)
+    trace_id = span.get_span_context().trace_id
+    assert f'trace_id="{trace_id:032x}"' in bridge.render(openmetrics=True).decode()  # the scrape took it first
+    try:
+        push.force_flush()
+    finally:
+        push.shutdown()
+    histogram = next(p for _, _, p in _points(pushed.exports[0])["tta_service_check_duration_seconds"])
+    assert [e.trace_id for e in histogram.exemplars] == [trace_id]
+    assert f'trace_id="{trace_id:032x}"' in bridge.render(openmetrics=True).decode()  # and keeps it
