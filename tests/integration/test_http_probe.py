@@ -99,6 +99,9 @@ async def test_hanging_check_costs_only_its_timeout_while_others_keep_cadence(ht
         starts = [run.started_at for run in runs]
         gaps = [b - a for a, b in itertools.pairwise(starts)]
         # Waiting behind the hanging check would cost its 1 s timeout (a gap of 1.25 s, a lag
-        # of 1 s); these bounds are far from that and leave room for a pause of the machine.
-        assert all(0.1 <= gap <= 0.9 for gap in gaps), gaps
-        assert max(run.lag for run in runs) < 0.65
+        # of 1 s); these bounds are far from that and leave room for a pause of the machine
+        # (or of the test process: the collector's one full collection after its first round
+        # takes a few hundred milliseconds in a process that has run the whole suite). A late
+        # start is followed by a short gap: the schedule keeps its grid.
+        assert all(gap <= 0.9 for gap in gaps), gaps
+        assert max(run.lag for run in runs) < 0.9
