@@ -356,12 +356,16 @@ def _parse_auth(f: Fields, headers: tuple[tuple[str, str | Secret], ...]) -> tup
 
 def _parse_regex(f: Fields, name: str) -> re.Pattern[str] | None:
     text = f.text(name)
-    if text is None:
-        return None
+    return _compiled(f, name, text) if text is not None else None
+
+
+def _compiled(f: Fields, name: str, pattern: str, where: str = "") -> re.Pattern[str] | None:
+    """``pattern`` compiled, or None with the problem reported (``where``: an item of a list)."""
     try:
-        return re.compile(text)
+        return re.compile(pattern)
     except re.error as exc:
-        f.problem(name, f"is not a valid regular expression ({exc.msg}); fix the pattern")
+        f.problem(name, f"{where}{'regexp ' if where else ''}is not a valid regular expression ({exc.msg}); "
+                        "fix the pattern")
         return None
 
 
@@ -460,10 +464,8 @@ def _parse_header_assertions(f: Fields, name: str, *, must_match: bool) -> tuple
         if not isinstance(allow, bool):
             f.problem(name, f"{where}: 'allow_missing' must be true or false")
             continue
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            f.problem(name, f"{where}: regexp is not a valid regular expression ({exc.msg}); fix the pattern")
+        compiled = _compiled(f, name, pattern, f"{where}: ")
+        if compiled is None:
             continue
         found.append(HeaderAssertion(header.lower(), compiled, must_match, allow))
     return tuple(found)
@@ -475,7 +477,7 @@ def _parse_proxy(f: Fields, environ: Mapping[str, str]) -> ProxySettings | None:
     raw_no_proxy = f.raw("no_proxy")
     auth, user, password = _basic_credentials(f, "proxy_basic_auth")
     if isinstance(raw_no_proxy, str):
-        entries = [e.strip() for e in raw_no_proxy.split(",") if e.strip()]
+        entries = _comma_list(raw_no_proxy)
     elif isinstance(raw_no_proxy, list) and all(isinstance(e, str) for e in raw_no_proxy):
         entries = [e.strip() for e in raw_no_proxy if e.strip()]
     else:
@@ -530,7 +532,7 @@ def _parse_proxy(f: Fields, environ: Mapping[str, str]) -> ProxySettings | None:
             shown[var[0]] = proxy_url.shown
         http_proxy, https_proxy = made
         if no_var is not None:
-            entries = [e.strip() for e in no_var[1].split(",") if e.strip()] + entries
+            entries = _comma_list(no_var[1]) + entries
     try:
         no_proxy = NoProxy.parse(entries)
     except ValueError as exc:
@@ -538,6 +540,10 @@ def _parse_proxy(f: Fields, environ: Mapping[str, str]) -> ProxySettings | None:
         return None
     shown["no_proxy"] = entries
     return ProxySettings(Proxies(http_proxy, https_proxy, no_proxy), shown, tuple(secrets))
+
+
+def _comma_list(text: str) -> list[str]:
+    return [e.strip() for e in text.split(",") if e.strip()]
 
 
 def _proxy_url(f: Fields, name: str, text: str, *, variable: str | None = None) -> ProxyURL | None:

@@ -70,6 +70,14 @@ def config_from(text: str, base_dir: Path | None = None) -> Config:
     return load_text(text, "test.yaml", PROBES, base_dir=base_dir)
 
 
+def keeping_every_trace(config: Config, text: str) -> Config:
+    """``config`` with every trace kept, unless ``text`` sets ``keep_percent``: tests read the
+    spans of healthy checks too."""
+    if "keep_percent" in text:
+        return config
+    return dataclasses.replace(config, otlp=dataclasses.replace(config.otlp, keep_percent=100.0))
+
+
 @contextlib.asynccontextmanager
 async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[Running]:
     """A collector on a free port running ``text`` (YAML; 'listen' defaults to a free port), every
@@ -78,10 +86,7 @@ async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[R
         text = "listen: 127.0.0.1:0\n" + text
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
-    config = config_from(text, base_dir)
-    if "keep_percent" not in text:  # tests read the spans of healthy checks too
-        config = dataclasses.replace(config, otlp=dataclasses.replace(config.otlp, keep_percent=100.0))
-    collector = Collector(config, metric_readers=[metrics],
+    collector = Collector(keeping_every_trace(config_from(text, base_dir), text), metric_readers=[metrics],
                           span_processors=[SimpleSpanProcessor(spans)], otlp=False)
     await collector.start()
     try:

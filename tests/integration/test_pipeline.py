@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import subprocess
 import time
 import urllib.parse
@@ -22,6 +21,7 @@ from otel_health.probes import PROBES
 from otel_health.telemetry import KeepPolicy
 from tests.harness import servers
 from tests.harness.procs import free_port
+from tests.harness.running import keeping_every_trace
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +67,7 @@ async def _start(text: str, spans: InMemorySpanExporter, monkeypatch: pytest.Mon
     monkeypatch.setenv("OTEL_SERVICE_NAME", service)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
-    config = load_text(text, "pipeline.yaml", PROBES)
-    if "keep_percent" not in text:  # the tests read the spans of healthy checks too
-        config = dataclasses.replace(config, otlp=dataclasses.replace(config.otlp, keep_percent=100.0))
+    config = keeping_every_trace(load_text(text, "pipeline.yaml", PROBES), text)
     collector = Collector(config, span_processors=[SimpleSpanProcessor(spans)])
     await collector.start()
     return collector
