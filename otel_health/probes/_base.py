@@ -29,7 +29,7 @@ from ..errors import ErrorType, ProbeFailure
 from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
 
 __all__ = ["Attempt", "PasswordOptions", "Probe", "ProbeSettings", "Rule", "classify", "classify_os_error",
-           "close_within", "os_cause", "server_words"]
+           "close_within", "closes_finished", "os_cause", "server_words"]
 
 
 _BACKOFF_FIRST = 0.1
@@ -188,9 +188,34 @@ class Probe(ABC):
 
 async def close_within(closing: Awaitable[Any], seconds: float = 1.0) -> None:
     """Close a connection, giving up after ``seconds``: a stuck peer must not hold a check
-    past its timeout (a check that timed out closes its connection after the fact)."""
+    past its timeout (a check that timed out closes its connection after the fact).
+
+    The close runs to its end even when the caller is cancelled meanwhile (its check's
+    timeout expiring, or a stop): cut short before it began, as ``asyncio.wait_for`` would
+    cut it, the connection would stay open until the garbage collector found it.
+    """
+    task = asyncio.ensure_future(_bounded(closing, seconds))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+    await asyncio.shield(task)
+
+
+async def closes_finished(seconds: float = 2.0) -> None:
+    """Wait (at most ``seconds``) for the closes :func:`close_within` left running when their
+    callers were cancelled: a probe's ``close()`` returns with nothing of its own still open."""
+    loop = asyncio.get_running_loop()
+    mine = {task for task in _closing if task.get_loop() is loop}
+    if mine:
+        await asyncio.wait(mine, timeout=seconds)
+
+
+async def _bounded(closing: Awaitable[Any], seconds: float) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(closing, seconds)
+        async with asyncio.timeout(seconds):
+            await closing
+
+
+_closing: set[asyncio.Task[None]] = set()
 
 
 # (exception types, error type, detail: text, or made from the exception); the first match wins.

@@ -35,6 +35,7 @@ from ._base import (
     classify,
     classify_os_error,
     close_within,
+    closes_finished,
     os_cause,
     server_words,
 )
@@ -189,6 +190,7 @@ class Neo4jProbe(Probe):
 
     async def close(self) -> None:
         await self._kept.close()
+        await closes_finished()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         cause = os_cause(exc)

@@ -30,6 +30,7 @@ from ._base import (
     classify,
     classify_os_error,
     close_within,
+    closes_finished,
     os_cause,
     server_words,
 )
@@ -168,6 +169,7 @@ class RedisProbe(Probe):
 
     async def close(self) -> None:
         await self._kept.close()
+        await closes_finished()
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         if isinstance(exc, rexc.RedisError) and (refusal := _refusal(exc)) is not None:

@@ -18,7 +18,7 @@ from redis import exceptions as rexc
 
 from otel_health.errors import ErrorType, ProbeFailure
 from otel_health.probes import PROBES, Probe, ProbeSettings
-from otel_health.probes._base import classify, classify_os_error, os_cause
+from otel_health.probes._base import classify, classify_os_error, close_within, closes_finished, os_cause
 from otel_health.probes._kept import Kept
 from otel_health.probes._tls import client_context
 from otel_health.probes.neo4j import Neo4jProbe
@@ -247,6 +247,43 @@ async def test_a_connection_not_kept_changed_or_unusable_is_closed() -> None:
     await asyncio.sleep(0)
     async with kept.session(key, "v2", keep=True) as held:
         assert held.conn is None  # removed by a reload
+
+
+async def test_a_close_goes_on_when_the_check_that_began_it_is_cancelled() -> None:
+    # A check that fails just before its timeout closes its connection as the timeout
+    # expires: the close must still happen, not be cut short before it began.
+    closing_started, may_finish = asyncio.Event(), asyncio.Event()
+    conn = _Conn("near-deadline")
+
+    async def slow_close(c: _Conn) -> None:
+        closing_started.set()
+        await may_finish.wait()
+        c.closed = True
+
+    kept: Kept[_Conn] = Kept(lambda c: close_within(slow_close(c)))
+
+    async def check() -> None:
+        async with kept.session(("db", "prod"), "opts", keep=False) as held:
+            held.conn = conn
+
+    task = asyncio.create_task(check())
+    await asyncio.sleep(0)  # the check is now waiting on the close, which has not begun
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not conn.closed
+    may_finish.set()
+    await asyncio.wait_for(closing_started.wait(), 2)
+    await closes_finished()
+    assert conn.closed
+
+
+async def test_a_stuck_close_is_given_up_after_its_bound() -> None:
+    never = asyncio.Event()
+    started = asyncio.get_running_loop().time()
+    await close_within(never.wait(), 0.05)
+    await closes_finished()
+    assert asyncio.get_running_loop().time() - started < 2
 
 
 def test_client_contexts_are_shared_and_follow_the_ca_file(tmp_path: Path) -> None:
