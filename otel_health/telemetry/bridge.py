@@ -250,34 +250,58 @@ def _direct_lines(out: list[str], family: StateFamily, points: Iterable[Point], 
         kind = "gauge"
     append = out.append
     count = 0
+    extras = _EXTRA_LABELS
     for attrs, extra, value in points:
         if count == 0:
             append(f"# HELP {header} {_escape_help(family.description)}\n# TYPE {header} {kind}\n")
         count += 1
         body = cache.body(attrs)
         if extra:
-            more = ",".join(f'{_label_name(k)}="{_escape_value(v)}"' for k, v in extra)
+            more = extras.get(extra)
+            if more is None:
+                more = ",".join(f'{_label_name(k)}="{_escape_value(v)}"' for k, v in extra)
+                if len(extras) >= _EXTRA_LIMIT:
+                    extras.clear()
+                extras[extra] = more
             body = f"{body},{more}" if body else more
-        append(f"{sample}{{{body}}} {_num(value)}\n" if body else f"{sample} {_num(value)}\n")
+        number = repr(value) if type(value) is float and value - value == 0 else _num(value)  # finite floats
+        append(f"{sample}{{{body}}} {number}\n" if body else f"{sample} {number}\n")
         if count % step == 0:
             yield
 
 
 def _render_histogram_point(out: list[str], name: str, bucket: str, p: HistogramDataPoint, openmetrics: bool,
                             base: str) -> None:
-    sep = "," if base else ""
+    head = f"{bucket}{{{base},le=" if base else f"{bucket}{{le="
     exemplars = _exemplars_by_bucket(p) if openmetrics and p.exemplars else None
     cumulative = 0
-    bounds = p.explicit_bounds
+    les = _le_labels(p.explicit_bounds)
+    append = out.append
     for i, count in enumerate(p.bucket_counts):
         cumulative += count
-        le = _num(bounds[i]) if i < len(bounds) else "+Inf"
-        line = f'{bucket}{{{base}{sep}le="{le}"}} {cumulative}'
         if exemplars and i in exemplars:
-            line += exemplars[i]
-        out.append(line + "\n")
+            append(f"{head}{les[i]} {cumulative}{exemplars[i]}\n")
+        else:
+            append(f"{head}{les[i]} {cumulative}\n")
     labels = "{" + base + "}" if base else ""
     out.append(f"{name}_sum{labels} {_num(p.sum)}\n{name}_count{labels} {p.count}\n")
+
+
+def _le_labels(bounds: Sequence[float]) -> list[str]:
+    """``"0.005"}`` and so on for each bucket of ``bounds``, ``"+Inf"}`` last: a histogram's
+    bounds are the same for every series, so they are formatted once."""
+    key = tuple(bounds)
+    les = _LE_CACHE.get(key)
+    if les is None:
+        les = _LE_CACHE[key] = [f'"{_num(b)}"}}' for b in key] + ['"+Inf"}']
+    return les
+
+
+_LE_CACHE: dict[tuple[float, ...], list[str]] = {}
+# Rendered extra labels of the state families (a phase, the info labels), by their pairs:
+# few distinct ones, shared by every target.
+_EXTRA_LABELS: dict[tuple[tuple[str, str], ...], str] = {}
+_EXTRA_LIMIT = 4096
 
 
 def _exemplars_by_bucket(p: HistogramDataPoint) -> dict[int, str]:

@@ -25,7 +25,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from ..state import StateStore, TargetState
 
-__all__ = ["POINT_LABELS", "STATE_FAMILIES", "Labels", "Point", "StateFamilies", "StateFamily"]
+__all__ = ["POINT_LABELS", "STATE_FAMILIES", "Labels", "Merged", "Point", "StateFamilies", "StateFamily", "merged"]
 
 # Labels the instruments add to a target's attributes on some of its points.
 POINT_LABELS = frozenset({"outcome", "error_type"})
@@ -33,6 +33,46 @@ Labels = tuple[tuple[str, str], ...]
 Skipped = Callable[[tuple[str, str]], int]
 # (the target's attributes, extra labels of this series, value)
 Point = tuple[Mapping[str, str], Labels, float]
+
+
+class Merged(Mapping[str, str]):
+    """A target's attributes followed by one series' extra labels, without a copy of them.
+
+    An export holds one per series with extra labels (a phase, the info labels): at 20,000
+    targets, copies of the target's attributes for each would cost megabytes, and the
+    encoders write the target's part from their caches (keyed by its identity) and the
+    extra pairs from theirs. Iterates in the order ``{**base, **dict(extra)}`` would.
+    """
+
+    __slots__ = ("base", "extra")
+
+    def __init__(self, base: Mapping[str, str], extra: Labels) -> None:
+        self.base = base
+        self.extra = extra
+
+    def __getitem__(self, key: str) -> str:
+        for name, value in self.extra:
+            if name == key:
+                return value
+        return self.base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.base
+        for name, _ in self.extra:
+            yield name
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.extra)
+
+
+def merged(base: Mapping[str, str], extra: Labels) -> Mapping[str, str]:
+    """``base`` with ``extra`` after it: a :class:`Merged` view, or a copy when an extra label
+    would replace one of ``base`` (never for the families' own labels, which are reserved)."""
+    if not extra:
+        return base
+    if any(name in base for name, _ in extra):
+        return {**base, **dict(extra)}
+    return Merged(base, extra)
 
 
 class StateFamily(NamedTuple):

@@ -43,6 +43,7 @@ from .. import __version__
 from ..config import Target
 from ..logs import event
 from ..result import CheckResult
+from .exemplars import latest_per_bucket
 from .families import StateFamilies
 from .traces import CheckTracerProvider, KeepPolicy, LightSpan
 
@@ -131,11 +132,15 @@ class Telemetry:
         pushers: Sequence[MetricReader] = (),
     ) -> None:
         self.resource = resource or make_resource()
+        # Reservoirs that cost nothing while empty (.exemplars): most series never get an exemplar.
         views = [
             View(instrument_name="tta_service_check_duration_seconds",
-                 aggregation=ExplicitBucketHistogramAggregation(CHECK_DURATION_BUCKETS)),
+                 aggregation=ExplicitBucketHistogramAggregation(CHECK_DURATION_BUCKETS),
+                 exemplar_reservoir_factory=latest_per_bucket),
+            View(instrument_name="tta_service_checks", exemplar_reservoir_factory=latest_per_bucket),
             View(instrument_name="otel_health_scheduler_lag_seconds",
-                 aggregation=ExplicitBucketHistogramAggregation(LAG_BUCKETS)),
+                 aggregation=ExplicitBucketHistogramAggregation(LAG_BUCKETS),
+                 exemplar_reservoir_factory=latest_per_bucket),
         ]
         # Shut down by shutdown() alone, within its bound: no exit handler of the SDK's may wait on
         # an export after that.

@@ -21,8 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from .. import logs
+from .families import Merged
 
-__all__ = ["Unsupported", "encode_metrics", "encode_spans"]
+__all__ = ["Unsupported", "encode_metrics", "encode_spans", "forget_unused"]
 
 _log = logging.getLogger(__name__)
 
@@ -88,8 +89,12 @@ def _key_value(key: str, value: Any) -> bytes:
 def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
+    return _pairs_encoded(tag, attributes.items())
+
+
+def _pairs_encoded(tag: int, items: Iterable[tuple[str, Any]]) -> bytes:
     parts = []
-    for key, value in attributes.items():
+    for key, value in items:
         kind = type(value)
         cacheable = kind is str or kind is bool or kind is int
         if cacheable:
@@ -220,23 +225,45 @@ class Unsupported(Exception):
     """Data this encoder does not write (exponential histograms, summaries): use the SDK's."""
 
 
-# Encoded attribute sets of data points, by identity: a series hands the same mapping to
-# every export, and a target's state families share one. Bounded; past it, it starts over.
-_point_attrs: dict[int, tuple[Any, bytes]] = {}
-_POINT_ATTRS_LIMIT = 65536
+class _AttributeSets:
+    """Encoded attribute sets of data points, by identity, for one field ``tag``: a series
+    hands the same mapping to every export, and a target's series share one (a
+    :class:`~.families.Merged` set is its target's, from here, then its extra pairs). What
+    an export did not use is dropped after it (:func:`forget_unused`): the cache holds the
+    live series, however many, and is never cleared in the middle of a large export."""
+
+    def __init__(self, tag: int) -> None:
+        self.tag = tag
+        self.current: dict[int, tuple[Any, bytes]] = {}
+        self.used: dict[int, tuple[Any, bytes]] = {}
+
+    def encoded(self, attributes: Any) -> bytes:
+        extra = None
+        if type(attributes) is Merged:
+            attributes, extra = attributes.base, attributes.extra
+        elif not attributes:
+            return b""
+        key = id(attributes)
+        entry = self.used.get(key)
+        if entry is None or entry[0] is not attributes:
+            entry = self.current.get(key)
+            if entry is None or entry[0] is not attributes:
+                entry = (attributes, _attributes(self.tag, attributes))
+            self.used[key] = entry
+        return entry[1] if extra is None else entry[1] + _pairs_encoded(self.tag, extra)
+
+    def forget_unused(self) -> None:
+        self.current, self.used = self.used, {}
 
 
-def _point_attributes(tag: int, attributes: Any) -> bytes:
-    if not attributes:
-        return b""
-    entry = _point_attrs.get(id(attributes))
-    if entry is not None and entry[0] is attributes:
-        return entry[1]
-    encoded = _attributes(tag, attributes)
-    if len(_point_attrs) >= _POINT_ATTRS_LIMIT:
-        _point_attrs.clear()
-    _point_attrs[id(attributes)] = (attributes, encoded)
-    return encoded
+_number_attributes = _AttributeSets(0x3A)  # NumberDataPoint.attributes
+_histogram_attributes = _AttributeSets(0x4A)  # HistogramDataPoint.attributes
+
+
+def forget_unused() -> None:
+    """Drop the encoded attribute sets the last export did not use (call after each export)."""
+    _number_attributes.forget_unused()
+    _histogram_attributes.forget_unused()
 
 
 def _exemplars(tag: int, exemplars: Sequence[Any]) -> bytes:
@@ -257,21 +284,37 @@ def _exemplars(tag: int, exemplars: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
-def _number_point(point: Any, with_start: bool) -> bytes:
-    body = _point_attributes(0x3A, point.attributes)
-    if with_start and point.start_time_unix_nano:
-        body += b"\x11" + _FIXED64.pack(point.start_time_unix_nano)
-    if point.time_unix_nano:
-        body += b"\x19" + _FIXED64.pack(point.time_unix_nano)
-    value = point.value
-    body += b"\x31" + _SFIXED64.pack(value) if isinstance(value, int) else b"\x21" + _DOUBLE.pack(value)
-    if point.exemplars:
-        body += _exemplars(0x2A, point.exemplars)
-    return _field(0x0A, body)
+def _number_points(points: Iterable[Any], with_start: bool) -> bytes:
+    """NumberDataPoints, each with its field tag: the times are encoded once for the run of
+    points that share them (an export's state families all do)."""
+    attributes = _number_attributes.encoded
+    fixed64, double, sfixed64 = _FIXED64.pack, _DOUBLE.pack, _SFIXED64.pack
+    out = []
+    start_at = time_at = -1
+    start = when = b""
+    for point in points:
+        body = attributes(point.attributes)
+        if with_start and point.start_time_unix_nano:
+            if point.start_time_unix_nano != start_at:
+                start_at = point.start_time_unix_nano
+                start = b"\x11" + fixed64(start_at)
+            body += start
+        if point.time_unix_nano:
+            if point.time_unix_nano != time_at:
+                time_at = point.time_unix_nano
+                when = b"\x19" + fixed64(time_at)
+            body += when
+        value = point.value
+        body += b"\x31" + sfixed64(value) if isinstance(value, int) else b"\x21" + double(value)
+        if point.exemplars:
+            body += _exemplars(0x2A, point.exemplars)
+        n = len(body)
+        out.append((bytes((0x0A, n)) if n < 0x80 else b"\x0a" + _varint(n)) + body)
+    return b"".join(out)
 
 
 def _histogram_point(point: Any) -> bytes:
-    body = _point_attributes(0x4A, point.attributes)
+    body = _histogram_attributes.encoded(point.attributes)
     if point.start_time_unix_nano:
         body += b"\x11" + _FIXED64.pack(point.start_time_unix_nano)
     if point.time_unix_nano:
@@ -301,9 +344,9 @@ def _metric(metric: Any) -> bytes:
         body += _field(0x1A, metric.unit.encode("utf-8"))
     data = metric.data
     if isinstance(data, Gauge):
-        body += _field(0x2A, b"".join(_number_point(p, False) for p in data.data_points))
+        body += _field(0x2A, _number_points(data.data_points, False))
     elif isinstance(data, Sum):
-        inner = b"".join(_number_point(p, True) for p in data.data_points)
+        inner = _number_points(data.data_points, True)
         if data.aggregation_temporality:
             inner += b"\x10" + _varint(int(data.aggregation_temporality))
         if data.is_monotonic:

@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from otel_health.telemetry import SCOPE, BridgeReader, PushReader
+from otel_health.telemetry.families import Merged
 from tests.harness.pipeline import Pipeline
 
 
@@ -113,7 +114,7 @@ def test_a_large_export_goes_out_in_bounded_requests_with_every_point_once(make_
     assert all(rm.resource is pipeline.resource for c in chunks for rm in c.resource_metrics)
 
 
-def test_exports_run_without_cyclic_gc_and_reuse_merged_attribute_sets(make_target, make_result) -> None:
+def test_exports_run_without_cyclic_gc_and_share_the_targets_attribute_sets(make_target, make_result) -> None:
     import gc
 
     seen_enabled: list[bool] = []
@@ -136,13 +137,17 @@ def test_exports_run_without_cyclic_gc_and_reuse_merged_attribute_sets(make_targ
         reader.shutdown()
     assert seen_enabled and not any(seen_enabled)  # no cyclic collection while points exist
     assert gc.isenabled()  # and back on after
-    # an attribute set with extra labels (the info series' version) is the same object in both exports
+    # an attribute set with extra labels (the info series' version) is the target's own mapping
+    # with the extra pairs after it, not a copy: in both exports
     first, second = (_points(d) for d in exporter.exports[:2])
     info = [name for name in first if name.endswith("_info")]
-    assert info
+    up = [name for name in first if name.endswith("_service_up")]
+    assert info and up
     a, b = first[info[0]][0][2].attributes, second[info[0]][0][2].attributes
-    assert a["version"] == "2.1" and a["team"] == "core"
-    assert a is b
+    assert isinstance(a, Merged) and isinstance(b, Merged)
+    assert a.base is b.base is first[up[0]][0][2].attributes
+    assert dict(a) == {**a.base, "version": "2.1", "status_code": "200"} and a["team"] == "core"
+    assert list(a) == [*a.base, "version", "status_code"]
 
 
 def test_removed_targets_and_old_labels_are_not_sent(make_target, make_result) -> None:

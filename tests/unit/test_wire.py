@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
@@ -196,3 +197,68 @@ def test_kinds_it_does_not_write_are_left_to_the_sdk() -> None:
     with pytest.raises(Unsupported):
         encode_metrics(reader.get_metrics_data())
     provider.shutdown()
+
+
+def _one_resource(metrics: list[Any]) -> Any:
+    from opentelemetry.sdk.metrics.export import MetricsData, ResourceMetrics, ScopeMetrics
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    return MetricsData([ResourceMetrics(Resource.create({}), [ScopeMetrics(InstrumentationScope("s"), metrics, "")],
+                                       "")])
+
+
+def test_an_attribute_set_shared_by_a_histogram_and_a_gauge_is_written_for_each() -> None:
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk_encode_metrics
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        Gauge,
+        HistogramDataPoint,
+        Metric,
+        NumberDataPoint,
+    )
+    from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+
+    from otel_health.telemetry.families import Merged
+    from otel_health.telemetry.wire import encode_metrics
+
+    attrs = {"service": "api", "environment": "prod"}  # one mapping, as a target's series share it
+    histogram = Metric("h", "", "s", HistogramData([HistogramDataPoint(attrs, 1, 2, 1, 0.5, [0, 1], [1.0], None, None,
+                                                                       [])], AggregationTemporality.CUMULATIVE))
+    gauge = Metric("g", "", "", Gauge([NumberDataPoint(attrs, 0, 2, 1),
+                                       NumberDataPoint(Merged(attrs, (("phase", "tls"),)), 0, 2, 0.25)]))
+    for order in ([histogram, gauge], [gauge, histogram]):
+        data = _one_resource(order)
+        for _ in range(2):
+            assert ExportMetricsServiceRequest.FromString(encode_metrics(data)) == sdk_encode_metrics(data)
+
+
+def test_attribute_sets_are_encoded_once_however_many_and_dropped_once_unused(monkeypatch: Any) -> None:
+    from opentelemetry.sdk.metrics.export import Gauge, Metric, NumberDataPoint
+
+    from otel_health.telemetry import wire
+
+    encoded: list[int] = []
+    real = wire._attributes
+
+    def counted(tag: int, attributes: Any) -> bytes:
+        if tag == 0x3A:  # a NumberDataPoint's, not the resource's
+            encoded.append(1)
+        return real(tag, attributes)
+
+    monkeypatch.setattr(wire, "_attributes", counted)
+    sets = [{"service": f"svc-{i}"} for i in range(70_000)]  # more than any fixed bound the cache once had
+    every = _one_resource([Metric("up", "", "", Gauge([NumberDataPoint(a, 0, 1, 1) for a in sets]))])
+    half = _one_resource([Metric("up", "", "", Gauge([NumberDataPoint(a, 0, 1, 1) for a in sets[::2]]))])
+    wire.encode_metrics(every)
+    wire.forget_unused()
+    assert len(encoded) == len(sets)
+    wire.encode_metrics(every)  # all from the cache
+    wire.forget_unused()
+    assert len(encoded) == len(sets)
+    wire.encode_metrics(half)
+    wire.forget_unused()  # the other half was not used by this export: dropped
+    assert len(wire._number_attributes.current) == len(sets) // 2
+    wire.encode_metrics(every)
+    assert len(encoded) == len(sets) + len(sets) // 2
+    wire.forget_unused()
