@@ -27,7 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from .state import HistoryEntry, StateStore, TargetState
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
-from .tuning import fine_switching
+from .tuning import fine_switching, release_freed_memory
 
 __all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "cross_site", "health_document",
            "host_allowed", "make_app", "make_runner", "targets_document"]
@@ -74,6 +74,8 @@ class _MetricsRenderer:
         out: list[bytes] = []
         for _ in self._reader.render_steps(data, out, openmetrics=openmetrics):
             await asyncio.sleep(0)
+        del data
+        await asyncio.to_thread(release_freed_memory)
         return out
 
 

@@ -6,15 +6,16 @@ render) take :meth:`StateStore.snapshot`, a list copied in one step.
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .config import Target
+from .errors import ErrorType
 from .result import CheckResult
 
-__all__ = ["HISTORY_SIZE", "INFO_HOLD", "HistoryEntry", "StateStore", "TargetState"]
+__all__ = ["HISTORY_SIZE", "INFO_HOLD", "History", "HistoryEntry", "StateStore", "TargetState"]
 
 HISTORY_SIZE = 20
 # Seconds a reported version and info stay before a different one replaces them: a value that
@@ -38,6 +39,69 @@ class HistoryEntry(NamedTuple):
     lag: float  # seconds from the check's due time to its start (scheduler lag)
 
 
+# started_at, duration, lag, status code (0: none), attempts, error type (index), flags
+_ROW = struct.Struct("<dddHHBB")
+_UP, _SLOW, _DEBOUNCED_UP = 1, 2, 4
+_ERROR_TYPES: tuple[str | None, ...] = (None, *(str(e) for e in ErrorType))
+_ERROR_INDEX = {name: i for i, name in enumerate(_ERROR_TYPES)}
+
+
+class History:
+    """A target's last :data:`HISTORY_SIZE` checks, oldest first, packed in one buffer.
+
+    At 20,000 targets twenty tuples each were 400,000 objects (2.8 kB a target) that every
+    full garbage collection walked; here a check adds no object unless it has a detail or a
+    kept trace. Reads (the API, tests) get :class:`HistoryEntry` tuples made on the way out.
+    """
+
+    __slots__ = ("_count", "_first", "_rows", "_texts")
+
+    def __init__(self) -> None:
+        self._rows = bytearray(_ROW.size * HISTORY_SIZE)
+        # (detail, trace id, an error type outside the closed set) where a check has any
+        self._texts: list[tuple[str, str | None, str | None] | None] = [None] * HISTORY_SIZE
+        self._first = 0
+        self._count = 0
+
+    def append(self, entry: HistoryEntry) -> None:
+        if self._count < HISTORY_SIZE:
+            slot = (self._first + self._count) % HISTORY_SIZE
+            self._count += 1
+        else:
+            slot = self._first
+            self._first = (self._first + 1) % HISTORY_SIZE
+        index = _ERROR_INDEX.get(entry.error_type)
+        flags = (_UP if entry.up else 0) | (_SLOW if entry.slow else 0) | (_DEBOUNCED_UP if entry.debounced_up else 0)
+        _ROW.pack_into(self._rows, slot * _ROW.size, entry.started_at, entry.duration, entry.lag,
+                       entry.status_code or 0, min(entry.attempts, 0xFFFF), index or 0, flags)
+        unusual = entry.error_type if index is None else None
+        self._texts[slot] = (entry.detail, entry.trace_id, unusual) \
+            if entry.detail or entry.trace_id is not None or unusual is not None else None
+
+    def _entry(self, slot: int) -> HistoryEntry:
+        started_at, duration, lag, status, attempts, index, flags = _ROW.unpack_from(self._rows, slot * _ROW.size)
+        detail, trace_id, unusual = self._texts[slot] or ("", None, None)
+        error_type = unusual if unusual is not None else _ERROR_TYPES[index]
+        return HistoryEntry(started_at, duration, bool(flags & _UP), error_type, detail,
+                            status or None, attempts, bool(flags & _SLOW), trace_id, bool(flags & _DEBOUNCED_UP), lag)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> HistoryEntry:
+        if not -self._count <= i < self._count:
+            raise IndexError("history index out of range")
+        return self._entry((self._first + i % self._count) % HISTORY_SIZE)
+
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        for i in range(self._count):
+            yield self._entry((self._first + i) % HISTORY_SIZE)
+
+    def __reversed__(self) -> Iterator[HistoryEntry]:
+        for i in reversed(range(self._count)):
+            yield self._entry((self._first + i) % HISTORY_SIZE)
+
+
 @dataclass(slots=True)
 class TargetState:
     target: Target
@@ -52,8 +116,7 @@ class TargetState:
     # replaces it at most every INFO_HOLD seconds.
     reported: tuple[str, tuple[tuple[str, str], ...]] | None = None
     reported_at: float = 0.0
-    history: collections.deque[HistoryEntry] = field(
-        default_factory=lambda: collections.deque(maxlen=HISTORY_SIZE))
+    history: History = field(default_factory=History)
 
     def update(self, result: CheckResult, trace_id: str | None = None, lag: float = 0.0) -> bool:
         """Take a new result; return True when the debounced state changed."""

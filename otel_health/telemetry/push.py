@@ -46,7 +46,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from ..logs import event
-from ..tuning import fine_switching, no_cyclic_gc
+from ..tuning import fine_switching, no_cyclic_gc, release_freed_memory
 from . import wire
 from .families import StateFamilies, merged
 
@@ -127,6 +127,7 @@ class PushReader(MetricReader):
                 self._exporter.export(chunk, timeout_millis=timeout_millis)
                 pause = (time.monotonic() - started) * PAUSE_FACTOR
             wire.forget_unused()  # attribute sets no series of this export used
+        release_freed_memory()
 
     def _parts(self, sdk: MetricsData | None) -> Iterator[_Part]:
         """What one export sends, metric by metric: the state families first, in the meter's

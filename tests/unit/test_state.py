@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from otel_health.state import StateStore
+from otel_health.errors import ErrorType
+from otel_health.state import HISTORY_SIZE, History, HistoryEntry, StateStore
 
 
 @pytest.mark.parametrize(
@@ -64,3 +68,31 @@ def test_what_a_target_says_of_itself_is_held_so_a_value_changing_every_check_mi
     assert state.reported[0] == reported[-1]
     state.update(make_result(version="2.0", info={"role": "primary"}, started_at=start + 400))
     assert state.reported == ("2.0", (("role", "primary"),))  # a change after a quiet minute shows at once
+
+
+history_entries = st.builds(
+    HistoryEntry,
+    started_at=st.floats(min_value=0, max_value=4e9), duration=st.floats(min_value=0, max_value=600),
+    up=st.booleans(),
+    error_type=st.one_of(st.none(), st.sampled_from([str(e) for e in ErrorType]), st.text(max_size=8)),
+    detail=st.text(max_size=20), status_code=st.one_of(st.none(), st.integers(min_value=100, max_value=599)),
+    attempts=st.integers(min_value=1, max_value=10), slow=st.booleans(),
+    trace_id=st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)),
+    debounced_up=st.booleans(), lag=st.floats(min_value=0, max_value=60),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=st.lists(history_entries, max_size=60))
+def test_the_packed_history_reads_back_what_a_bounded_deque_would_hold(entries: list[HistoryEntry]) -> None:
+    packed, reference = History(), collections.deque(maxlen=HISTORY_SIZE)
+    for entry in entries:
+        packed.append(entry)
+        reference.append(entry)
+        assert len(packed) == len(reference)
+    assert list(packed) == list(reference)
+    assert list(reversed(packed)) == list(reversed(reference))
+    if reference:
+        assert packed[-1] == reference[-1] and packed[0] == reference[0]
+    with pytest.raises(IndexError):
+        packed[len(reference)]
