@@ -51,6 +51,8 @@ bench: bench-deps
 
 bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320
+	$(BIN)/python -m benchmarks.bench_scale --targets 20000 --otlp --seconds 90
+	$(BIN)/python -m benchmarks.memory_per_target --otlp
 
 ## Where an HTTP check's CPU goes (py-spy under load).
 profile: bench-deps
