@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -138,7 +138,7 @@ class PushReader(MetricReader):
             for rm in resource_metrics:
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:
-                        yield rm, sm, metric.name, metric.description, metric.unit, metric.data, None
+                        yield _Part(rm, sm, metric.name, metric.description, metric.unit, metric.data)
             return
         home = next(((rm, sm) for rm in resource_metrics for sm in rm.scope_metrics
                      if sm.scope.name == self._scope.name), None)
@@ -150,12 +150,13 @@ class PushReader(MetricReader):
             start = self._started_ns if family.counter else 0
             made = (NumberDataPoint(merged(attrs, extra) if extra else attrs, start, now, value)
                     for attrs, extra, value in points)
-            yield home[0], home[1], family.name, family.description, family.unit, family.counter, made
+            yield _Part(home[0], home[1], family.name, family.description, family.unit, points=made,
+                        counter=family.counter)
         for rm in resource_metrics:
             for sm in rm.scope_metrics:
                 for each in sm.metrics if sm is not home[1] else map(self._current_only, sm.metrics):
                     if each is not None:
-                        yield rm, sm, each.name, each.description, each.unit, each.data, None
+                        yield _Part(rm, sm, each.name, each.description, each.unit, each.data)
 
     def _current_only(self, metric: Metric) -> Metric | None:
         """``metric`` without the points of removed targets, or of labels a reload changed: the
@@ -183,24 +184,33 @@ class PushReader(MetricReader):
         self._exporter.shutdown(timeout_millis=timeout_millis)
 
 
-# (resource, scope, name, description, unit, then either the SDK's data and None, or whether
-# the family is a counter and its points, made as they are read)
-_Part = tuple[ResourceMetrics, ScopeMetrics, str, "str | None", "str | None", Any, "Iterator[NumberDataPoint] | None"]
+class _Part(NamedTuple):
+    """One metric of an export, in its resource and scope: the SDK's (``data``), or a state
+    family's (``points``, made as they are read)."""
+
+    rm: ResourceMetrics
+    sm: ScopeMetrics
+    name: str
+    description: str | None
+    unit: str | None
+    data: Any = None
+    points: Iterator[NumberDataPoint] | None = None
+    counter: bool = False
 
 
 def _requests(parts: Iterable[_Part], limit: int) -> Iterator[MetricsData]:
     """``parts`` in requests of at most ``limit`` data points (a metric's points may be split)."""
     batch: list[tuple[ResourceMetrics, ScopeMetrics, Metric]] = []
     size = 0
-    for rm, sm, name, description, unit, data, made in parts:
-        points: Iterator[Any] = made if made is not None else iter(data.data_points)
+    for part in parts:
+        points: Iterator[Any] = part.points if part.points is not None else iter(part.data.data_points)
         while True:
             piece = list(itertools.islice(points, limit - size if size else limit))
             if not piece:
                 break
-            payload = _with_points(data, piece) if made is None else \
-                (Sum(piece, AggregationTemporality.CUMULATIVE, True) if data else Gauge(piece))
-            batch.append((rm, sm, Metric(name, description, unit, payload)))
+            payload = _with_points(part.data, piece) if part.points is None else \
+                (Sum(piece, AggregationTemporality.CUMULATIVE, True) if part.counter else Gauge(piece))
+            batch.append((part.rm, part.sm, Metric(part.name, part.description, part.unit, payload)))
             size += len(piece)
             if size >= limit:
                 yield _assemble(batch)
@@ -211,7 +221,7 @@ def _requests(parts: Iterable[_Part], limit: int) -> Iterator[MetricsData]:
 
 def _chunks(data: MetricsData, limit: int) -> Iterator[MetricsData]:
     """``data`` in requests of at most ``limit`` data points (a metric's points may be split)."""
-    return _requests(((rm, sm, m.name, m.description, m.unit, m.data, None) for rm in data.resource_metrics
+    return _requests((_Part(rm, sm, m.name, m.description, m.unit, m.data) for rm in data.resource_metrics
                       for sm in rm.scope_metrics for m in sm.metrics), limit)
 
 
