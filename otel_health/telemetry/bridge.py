@@ -264,8 +264,7 @@ def _direct_lines(out: list[str], family: StateFamily, points: Iterable[Point], 
                     extras.clear()
                 extras[extra] = more
             body = f"{body},{more}" if body else more
-        number = repr(value) if type(value) is float and value - value == 0 else _num(value)  # finite floats
-        append(f"{sample}{{{body}}} {number}\n" if body else f"{sample} {number}\n")
+        append(f"{sample}{{{body}}} {_num(value)}\n" if body else f"{sample} {_num(value)}\n")
         if count % step == 0:
             yield
 
@@ -347,6 +346,8 @@ def _escape_help(text: str) -> str:
 
 
 def _num(value: float | int) -> str:
+    if type(value) is float and value - value == 0:  # finite: most samples
+        return repr(value)
     if isinstance(value, int):
         return str(value)
     if math.isnan(value):

@@ -148,8 +148,7 @@ class PushReader(MetricReader):
         now = time.time_ns()
         for family, points in self._families.collect():
             start = self._started_ns if family.counter else 0
-            made = (NumberDataPoint(merged(attrs, extra) if extra else attrs, start, now, value)
-                    for attrs, extra, value in points)
+            made = (NumberDataPoint(merged(attrs, extra), start, now, value) for attrs, extra, value in points)
             yield _Part(home[0], home[1], family.name, family.description, family.unit, points=made,
                         counter=family.counter)
         for rm in resource_metrics:
