@@ -16,6 +16,7 @@ import errno
 import socket
 import ssl
 import time
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,19 @@ class Attempt:
     version: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     tls_expiry: float | None = None
+
+
+def _let_go(exc: BaseException) -> None:
+    """Clear the frames a failure's traceback (and its causes') passed through. Inside a
+    library the exception and those frames can make a cycle (asyncpg's and redis-py's connects
+    do when the password is refused) that holds the check's own frames too, until the cyclic
+    garbage collector comes by."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        traceback.clear_frames(cause.__traceback__)
+        cause = cause.__cause__ or cause.__context__
 
 
 class PasswordOptions:
@@ -112,6 +126,7 @@ class Probe(ABC):
                         raise
                     except Exception as exc:  # noqa: BLE001 - every failure becomes a result
                         failure = self._classified(exc)
+                        _let_go(exc)
                     remaining = deadline - time.perf_counter()
                     backoff = min(_BACKOFF_FIRST * 2 ** (attempts - 1), _BACKOFF_MAX)
                     if attempts > target.retries or backoff >= remaining:

@@ -161,8 +161,8 @@ class ResponseReader:
     returns where body bytes go: a callable that returns False when it wants no more.
     """
 
-    __slots__ = ("_fields", "_method", "_parser", "_prefix", "_raised", "_read_body", "_sink", "_sink_for", "_size",
-                 "complete", "framing", "head", "received", "trailers")
+    __slots__ = ("_fields", "_method", "_parser", "_prefix", "_raised", "_read_body", "_released", "_sink", "_sink_for",
+                 "_size", "complete", "framing", "head", "received", "trailers")
 
     def __init__(self, method: str, sink: Callable[[Response], Callable[[bytes], bool]], *,
                  read_body: bool = True) -> None:
@@ -179,16 +179,22 @@ class ResponseReader:
         self.framing = ""  # "length", "chunked", "close" or "none"
         self.complete = False
         self.received = 0
-        self._parser = httptools.HttpResponseParser(self)
-        self._parser.set_dangerous_leniencies(
-            lenient_headers=True, lenient_optional_cr_before_lf=True, lenient_chunked_length=True,
-            lenient_spaces_after_chunk_size=True)
+        # llhttp, from the first bytes until release(): it holds this reader's callbacks, and
+        # the two would otherwise outlive the check as a cycle only the garbage collector frees.
+        self._parser: httptools.HttpResponseParser | None = None
+        self._released = False
 
     # -- what the caller uses --
 
     def feed(self, data: bytes) -> None:
-        if self.complete:
+        if self.complete or self._released:
             return
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpResponseParser(self)
+            parser.set_dangerous_leniencies(
+                lenient_headers=True, lenient_optional_cr_before_lf=True, lenient_chunked_length=True,
+                lenient_spaces_after_chunk_size=True)
         if self.received < 5:
             # llhttp also takes RTSP/ and ICE/ answers: an HTTP client takes only HTTP/.
             self._prefix = (self._prefix + data)[:5]
@@ -196,7 +202,7 @@ class ResponseReader:
                 raise _invalid("not an HTTP status line")
         self.received += len(data)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserCallbackError:
             if self._raised is not None:
                 raise self._raised from None
@@ -220,6 +226,11 @@ class ResponseReader:
             raise ProbeFailure(ErrorType.CONNECTION_RESET, f"{_CUT_SHORT} (the body ends early)")
         self.complete = True
 
+    def release(self) -> None:
+        """The exchange is over: let llhttp go (later bytes are ignored)."""
+        self._released = True
+        self._parser = None
+
     # -- llhttp's callbacks --
 
     def on_message_begin(self) -> None:
@@ -239,6 +250,7 @@ class ResponseReader:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None  # llhttp calls only while it is held
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._fields = []  # an interim answer; its headers are not the final answer's
@@ -295,7 +307,9 @@ class ResponseReader:
 
     def _reason(self, exc: Exception) -> str:
         reason = str(exc) or type(exc).__name__
-        if self.head is None and self._parser.get_status_code() == 0 and reason.startswith("Expected HTTP/"):
+        parser = self._parser
+        if self.head is None and parser is not None and parser.get_status_code() == 0 \
+                and reason.startswith("Expected HTTP/"):
             return "not an HTTP status line"
         return reason[:1].lower() + reason[1:]
 
@@ -352,6 +366,7 @@ class _Exchange(asyncio.Protocol):
         self.open: set[_Exchange] | None = None  # the client's connections not yet closed
 
     def expect(self, reader: ResponseReader, done: asyncio.Future[None]) -> None:
+        self.reader.release()
         self.reader, self.done, self.timed = reader, done, True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -549,6 +564,8 @@ class Http1Client:
                 transport.close()
             else:
                 transport.abort()
+            exchange.reader.release()
+            reader.release()
             # What comes after the check has ended (a late error as the transport goes) is nobody's.
             for settled in (done, exchange.done):
                 if not settled.done():

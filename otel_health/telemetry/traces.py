@@ -116,7 +116,7 @@ class _Trace:
             if self.kept:
                 assert self.ended is not None
                 self.provider.export([*self.ended, span])
-            self.ended = None
+            self.ended = self.root = None  # each span points back here: no cycle outlives the decision
         elif self.kept:
             self.provider.export([span])
 
@@ -210,7 +210,7 @@ class CheckTracer(trace.Tracer):
         record = parent_span._trace if isinstance(parent_span, LightSpan) else _Trace(self._provider)
         span = LightSpan(name, SpanContext(trace_id, span_id, False, _SAMPLED), parent if parent.is_valid else None,
                          kind, attributes, links or (), start_time or time.time_ns(), self._scope, record)
-        if record.root is None:
+        if record.root is None and record.kept is None:
             record.root = span
         return span
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -58,6 +59,27 @@ class Running:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not true after {timeout:g}s")
             await asyncio.sleep(0.02)
+
+    async def cycles_left_by_checks(self, names: Sequence[str], *, checks: int = 3, timeout: float = 20.0,
+                                    modules: tuple[str, ...] = ("otel_health", "httptools")) -> list[str]:
+        """The types from ``modules`` of what only the cyclic garbage collector would have freed
+        while each of ``names`` was checked ``checks`` more times (collection off meanwhile)."""
+        for name in names:
+            await self.wait_result(name, timeout=timeout)
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds goes to gc.garbage
+        try:
+            before = {name: self.checks(name) for name in names}
+            await self.wait_for(lambda: all(self.checks(n) >= before[n] + checks for n in names), timeout=timeout,
+                                what=f"{checks} more checks of each target")
+            gc.collect()
+            return sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage
+                           if type(o).__module__.startswith(modules)})
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
 
     async def wait_result(self, name: str, *, timeout: float = 10.0) -> CheckResult:
         await self.wait_for(lambda: self.result(name) is not None, timeout=timeout, what=f"a result for {name}")

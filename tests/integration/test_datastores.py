@@ -162,6 +162,27 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+async def test_datastore_checks_leave_no_reference_cycles_behind(
+    redis_server: servers.Redis, postgres_server: servers.Postgres, neo4j_server: servers.Neo4j,
+    monkeypatch: pytest.MonkeyPatch, seeded_password: str,
+) -> None:
+    """As for HTTP (test_http_probe.py): what a check makes, passing or failing, is freed by
+    reference counting when it ends, not left for the cyclic collector."""
+    monkeypatch.setenv("DS_PASSWORD", seeded_password)
+    monkeypatch.setenv("WRONG_PASSWORD", "not-the-password")
+    text = "otlp:\n  keep_percent: 50\ntargets:\n" + "".join([
+        _redis("redis", redis_server), _redis("redis-tls", redis_server, tls=True),
+        _redis("redis-wrong", redis_server, password="${WRONG_PASSWORD}"),
+        _pg("pg", postgres_server), _pg("pg-tls", postgres_server, sslmode="verify-ca"),
+        _pg("pg-wrong", postgres_server, password="${WRONG_PASSWORD}"),
+        _neo("neo4j", neo4j_server, interval="0.5s", timeout="0.5s"),
+    ])
+    async with running(text) as r:
+        left = await r.cycles_left_by_checks(("redis", "redis-tls", "redis-wrong", "pg", "pg-tls", "pg-wrong",
+                                              "neo4j"), timeout=30)
+    assert left == []
+
+
 async def test_no_connection_or_fd_leaks_after_500_checks_each(
     redis_server: servers.Redis, postgres_server: servers.Postgres, neo4j_server: servers.Neo4j,
     monkeypatch: pytest.MonkeyPatch, seeded_password: str,
