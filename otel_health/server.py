@@ -27,7 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from .state import HistoryEntry, StateStore, TargetState
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
-from .tuning import fine_switching, release_freed_memory
+from .tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 
 __all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "cross_site", "health_document",
            "host_allowed", "make_app", "make_runner", "targets_document"]
@@ -52,7 +52,7 @@ Kinds = Mapping[str, Kind]
 
 def _collect_finely(reader: BridgeReader) -> MetricsData | None:
     with fine_switching():  # the loop must not wait 5 ms for the GIL at every callback
-        return reader.collect_sdk()
+        return reader.collect_sdk(Pacer().pause)  # nor for a third of a second at a time
 
 
 class _MetricsRenderer:
@@ -70,11 +70,12 @@ class _MetricsRenderer:
         return await asyncio.shield(future)
 
     async def _render(self, openmetrics: bool) -> list[bytes]:
-        data = await asyncio.to_thread(_collect_finely, self._reader)
         out: list[bytes] = []
-        for _ in self._reader.render_steps(data, out, openmetrics=openmetrics):
-            await asyncio.sleep(0)
-        del data
+        with no_cyclic_gc():  # the SDK's points live until the last step
+            data = await asyncio.to_thread(_collect_finely, self._reader)
+            for _ in self._reader.render_steps(data, out, openmetrics=openmetrics):
+                await asyncio.sleep(0)
+            del data
         await asyncio.to_thread(release_freed_memory)
         return out
 

@@ -6,10 +6,11 @@ Everything here changes the whole interpreter, so it lives together and nowhere 
   storage need not be walked by every full collection: :func:`tune_gc` raises the
   young-generation threshold, and :func:`freeze_long_lived` moves what exists now out of
   the collector's way (at start, and again once every target has been checked).
-- **No cyclic GC during an export** (:func:`no_cyclic_gc`): an OTLP metric export at 10,000
-  targets makes 290,000 short-lived points, freed by reference counting once sent.
+- **No cyclic GC during a render or an export** (:func:`no_cyclic_gc`): an OTLP metric export
+  at 10,000 targets makes 290,000 short-lived points, freed by reference counting once sent.
 - **Fine thread switching** (:func:`fine_switching`) while heavy telemetry work runs on a
-  worker thread beside the event loop.
+  worker thread beside the event loop, and **pauses** in that work (:class:`Pacer`) so the
+  loop holds the interpreter lock most of the time.
 - **Open-file limit** (:func:`raise_descriptor_limit`): every check and every API connection
   is a descriptor; the soft limit is raised to the hard one where the system allows.
 
@@ -21,13 +22,19 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import itertools
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 __all__ = [
+    "GC_OFF_AT_MOST",
     "GC_THRESHOLDS",
+    "PAUSE_FACTOR",
     "SWITCH_INTERVAL",
+    "Pacer",
     "fine_switching",
     "freeze_long_lived",
     "no_cyclic_gc",
@@ -40,9 +47,16 @@ __all__ = [
 # objects (a check's request and result) are caught alive and promoted to the old generation.
 GC_THRESHOLDS = (10_000, 10, 10)
 SWITCH_INTERVAL = 0.0002  # seconds
+GC_OFF_AT_MOST = 60.0  # seconds of renders and exports overlapping before a collection anyway
+PAUSE_FACTOR = 2.0  # a worker thread's pause: this many times its work since the last one
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _users = 0
+_gc_users = 0
+_gc_was_enabled = True
+_gc_off_since = 0.0
 _normal = sys.getswitchinterval()
 
 
@@ -83,19 +97,38 @@ def freeze_long_lived() -> None:
 
 @contextlib.contextmanager
 def no_cyclic_gc() -> Iterator[None]:
-    """No cyclic collection while an export builds and sends its points.
+    """No cyclic collection while a render or an export holds its data points.
 
-    Meanwhile the points would be walked by every young collection (30-90 ms each, measured)
-    and push full ones (0.3 s), stalls of the event loop beside it. Process-wide for the
-    duration: cyclic garbage made meanwhile waits for the next collection.
+    They are hundreds of thousands of objects at 20,000 targets, alive for the seconds a paced
+    render or export takes and freed by reference counting at its end. Meanwhile every young
+    collection would walk them, promote them and trigger full collections (0.1-0.6 s each,
+    stalls of the event loop). Process-wide, counted: a render and an export may overlap, and
+    collection resumes when the last of them ends. Checks make no reference cycles (a test
+    holds them to that), so little waits for the next collection; and should renders and
+    exports overlap without end (scrapes every few seconds at a size where a render takes
+    that long), one full collection is made every :data:`GC_OFF_AT_MOST` seconds anyway.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _gc_users, _gc_was_enabled, _gc_off_since
+    with _lock:
+        if _gc_users == 0:
+            _gc_was_enabled = gc.isenabled()
+            _gc_off_since = time.monotonic()
+            gc.disable()
+        _gc_users += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        overdue = False
+        with _lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                if _gc_was_enabled:
+                    gc.enable()
+            elif time.monotonic() - _gc_off_since > GC_OFF_AT_MOST:
+                _gc_off_since = time.monotonic()
+                overdue = True
+        if overdue:
+            gc.collect()
 
 
 @contextlib.contextmanager
@@ -121,6 +154,31 @@ def fine_switching() -> Iterator[None]:
             _users -= 1
             if _users == 0:
                 sys.setswitchinterval(_normal)
+
+
+class Pacer:
+    """Keeps a worker thread busy about a third of the time, in slices: :meth:`pause` sleeps
+    :data:`PAUSE_FACTOR` times the wall time since the last pause (waits for the interpreter
+    lock included: the busier the event loop, the longer the pauses). Once ``stop`` is set,
+    it no longer pauses, so the rest of the work is done at once."""
+
+    __slots__ = ("_since", "_stop")
+
+    def __init__(self, stop: threading.Event | None = None) -> None:
+        self._stop: threading.Event | None = stop if stop is not None else threading.Event()
+        self._since = time.monotonic()
+
+    def pause(self) -> None:
+        if self._stop is not None and self._stop.wait((time.monotonic() - self._since) * PAUSE_FACTOR):
+            self._stop = None
+        self._since = time.monotonic()
+
+    def every(self, items: Iterable[T], n: int) -> Iterator[T]:
+        """``items``, pausing after every ``n``."""
+        it = iter(items)
+        while piece := list(itertools.islice(it, n)):
+            yield from piece
+            self.pause()
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

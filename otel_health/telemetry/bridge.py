@@ -38,6 +38,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
+from .collect import collect as paced_collect
 from .families import Point, StateFamilies, StateFamily
 
 __all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader"]
@@ -75,16 +76,19 @@ class BridgeReader(MetricReader):
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._latest = metrics_data
 
-    def collect_sdk(self) -> MetricsData | None:
-        """Collect the SDK's data for one render (the families' callbacks silenced).
-        Thread-safe; the only part of a render that cannot be split into steps."""
+    def collect_sdk(self, pause: Callable[[], None] | None = None) -> MetricsData | None:
+        """Collect the SDK's data for one render (the families' callbacks silenced), with
+        ``pause()`` every few hundred series when given (``telemetry.collect``: on a worker
+        thread, so the event loop gets the interpreter lock back). Thread-safe."""
         with self._lock:
             self._latest = None
             with self._families.bypassed() if self._families is not None else contextlib.nullcontext():
-                # The SDK's default 10 s budget for observable callbacks is too tight on a
-                # busy event loop: a scrape would fail instead of being slow.
-                self.collect(timeout_millis=120_000)
-            data, self._latest = self._latest, None  # not kept between scrapes
+                done, data = paced_collect(self, pause) if pause is not None else (False, None)
+                if not done:
+                    # The SDK's default 10 s budget for observable callbacks is too tight on a
+                    # busy event loop: a scrape would fail instead of being slow.
+                    self.collect(timeout_millis=120_000)
+                    data, self._latest = self._latest, None  # not kept between scrapes
             return self._sticky(data)
 
     def _sticky(self, data: MetricsData | None) -> MetricsData | None:

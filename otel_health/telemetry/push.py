@@ -13,9 +13,12 @@ check's metrics with OTLP on). That is only done when the exporter wants cumulat
 the OTLP default (:meth:`PushReader.can_share`).
 
 Collecting and encoding run on the reader's own thread with fine thread switching and no
-cyclic GC (``otel_health.tuning``), and a large export goes out in requests of at most :data:`CHUNK_POINTS`
-data points with pauses between them (the thread busy at most a third of the time), so
-encoding 290,000 points does not take the event loop's share of the GIL for seconds.
+cyclic GC (``otel_health.tuning``). A large export goes out in requests of at most
+:data:`CHUNK_POINTS` data points, and the thread pauses after every :data:`PACE_POINTS` points
+it makes or encodes and every few hundred series it collects (``tuning.Pacer``): busy a third
+of the time in slices of a few milliseconds, it leaves the event loop the interpreter lock
+most of the time. Pauses between requests alone were too coarse: a request of 10,000 points
+took the thread 0.1-0.2 s, during which every callback of the loop waited for the lock.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from ..logs import event
-from ..tuning import fine_switching, no_cyclic_gc, release_freed_memory
+from ..tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 from . import wire
 from .families import StateFamilies, merged
 
@@ -55,7 +58,7 @@ __all__ = ["CHUNK_POINTS", "PushReader"]
 log = logging.getLogger("otel_health")
 
 CHUNK_POINTS = 10_000
-PAUSE_FACTOR = 2.0  # pause after a request: this many times what it took
+PACE_POINTS = 512  # points made or encoded between two pauses of a periodic export
 
 
 class PushReader(MetricReader):
@@ -66,7 +69,7 @@ class PushReader(MetricReader):
     def __init__(self, exporter: MetricExporter, *, families: StateFamilies | None = None,
                  resource: Resource | None = None, scope: InstrumentationScope | None = None,
                  interval_s: float | None = None, cardinality_limits: dict[type, int] | None = None,
-                 source: Callable[[], MetricsData | None] | None = None) -> None:
+                 source: Callable[[Callable[[], None] | None], MetricsData | None] | None = None) -> None:
         super().__init__(
             preferred_temporality=exporter._preferred_temporality,
             preferred_aggregation=exporter._preferred_aggregation,
@@ -105,27 +108,28 @@ class PushReader(MetricReader):
         return self._source is not None
 
     def _collect_now(self) -> None:
+        # Paced only when periodic: a flush or the last export at shutdown goes out at once,
+        # bounded by the export timeout alone.
+        pacer = Pacer(self._stop) if threading.current_thread() is self._thread else None
         families = self._families
         with fine_switching(), no_cyclic_gc():
             if self._source is not None:
-                self._receive_metrics(self._source(), timeout_millis=self._timeout_ms)
+                self._send(self._source(pacer.pause if pacer is not None else None), self._timeout_ms, pacer)
                 return
             with families.bypassed() if families is not None else contextlib.nullcontext():
                 self.collect(timeout_millis=self._timeout_ms)
 
     def _receive_metrics(self, metrics_data: MetricsData | None, timeout_millis: float = 10_000,
                          **kwargs: Any) -> None:
-        # Pauses only between the requests of a periodic export: a flush or the last export
-        # at shutdown goes out at once, bounded by the export timeout alone.
         periodic = threading.current_thread() is self._thread
-        pause = 0.0
+        self._send(metrics_data, timeout_millis, Pacer(self._stop) if periodic else None)
+
+    def _send(self, metrics_data: MetricsData | None, timeout_millis: float, pacer: Pacer | None) -> None:
         with self._export_lock:
-            for i, chunk in enumerate(_requests(self._parts(metrics_data), CHUNK_POINTS)):
-                if i and periodic and self._stop.wait(pause):
-                    periodic = False
-                started = time.monotonic()
+            for chunk in _requests(self._parts(metrics_data), CHUNK_POINTS, pacer):
                 self._exporter.export(chunk, timeout_millis=timeout_millis)
-                pause = (time.monotonic() - started) * PAUSE_FACTOR
+                if pacer is not None:
+                    pacer.pause()
             wire.forget_unused()  # attribute sets no series of this export used
         release_freed_memory()
 
@@ -197,16 +201,34 @@ class _Part(NamedTuple):
     counter: bool = False
 
 
-def _requests(parts: Iterable[_Part], limit: int) -> Iterator[MetricsData]:
-    """``parts`` in requests of at most ``limit`` data points (a metric's points may be split)."""
+class _Paced(list):  # type: ignore[type-arg]
+    """A request's points: a list, iterated (by the encoder) with the pacer's pauses."""
+
+    __slots__ = ("_pacer",)
+
+    def __init__(self, points: list[Any], pacer: Pacer) -> None:
+        super().__init__(points)
+        self._pacer = pacer
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._pacer.every(super().__iter__(), PACE_POINTS)
+
+
+def _requests(parts: Iterable[_Part], limit: int, pacer: Pacer | None = None) -> Iterator[MetricsData]:
+    """``parts`` in requests of at most ``limit`` data points (a metric's points may be split),
+    made and encoded with ``pacer``'s pauses when given."""
     batch: list[tuple[ResourceMetrics, ScopeMetrics, Metric]] = []
     size = 0
     for part in parts:
         points: Iterator[Any] = part.points if part.points is not None else iter(part.data.data_points)
+        if pacer is not None and part.points is not None:
+            points = pacer.every(points, PACE_POINTS)  # the families' points are made as they are read
         while True:
-            piece = list(itertools.islice(points, limit - size if size else limit))
+            piece: list[Any] = list(itertools.islice(points, limit - size if size else limit))
             if not piece:
                 break
+            if pacer is not None:
+                piece = _Paced(piece, pacer)
             payload = _with_points(part.data, piece) if part.points is None else \
                 (Sum(piece, AggregationTemporality.CUMULATIVE, True) if part.counter else Gauge(piece))
             batch.append((part.rm, part.sm, Metric(part.name, part.description, part.unit, payload)))

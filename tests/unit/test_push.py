@@ -246,3 +246,39 @@ def test_a_scrape_and_a_push_over_one_storage_both_carry_the_latest_exemplar(mak
     histogram = next(p for _, _, p in _points(pushed.exports[0])["tta_service_check_duration_seconds"])
     assert [e.trace_id for e in histogram.exemplars] == [trace_id]
     assert f'trace_id="{trace_id:032x}"' in bridge.render(openmetrics=True).decode()  # and keeps it
+
+
+def test_a_periodic_export_pauses_as_it_makes_and_encodes_points_and_sends_the_same_bytes(
+        make_target, make_result, monkeypatch) -> None:
+    """The export thread pauses after every PACE_POINTS points it makes (the state families')
+    and every PACE_POINTS it encodes; pacing changes nothing sent."""
+    import threading
+
+    from otel_health.telemetry import push, wire
+    from otel_health.tuning import Pacer
+
+    pipeline, reader = _pipeline(_Recording())
+    targets = [make_target(f"svc-{i}") for i in range(40)]
+    pipeline.set_targets(targets)
+    for t in targets:
+        pipeline.record(t, make_result())
+    monkeypatch.setattr(push, "PACE_POINTS", 16)
+    monkeypatch.setattr(push.time, "time_ns", lambda: 1_800_000_000_000_000_000)  # one time for both exports
+    pauses: list[int] = []
+
+    class Counting(Pacer):
+        def pause(self) -> None:
+            pauses.append(1)
+
+    try:
+        plain = [wire.encode_metrics(r) for r in push._requests(reader._parts(None), 100)]
+        paced = [wire.encode_metrics(r) for r in push._requests(reader._parts(None), 100,
+                                                                  Counting(threading.Event()))]
+        made = sum(1 for _, points in reader._families.collect() for _ in points)
+    finally:
+        reader.shutdown()
+    assert paced == plain and len(plain) > 3
+    # each family point is made once and encoded once: a pause per 16 of each, and one for
+    # the remainder of each metric's points and of each request's
+    assert made > 200
+    assert made * 2 // 16 <= len(pauses) <= made * 2 // 16 + 2 * (len(plain) + 20)

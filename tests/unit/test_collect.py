@@ -1,0 +1,69 @@
+"""The paced collection of the SDK's storage, held to the SDK's own collect."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from opentelemetry.sdk.metrics import Counter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_health.telemetry import BridgeReader
+from otel_health.telemetry.collect import collect
+from tests.harness.pipeline import Pipeline
+
+
+def _without_times(data: MetricsData | None) -> Any:
+    """``data`` as plain values, every timestamp zeroed (two collections never share them)."""
+    def point(p: Any) -> Any:
+        fields = dataclasses.asdict(p)
+        fields["start_time_unix_nano"] = fields["time_unix_nano"] = 0
+        fields["attributes"] = dict(p.attributes)
+        fields["exemplars"] = [(dict(e.filtered_attributes or {}), e.value, e.span_id, e.trace_id)
+                               for e in p.exemplars]
+        return fields
+
+    assert data is not None
+    return [(rm.resource.attributes, rm.schema_url,
+             [(sm.scope, sm.schema_url,
+               [(m.name, m.description, m.unit, type(m.data).__name__,
+                 getattr(m.data, "aggregation_temporality", None), getattr(m.data, "is_monotonic", None),
+                 [point(p) for p in m.data.data_points]) for m in sm.metrics])
+              for sm in rm.scope_metrics]) for rm in data.resource_metrics]
+
+
+def test_the_paced_collection_hands_over_what_the_sdk_collects(make_target, make_result) -> None:
+    """Two readers of one meter provider see every measurement alike: one collected by the SDK,
+    the other by the paced walk. Same metrics, points, order and exemplars; pauses as asked."""
+    sdk, paced = BridgeReader(), BridgeReader()
+    pipeline = Pipeline(lambda families, resource: [sdk, paced],
+                        span_processors=[SimpleSpanProcessor(InMemorySpanExporter())])  # exemplars need traces
+    targets = [make_target(f"svc-{i:02d}", labels=(("team", "core" if i % 2 else "edge"),)) for i in range(30)]
+    pipeline.set_targets(targets)
+    for round_ in range(3):
+        for i, target in enumerate(targets):
+            up = (i + round_) % 4 != 0
+            with pipeline.telemetry.check_span(target) as span:
+                pipeline.record(target, make_result(up=up, duration=0.002 * (i + 1) if up else 0.3), span,
+                                lag=0.001 * i)
+    pauses: list[int] = []
+    with pipeline.families.bypassed():
+        sdk.collect()
+        expected, sdk._latest = sdk._latest, None
+        done, got = collect(paced, lambda: pauses.append(1), every=7)
+    assert done
+    assert _without_times(got) == _without_times(expected)
+    series = sum(len(m.data.data_points) for rm in expected.resource_metrics for sm in rm.scope_metrics  # type: ignore[union-attr]
+                 for m in sm.metrics)
+    assert series > 60 and len(pauses) == series // 7
+    assert any(e for rm in got.resource_metrics for sm in rm.scope_metrics for m in sm.metrics  # type: ignore[union-attr]
+               for p in m.data.data_points for e in getattr(p, "exemplars", ()))  # exemplars went through
+
+
+def test_storage_it_does_not_know_is_left_to_the_sdk() -> None:
+    delta = InMemoryMetricReader(preferred_temporality={Counter: AggregationTemporality.DELTA})
+    Pipeline(lambda families, resource: [delta])
+    assert collect(delta, lambda: None) == (False, None)
+    assert collect(BridgeReader(), lambda: None) == (False, None)  # not registered with a provider
