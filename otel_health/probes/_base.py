@@ -58,7 +58,7 @@ class Attempt:
     tls_expiry: float | None = None
 
 
-def _let_go(exc: BaseException) -> None:
+def _drop_frames(exc: BaseException) -> None:
     """Clear the frames a failure's traceback (and its causes') passed through. Inside a
     library the exception and those frames can make a cycle (asyncpg's and redis-py's connects
     do when the password is refused) that holds the check's own frames too, until the cyclic
@@ -126,7 +126,7 @@ class Probe(ABC):
                         raise
                     except Exception as exc:  # noqa: BLE001 - every failure becomes a result
                         failure = self._classified(exc)
-                        _let_go(exc)
+                        _drop_frames(exc)
                     remaining = deadline - time.perf_counter()
                     backoff = min(_BACKOFF_FIRST * 2 ** (attempts - 1), _BACKOFF_MAX)
                     if attempts > target.retries or backoff >= remaining:

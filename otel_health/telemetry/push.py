@@ -107,10 +107,13 @@ class PushReader(MetricReader):
     def shared(self) -> bool:
         return self._source is not None
 
+    def _pacer(self) -> Pacer | None:
+        """Pauses for a periodic export only: a flush or the last export at shutdown goes out
+        at once, bounded by the export timeout alone."""
+        return Pacer(self._stop) if threading.current_thread() is self._thread else None
+
     def _collect_now(self) -> None:
-        # Paced only when periodic: a flush or the last export at shutdown goes out at once,
-        # bounded by the export timeout alone.
-        pacer = Pacer(self._stop) if threading.current_thread() is self._thread else None
+        pacer = self._pacer()
         families = self._families
         with fine_switching(), no_cyclic_gc():
             if self._source is not None:
@@ -121,8 +124,7 @@ class PushReader(MetricReader):
 
     def _receive_metrics(self, metrics_data: MetricsData | None, timeout_millis: float = 10_000,
                          **kwargs: Any) -> None:
-        periodic = threading.current_thread() is self._thread
-        self._send(metrics_data, timeout_millis, Pacer(self._stop) if periodic else None)
+        self._send(metrics_data, timeout_millis, self._pacer())
 
     def _send(self, metrics_data: MetricsData | None, timeout_millis: float, pacer: Pacer | None) -> None:
         with self._export_lock:
@@ -206,7 +208,7 @@ class _Paced(list):  # type: ignore[type-arg]
 
     __slots__ = ("_pacer",)
 
-    def __init__(self, points: list[Any], pacer: Pacer) -> None:
+    def __init__(self, points: Iterable[Any], pacer: Pacer) -> None:
         super().__init__(points)
         self._pacer = pacer
 
@@ -224,11 +226,10 @@ def _requests(parts: Iterable[_Part], limit: int, pacer: Pacer | None = None) ->
         if pacer is not None and part.points is not None:
             points = pacer.every(points, PACE_POINTS)  # the families' points are made as they are read
         while True:
-            piece: list[Any] = list(itertools.islice(points, limit - size if size else limit))
+            taken = itertools.islice(points, limit - size if size else limit)
+            piece: list[Any] = list(taken) if pacer is None else _Paced(taken, pacer)
             if not piece:
                 break
-            if pacer is not None:
-                piece = _Paced(piece, pacer)
             payload = _with_points(part.data, piece) if part.points is None else \
                 (Sum(piece, AggregationTemporality.CUMULATIVE, True) if part.counter else Gauge(piece))
             batch.append((part.rm, part.sm, Metric(part.name, part.description, part.unit, payload)))
