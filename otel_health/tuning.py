@@ -53,10 +53,7 @@ PAUSE_FACTOR = 2.0  # a worker thread's pause: this many times its work since th
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_users = 0
-_gc_users = 0
 _gc_was_enabled = True
-_gc_off_since = 0.0
 _normal = sys.getswitchinterval()
 
 
@@ -95,6 +92,60 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
+class _WhileUsed:
+    """A process-wide setting held while anyone needs it, from any thread: ``hold()`` when the
+    first user comes, ``release()`` when the last one goes."""
+
+    def __init__(self, hold: Callable[[], None], release: Callable[[], None]) -> None:
+        self._hold, self._release = hold, release
+        self.users = 0
+        self.since = 0.0  # when it was last held, or last renewed
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with _lock:
+            if self.users == 0:
+                self._hold()
+                self.since = time.monotonic()
+            self.users += 1
+        try:
+            yield
+        finally:
+            with _lock:
+                self.users -= 1
+                if self.users == 0:
+                    self._release()
+
+    def renewed_after(self, seconds: float) -> bool:
+        """True (once per ``seconds``) when it has been held that long without a break."""
+        with _lock:
+            if self.users and time.monotonic() - self.since > seconds:
+                self.since = time.monotonic()
+                return True
+            return False
+
+
+def _gc_off() -> None:
+    global _gc_was_enabled
+    _gc_was_enabled = gc.isenabled()
+    gc.disable()
+
+
+def _gc_back() -> None:
+    if _gc_was_enabled:
+        gc.enable()
+
+
+def _switch_finely() -> None:
+    global _normal
+    _normal = sys.getswitchinterval()
+    sys.setswitchinterval(min(SWITCH_INTERVAL, _normal))
+
+
+_gc_held = _WhileUsed(_gc_off, _gc_back)
+_switching_held = _WhileUsed(_switch_finely, lambda: sys.setswitchinterval(_normal))
+
+
 @contextlib.contextmanager
 def no_cyclic_gc() -> Iterator[None]:
     """No cyclic collection while a render or an export holds its data points.
@@ -108,31 +159,13 @@ def no_cyclic_gc() -> Iterator[None]:
     exports overlap without end (scrapes every few seconds at a size where a render takes
     that long), one full collection is made every :data:`GC_OFF_AT_MOST` seconds anyway.
     """
-    global _gc_users, _gc_was_enabled, _gc_off_since
-    with _lock:
-        if _gc_users == 0:
-            _gc_was_enabled = gc.isenabled()
-            _gc_off_since = time.monotonic()
-            gc.disable()
-        _gc_users += 1
-    try:
+    with _gc_held():
         yield
-    finally:
-        overdue = False
-        with _lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                if _gc_was_enabled:
-                    gc.enable()
-            elif time.monotonic() - _gc_off_since > GC_OFF_AT_MOST:
-                _gc_off_since = time.monotonic()
-                overdue = True
-        if overdue:
-            gc.collect()
+    if _gc_held.renewed_after(GC_OFF_AT_MOST):
+        gc.collect()
 
 
-@contextlib.contextmanager
-def fine_switching() -> Iterator[None]:
+def fine_switching() -> contextlib.AbstractContextManager[None]:
     """Switch threads every :data:`SWITCH_INTERVAL` while the block runs.
 
     The event loop gives up the GIL at every I/O callback. With the interpreter's default
@@ -141,19 +174,7 @@ def fine_switching() -> Iterator[None]:
     the GIL back: a convoy in which checks falling due start seconds late. The default comes
     back when the last user ends.
     """
-    global _users, _normal
-    with _lock:
-        if _users == 0:
-            _normal = sys.getswitchinterval()
-            sys.setswitchinterval(min(SWITCH_INTERVAL, _normal))
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                sys.setswitchinterval(_normal)
+    return _switching_held()
 
 
 class Pacer:
