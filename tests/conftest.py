@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +92,28 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     if item.get_closest_marker("integration") is not None or "integration" in item.nodeid:
         gc.unfreeze()
         gc.collect()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Collect again once the test's fixture values are gone (pytest drops them after every
+    teardown hook), naming the test on stderr for each object left open that only now became
+    garbage: pytest itself reports it at the next test's setup, far from its cause."""
+    yield
+    if item.get_closest_marker("integration") is None and "integration" not in item.nodeid:
+        return
+    found: list[Any] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        found.append(unraisable)
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        gc.unfreeze()
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    for unraisable in found:
+        print(f"\n{item.nodeid} left behind {unraisable.object!r}: {unraisable.exc_value!r}", file=sys.stderr)
