@@ -89,9 +89,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     earlier tests included, and unfreezes them only when it settles: an unclosed socket
     would otherwise be reported by whichever later test settles first, far from its cause.
     """
-    if item.get_closest_marker("integration") is not None or "integration" in item.nodeid:
-        gc.unfreeze()
-        gc.collect()
+    if _integration(item):
+        _collect_everything()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -100,7 +99,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     teardown hook), naming the test on stderr for each object left open that only now became
     garbage: pytest itself reports it at the next test's setup, far from its cause."""
     yield
-    if item.get_closest_marker("integration") is None and "integration" not in item.nodeid:
+    if not _integration(item):
         return
     found: list[Any] = []
     previous = sys.unraisablehook
@@ -111,9 +110,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
     sys.unraisablehook = hook
     try:
-        gc.unfreeze()
-        gc.collect()
+        _collect_everything()
     finally:
         sys.unraisablehook = previous
     for unraisable in found:
         print(f"\n{item.nodeid} left behind {unraisable.object!r}: {unraisable.exc_value!r}", file=sys.stderr)
+
+
+def _integration(item: pytest.Item) -> bool:
+    return item.get_closest_marker("integration") is not None or "integration" in item.nodeid
+
+
+def _collect_everything() -> None:
+    gc.unfreeze()  # what a collector froze at its start, garbage of the test included
+    gc.collect()

@@ -11,7 +11,7 @@ It reads the SDK's private storage (``SynchronousMeasurementConsumer`` and
 ``MetricReaderStorage``, opentelemetry-sdk pinned in ``pyproject.toml``);
 ``tests/unit/test_collect.py`` holds it to the SDK's own collection. Anything it does not
 know (another consumer, delta temporality, an unknown aggregation) goes to the SDK's own
-``collect`` instead: ``None`` is returned and the caller collects as before.
+``collect`` instead: :func:`collect` says it did not, and the caller collects as before.
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ class Running:
         for name in names:
             await self.wait_result(name, timeout=timeout)
         gc.collect()
+        was_enabled = gc.isenabled()  # a render or an export may hold collection off already
         gc.disable()
         gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds goes to gc.garbage
         try:
@@ -79,7 +80,8 @@ class Running:
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
-            gc.enable()
+            if was_enabled:
+                gc.enable()
 
     async def wait_result(self, name: str, *, timeout: float = 10.0) -> CheckResult:
         await self.wait_for(lambda: self.result(name) is not None, timeout=timeout, what=f"a result for {name}")
