@@ -194,6 +194,11 @@ class Pacer:
             self._stop = None
         self._since = time.monotonic()
 
+    def resume(self) -> None:
+        """Start the next slice now, without a pause: what passed since the last one was not
+        this thread's work (a request waiting on the network, or retried through an outage)."""
+        self._since = time.monotonic()
+
     def every(self, items: Iterable[T], n: int) -> Iterator[T]:
         """``items``, pausing after every ``n``."""
         it = iter(items)

@@ -131,7 +131,7 @@ class PushReader(MetricReader):
             for chunk in _requests(self._parts(metrics_data), CHUNK_POINTS, pacer):
                 self._exporter.export(chunk, timeout_millis=timeout_millis)
                 if pacer is not None:
-                    pacer.pause()
+                    pacer.resume()  # sending waits on the network: no pause for it, nor after the last
             wire.forget_unused()  # attribute sets no series of this export used
         release_freed_memory()
 

@@ -282,3 +282,35 @@ def test_a_periodic_export_pauses_as_it_makes_and_encodes_points_and_sends_the_s
     # the remainder of each metric's points and of each request's
     assert made > 200
     assert made * 2 // 16 <= len(pauses) <= made * 2 // 16 + 2 * (len(plain) + 20)
+
+
+def test_a_periodic_export_does_not_pause_for_the_time_its_requests_wait_on_the_network(
+        make_target, make_result) -> None:
+    """During a Collector outage a request takes the exporter's retries: pausing twice that
+    after it would hold the next export back for as long again."""
+    import threading
+
+    from otel_health.tuning import Pacer
+
+    pipeline, reader = _pipeline(_Recording())
+    target = make_target("svc")
+    pipeline.set_targets([target])
+    pipeline.record(target, make_result())
+    waits: list[float] = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout or 0.0)
+            return False
+
+    class Slow(_Recording):
+        def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kw: Any) -> MetricExportResult:
+            threading.Event().wait(0.3)
+            return super().export(metrics_data, timeout_millis, **kw)
+
+    reader._exporter = Slow()
+    try:
+        reader._send(None, 1000, Pacer(Recording()))  # one request of a few points
+    finally:
+        reader.shutdown()
+    assert waits and max(waits) < 0.3  # pauses for making and encoding points only, not the send's 0.3 s

@@ -55,3 +55,21 @@ def test_the_pacer_sleeps_in_proportion_and_stops_pausing_once_told(monkeypatch)
     assert waits == [tuning.PAUSE_FACTOR, tuning.PAUSE_FACTOR, tuning.PAUSE_FACTOR]
     pacer.pause()  # told to stop at the third: no more waiting
     assert len(waits) == 3
+
+
+def test_time_the_pacer_is_told_was_not_work_is_not_paused_for(monkeypatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(tuning.time, "monotonic", lambda: now[0])
+    waits: list[float] = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout or 0.0)
+            return False
+
+    pacer = tuning.Pacer(Recording())
+    now[0] = 5.0  # a request waited five seconds on the network
+    pacer.resume()
+    now[0] = 5.5  # then half a second of work
+    pacer.pause()
+    assert waits == [0.5 * tuning.PAUSE_FACTOR]
