@@ -46,6 +46,7 @@ bench-deps: deps
 bench: bench-deps
 	$(BIN)/python -m benchmarks.http_clients
 	$(BIN)/python -m benchmarks.metrics_render
+	$(BIN)/python -m benchmarks.bench_suppression
 	$(BIN)/python -m benchmarks.bench_datastores
 	$(BIN)/python -m benchmarks.bench_http
 

@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``check``, ``validate`` and ``probe``.
+"""Command line: ``run``, ``check``, ``validate``, ``probe`` and ``alertmanager``.
 
 Exit codes: 0 all well; 1 a check failed (``check``: a critical target is down; ``probe``:
 the target is down; ``validate``: the file has problems); 2 the command could not run
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from . import __version__, logs
 from ._redact import redact_url, scrub
+from .alertmanager import generate, merge
 from .collector import Collector
 from .config import DEFAULT_LISTEN, Config, ConfigError, Target, load, load_text, split_host_port
 from .probes import PROBES, Probe, ProbeSettings
@@ -62,6 +64,15 @@ def _print_problems(problems: list[str]) -> None:
         print(line, file=sys.stderr)
 
 
+def _load_or_report(path: str) -> Config | None:
+    """The config at ``path``, or None once its problems are printed."""
+    try:
+        return load(path, PROBES)
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         config = _load(args.config, args.listen)
@@ -91,10 +102,8 @@ def _run_loop(main: Any) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        config = load(args.file, PROBES)
-    except ConfigError as exc:
-        _print_problems(exc.problems)
+    config = _load_or_report(args.file)
+    if config is None:
         return 1
     print(f"{args.file}: ok, {len(config.targets)} targets")
     return 0
@@ -145,10 +154,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    try:
-        config = load(args.config, PROBES)
-    except ConfigError as exc:
-        _print_problems(exc.problems)
+    config = _load_or_report(args.config)
+    if config is None:
         return 2
     targets = list(config.targets)
     results = asyncio.run(_check_all(targets, config.concurrency))
@@ -195,6 +202,40 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.up else 1
 
 
+def _cmd_alertmanager(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return 2
+    if args.base:
+        try:
+            base = yaml.safe_load(Path(args.base).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            print(f"otel-health alertmanager: --base {args.base}: cannot read it ({reason}); give an Alertmanager "
+                  "configuration file", file=sys.stderr)
+            return 2
+        if not isinstance(base, dict) or not isinstance(base.get("route"), dict):
+            print(f"otel-health alertmanager: --base {args.base}: not an Alertmanager configuration (no 'route:' "
+                  "mapping)", file=sys.stderr)
+            return 2
+        doc = merge(base, config)
+    else:
+        doc = generate(config, receiver=args.receiver)
+    text = (f"# Alertmanager configuration with otel-health's part from {Path(args.config).name}: inhibit rules for\n"
+            "# dependencies, time intervals and muting routes for recurring maintenance windows.\n"
+            "# Written by 'otel-health alertmanager'; run it again after changing the config.\n"
+            + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"otel-health alertmanager: --output {args.output}: {exc.strerror}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-health", description="OpenTelemetry-native health collector")
     parser.add_argument("--version", action="version", version=f"otel-health {__version__}")
@@ -222,6 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     probe.add_argument("--json", action="store_true", help="print JSON instead of one line")
     probe.set_defaults(func=_cmd_probe)
+
+    manager = sub.add_parser("alertmanager", help="write the Alertmanager part of the config: inhibit rules "
+                                                   "for dependencies, time intervals for maintenance windows")
+    manager.add_argument("--config", "-c", required=True, help="otel-health's YAML config file")
+    manager.add_argument("--base", metavar="FILE", help="an Alertmanager configuration to put the part into "
+                                                         "(what an earlier run put there is replaced)")
+    manager.add_argument("--receiver", default="default",
+                         help="without --base: the name of the root route's receiver (default 'default')")
+    manager.add_argument("--output", "-o", metavar="FILE", help="write here instead of to standard output")
+    manager.set_defaults(func=_cmd_alertmanager)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,7 @@ from .probes import PROBES, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
 from .server import GuardedSite, make_app, make_runner
 from .state import StateStore
+from .suppression import Book, Window
 from .telemetry import (
     SCOPE,
     BridgeReader,
@@ -49,6 +51,7 @@ __all__ = ["Collector"]
 log = logging.getLogger("otel_health")
 
 SETTLE_AFTER_MAX = 300.0  # seconds: freeze after the first round, or after this at the latest
+WINDOW_TICK = 1.0  # seconds between looks at which maintenance windows are open
 API_CONNECTIONS = 256  # API connections open at once, at most
 
 
@@ -79,6 +82,8 @@ class Collector:
         self._source = source
         self._isolate_reloads = isolate_reloads
         self.store = StateStore()
+        # Windows opened through the API: kept across reloads (and restarts, with state_dir)
+        self.maintenance = Book(config.state_dir)
         self.scheduler = Scheduler(self._check_one, concurrency=config.concurrency)
         families = StateFamilies(self.store, self.scheduler.skipped)
         resource = make_resource()
@@ -113,9 +118,11 @@ class Collector:
 
     async def start(self) -> None:
         self.store.set_targets(self.config.targets)
+        self.windows_changed()
         self.telemetry.config_loaded(True)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
-                       api_token=self._api_token, allowed_hosts=self._allowed_hosts)
+                       api_token=self._api_token, allowed_hosts=self._allowed_hosts,
+                       maintenance=Maintenance(self))
         before, descriptors = raise_descriptor_limit()
         if descriptors != before:
             event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)
@@ -127,6 +134,7 @@ class Collector:
         await site.start()
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
         self.scheduler.set_targets(self.config.targets)
+        self._in_background(self._watch_windows())
         tune_gc()
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
@@ -144,6 +152,25 @@ class Collector:
 
         self._in_background(settle())
 
+    def windows_changed(self) -> None:
+        """Give the store the windows as they are now: the configured ones and the API's."""
+        self.store.set_windows([*self.config.maintenance, *self.maintenance.windows()], time.time())
+
+    async def _watch_windows(self) -> None:
+        """Open and end maintenance windows as time passes (checks go on regardless)."""
+        while True:
+            await asyncio.sleep(WINDOW_TICK)
+            now = time.time()
+            expired = self.maintenance.expire(now)
+            if expired:
+                self.windows_changed()
+            began, ended = self.store.tick(now)
+            ended |= frozenset(expired)
+            for name in sorted(began):
+                event(log, logging.INFO, "maintenance_started", window=name)
+            for name in sorted(ended):
+                event(log, logging.INFO, "maintenance_ended", window=name)
+
     def _allowed_hosts(self) -> frozenset[str]:
         return frozenset({"localhost", self.config.listen_host.lower(), *self.config.allowed_hosts})
 
@@ -160,6 +187,8 @@ class Collector:
             self.telemetry.keep = _keep_policy(config)
         live = {t.key for t in config.targets}
         self.store.set_targets(config.targets)
+        self.maintenance.move(config.state_dir)
+        self.windows_changed()
         self.telemetry.retain(live)
         self.scheduler.set_targets(config.targets)
         for probe in self._probes.values():
@@ -216,8 +245,8 @@ class Collector:
             state = self.store.current(target)
             if state is None:
                 return  # removed or changed by a reload while it ran
-            changed = state.update(result, self.telemetry.kept_trace_id(span, result), lag)
-            self.telemetry.record(state.attrs, result, span)
+            changed = self.store.update(state, result, self.telemetry.kept_trace_id(span, result), lag)
+            self.telemetry.record(state.attrs, result, span, state.suppressed)
         if len(state.history) == 1 or changed:
             if result.up:
                 event(log, logging.INFO, "target_up", service=target.name, environment=target.environment,
@@ -275,6 +304,38 @@ class Collector:
             if now != seen:
                 await self.reload()
                 seen = stamp()
+
+
+class Maintenance:
+    """The maintenance API's view of a running collector (``server.make_app``)."""
+
+    def __init__(self, collector: Collector) -> None:
+        self._collector = collector
+
+    @property
+    def limit(self) -> float:
+        return self._collector.config.max_maintenance
+
+    def targets(self) -> list[Target]:
+        return list(self._collector.config.targets)
+
+    def windows(self) -> list[Window]:
+        return self._collector.store.windows()
+
+    def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window:
+        window = self._collector.maintenance.open(targets, start, end, comment)
+        self._collector.windows_changed()
+        shown = window.describe(time.time())
+        event(log, logging.INFO, "maintenance_opened", window=window.name, targets=len(targets),
+              start=shown["start"], end=shown["end"])
+        return window
+
+    def end(self, window_id: str) -> bool:
+        if not self._collector.maintenance.end(window_id):
+            return False
+        self._collector.windows_changed()
+        event(log, logging.INFO, "maintenance_closed", window=window_id)
+        return True
 
 
 def _keep_policy(config: Config) -> KeepPolicy:

@@ -24,6 +24,9 @@ from typing import Any, Protocol
 
 import yaml
 
+from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant, weekday_set, zone
+from .suppression import utc as dt_utc
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -51,8 +54,9 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 # Labels every tta_service_* series already carries, or that the contract reserves.
 RESERVED_LABELS = frozenset(
     {"service", "environment", "kind", "outcome", "error_type", "version", "status_code",
-     "phase", "le", "quantile", "job", "instance"}
+     "phase", "reason", "depends_on", "le", "quantile", "job", "instance"}
 )
+DEFAULT_MAX_MAINTENANCE = 24 * 3600.0
 
 
 class ConfigError(Exception):
@@ -216,6 +220,17 @@ class Fields:
             return []
         return value
 
+    def each(self, name: str) -> Iterator[tuple[int, Fields]]:
+        """A reader for each mapping in the list ``name``; an entry that is not one is reported."""
+        for index, item in enumerate(self.sequence(name)):
+            if not isinstance(item, Mapping):
+                self.problem(name, f"entry {index} must be a mapping, got {_describe(item)}")
+                continue
+            where = f"{self._where}: {name}[{index}]" if self._where else f"{name}[{index}]"
+            if isinstance(item.get("name"), str) and item["name"]:
+                where += f" ({_short(item['name'])})"
+            yield index, Fields(item, where, self._reporter, self._base_dir)
+
     def path(self, name: str) -> Path | None:
         value: str | None = self.text(name)
         if value is None:
@@ -331,6 +346,7 @@ class Target:
     critical: bool = True
     failure_threshold: int = 1
     success_threshold: int = 1
+    depends_on: tuple[str, ...] = ()  # names of targets in the same environment
 
     @property
     def key(self) -> tuple[str, str]:
@@ -367,6 +383,9 @@ class Config:
     api_token: Secret | None = None
     files: tuple[str, ...] = ()  # every file this config was read from, for watching
     allowed_hosts: tuple[str, ...] = ()  # host names the API answers to, beyond localhost and the listen host
+    maintenance: tuple[Window, ...] = ()  # the configured windows, top-level and per target
+    max_maintenance: float = DEFAULT_MAX_MAINTENANCE  # seconds: the longest window the API opens
+    state_dir: Path | None = None  # where what must survive a restart is kept
 
 
 def parse_duration(value: Any) -> float | None:
@@ -577,7 +596,8 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
 
     targets: list[Target] = []
     seen: dict[tuple[str, str], str] = {}
-    _parse_targets(top.sequence("targets"), reporter, kinds, defaults, environment, base_dir, seen, targets)
+    placed: list[_Placed] = []
+    _parse_targets(top.sequence("targets"), reporter, kinds, defaults, environment, base_dir, seen, targets, placed)
     files: list[str] = []
     for pattern in top.sequence("target_files"):
         if not isinstance(pattern, str) or not pattern:
@@ -614,7 +634,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         if not isinstance(items, list):
             sub.add("", None, "must hold a list of targets under 'targets:'")
             continue
-        _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets)
+        _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets, placed)
     allowed_hosts: list[str] = []
     for entry in top.sequence("allowed_hosts"):
         if not isinstance(entry, str) or not _HOST_NAME_RE.match(entry):
@@ -622,6 +642,12 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
                                          f"{_describe(entry)}")
         else:
             allowed_hosts.append(entry.lower().rstrip("."))
+    _check_dependencies(placed)
+    windows = [w for p in placed for w in p.windows]
+    windows += _parse_maintenance(top, targets)
+    _check_window_names(top, windows)
+    max_maintenance = top.duration("max_maintenance", DEFAULT_MAX_MAINTENANCE, minimum=60.0, maximum=366 * 86400.0)
+    state_dir = _parse_state_dir(top, base_dir)
     api_token = top.secret("api_token")
     if api_token is not None and not _TOKEN_RE.match(api_token.reveal()):
         # What a client sends after "Bearer " is visible ASCII without spaces: nothing else could match.
@@ -632,12 +658,27 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         path=reporter.file, listen_host=host, listen_port=port, environment=environment,
         concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
-        allowed_hosts=tuple(allowed_hosts),
+        allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
+        state_dir=state_dir,
     )
 
 
+@dataclass(slots=True)
+class _Placed:
+    """A parsed target with where it was written, for the checks across targets."""
+
+    target: Target
+    reporter: _Reporter
+    where: str
+    windows: list[Window]
+
+    def problem(self, field_name: str, message: str) -> None:
+        self.reporter.add(self.where, field_name, message)
+
+
 def _parse_targets(items: list[Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], defaults: Defaults,
-                   environment: str, base_dir: Path, seen: dict[tuple[str, str], str], out: list[Target]) -> None:
+                   environment: str, base_dir: Path, seen: dict[tuple[str, str], str], out: list[Target],
+                   placed: list[_Placed]) -> None:
     for index, item in enumerate(items):
         where = f"targets[{index}]"
         if not isinstance(item, Mapping):
@@ -646,7 +687,8 @@ def _parse_targets(items: list[Any], reporter: _Reporter, kinds: Mapping[str, Ki
         name = item.get("name")
         if isinstance(name, str) and name:
             where = f"{where} ({_short(name)})"
-        target = _parse_target(Fields(item, where, reporter, base_dir), kinds, defaults, environment)
+        windows: list[Window] = []
+        target = _parse_target(Fields(item, where, reporter, base_dir), kinds, defaults, environment, windows)
         if target is None:
             continue
         if target.key in seen:
@@ -655,9 +697,11 @@ def _parse_targets(items: list[Any], reporter: _Reporter, kinds: Mapping[str, Ki
             continue
         seen[target.key] = f"targets[{index}]" + ("" if reporter.file == reporter.root else f" of {reporter.file}")
         out.append(target)
+        placed.append(_Placed(target, reporter, where, windows))
 
 
-def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, environment: str) -> Target | None:
+def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, environment: str,
+                  windows: list[Window]) -> Target | None:
     name = f.text("name", required=True, pattern=_NAME_RE,
                  hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
     kind = f.text("kind", required=True)
@@ -688,6 +732,13 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
                                 f"'{_short(value if not isinstance(value, bool) else str(value).lower())}'")
         else:
             labels.append((key, str(value)))
+    depends_on: list[str] = []
+    for entry in f.sequence("depends_on"):
+        if not isinstance(entry, str) or not _NAME_RE.match(entry):
+            f.problem("depends_on", f"entries are names of other targets, got {_describe(entry)}")
+        elif entry not in depends_on:
+            depends_on.append(entry)
+    schedules = [(i, _parse_schedule(wf)) for i, wf in f.each("maintenance")]
     if timeout > interval:
         f.problem("timeout", f"{_fmt_s(timeout)} is longer than the interval {_fmt_s(interval)}; "
                              "make the timeout at most the interval")
@@ -695,11 +746,196 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
     f.finish()
     if name is None or kind is None or options is None:
         return None
+    for i, parsed in schedules:
+        if parsed is not None:
+            windows.append(Window(parsed[0] or f"{name}-{i + 1}", parsed[1], frozenset({(name, env)}), parsed[2]))
     return Target(
         name=name, kind=kind, environment=env, interval=interval, timeout=timeout, retries=retries,
         slow_threshold=slow, labels=tuple(sorted(labels)), options=options, critical=critical,
-        failure_threshold=failures, success_threshold=successes,
+        failure_threshold=failures, success_threshold=successes, depends_on=tuple(depends_on),
     )
+
+
+def _parse_schedule(f: Fields) -> tuple[str | None, Recurring | OneOff, str] | None:
+    """A window's name, schedule and comment (recurring: ``times``/``weekdays``; one-off:
+    ``start``/``end``); None when it has problems (reported)."""
+    name = f.text("name", pattern=_NAME_RE, hint="use 1-128 letters, digits, '.', '_' or '-'")
+    comment = f.text("comment", "")
+    location = f.text("location", "UTC")
+    where = zone(location)
+    if where is None:
+        f.problem("location", f"unknown time zone {_short(location)!r}; use an IANA name such as Europe/Berlin "
+                              "or UTC")
+    recurring, one_off = f.has("times") or f.has("weekdays"), f.has("start") or f.has("end")
+    schedule: Recurring | OneOff | None = None
+    if recurring and one_off:
+        for key in ("times", "weekdays", "start", "end"):
+            f.raw(key)
+        f.problem(None, "a window is recurring (times, weekdays) or one-off (start, end), not both")
+    elif one_off:
+        moments = []
+        for key in ("start", "end"):
+            value = f.raw(key)
+            moment = instant(value, where or dt_utc()) if value is not None else None
+            if value is None:
+                f.problem(key, "is required for a one-off window")
+            elif moment is None:
+                f.problem(key, f"must be a time such as 2026-12-24T22:00:00Z or 2026-12-24 22:00 (read in "
+                               f"'location'), got {_short(value)!r}")
+            moments.append(moment)
+        start, end = moments
+        if start is not None and end is not None:
+            if end <= start:
+                f.problem("end", "is not after 'start'; a window ends after it starts")
+            else:
+                schedule = OneOff(start, end)
+    elif recurring:
+        ranges: list[tuple[int, int]] = []
+        for _, tf in f.each("times"):
+            bounds = []
+            for key in ("start_time", "end_time"):
+                value = tf.raw(key)
+                minutes = clock_minutes(value) if value is not None else None
+                if minutes is None or (key == "start_time" and minutes == DAY):
+                    tf.problem(key, f"must be a time of day from 00:00 to {'23:59' if key == 'start_time' else '24:00'}"
+                                    f", got {_short(value) if value is not None else 'nothing'}")
+                bounds.append(minutes)
+            tf.finish()
+            if bounds[0] is not None and bounds[1] is not None:
+                if bounds[0] == bounds[1]:
+                    tf.problem("end_time", "equals start_time: the range is empty (an end before the start "
+                                           "runs past midnight)")
+                else:
+                    ranges.append((bounds[0], bounds[1]))
+        days, problem = weekday_set(f.sequence("weekdays")) if f.has("weekdays") else (None, None)
+        if problem is not None:
+            f.problem("weekdays", problem)
+        elif where is not None and (ranges or not f.has("times")):
+            schedule = Recurring(tuple(ranges) or ((0, DAY),), days, location)
+    else:
+        f.problem(None, "give 'start' and 'end' (a one-off window) or 'times' and/or 'weekdays' (a recurring one)")
+    f.finish()
+    if schedule is None or (one_off and where is None):
+        return None
+    return name, schedule, comment
+
+
+def _check_dependencies(placed: list[_Placed]) -> None:
+    """Each dependency names another target of the same environment; no cycles (each reported
+    once, on its first target in file order)."""
+    by_key = {p.target.key: p for p in placed}
+    names: dict[str, list[str]] = {}
+    for p in placed:
+        names.setdefault(p.target.environment, []).append(p.target.name)
+    edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for p in placed:
+        target = p.target
+        good = []
+        for dep in target.depends_on:
+            if dep == target.name:
+                p.problem("depends_on", f"{dep!r} is this target itself; a target cannot depend on itself")
+            elif (dep, target.environment) not in by_key:
+                close = difflib.get_close_matches(dep, names.get(target.environment, []), n=1)
+                elsewhere = sorted(e for (n, e) in by_key if n == dep)
+                hint = (f"; did you mean {close[0]!r}?" if close else
+                        f"; it is in environment {elsewhere[0]!r}, and a dependency is in the same environment"
+                        if elsewhere else "; name a target of the same environment")
+                p.problem("depends_on", f"unknown target {_short(dep)!r} in environment {target.environment!r}{hint}")
+            else:
+                good.append((dep, target.environment))
+        edges[target.key] = good
+    done: set[tuple[str, str]] = set()
+    reported: set[frozenset[tuple[str, str]]] = set()
+    for p in placed:
+        root = p.target.key
+        if root in done:
+            continue
+        # Depth first, without recursion: a chain may be thousands of targets long.
+        path: list[tuple[str, str]] = [root]
+        on_path = {root}
+        stack = [iter(edges.get(root, ()))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                continue
+            if nxt in on_path:
+                cycle = path[path.index(nxt):]
+                members = frozenset(cycle)
+                if members not in reported:
+                    reported.add(members)
+                    first = min(cycle, key=lambda k: placed.index(by_key[k]))
+                    at = cycle.index(first)
+                    ordered = cycle[at:] + cycle[:at]
+                    shown = " → ".join(n for n, _ in [*ordered, ordered[0]])
+                    by_key[first].problem("depends_on", f"cycle {shown}; remove one of these dependencies")
+                continue
+            if nxt in done:
+                continue
+            path.append(nxt)
+            on_path.add(nxt)
+            stack.append(iter(edges.get(nxt, ())))
+
+
+def _parse_maintenance(top: Fields, targets: list[Target]) -> list[Window]:
+    """The top-level windows: on every target, on ``targets`` (names, in any environment) or
+    on the targets whose labels (``service``, ``environment``, ``kind`` and their own) match
+    every pair of ``match``."""
+    windows = []
+    names = {t.name for t in targets}
+    for i, f in top.each("maintenance"):
+        listed = f.sequence("targets") if f.has("targets") else None
+        match = f.mapping("match") if f.has("match") else None
+        keys: frozenset[tuple[str, str]] | None = None
+        if listed is not None and match is not None:
+            f.problem(None, "give 'targets' or 'match', not both")
+        elif listed is not None:
+            wanted = set()
+            for entry in listed:
+                if not isinstance(entry, str) or entry not in names:
+                    close = difflib.get_close_matches(str(entry), sorted(names), n=1) if isinstance(entry, str) else []
+                    f.problem("targets", f"unknown target {_short(entry)!r}"
+                                         + (f"; did you mean {close[0]!r}?" if close else "; list configured targets"))
+                else:
+                    wanted.add(entry)
+            keys = frozenset(t.key for t in targets if t.name in wanted)
+        elif match is not None:
+            pairs = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in match.items()}
+            keys = frozenset(t.key for t in targets
+                             if all(_attributes(t).get(k) == v for k, v in pairs.items()))
+            if not pairs:
+                f.problem("match", "is empty; leave out 'match' for a window on every target")
+        parsed = _parse_schedule(f)
+        if parsed is not None:
+            windows.append(Window(parsed[0] or f"maintenance-{i + 1}", parsed[1], keys, parsed[2]))
+    return windows
+
+
+def _attributes(target: Target) -> dict[str, str]:
+    return {"service": target.name, "environment": target.environment, "kind": target.kind, **dict(target.labels)}
+
+
+def _check_window_names(top: Fields, windows: list[Window]) -> None:
+    seen: set[str] = set()
+    for window in windows:
+        if window.name in seen:
+            top.problem("maintenance", f"window name {window.name!r} is used twice; give each window its own "
+                                       "'name' (Alertmanager's time intervals are named by it)")
+        seen.add(window.name)
+
+
+def _parse_state_dir(top: Fields, base_dir: Path) -> Path | None:
+    value: str | None = top.text("state_dir")
+    if value is None:
+        return None
+    path = (base_dir / value).resolve()
+    if path.exists() and not path.is_dir():
+        top.problem("state_dir", f"{str(path)!r} exists and is not a directory; give a directory")
+    elif not path.exists() and not path.parent.is_dir():
+        top.problem("state_dir", f"the parent of {str(path)!r} does not exist; create it or give another directory")
+    return path
 
 
 KEEP_PERCENT_ENV, KEEP_SALT_ENV = "OTEL_HEALTH_KEEP_PERCENT", "OTEL_HEALTH_KEEP_SALT"
@@ -797,5 +1033,10 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _fmt_s(seconds: float) -> str:
-    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 

@@ -2,8 +2,9 @@
 
 ``/metrics`` (Prometheus bridge), ``/health`` (the stack, application/health+json),
 ``/-/healthy`` (the collector itself), ``/api/v1/targets`` (settings without secrets, state
-and recent history) and ``POST /-/reload``. A large ``/metrics`` render never stalls the
-scheduler; scrapes that arrive during a render share it.
+and recent history), ``/api/v1/maintenance`` (windows: list, open, end) and ``POST /-/reload``.
+A large ``/metrics`` render never stalls the scheduler; scrapes that arrive during a render
+share it.
 
 A render has two parts. Collecting the SDK's data cannot be split, so it runs on a worker
 thread, and while it does the interpreter switches threads more often than every 5 ms
@@ -18,6 +19,7 @@ import datetime as dt
 import hmac
 import ipaddress
 import json
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
@@ -25,12 +27,14 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from .config import Target, parse_duration
 from .state import HistoryEntry, StateStore, TargetState
+from .suppression import Suppressed, Window, instant, zone
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 
-__all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "cross_site", "health_document",
-           "host_allowed", "make_app", "make_runner", "targets_document"]
+__all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "MaintenanceApi", "cross_site",
+           "health_document", "host_allowed", "make_app", "make_runner", "targets_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -48,6 +52,21 @@ class Kind(Protocol):
 
 
 Kinds = Mapping[str, Kind]
+
+
+class MaintenanceApi(Protocol):
+    """What the maintenance endpoints read and change (``collector.Maintenance``)."""
+
+    @property
+    def limit(self) -> float: ...
+
+    def targets(self) -> list[Target]: ...
+
+    def windows(self) -> list[Window]: ...
+
+    def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window: ...
+
+    def end(self, window_id: str) -> bool: ...
 
 
 def _collect_finely(reader: BridgeReader) -> MetricsData | None:
@@ -87,8 +106,9 @@ def _iso(ts: float) -> str:
 def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[str, Any]]:
     """The stack's health in the IETF health-check response format, and the HTTP status.
 
-    A failing critical target makes ``fail`` (503); a failing non-critical one ``warn`` (200).
-    Targets not checked yet are left out. Each check is named ``{service}:{check name}``
+    A failing critical target makes ``fail`` (503); a failing non-critical one ``warn`` (200), and
+    so does a failing target whose alerts are suppressed (maintenance, a dependency down), with
+    the reason. Targets not checked yet are left out. Each check is named ``{service}:{check name}``
     with the component type of its kind.
     """
     checks: dict[str, list[dict[str, Any]]] = {}
@@ -98,7 +118,8 @@ def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[
         if result is None:
             continue
         kind = kinds.get(target.kind)
-        status = "pass" if result.up else ("fail" if target.critical else "warn")
+        suppressed = state.suppressed
+        status = "pass" if result.up else ("fail" if target.critical and suppressed is None else "warn")
         if status == "fail" or (status == "warn" and worst == "pass"):
             worst = status
         item: dict[str, Any] = {
@@ -112,6 +133,10 @@ def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[
         }
         if not result.up:
             item["output"] = f"{result.error_type}: {result.detail}" if result.detail else str(result.error_type)
+            if suppressed is not None:
+                item["output"] += f" (suppressed: {suppressed.describe()})"
+        if suppressed is not None:
+            item["suppressedBy"] = suppressed.sources()
         check_name = kind.check_name if kind is not None else "connectivity"
         checks.setdefault(f"{target.name}:{check_name}", []).append(item)
     doc = {"status": worst, "description": "health of the checked services", "checks": checks}
@@ -136,8 +161,24 @@ def _result_doc(entry: HistoryEntry) -> dict[str, Any]:
     return doc
 
 
-def targets_document(states: list[TargetState]) -> dict[str, Any]:
-    """Every target: its settings without secrets, its raw and debounced state, recent history."""
+def _suppression_doc(suppressed: Suppressed | None, windows: Mapping[str, Window]) -> list[dict[str, Any]] | None:
+    if suppressed is None:
+        return None
+    out: list[dict[str, Any]] = []
+    for name in suppressed.maintenance:
+        window = windows.get(name)
+        item = {"reason": "maintenance", "window": name, "source": window.source if window else "config"}
+        if window is not None and window.comment:
+            item["comment"] = window.comment
+        out.append(item)
+    out += [{"reason": "dependency", "depends_on": name} for name in suppressed.dependency]
+    return out
+
+
+def targets_document(states: list[TargetState], windows: Collection[Window] = ()) -> dict[str, Any]:
+    """Every target: its settings without secrets, its raw and debounced state, what suppresses
+    its alerts and why, recent history."""
+    by_name = {w.name: w for w in windows}
     out = []
     for state in states:
         t, result = state.target, state.result
@@ -153,6 +194,7 @@ def targets_document(states: list[TargetState]) -> dict[str, Any]:
             "slow_threshold_seconds": t.slow_threshold,
             "failure_threshold": t.failure_threshold,
             "success_threshold": t.success_threshold,
+            "depends_on": list(t.depends_on),
             "settings": t.options.public(),
             "state": {
                 "up": result.up if result is not None else None,
@@ -162,6 +204,7 @@ def targets_document(states: list[TargetState]) -> dict[str, Any]:
                 "version": result.version if result is not None else None,
                 "info": dict(result.info) if result is not None else {},
                 "tls_cert_expiry": _iso(state.tls_expiry) if state.tls_expiry is not None else None,
+                "suppressed": _suppression_doc(state.suppressed, by_name),
             },
             "history": [_result_doc(entry) for entry in reversed(state.history)],
         })
@@ -312,9 +355,81 @@ async def _bounded_body(request: web.Request, handler: Callable[[web.Request], A
     return await handler(request)
 
 
+MAX_COMMENT = 500  # characters of a maintenance window's comment
+_WINDOW_FIELDS = ("targets", "duration", "start", "end", "location", "comment")
+
+
+class BadRequest(Exception):
+    """A request the API refuses with 400: the reason, one line."""
+
+
+def _window_request(body: Any, api: MaintenanceApi, now: float) -> tuple[list[tuple[str, str]], float, float, str]:
+    """What ``POST /api/v1/maintenance`` asks for: targets, start, end, comment; or BadRequest."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object with 'targets' and 'duration' (or 'end')")
+    unknown = sorted(str(k)[:40] for k in body if k not in _WINDOW_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: {', '.join(_WINDOW_FIELDS)}")
+    wanted = body.get("targets")
+    if not isinstance(wanted, list) or not wanted:
+        raise BadRequest("'targets' must be a non-empty list of target names or {\"name\", \"environment\"} objects")
+    configured = {t.key for t in api.targets()}
+    keys: list[tuple[str, str]] = []
+    for entry in wanted:
+        if isinstance(entry, str):
+            found = sorted(k for k in configured if k[0] == entry)
+        elif isinstance(entry, dict) and set(entry) == {"name", "environment"} \
+                and all(isinstance(v, str) for v in entry.values()):
+            key = (entry["name"], entry["environment"])
+            found = [key] if key in configured else []
+        else:
+            raise BadRequest("each of 'targets' is a name or {\"name\": …, \"environment\": …}")
+        if not found:
+            raise BadRequest(f"unknown target {json.dumps(entry)[:80]}; GET /api/v1/targets lists them")
+        keys.extend(k for k in found if k not in keys)
+    location = body.get("location", "UTC")
+    where = zone(location) if isinstance(location, str) else None
+    if where is None:
+        raise BadRequest(f"unknown time zone {json.dumps(location)[:80]}; use an IANA name such as Europe/Berlin")
+    start = now
+    if body.get("start") is not None:
+        given = instant(body["start"], where)
+        if given is None:
+            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z")
+        start = given
+    if ("duration" in body) == ("end" in body):
+        raise BadRequest("give either 'duration' (such as \"30m\") or 'end', one of them")
+    if "duration" in body:
+        seconds = parse_duration(body["duration"]) if not isinstance(body["duration"], bool) else None
+        if seconds is None or seconds <= 0:
+            raise BadRequest("'duration' must be a duration such as 30m, 2h or 900 (seconds)")
+        end = start + seconds
+    else:
+        given = instant(body["end"], where)
+        if given is None:
+            raise BadRequest("'end' must be a time such as 2026-12-24T23:00:00Z")
+        end = given
+    if end <= start:
+        raise BadRequest("the window ends before it starts; give an 'end' after 'start'")
+    if end <= now:
+        raise BadRequest("the window is already over; give an 'end' in the future")
+    if end - start > api.limit:
+        raise BadRequest(f"the window is {_span(end - start)} long, longer than max_maintenance ({_span(api.limit)}); "
+                         "open a shorter one, or raise max_maintenance in the config")
+    comment = body.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+        raise BadRequest(f"'comment' must be text of at most {MAX_COMMENT} characters")
+    return keys, start, end, comment
+
+
+def _span(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
-             api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: ()
-             ) -> web.Application:
+             api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
+             maintenance: MaintenanceApi | None = None) -> web.Application:
     """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
     the API and reload answer to (IP literals always): /metrics and /health answer any name,
     so Prometheus can scrape by pod IP or service name."""
@@ -363,7 +478,43 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     async def targets(request: web.Request) -> web.Response:
         if (refusal := refused(request, writes=False)) is not None:
             return refusal
-        return web.json_response(targets_document(store.snapshot()))
+        return web.json_response(targets_document(store.snapshot(), store.windows()))
+
+    def error(status: int, message: str) -> web.Response:
+        return web.json_response({"status": "error", "errors": [message]}, status=status)
+
+    async def list_windows(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=False)) is not None:
+            return refusal
+        now = time.time()
+        return web.json_response({"windows": [w.describe(now) for w in store.windows()]})
+
+    async def open_window(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=True)) is not None:
+            return refusal
+        assert maintenance is not None
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
+        try:
+            keys, start, end, comment = _window_request(body, maintenance, time.time())
+        except BadRequest as exc:
+            return error(400, str(exc))
+        window = maintenance.open(keys, start, end, comment)
+        return web.json_response({"status": "success", "window": window.describe(time.time())}, status=201,
+                                 headers={"Location": f"/api/v1/maintenance/{window.name}"})
+
+    async def end_window(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=True)) is not None:
+            return refusal
+        assert maintenance is not None
+        window_id = request.match_info["id"]
+        if maintenance.end(window_id):
+            return web.json_response({"status": "success"})
+        if any(w.name == window_id and w.source == "config" for w in store.windows()):
+            return error(409, f"window {window_id!r} is in the configuration; change the config to end it")
+        return error(404, "no such window; GET /api/v1/maintenance lists them")
 
     async def do_reload(request: web.Request) -> web.Response:
         if (refusal := refused(request, writes=True)) is not None:
@@ -379,4 +530,8 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/api/v1/targets", targets)
     app.router.add_post("/-/reload", do_reload)
+    if maintenance is not None:
+        app.router.add_get("/api/v1/maintenance", list_windows)
+        app.router.add_post("/api/v1/maintenance", open_window)
+        app.router.add_delete("/api/v1/maintenance/{id}", end_window)
     return app

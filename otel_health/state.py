@@ -7,13 +7,14 @@ render) take :meth:`StateStore.snapshot`, a list copied in one step.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .config import Target
 from .errors import ErrorType
 from .result import CheckResult
+from .suppression import Suppressed, Window
 
 __all__ = ["HISTORY_SIZE", "INFO_HOLD", "History", "HistoryEntry", "StateStore", "TargetState"]
 
@@ -117,6 +118,8 @@ class TargetState:
     reported: tuple[str, tuple[tuple[str, str], ...]] | None = None
     reported_at: float = 0.0
     history: History = field(default_factory=History)
+    # Why its alerts are held back now (maintenance, a dependency down), kept by the store.
+    suppressed: Suppressed | None = None
 
     def update(self, result: CheckResult, trace_id: str | None = None, lag: float = 0.0) -> bool:
         """Take a new result; return True when the debounced state changed."""
@@ -152,14 +155,29 @@ def attributes_of(target: Target) -> dict[str, str]:
     return {"service": target.name, "environment": target.environment, "kind": target.kind, **dict(target.labels)}
 
 
+Key = tuple[str, str]
+
+
 class StateStore:
+    """Every live target's state, and what suppresses each one's alerts.
+
+    Suppression is kept current as things change, never computed per read: when a target's
+    debounced state changes (its dependents), when a window opens or ends (:meth:`tick`, the
+    targets it covers) and when targets or windows are replaced (all of them).
+    """
+
     def __init__(self) -> None:
-        self._states: dict[tuple[str, str], TargetState] = {}
+        self._states: dict[Key, TargetState] = {}
+        self._dependents: dict[Key, list[Key]] = {}
+        self._windows: list[Window] = []
+        self._everywhere: list[Window] = []  # windows on every target
+        self._by_key: dict[Key, list[Window]] = {}
+        self._open: frozenset[str] = frozenset()
 
     def set_targets(self, targets: Iterable[Target]) -> None:
         """Replace the live targets. A target keeps its history across a reload; its last
         result and state are kept when its labels are unchanged."""
-        states: dict[tuple[str, str], TargetState] = {}
+        states: dict[Key, TargetState] = {}
         for target in targets:
             old = self._states.get(target.key)
             attrs = attributes_of(target)
@@ -176,9 +194,92 @@ class StateStore:
                     state.tls_expiry = old.tls_expiry
                     state.reported, state.reported_at = old.reported, old.reported_at
             states[target.key] = state
-        self._states = states
+        dependents: dict[Key, list[Key]] = {}
+        for key, state in states.items():
+            for name in state.target.depends_on:
+                dependents.setdefault((name, key[1]), []).append(key)
+        self._states, self._dependents = states, dependents
+        self.recompute()
 
-    def get(self, key: tuple[str, str]) -> TargetState | None:
+    def set_windows(self, windows: Sequence[Window], now: float) -> None:
+        """Replace the maintenance windows (configured and opened through the API)."""
+        self._windows = list(windows)
+        self._everywhere = [w for w in windows if w.targets is None]
+        by_key: dict[Key, list[Window]] = {}
+        for window in windows:
+            for key in window.targets or ():
+                by_key.setdefault(key, []).append(window)
+        self._by_key = by_key
+        self._open = self._open_at(now)
+        self.recompute()
+
+    def windows(self) -> list[Window]:
+        return list(self._windows)
+
+    def tick(self, now: float) -> tuple[frozenset[str], frozenset[str]]:
+        """Open and end windows as time passes: the names of those that opened and ended."""
+        opened = self._open_at(now)
+        if opened == self._open:
+            return frozenset(), frozenset()
+        began, ended = opened - self._open, self._open - opened
+        self._open = opened
+        changed = began | ended
+        touched = [w for w in self._windows if w.name in changed]
+        if any(w.targets is None for w in touched):
+            self.recompute()
+        else:
+            for key in {k for w in touched for k in w.targets or ()}:
+                state = self._states.get(key)
+                if state is not None:
+                    state.suppressed = self._suppression(state)
+        return began, ended
+
+    def _open_at(self, now: float) -> frozenset[str]:
+        seen: dict[object, bool] = {}  # many windows share a schedule: evaluate each once
+        names = []
+        for window in self._windows:
+            schedule = window.schedule
+            active = seen.get(schedule)
+            if active is None:
+                active = seen[schedule] = schedule.active(now)
+            if active:
+                names.append(window.name)
+        return frozenset(names)
+
+    def update(self, state: TargetState, result: CheckResult, trace_id: str | None = None, lag: float = 0.0) -> bool:
+        """Record ``result`` in ``state`` (:meth:`TargetState.update`) and keep the suppression of
+        the targets that depend on it current; True when its debounced state changed."""
+        before = state.debounced_up
+        changed = state.update(result, trace_id, lag)
+        if state.debounced_up is not before:
+            for key in self._dependents.get(state.target.key, ()):
+                dependent = self._states.get(key)
+                if dependent is not None:
+                    dependent.suppressed = self._suppression(dependent)
+        return changed
+
+    def recompute(self) -> None:
+        """The suppression of every target, from the windows open and the dependencies' states."""
+        for state in self._states.values():
+            state.suppressed = self._suppression(state)
+
+    def _suppression(self, state: TargetState) -> Suppressed | None:
+        key = state.target.key
+        open_ = self._open
+        maintenance: tuple[str, ...] = ()
+        if open_:
+            names = [w.name for w in self._everywhere if w.name in open_]
+            names += [w.name for w in self._by_key.get(key, ()) if w.name in open_]
+            maintenance = tuple(names)
+        down: tuple[str, ...] = ()
+        depends_on = state.target.depends_on
+        if depends_on:
+            states, environment = self._states, key[1]
+            down = tuple(name for name in depends_on
+                         if (dep := states.get((name, environment))) is not None and dep.debounced_up is False)
+        return Suppressed(maintenance, down) if maintenance or down else None
+
+    def get(self, key: Key) -> TargetState | None:
         return self._states.get(key)
 
     def current(self, target: Target) -> TargetState | None:

@@ -128,6 +128,19 @@ def services_dashboard() -> dash.Dashboard:
                                            "{{service}} ({{environment}})", instant=True))
                         .mappings(up_down).color_mode("background").text_mode("value_and_name")
                         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)))
+            .with_panel(table.Panel().title("Suppressed now: alerts held back, checks going on")
+                        .description("Services in a maintenance window or with a dependency down (reason), and "
+                                     "which dependency is down. Their checks and state are unchanged.")
+                        .datasource(PROMETHEUS).height(6).span(24)
+                        .with_target(_prom(f"max by (service, environment, reason) (tta_service_suppressed{{{SEL}}}) "
+                                           "== 1", "{{service}} ({{environment}}): {{reason}}", ref="A",
+                                           instant=True))
+                        .with_target(_prom("max by (service, environment, depends_on) ("
+                                           f"tta_service_dependency_info{{{SEL}}} and on (environment, depends_on) "
+                                           "label_replace(max by (service, environment) (tta_service_state_up) == 0, "
+                                           '"depends_on", "$1", "service", "(.*)"))',
+                                           "{{service}} ({{environment}}) waits on {{depends_on}}", ref="B",
+                                           instant=True)))
             .with_panel(timeseries.Panel().title("Response time").unit("s").datasource(PROMETHEUS).height(8).span(12)
                         .with_target(_prom(f"tta_service_response_time_seconds{{{SEL}}}",
                                            "{{service}} ({{environment}})")))

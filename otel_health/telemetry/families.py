@@ -133,6 +133,25 @@ def _phases(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return [((("phase", phase),), seconds) for phase, seconds in c.result.phases.items()]
 
 
+_MAINTENANCE: Labels = (("reason", "maintenance"),)
+_DEPENDENCY: Labels = (("reason", "dependency"),)
+
+
+def _suppressed(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    # Always present (0 or 1) rather than only while suppressed: a series that vanished would
+    # stay behind in the Collector's Prometheus exporter for its expiry (5 minutes), holding
+    # alerts back after the window ended. The dependency reason only where there are dependencies.
+    s = c.suppressed
+    maintenance = ((_MAINTENANCE, 1 if s is not None and s.maintenance else 0),)
+    if not c.target.depends_on:
+        return maintenance
+    return (*maintenance, (_DEPENDENCY, 1 if s is not None and s.dependency else 0))
+
+
+def _dependency_info(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return [((("depends_on", name),), 1) for name in c.target.depends_on]
+
+
 def _skipped(c: TargetState, skipped: Skipped) -> Iterable[tuple[Labels, float]]:
     return (((), skipped(c.target.key)),)
 
@@ -154,6 +173,10 @@ STATE_FAMILIES: tuple[StateFamily, ...] = (
     StateFamily("tta_service_info", "What the service reports about itself, as labels; always 1", "", _info),
     StateFamily("tta_service_phase_duration_seconds", "Duration of each step of the last check, by phase", "s",
                 _phases),
+    StateFamily("tta_service_suppressed", "1 while the service's alerts are suppressed, by reason (maintenance, "
+                "dependency); its checks go on", "", _suppressed),
+    StateFamily("tta_service_dependency_info", "One series per dependency of the service (depends_on); always 1",
+                "", _dependency_info),
     StateFamily("otel_health_checks_skipped", "Checks not started because the previous one still ran", "",
                 _skipped, counter=True),
 )

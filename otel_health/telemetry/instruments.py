@@ -43,6 +43,7 @@ from .. import __version__
 from ..config import Target
 from ..logs import event
 from ..result import CheckResult
+from ..suppression import Suppressed
 from .exemplars import latest_per_bucket
 from .families import StateFamilies
 from .traces import CheckTracerProvider, KeepPolicy, LightSpan
@@ -218,7 +219,8 @@ class Telemetry:
             otel_context.detach(token)
             span.end()
 
-    def record(self, attrs: Mapping[str, str], result: CheckResult, span: Span | None = None) -> None:
+    def record(self, attrs: Mapping[str, str], result: CheckResult, span: Span | None = None,
+               suppressed: Suppressed | None = None) -> None:
         """Put one result on the meters and on its root span.
 
         ``attrs`` are the target's attributes as the state store holds them: the same
@@ -238,6 +240,9 @@ class Telemetry:
         self._duration.record(result.duration, attrs, context=exemplar_ctx)
         if span is not None:
             self._annotate(span, result)
+            span.set_attribute("tta.check.suppressed", suppressed is not None)
+            if suppressed is not None:
+                span.set_attribute("tta.check.suppressed_by", suppressed.sources())
 
     def _keeps(self, root: LightSpan) -> bool:
         """Whether a trace is kept, decided when its root ends: as the Collector's tail sampling

@@ -67,12 +67,32 @@ def test_every_alert_has_a_firing_case_and_a_quiet_one() -> None:
 def test_every_alert_names_service_and_environment_or_instance() -> None:
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
+            if "alert" not in rule:
+                continue  # a recording rule
             assert rule["labels"]["severity"] in ("critical", "warning")
             text = rule["annotations"]["summary"] + rule["annotations"]["description"]
             if "tta_service" in rule["expr"] or "skipped" in rule["expr"]:
                 assert "$labels.service" in text and "$labels.environment" in text, rule["alert"]
             else:
                 assert "$labels.instance" in text, rule["alert"]
+
+
+SUPPRESSION_CLAUSE = "unless on (service, environment) tta_service:suppressed"
+
+
+def test_exactly_the_alerts_suppression_holds_back_carry_the_clause_alertmanager_inhibits() -> None:
+    from otel_health.alertmanager import SOURCE_ALERTS, SUPPRESSIBLE_ALERTS
+
+    rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r]
+    clause = {r["alert"] for r in rules if r["expr"].count(SUPPRESSION_CLAUSE) == 1}
+    assert clause == set(SUPPRESSIBLE_ALERTS)
+    assert not [r["alert"] for r in rules if r["alert"] not in clause and "tta_service:suppressed" in r["expr"]]
+    assert set(SOURCE_ALERTS) <= clause
+    # a service with dependencies waits longer than one without, so the dependency's alert leads
+    for name in ("TTAServiceDown", "TTAServiceCheckFailing"):
+        variants = {r["labels"].get("dependent"): r["for"] for r in rules if r["alert"] == name}
+        minutes = {k: int(v.rstrip("m")) for k, v in variants.items()}
+        assert set(minutes) == {None, "true"} and minutes["true"] >= minutes[None] + 1, variants
 
 
 def test_regenerating_the_dashboards_gives_identical_files(tmp_path: Path) -> None:

@@ -42,6 +42,6 @@ class Pipeline:
         state = self.store.current(target)
         if state is None:
             return False
-        state.update(result, self.telemetry.kept_trace_id(span, result), lag)
-        self.telemetry.record(state.attrs, result, span)
+        self.store.update(state, result, self.telemetry.kept_trace_id(span, result), lag)
+        self.telemetry.record(state.attrs, result, span, state.suppressed)
         return True

@@ -193,11 +193,18 @@ class Prometheus:
         q = urllib.parse.urlencode({"match[]": match})
         return list(get_json(f"{self.url}/api/v1/series?{q}")["data"])
 
+    def reload(self) -> None:
+        """Read the config and rule files again (``/-/reload``); raises when Prometheus refuses them."""
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+
     def stop(self) -> None:
         self.process.stop()
 
 
-def start_prometheus(workdir: Path, config_text: str | None = None) -> Prometheus:
+def start_prometheus(workdir: Path, config_text: str | None = None, *, extra_args: tuple[str, ...] = ()
+                     ) -> Prometheus:
     """Prometheus with file-based discovery (see :meth:`Prometheus.scrape`), or ``config_text``."""
     binary = _require(shutil.which("prometheus") or "/usr/bin/prometheus", "prometheus")
     sd_dir = workdir / "sd"
@@ -213,7 +220,7 @@ def start_prometheus(workdir: Path, config_text: str | None = None) -> Prometheu
         "Prometheus",
         [str(binary), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
-         "--web.enable-lifecycle", "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+         "--web.enable-lifecycle", "--storage.tsdb.retention.time=1h", "--log.level=warn", *extra_args],
         log_path=workdir / "prometheus.log",
     )
     process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60)

@@ -70,7 +70,7 @@ def panel_queries() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def rule_exprs() -> list[tuple[str, str]]:
     doc = yaml.safe_load(RULES.read_text())
-    return [(rule["alert"], rule["expr"]) for group in doc["groups"] for rule in group["rules"]]
+    return [(rule.get("alert") or rule["record"], rule["expr"]) for group in doc["groups"] for rule in group["rules"]]
 
 
 def check_selectors(prometheus: servers.Prometheus, where: str, expr: str) -> list[str]:
@@ -107,6 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         "targets:\n"
         f"  - name: web\n    kind: http\n    url: {h.url('/ok')}\n"
         f"  - name: broken\n    kind: http\n    url: {h.url('/status/503')}\n"
+        f"  - name: behind\n    kind: http\n    url: {h.url('/status/502')}\n    depends_on: [broken]\n"
         f"  - name: sluggish\n    kind: http\n    url: {h.url('/slow?ms=150')}\n"
         f"  - name: secure\n    kind: http\n    url: {h.url('/ok', tls=True)}\n    ca_file: {h.cert}\n"
     )
@@ -198,9 +199,18 @@ def test_every_rule_selector_matches_series(stack: servers.Prometheus) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_the_down_alert_expression_finds_the_down_target(stack: servers.Prometheus) -> None:
-    expr = dict(rule_exprs())["TTAServiceDown"]
-    assert {s["metric"]["service"] for s in stack.query(expr)} == {"broken"}
+def test_the_down_alert_expression_finds_the_down_target_and_not_its_dependent(stack: servers.Prometheus) -> None:
+    # 'behind' depends on 'broken' and is down with it: suppressed, through the Collector's series
+    record = dict(rule_exprs())["tta_service:suppressed"]
+    assert {s["metric"]["service"] for s in stack.query(record)} == {"behind"}
+    down = [expr for name, expr in rule_exprs() if name == "TTAServiceDown"]
+    assert len(down) == 2
+    found = [s["metric"]["service"] for expr in down
+             for s in stack.query(expr.replace("tta_service:suppressed", f"({record})"))]
+    assert found == ["broken"]
+    without = [s["metric"]["service"] for expr in down for s in stack.query(
+        expr.replace("unless on (service, environment) tta_service:suppressed", ""))]
+    assert sorted(without) == ["behind", "broken"]
 
 
 def test_every_trace_query_returns_traces(stack: servers.Prometheus, jaeger: servers.Jaeger) -> None:

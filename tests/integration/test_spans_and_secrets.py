@@ -97,7 +97,8 @@ async def test_basic_auth_password_from_env_never_leaks(
         f"  - name: auth-ok\n    kind: http\n    url: {h.url('/auth')}\n    interval: 0.3s\n    timeout: 0.3s\n"
         "    basic_auth: {username: checker, password: '${CHECKER_PASSWORD}'}\n"
         f"  - name: auth-bad\n    kind: http\n    url: {h.url('/auth')}\n    interval: 0.3s\n    timeout: 0.3s\n"
-        "    basic_auth: {username: someone-else, password: '${CHECKER_PASSWORD}'}\n"
+        "    basic_auth: {username: someone-else, password: '${CHECKER_PASSWORD}'}\n    depends_on: [auth-down]\n"
+        "    maintenance: [{name: auth-window, weekdays: [sunday:saturday]}]\n"
         f"  - name: auth-down\n    kind: http\n    url: http://127.0.0.1:{h.closed_port}/\n    interval: 0.3s\n"
         "    timeout: 0.3s\n    basic_auth: {username: checker, password: '${CHECKER_PASSWORD}'}\n"
     )
@@ -109,12 +110,16 @@ async def test_basic_auth_password_from_env_never_leaks(
         _, _, metrics = await r.get("/metrics")
         status, content_type, health = await r.get("/health")
         assert status == 503 and content_type.startswith("application/health+json")
+        _, _, targets = await r.get("/api/v1/targets")
+        _, _, windows = await r.get("/api/v1/maintenance")
         spans = r.spans.get_finished_spans()
     assert 'tta_service_up{service="auth-ok"' in metrics
-    assert "auth-bad:responseTime" in health
+    assert "auth-bad:responseTime" in health and "dependency:auth-down" in health
+    assert "auth-window" in windows and '"depends_on": ["auth-down"]' in targets
     exported = " ".join(s.to_json() for s in spans)
     basic_header = base64.b64encode(f"checker:{seeded_password}".encode()).decode()
-    for where, text_seen in (("metrics", metrics), ("health", health), ("spans", exported),
+    for where, text_seen in (("metrics", metrics), ("health", health), ("spans", exported), ("targets", targets),
+                             ("maintenance", windows),
                              ("logs", caplog.text), ("results", repr(r.collector.store.snapshot()))):
         assert seeded_password not in text_seen, f"password found in {where}"
         assert basic_header not in text_seen, f"Authorization header found in {where}"

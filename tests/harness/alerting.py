@@ -1,0 +1,100 @@
+"""Alertmanager (Debian's prometheus-alertmanager) and a webhook receiver that records what it is sent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from .procs import Process, free_port
+from .servers import _http_ok, _require, get_json
+
+
+@dataclass
+class Alertmanager:
+    port: int
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert Alertmanager holds, with its status (``inhibitedBy``, ``silencedBy``)."""
+        return list(get_json(f"{self.url}/api/v2/alerts"))
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_alertmanager(workdir: Path, config: Path) -> Alertmanager:
+    """Alertmanager on a free port with no cluster port (``--cluster.listen-address=``)."""
+    binary = _require(shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
+                      "prometheus-alertmanager")
+    port = free_port()
+    process = Process(
+        "Alertmanager",
+        [str(binary), f"--config.file={config}", f"--storage.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        log_path=workdir / "alertmanager.log",
+    )
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
+    return Alertmanager(port, process)
+
+
+@dataclass
+class Notification:
+    at: float
+    status: str
+    labels: dict[str, str]
+
+
+@dataclass
+class Webhook:
+    """An HTTP server on a free loopback port that keeps every alert Alertmanager posts to it."""
+
+    port: int = 0
+    received: list[Notification] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> Webhook:
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                with hook._lock:
+                    hook.received += [Notification(time.monotonic(), a["status"], dict(a["labels"]))
+                                      for a in body.get("alerts", ())]
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, name="webhook", daemon=True).start()
+        return self
+
+    def since(self, moment: float) -> list[Notification]:
+        with self._lock:
+            return [n for n in self.received if n.at >= moment]
+
+    def services(self, moment: float = 0.0) -> set[str]:
+        return {n.labels.get("service", "") for n in self.since(moment) if n.status == "firing"}
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

@@ -1,0 +1,233 @@
+"""Maintenance windows and dependencies on a running collector: the API, what it refuses, what
+survives a reload and a restart, and where suppression shows (series, spans, /health, targets)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_health.collector import Collector
+from otel_health.config import load
+from otel_health.probes import PROBES
+from otel_health.suppression import STATE_FILE
+from tests.harness.procs import free_port
+from tests.harness.running import Running, keeping_every_trace
+from tests.harness.servers import HttpTargets
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "maint-token-8d1f"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def config_text(h: HttpTargets, closed: int, state_dir: Path, extra_target: str = "") -> str:
+    return (
+        f"api_token_file: token\nstate_dir: {state_dir}\nmax_maintenance: 2h\nenvironment: prod\n"
+        "defaults:\n  interval: 0.3s\n  timeout: 0.3s\n"
+        "maintenance:\n"
+        "  - {name: sundays, targets: [web], weekdays: [sunday], comment: weekly backup}\n"
+        "targets:\n"
+        f"  - name: db\n    kind: tcp\n    host: 127.0.0.1\n    port: {closed}\n"
+        f"  - name: api\n    kind: http\n    url: {h.url('/status/503')}\n    depends_on: [db]\n"
+        f"  - name: web\n    kind: http\n    url: {h.url('/ok')}\n"
+        f"  - name: web\n    kind: http\n    url: {h.url('/ok')}\n    environment: staging\n"
+        + extra_target
+    )
+
+
+@asynccontextmanager
+async def collector_at(path: Path) -> AsyncIterator[Running]:
+    spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
+    config = keeping_every_trace(load(path, PROBES), "")
+    collector = Collector(config, source=lambda: load(path, PROBES), metric_readers=[metrics],
+                          span_processors=[SimpleSpanProcessor(spans)], otlp=False)
+    await collector.start()
+    try:
+        yield Running(collector, spans, metrics)
+    finally:
+        await collector.stop(grace=1.0)
+
+
+async def call(r: Running, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
+               raw: bytes | None = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.request(
+            method, f"{r.url}{path}", json=body if raw is None else None, data=raw,
+            headers=AUTH if headers is None else headers, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        text = await resp.text()
+        return resp.status, json.loads(text) if text else None
+
+
+def target_doc(doc: dict[str, Any], name: str, environment: str = "prod") -> dict[str, Any]:
+    return next(t for t in doc["targets"] if (t["name"], t["environment"]) == (name, environment))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, http_targets: HttpTargets) -> Path:
+    (tmp_path / "token").write_text(TOKEN)
+    path = tmp_path / "otel-health.yaml"
+    path.write_text(config_text(http_targets, free_port(), tmp_path / "state"))
+    return path
+
+
+async def test_a_window_opened_through_the_api_suppresses_its_targets_everywhere_it_shows(setup: Path) -> None:
+    async with collector_at(setup) as r:
+        for name in ("db", "api", "web"):
+            await r.wait_result(name)
+        await r.wait_for(lambda: r.state("api").suppressed is not None, timeout=5, what="api suppressed by db")
+        assert (await call(r, "GET", "/health", headers={}))[0] == 503  # db: down, critical, not suppressed
+        status, body = await call(r, "POST", "/api/v1/maintenance",
+                                  {"targets": ["db"], "duration": "30m", "comment": "deploy <42>"})
+        assert status == 201, body
+        window = body["window"]
+        assert window["source"] == "api" and window["active"] and window["targets"] == [
+            {"name": "db", "environment": "prod"}]
+        assert r.state("db").suppressed is not None  # at once, not at the next tick
+
+        status, health = await call(r, "GET", "/health", headers={})
+        assert status == 200 and health["status"] == "warn"
+        db = health["checks"]["db:connectivity"][0]
+        assert db["status"] == "warn" and db["suppressedBy"] == [f"maintenance:{window['id']}"]
+        assert db["output"].endswith(f"(suppressed: maintenance {window['id']})")
+        api = health["checks"]["api:responseTime"][0]
+        assert api["status"] == "warn" and api["suppressedBy"] == ["dependency:db"]
+
+        _, targets = await call(r, "GET", "/api/v1/targets")
+        assert target_doc(targets, "db")["state"]["suppressed"] == [
+            {"reason": "maintenance", "window": window["id"], "source": "api", "comment": "deploy <42>"}]
+        assert target_doc(targets, "api")["state"]["suppressed"] == [{"reason": "dependency", "depends_on": "db"}]
+        assert target_doc(targets, "api")["depends_on"] == ["db"]
+        assert target_doc(targets, "web")["state"]["suppressed"] is None
+        assert target_doc(targets, "db")["state"]["up"] is False  # the truth stays
+
+        _, _, metrics = await r.get("/metrics")
+        lines = [line for line in metrics.splitlines() if line.startswith("tta_service_suppressed{")]
+        assert 'tta_service_suppressed{service="db",environment="prod",kind="tcp",reason="maintenance"} 1' in lines
+        assert 'tta_service_suppressed{service="api",environment="prod",kind="http",reason="dependency"} 1' in lines
+        assert 'tta_service_suppressed{service="web",environment="prod",kind="http",reason="maintenance"} 0' in lines
+        assert 'tta_service_dependency_info{service="api",environment="prod",kind="http",depends_on="db"} 1' \
+            in metrics.splitlines()
+
+        r.spans.clear()
+        await r.wait_for(lambda: {s.attributes.get("tta.service.name") for s in r.spans.get_finished_spans()
+                                  if s.name.startswith("health_check")} >= {"db", "api", "web"}, timeout=5,
+                         what="a check of each")
+        roots = {s.attributes["tta.service.name"]: s.attributes for s in r.spans.get_finished_spans()
+                 if s.name.startswith("health_check")}
+        assert roots["db"]["tta.check.suppressed"] is True
+        assert list(roots["db"]["tta.check.suppressed_by"]) == [f"maintenance:{window['id']}"]
+        assert list(roots["api"]["tta.check.suppressed_by"]) == ["dependency:db"]
+        assert roots["web"]["tta.check.suppressed"] is False and "tta.check.suppressed_by" not in roots["web"]
+        assert roots["db"]["tta.check.outcome"] == "down"
+
+        status, listed = await call(r, "GET", "/api/v1/maintenance")
+        assert status == 200
+        by_source = {w["source"]: w for w in listed["windows"]}
+        assert by_source["config"]["name"] == "sundays" and by_source["config"]["weekdays"] == ["sunday"]
+        assert by_source["api"]["id"] == window["id"] and by_source["api"]["comment"] == "deploy <42>"
+
+        assert (await call(r, "DELETE", "/api/v1/maintenance/sundays"))[0] == 409
+        assert (await call(r, "DELETE", "/api/v1/maintenance/nope"))[0] == 404
+        assert (await call(r, "DELETE", f"/api/v1/maintenance/{window['id']}"))[0] == 200
+        assert r.state("db").suppressed is None
+        assert (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"] == [by_source["config"]]
+
+
+BAD = [
+    ({"targets": ["db"], "duration": "3h"}, "longer than max_maintenance (2h00m)"),
+    ({"targets": ["db"], "start": "2026-12-24T22:00:00Z", "end": "2026-12-24T21:00:00Z"}, "ends before it starts"),
+    ({"targets": ["db"], "duration": "1h", "location": "Mars/Base"}, "unknown time zone"),
+    ({"targets": ["dbb"], "duration": "1h"}, "unknown target"),
+    ({"targets": [{"name": "db", "environment": "staging"}], "duration": "1h"}, "unknown target"),
+    ({"targets": [], "duration": "1h"}, "'targets' must be a non-empty list"),
+    ({"targets": ["db"]}, "give either 'duration'"),
+    ({"targets": ["db"], "duration": "1h", "end": "2030-01-01T00:00:00Z"}, "give either 'duration'"),
+    ({"targets": ["db"], "duration": "soon"}, "'duration' must be a duration"),
+    ({"targets": ["db"], "duration": "1h", "comment": "x" * 501}, "'comment' must be text"),
+    ({"targets": ["db"], "duration": "1h", "owner": "me"}, "unknown field 'owner'"),
+    ({"targets": ["db"], "start": "2000-01-01T00:00:00Z", "end": "2000-01-01T01:00:00Z"}, "already over"),
+    (["db"], "must be a JSON object"),
+    (b"{not json", "the body is not JSON"),
+]
+
+
+async def test_bad_requests_are_refused_with_the_reason_and_change_nothing(setup: Path) -> None:
+    async with collector_at(setup) as r:
+        await r.wait_result("db")
+        before = (await call(r, "GET", "/api/v1/maintenance"))[1]
+        for body, reason in BAD:
+            raw = body if isinstance(body, bytes) else None
+            status, answer = await call(r, "POST", "/api/v1/maintenance", None if raw else body, raw=raw)
+            assert status == 400, (body, answer)
+            assert len(answer["errors"]) == 1 and reason in answer["errors"][0], (body, answer)
+        assert (await call(r, "GET", "/api/v1/maintenance"))[1] == before
+        assert r.state("db").suppressed is None
+        # guarded as the other writes are
+        assert (await call(r, "POST", "/api/v1/maintenance", {"targets": ["db"], "duration": "1h"},
+                           headers={}))[0] == 401
+        assert (await call(r, "GET", "/api/v1/maintenance", headers={}))[0] == 401
+        assert (await call(r, "POST", "/api/v1/maintenance", {"targets": ["db"], "duration": "1h"},
+                           headers={**AUTH, "Sec-Fetch-Site": "cross-site"}))[0] == 403
+        assert (await call(r, "DELETE", "/api/v1/maintenance/x", headers={}))[0] == 401
+        huge = json.dumps({"targets": ["db"], "duration": "1h", "comment": "x" * 100_000}).encode()
+        assert (await call(r, "POST", "/api/v1/maintenance", raw=huge))[0] == 413
+        assert (await call(r, "GET", "/api/v1/maintenance"))[1] == before
+
+
+async def test_windows_survive_a_reload_and_a_restart_and_a_broken_state_file_is_not_fatal(
+    setup: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with collector_at(setup) as r:
+        status, body = await call(r, "POST", "/api/v1/maintenance",
+                                  {"targets": ["web"], "start": "2030-01-01 09:00", "location": "Europe/Berlin",
+                                   "duration": "1h"})
+        assert status == 201 and body["window"]["start"] == "2030-01-01T08:00:00Z" and not body["window"]["active"]
+        wid = body["window"]["id"]
+        status, body = await call(r, "POST", "/api/v1/maintenance",
+                                  {"targets": [{"name": "web", "environment": "staging"}], "duration": "1h"})
+        assert status == 201
+        now_id = body["window"]["id"]
+        await r.wait_result("web")
+        assert r.state("web").suppressed is None  # prod's web: its window starts in 2030
+        staging = r.collector.store.get(("web", "staging"))
+        assert staging is not None and staging.suppressed is not None
+        setup.write_text(setup.read_text() + "  - name: extra\n    kind: tcp\n    host: 127.0.0.1\n    port: 1\n")
+        assert (await call(r, "POST", "/-/reload"))[0] == 200
+        ids = {w.get("id") for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]}
+        assert {wid, now_id} <= ids
+        staging = r.collector.store.get(("web", "staging"))
+        assert staging is not None and staging.suppressed is not None
+    async with collector_at(setup) as r:  # a restart: the same state_dir
+        ids = {w.get("id") for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]}
+        assert {wid, now_id} <= ids
+        staging = r.collector.store.get(("web", "staging"))
+        assert staging is not None and staging.suppressed is not None
+    state = setup.parent / "state" / STATE_FILE
+    state.write_text('{"format": 1, "windows": [{"id": 1}]')
+    with caplog.at_level(logging.ERROR, logger="otel_health"):
+        async with collector_at(setup) as r:
+            assert [w["source"] for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]] == ["config"]
+            await r.wait_result("db")
+    assert "maintenance_state_unreadable" in caplog.text
+    assert (state.parent / f"{STATE_FILE}.unreadable").exists()
+
+
+async def test_a_window_that_ends_by_itself_lets_go_within_a_tick(setup: Path) -> None:
+    async with collector_at(setup) as r:
+        await r.wait_result("db")
+        status, _ = await call(r, "POST", "/api/v1/maintenance", {"targets": ["db"], "duration": "1.5s"})
+        assert status == 201 and r.state("db").suppressed is not None
+        began = time.monotonic()
+        await r.wait_for(lambda: r.state("db").suppressed is None, timeout=5, what="the window ended")
+        assert time.monotonic() - began < 3.5
+        assert (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"][-1]["source"] == "config"
