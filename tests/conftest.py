@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import sys
+import traceback
+import warnings
+from asyncio import selector_events
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,9 +99,11 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """Collect again once the test's fixture values are gone (pytest drops them after every
-    teardown hook), naming the test on stderr for each object left open that only now became
-    garbage: pytest itself reports it at the next test's setup, far from its cause."""
+    teardown hook), naming the test on the terminal for each object left open that only now
+    became garbage: pytest itself reports it at the next test's setup, far from its cause."""
+    _RUNNING[0] = item.nodeid
     yield
+    _RUNNING[0] = "between tests"
     if not _integration(item):
         return
     found: list[Any] = []
@@ -113,8 +118,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _collect_everything()
     finally:
         sys.unraisablehook = previous
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")  # not captured, unlike stderr
     for unraisable in found:
-        print(f"\n{item.nodeid} left behind {unraisable.object!r}: {unraisable.exc_value!r}", file=sys.stderr)
+        line = f"{item.nodeid} left behind {unraisable.object!r}: {unraisable.exc_value!r}"
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr)
 
 
 def _integration(item: pytest.Item) -> bool:
@@ -124,3 +134,36 @@ def _integration(item: pytest.Item) -> bool:
 def _collect_everything() -> None:
     gc.unfreeze()  # what a collector froze at its start, garbage of the test included
     gc.collect()
+
+
+_RUNNING = ["before the first test"]
+
+
+def _name_where_transports_are_made() -> None:
+    """An asyncio transport garbage-collected while open says which test made it and where:
+    Python's own warning names only the file descriptor, and it comes at an arbitrary later
+    moment (often the next module's first test)."""
+    made = selector_events._SelectorSocketTransport
+    made_init, finalize = made.__init__, selector_events._SelectorTransport.__del__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        made_init(self, *args, **kwargs)
+        stack = [f for f in traceback.extract_stack(limit=40)[:-1] if "/asyncio/" not in f.filename]
+        self._made_during = (_RUNNING[0], stack[-12:])
+
+    def __del__(self: Any) -> None:
+        origin = getattr(self, "_made_during", None)
+        if origin is None or self._sock is None:
+            finalize(self)
+            return
+        test, stack = origin
+        where = "".join(traceback.format_list(stack)).rstrip()
+        warnings.warn(f"unclosed transport {self!r} made during {test}:\n{where}", ResourceWarning, stacklevel=1,
+                      source=self)
+        self._sock.close()
+
+    made.__init__ = __init__  # type: ignore[method-assign]
+    made.__del__ = __del__  # type: ignore[attr-defined]
+
+
+_name_where_transports_are_made()
