@@ -29,7 +29,7 @@ from .config import Config, ConfigError, Target
 from .logs import event
 from .probes import PROBES, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
-from .server import GuardedSite, make_app, make_runner
+from .server import GuardedSite, iso_time, make_app, make_runner
 from .state import StateStore
 from .suppression import Book, Window
 from .telemetry import (
@@ -325,9 +325,8 @@ class Maintenance:
     def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window:
         window = self._collector.maintenance.open(targets, start, end, comment)
         self._collector.windows_changed()
-        shown = window.describe(time.time())
         event(log, logging.INFO, "maintenance_opened", window=window.name, targets=len(targets),
-              start=shown["start"], end=shown["end"])
+              start=iso_time(start), end=iso_time(end))
         return window
 
     def end(self, window_id: str) -> bool:

@@ -36,6 +36,8 @@ __all__ = [
     "OtlpSettings",
     "Secret",
     "Target",
+    "attributes_of",
+    "format_seconds",
     "load",
     "load_text",
     "split_host_port",
@@ -177,7 +179,8 @@ class Fields:
             self.problem(name, f"must be a duration such as 5s, 250ms or 1m, got {_short(value)!r}")
             return default
         if not minimum <= seconds <= maximum:
-            self.problem(name, f"must be between {_fmt_s(minimum)} and {_fmt_s(maximum)}, got {_short(value)!r}")
+            self.problem(name, f"must be between {format_seconds(minimum)} and {format_seconds(maximum)}, "
+                               f"got {_short(value)!r}")
             return default
         return seconds
 
@@ -386,6 +389,11 @@ class Config:
     maintenance: tuple[Window, ...] = ()  # the configured windows, top-level and per target
     max_maintenance: float = DEFAULT_MAX_MAINTENANCE  # seconds: the longest window the API opens
     state_dir: Path | None = None  # where what must survive a restart is kept
+
+
+def attributes_of(target: Target) -> dict[str, str]:
+    """The labels every series of ``target`` carries: service, environment, kind and its own."""
+    return {"service": target.name, "environment": target.environment, "kind": target.kind, **dict(target.labels)}
 
 
 def parse_duration(value: Any) -> float | None:
@@ -740,7 +748,7 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
             depends_on.append(entry)
     schedules = [(i, _parse_schedule(wf)) for i, wf in f.each("maintenance")]
     if timeout > interval:
-        f.problem("timeout", f"{_fmt_s(timeout)} is longer than the interval {_fmt_s(interval)}; "
+        f.problem("timeout", f"{format_seconds(timeout)} is longer than the interval {format_seconds(interval)}; "
                              "make the timeout at most the interval")
     options = kinds[kind].options_type.parse(f) if kind is not None else None
     f.finish()
@@ -844,6 +852,7 @@ def _check_dependencies(placed: list[_Placed]) -> None:
             else:
                 good.append((dep, target.environment))
         edges[target.key] = good
+    order = {p.target.key: i for i, p in enumerate(placed)}
     done: set[tuple[str, str]] = set()
     reported: set[frozenset[tuple[str, str]]] = set()
     for p in placed:
@@ -866,7 +875,7 @@ def _check_dependencies(placed: list[_Placed]) -> None:
                 members = frozenset(cycle)
                 if members not in reported:
                     reported.add(members)
-                    first = min(cycle, key=lambda k: placed.index(by_key[k]))
+                    first = min(cycle, key=order.__getitem__)
                     at = cycle.index(first)
                     ordered = cycle[at:] + cycle[:at]
                     shown = " → ".join(n for n, _ in [*ordered, ordered[0]])
@@ -904,17 +913,13 @@ def _parse_maintenance(top: Fields, targets: list[Target]) -> list[Window]:
         elif match is not None:
             pairs = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in match.items()}
             keys = frozenset(t.key for t in targets
-                             if all(_attributes(t).get(k) == v for k, v in pairs.items()))
+                             if all(attributes_of(t).get(k) == v for k, v in pairs.items()))
             if not pairs:
                 f.problem("match", "is empty; leave out 'match' for a window on every target")
         parsed = _parse_schedule(f)
         if parsed is not None:
             windows.append(Window(parsed[0] or f"maintenance-{i + 1}", parsed[1], keys, parsed[2]))
     return windows
-
-
-def _attributes(target: Target) -> dict[str, str]:
-    return {"service": target.name, "environment": target.environment, "kind": target.kind, **dict(target.labels)}
 
 
 def _check_window_names(top: Fields, windows: list[Window]) -> None:
@@ -1032,7 +1037,8 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fmt_s(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """A duration as a config would write it: 250ms, 90s, 15m, 24h."""
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
     for unit, size in (("h", 3600), ("m", 60)):

@@ -27,14 +27,15 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from .config import Target, parse_duration
+from .config import Target, format_seconds, parse_duration
 from .state import HistoryEntry, StateStore, TargetState
-from .suppression import Suppressed, Window, instant, zone
+from .suppression import Recurring, Suppressed, Window, instant, zone
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 
 __all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "MaintenanceApi", "cross_site",
-           "health_document", "host_allowed", "make_app", "make_runner", "targets_document"]
+           "health_document", "host_allowed", "iso_time", "make_app", "make_runner", "targets_document",
+           "window_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -99,8 +100,27 @@ class _MetricsRenderer:
         return out
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
+    """Unix time as the API writes times: ISO 8601 in UTC, to the millisecond."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def window_document(window: Window, now: float) -> dict[str, Any]:
+    """A maintenance window as the API shows it: configured ones by name, the API's by id."""
+    schedule = window.schedule
+    doc: dict[str, Any] = {
+        "id" if window.source == "api" else "name": window.name,
+        "source": window.source,
+        "active": schedule.active(now),
+        "targets": None if window.targets is None else
+        [{"name": n, "environment": e} for n, e in sorted(window.targets)],
+        "comment": window.comment or None,
+        **(schedule.as_written() if isinstance(schedule, Recurring) else
+           {"start": iso_time(schedule.start), "end": iso_time(schedule.end)}),
+    }
+    if window.source == "api":
+        doc["created"] = iso_time(window.created)
+    return doc
 
 
 def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[str, Any]]:
@@ -128,7 +148,7 @@ def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[
             "status": status,
             "observedValue": round(result.duration, 6),
             "observedUnit": "s",
-            "time": _iso(result.started_at + result.duration),
+            "time": iso_time(result.started_at + result.duration),
             "environment": target.environment,
         }
         if not result.up:
@@ -145,7 +165,7 @@ def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[
 
 def _result_doc(entry: HistoryEntry) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "time": _iso(entry.started_at),
+        "time": iso_time(entry.started_at),
         "outcome": "up" if entry.up else "down",
         "duration_seconds": round(entry.duration, 6),
         "error_type": entry.error_type,
@@ -203,7 +223,7 @@ def targets_document(states: list[TargetState], windows: Collection[Window] = ()
                 "consecutive_successes": state.consecutive_successes,
                 "version": result.version if result is not None else None,
                 "info": dict(result.info) if result is not None else {},
-                "tls_cert_expiry": _iso(state.tls_expiry) if state.tls_expiry is not None else None,
+                "tls_cert_expiry": iso_time(state.tls_expiry) if state.tls_expiry is not None else None,
                 "suppressed": _suppression_doc(state.suppressed, by_name),
             },
             "history": [_result_doc(entry) for entry in reversed(state.history)],
@@ -414,17 +434,12 @@ def _window_request(body: Any, api: MaintenanceApi, now: float) -> tuple[list[tu
     if end <= now:
         raise BadRequest("the window is already over; give an 'end' in the future")
     if end - start > api.limit:
-        raise BadRequest(f"the window is {_span(end - start)} long, longer than max_maintenance ({_span(api.limit)}); "
-                         "open a shorter one, or raise max_maintenance in the config")
+        raise BadRequest(f"the window is {format_seconds(end - start)} long, longer than max_maintenance "
+                         f"({format_seconds(api.limit)}); open a shorter one, or raise max_maintenance in the config")
     comment = body.get("comment", "")
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         raise BadRequest(f"'comment' must be text of at most {MAX_COMMENT} characters")
     return keys, start, end, comment
-
-
-def _span(seconds: float) -> str:
-    hours, rest = divmod(round(seconds), 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
@@ -487,7 +502,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         if (refusal := refused(request, writes=False)) is not None:
             return refusal
         now = time.time()
-        return web.json_response({"windows": [w.describe(now) for w in store.windows()]})
+        return web.json_response({"windows": [window_document(w, now) for w in store.windows()]})
 
     async def open_window(request: web.Request) -> web.Response:
         if (refusal := refused(request, writes=True)) is not None:
@@ -502,7 +517,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         except BadRequest as exc:
             return error(400, str(exc))
         window = maintenance.open(keys, start, end, comment)
-        return web.json_response({"status": "success", "window": window.describe(time.time())}, status=201,
+        return web.json_response({"status": "success", "window": window_document(window, time.time())}, status=201,
                                  headers={"Location": f"/api/v1/maintenance/{window.name}"})
 
     async def end_window(request: web.Request) -> web.Response:

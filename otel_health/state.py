@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .config import Target
+from .config import Target, attributes_of
 from .errors import ErrorType
 from .result import CheckResult
 from .suppression import Suppressed, Window
@@ -149,10 +149,6 @@ class TargetState:
             str(result.error_type) if result.error_type is not None else None, result.detail, result.status_code,
             result.attempts, result.slow, trace_id, bool(self.debounced_up), lag))
         return before is not None and before != self.debounced_up
-
-
-def attributes_of(target: Target) -> dict[str, str]:
-    return {"service": target.name, "environment": target.environment, "kind": target.kind, **dict(target.labels)}
 
 
 Key = tuple[str, str]

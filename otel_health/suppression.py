@@ -171,7 +171,8 @@ class Recurring:
             entry["location"] = self.location
         return entry
 
-    def describe(self) -> dict[str, Any]:
+    def as_written(self) -> dict[str, Any]:
+        """The schedule in the config's own shape."""
         doc: dict[str, Any] = {"times": [{"start_time": _clock(s), "end_time": _clock(e)} for s, e in self.ranges],
                                "location": self.location}
         if self.weekdays is not None:
@@ -186,9 +187,6 @@ class OneOff:
 
     def active(self, now: float) -> bool:
         return self.start <= now < self.end
-
-    def describe(self) -> dict[str, Any]:
-        return {"start": _iso(self.start), "end": _iso(self.end)}
 
 
 def _clock(minutes: int) -> str:
@@ -210,10 +208,6 @@ def _day_ranges(days: frozenset[int]) -> list[str]:
     return out
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 Key = tuple[str, str]
 
 
@@ -230,20 +224,6 @@ class Window:
 
     def covers(self, key: Key) -> bool:
         return self.targets is None or key in self.targets
-
-    def describe(self, now: float) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "id" if self.source == "api" else "name": self.name,
-            "source": self.source,
-            "active": self.schedule.active(now),
-            "targets": None if self.targets is None else
-            [{"name": n, "environment": e} for n, e in sorted(self.targets)],
-            "comment": self.comment or None,
-            **self.schedule.describe(),
-        }
-        if self.source == "api":
-            doc["created"] = _iso(self.created)
-        return doc
 
 
 STATE_FILE = "maintenance.json"
