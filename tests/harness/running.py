@@ -108,10 +108,18 @@ async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[R
     trace kept unless ``text`` sets ``keep_percent``."""
     if "listen:" not in text:
         text = "listen: 127.0.0.1:0\n" + text
+    async with running_config(keeping_every_trace(config_from(text, base_dir), text)) as r:
+        yield r
+
+
+@contextlib.asynccontextmanager
+async def running_config(config: Config, *, source: Callable[[], Config] | None = None) -> AsyncIterator[Running]:
+    """A collector running ``config`` with in-memory span and metric capture; ``source`` re-reads
+    the configuration for a reload."""
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
-    collector = Collector(keeping_every_trace(config_from(text, base_dir), text), metric_readers=[metrics],
-                          span_processors=[SimpleSpanProcessor(spans)], otlp=False)
+    collector = Collector(config, source=source, metric_readers=[metrics], span_processors=[SimpleSpanProcessor(spans)],
+                          otlp=False)
     await collector.start()
     try:
         yield Running(collector, spans, metrics)

@@ -6,23 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_health.collector import Collector
 from otel_health.config import load
 from otel_health.probes import PROBES
 from otel_health.suppression import STATE_FILE
 from tests.harness.procs import free_port
-from tests.harness.running import Running, keeping_every_trace
+from tests.harness.running import Running, keeping_every_trace, running_config
 from tests.harness.servers import HttpTargets
 
 pytestmark = pytest.mark.integration
@@ -46,17 +41,9 @@ def config_text(h: HttpTargets, closed: int, state_dir: Path, extra_target: str 
     )
 
 
-@asynccontextmanager
-async def collector_at(path: Path) -> AsyncIterator[Running]:
-    spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
-    config = keeping_every_trace(load(path, PROBES), "")
-    collector = Collector(config, source=lambda: load(path, PROBES), metric_readers=[metrics],
-                          span_processors=[SimpleSpanProcessor(spans)], otlp=False)
-    await collector.start()
-    try:
-        yield Running(collector, spans, metrics)
-    finally:
-        await collector.stop(grace=1.0)
+def collector_at(path: Path) -> AbstractAsyncContextManager[Running]:
+    """A collector running the config file at ``path``, reloading from it."""
+    return running_config(keeping_every_trace(load(path, PROBES), ""), source=lambda: load(path, PROBES))
 
 
 async def call(r: Running, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
