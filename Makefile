@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps profile dashboards soak
+.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ deps: $(STAMP)
 	scripts/deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check otel_health tests benchmarks monitoring
+	$(BIN)/ruff check otel_health tests benchmarks monitoring scripts
 	$(BIN)/mypy
 
 ## Lint, type-check and run every test (unit and integration against real servers).
@@ -47,6 +47,7 @@ bench: bench-deps
 	$(BIN)/python -m benchmarks.http_clients
 	$(BIN)/python -m benchmarks.metrics_render
 	$(BIN)/python -m benchmarks.bench_suppression
+	$(BIN)/python -m benchmarks.status_page
 	$(BIN)/python -m benchmarks.bench_datastores
 	$(BIN)/python -m benchmarks.bench_http
 
@@ -54,6 +55,10 @@ bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320
 	$(BIN)/python -m benchmarks.bench_scale --targets 20000 --otlp --seconds 90
 	$(BIN)/python -m benchmarks.memory_per_target --otlp
+
+## The README's picture of the status page (docs/status-page.png), from a short demo run in headless Chromium.
+status-screenshot: deps
+	$(BIN)/python scripts/status_screenshot.py
 
 ## Where an HTTP check's CPU goes (py-spy under load).
 profile: bench-deps

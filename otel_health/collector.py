@@ -122,7 +122,7 @@ class Collector:
         self.telemetry.config_loaded(True)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
-                       maintenance=Maintenance(self))
+                       maintenance=Maintenance(self), page=lambda: self.config)
         before, descriptors = raise_descriptor_limit()
         if descriptors != before:
             event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)

@@ -389,6 +389,8 @@ class Config:
     maintenance: tuple[Window, ...] = ()  # the configured windows, top-level and per target
     max_maintenance: float = DEFAULT_MAX_MAINTENANCE  # seconds: the longest window the API opens
     state_dir: Path | None = None  # where what must survive a restart is kept
+    trace_url: str | None = None  # a trace's page in a UI, with {trace_id}: the status page links to it
+    status_title: str = "Service status"
 
 
 def attributes_of(target: Target) -> dict[str, str]:
@@ -656,6 +658,11 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
     _check_window_names(top, windows)
     max_maintenance = top.duration("max_maintenance", DEFAULT_MAX_MAINTENANCE, minimum=60.0, maximum=366 * 86400.0)
     state_dir = _parse_state_dir(top, base_dir)
+    trace_url = top.text("trace_url", pattern=re.compile(r"^https?://[^\s]*\{trace_id\}[^\s]*$"),
+                         hint="use a URL with {trace_id}, such as http://jaeger:16686/trace/{trace_id}")
+    status = Fields(top.mapping("status_page"), "status_page", reporter, base_dir)
+    status_title = status.text("title", "Service status")
+    status.finish()
     api_token = top.secret("api_token")
     if api_token is not None and not _TOKEN_RE.match(api_token.reveal()):
         # What a client sends after "Bearer " is visible ASCII without spaces: nothing else could match.
@@ -667,7 +674,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
-        state_dir=state_dir,
+        state_dir=state_dir, trace_url=trace_url, status_title=status_title,
     )
 
 

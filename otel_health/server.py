@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from . import status
 from .config import Target, format_seconds, parse_duration
 from .state import HistoryEntry, StateStore, TargetState
 from .suppression import Recurring, Suppressed, Window, instant, zone
@@ -442,9 +443,20 @@ def _window_request(body: Any, api: MaintenanceApi, now: float) -> tuple[list[tu
     return keys, start, end, comment
 
 
+class PageSettings(Protocol):
+    """What the status page reads of the running configuration."""
+
+    @property
+    def trace_url(self) -> str | None: ...
+
+    @property
+    def status_title(self) -> str: ...
+
+
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
-             maintenance: MaintenanceApi | None = None) -> web.Application:
+             maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None
+             ) -> web.Application:
     """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
     the API and reload answer to (IP literals always): /metrics and /health answer any name,
     so Prometheus can scrape by pod IP or service name."""
@@ -486,6 +498,19 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     async def health(_: web.Request) -> web.Response:
         code, doc = health_document(store.snapshot(), kinds)
         return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
+
+    async def status_page(request: web.Request) -> web.Response:
+        settings = page() if page is not None else None
+        states = store.snapshot()
+        group = request.query.get("group")
+        if group:
+            states = [s for s in states if status.group_of(s) == group]
+        text = await asyncio.to_thread(  # thousands of rows: off the event loop
+            status.render, states, now=time.time(), trace_url=settings.trace_url if settings else None,
+            title=settings.status_title if settings else "Service status", every=request.query.get("all") == "1")
+        return web.Response(text=text, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                                     "Content-Security-Policy": status.CSP})
 
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="OK\n")
@@ -540,6 +565,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         return web.json_response({"status": "success"})
 
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_bounded_body])
+    app.router.add_get("/", status_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/-/healthy", healthy)

@@ -164,6 +164,7 @@ SAYINGS = {
     # escapes and a line break, and a megabyte.
     "surrogate": '{"version": "\\ud800x"}',
     "escapes": '{"version": "\\u001b[31mred\\r\\nnext"}',
+    "markup": '{"status": "ok", "version": "<script>alert(1)</script>"}',
     "huge": '{"version": "' + "v" * 1_000_000 + '"}',
 }
 

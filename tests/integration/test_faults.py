@@ -239,7 +239,7 @@ async def test_no_endpoint_probes_an_address_the_caller_supplies(http_targets: s
             status, _, _ = await r.get(path)
             assert status == 404, path
         routes = {route.resource.canonical for route in r.collector._runner.app.router.routes()}  # type: ignore[union-attr]
-    assert routes == {"/metrics", "/health", "/-/healthy", "/api/v1/targets", "/-/reload", "/api/v1/maintenance",
+    assert routes == {"/", "/metrics", "/health", "/-/healthy", "/api/v1/targets", "/-/reload", "/api/v1/maintenance",
                       "/api/v1/maintenance/{id}"}
 
 
