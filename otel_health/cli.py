@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``check``, ``validate``, ``probe`` and ``alertmanager``.
+"""Command line: ``run``, ``check``, ``validate``, ``probe``, ``alertmanager`` and ``ping``.
 
 Exit codes: 0 all well; 1 a check failed (``check``: a critical target is down; ``probe``:
 the target is down; ``validate``: the file has problems); 2 the command could not run
@@ -132,7 +132,7 @@ def _result_json(target: Target, result: CheckResult) -> dict[str, Any]:
         "environment": target.environment,
         "kind": target.kind,
         "critical": target.critical,
-        "up": result.up,
+        "up": result.up if result.known else None,  # None: no verdict yet (a heartbeat target)
         "duration_seconds": round(result.duration, 6),
         "error_type": str(result.error_type) if result.error_type is not None else None,
         "detail": result.detail or None,
@@ -145,9 +145,9 @@ def _result_json(target: Target, result: CheckResult) -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]]) -> str:
     header = ["SERVICE", "ENVIRONMENT", "KIND", "STATUS", "DURATION", "DETAIL"]
     body = [[r["service"], r["environment"], r["kind"],
-             "up" if r["up"] else ("DOWN" if r["critical"] else "down (non-critical)"),
+             "unknown" if r["up"] is None else "up" if r["up"] else "DOWN" if r["critical"] else "down (non-critical)",
              f"{r['duration_seconds'] * 1000:.1f}ms",
-             "" if r["up"] else f"{r['error_type']}: {r['detail'] or ''}".rstrip(": ")] for r in rows]
+             "" if r["up"] is not False else f"{r['error_type']}: {r['detail'] or ''}".rstrip(": ")] for r in rows]
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
                      for row in [header, *body])
@@ -160,7 +160,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     targets = list(config.targets)
     results = asyncio.run(_check_all(targets, config.concurrency))
     rows = [_result_json(t, r) for t, r in zip(targets, results, strict=True)]
-    failed = any(not r["up"] and r["critical"] for r in rows)
+    failed = any(r["up"] is False and r["critical"] for r in rows)
     if args.json:
         print(json.dumps({"status": "fail" if failed else "pass", "targets": rows}, indent=2))
     else:
@@ -236,6 +236,62 @@ def _cmd_alertmanager(args: argparse.Namespace) -> int:
     return 0
 
 
+PING_TOKEN_ENV = "OTEL_HEALTH_PING_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+def _cmd_ping(args: argparse.Namespace) -> int:
+    """Run the command, then report its exit status and duration to the heartbeat target; exit
+    with the command's status (a report that cannot be sent is said on stderr, nothing more)."""
+    import os
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if urlsplit(args.url).scheme not in ("http", "https"):
+        print(f"otel-health ping: --url {redact_url(args.url)}: give an http:// or https:// address", file=sys.stderr)
+        return 2
+    token = os.environ.get(PING_TOKEN_ENV, "")
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"otel-health ping: --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if not token:
+        print(f"otel-health ping: no token: set {PING_TOKEN_ENV} or give --token-file", file=sys.stderr)
+        return 2
+    command = args.command
+    status, message = 0, ""
+    start = time.monotonic()
+    if command:
+        try:
+            status = subprocess.run(command, check=False).returncode
+        except OSError as exc:
+            status, message = 127, f"cannot run {command[0]!r}: {exc.strerror}"
+    duration = time.monotonic() - start
+    if status and not message:
+        message = f"{Path(command[0]).name} exited with status {status}"
+    query = {"environment": args.environment} if args.environment else {}
+    url = f"{args.url.rstrip('/')}/api/v1/heartbeat/{urllib.parse.quote(args.name, safe='')}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    body = json.dumps({"status": "fail" if status else "ok", "duration": round(duration, 3),
+                       "message": message}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - http(s) only, above
+        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout):  # noqa: S310 - http(s) only, above
+            pass
+    except urllib.error.HTTPError as exc:
+        print(f"otel-health ping: {args.name}: the report was refused ({exc.code})", file=sys.stderr)
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        print(f"otel-health ping: {args.name}: the report was not sent ({reason})", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-health", description="OpenTelemetry-native health collector")
     parser.add_argument("--version", action="version", version=f"otel-health {__version__}")
@@ -274,5 +330,21 @@ def main(argv: list[str] | None = None) -> int:
     manager.add_argument("--output", "-o", metavar="FILE", help="write here instead of to standard output")
     manager.set_defaults(func=_cmd_alertmanager)
 
-    args = parser.parse_args(argv)
+    ping = sub.add_parser("ping", help="run a command and report its outcome to a heartbeat target (for crontab)")
+    ping.add_argument("name", help="the heartbeat target's name")
+    ping.add_argument("--url", default=f"http://{DEFAULT_LISTEN}", help=f"otel-health's address (default "
+                                                                       f"http://{DEFAULT_LISTEN})")
+    ping.add_argument("--environment", help="the target's environment, where its name is in several")
+    ping.add_argument("--token-file", help=f"the target's token (else the variable {PING_TOKEN_ENV})")
+    ping.add_argument("--timeout", type=float, default=10.0, help="seconds the report may take (default 10)")
+    ping.epilog = "After --, the command to run and report on; without one, success is reported now."
+    ping.set_defaults(func=_cmd_ping)
+
+    given = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in given:  # everything after it is the command ping runs, options included
+        at = given.index("--")
+        given, command = given[:at], given[at + 1:]
+    args = parser.parse_args(given)
+    args.command = command
     return int(args.func(args))

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from . import __version__
 from .config import Config, ConfigError, Target
 from .logs import event
-from .probes import PROBES, Probe, ProbeSettings
+from .probes import PROBES, Heartbeats, Probe, ProbeSettings, Reports
 from .scheduler import Scheduler, Start
 from .server import GuardedSite, iso_time, make_app, make_runner
 from .state import StateStore
@@ -107,8 +107,11 @@ class Collector:
         self.telemetry = Telemetry(families=families, metric_readers=readers, span_processors=processors,
                                    resource=resource, in_flight=lambda: self.scheduler.in_flight,
                                    export_failures=failures, keep=_keep_policy(config), pushers=pushers)
+        # What jobs report in (heartbeat targets): the API writes, the heartbeat probe reads.
+        self.reports = Reports(config.state_dir)
         settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
-                                 tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__))
+                                 tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__),
+                                 reports=self.reports)
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
         self._kinds = probes
         self._runner: web.AppRunner | None = None
@@ -122,7 +125,8 @@ class Collector:
         self.telemetry.config_loaded(True)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
-                       maintenance=Maintenance(self), page=lambda: self.config)
+                       maintenance=Maintenance(self), page=lambda: self.config,
+                       heartbeats=Heartbeats(self.reports))
         before, descriptors = raise_descriptor_limit()
         if descriptors != before:
             event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)
@@ -166,6 +170,7 @@ class Collector:
                 self.windows_changed()
             began, ended = self.store.tick(now)
             ended |= frozenset(expired)
+            self.reports.save()  # at most once a tick, whatever the rate of reports
             for name in sorted(began):
                 event(log, logging.INFO, "maintenance_started", window=name)
             for name in sorted(ended):
@@ -189,6 +194,8 @@ class Collector:
         self.store.set_targets(config.targets)
         self.maintenance.move(config.state_dir)
         self.windows_changed()
+        self.reports.move(config.state_dir)
+        self.reports.retain(live)
         self.telemetry.retain(live)
         self.scheduler.set_targets(config.targets)
         for probe in self._probes.values():
@@ -243,8 +250,8 @@ class Collector:
         with self.telemetry.check_span(target) as span:
             result = await self._probes[target.kind].run(target)
             state = self.store.current(target)
-            if state is None:
-                return  # removed or changed by a reload while it ran
+            if state is None or not result.known:
+                return  # removed or changed by a reload while it ran; or no verdict yet
             changed = self.store.update(state, result, self.telemetry.kept_trace_id(span, result), lag)
             self.telemetry.record(state.attrs, result, span, state.suppressed)
         if len(state.history) == 1 or changed:
@@ -264,6 +271,7 @@ class Collector:
             task.cancel()
         for probe in self._probes.values():
             await probe.close()
+        self.reports.save()
         if self._runner is not None:
             await self._runner.cleanup()
         await asyncio.to_thread(self.telemetry.shutdown, self.config.otlp.shutdown_timeout)

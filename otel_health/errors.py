@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ErrorType", "ProbeFailure"]
+__all__ = ["ErrorType", "NoVerdict", "ProbeFailure"]
 
 
 class ErrorType(enum.StrEnum):
@@ -28,6 +28,8 @@ class ErrorType(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     DATABASE_MISSING = "database_missing"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    # A job that reports in (a heartbeat target) did not within its period and grace.
+    MISSED = "missed"
     UNKNOWN = "unknown"
 
 
@@ -41,3 +43,8 @@ class ProbeFailure(Exception):
         super().__init__(detail)
         self.error_type = error_type
         self.detail = detail
+
+
+class NoVerdict(Exception):
+    """Raised by a probe that cannot say up or down yet (a heartbeat target after a restart,
+    before one period and its grace have passed): nothing is recorded, the state stays unknown."""

@@ -54,6 +54,7 @@ class CheckResult:
     attempts: int = 1
     slow: bool = False
     tls_expiry: float | None = None
+    known: bool = True  # False: the probe has no verdict yet (errors.NoVerdict); nothing is recorded
 
     @property
     def outcome(self) -> str:

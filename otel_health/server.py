@@ -380,7 +380,7 @@ MAX_COMMENT = 500  # characters of a maintenance window's comment
 _WINDOW_FIELDS = ("targets", "duration", "start", "end", "location", "comment")
 
 
-class BadRequest(Exception):
+class BadRequest(ValueError):
     """A request the API refuses with 400: the reason, one line."""
 
 
@@ -443,6 +443,43 @@ def _window_request(body: Any, api: MaintenanceApi, now: float) -> tuple[list[tu
     return keys, start, end, comment
 
 
+class Reporting(Protocol):
+    """What ``POST /api/v1/heartbeat/{name}`` needs: which targets take reports, and taking one."""
+
+    def takes(self, target: Target) -> bool: ...
+
+    def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool: ...
+
+
+MAX_REPORT_MESSAGE = 2000  # characters of a job's message the API takes (500 are kept)
+
+
+def _report_request(query: Mapping[str, str], body: Any) -> tuple[bool, float | None, str]:
+    """A job's report from the query (``?status=fail&duration=12.5&message=...``) and/or a JSON
+    object with the same fields; BadRequest with the reason."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be empty or a JSON object with 'status', 'duration', 'message'")
+    unknown = sorted(str(k)[:40] for k in [*query, *body] if k not in ("status", "duration", "message", "environment"))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: status, duration, message")
+    fields = {**{k: v for k, v in query.items() if k != "environment"}, **body}
+    status_text = fields.get("status", "ok")
+    if status_text not in ("ok", "fail"):
+        raise BadRequest("'status' is ok or fail")
+    duration = None
+    if fields.get("duration") is not None:
+        raw = fields["duration"]
+        duration = parse_duration(raw) if not isinstance(raw, bool) else None
+        if duration is None:
+            raise BadRequest("'duration' must be seconds (12.5) or a duration such as 3m")
+    message = fields.get("message", "")
+    if not isinstance(message, str) or len(message) > MAX_REPORT_MESSAGE:
+        raise BadRequest(f"'message' must be text of at most {MAX_REPORT_MESSAGE} characters")
+    return status_text == "ok", duration, message
+
+
 class PageSettings(Protocol):
     """What the status page reads of the running configuration."""
 
@@ -455,8 +492,8 @@ class PageSettings(Protocol):
 
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
-             maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None
-             ) -> web.Application:
+             maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
+             heartbeats: Reporting | None = None) -> web.Application:
     """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
     the API and reload answer to (IP literals always): /metrics and /health answer any name,
     so Prometheus can scrape by pod IP or service name."""
@@ -511,6 +548,30 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         return web.Response(text=text, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                                      "Content-Security-Policy": status.CSP})
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        if cross_site(request):
+            return error(403, "a cross-site request cannot change anything")
+        name, environment = request.match_info["name"], request.query.get("environment")
+        found = [s.target for s in store.snapshot() if s.target.name == name and heartbeats is not None
+                 and heartbeats.takes(s.target) and environment in (None, s.target.environment)]
+        if not found:
+            return error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'")
+        if len(found) > 1:
+            return error(400, "that name is in several environments; add ?environment=NAME")
+        given = request.headers.get("Authorization", "")
+        token = given[7:] if given[:7].lower() == "bearer " else ""
+        try:
+            raw = await request.read()
+            ok, duration, message = _report_request(request.query, json.loads(raw) if raw.strip() else None)
+        except (ValueError, UnicodeDecodeError) as exc:
+            reason = str(exc) if isinstance(exc, BadRequest) else "the body is not JSON; send a JSON object or nothing"
+            return error(400, reason)
+        assert heartbeats is not None
+        if not token or not heartbeats.accept(found[0], token, ok=ok, duration=duration, message=message):
+            return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
+                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        return web.json_response({"status": "success"})
 
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="OK\n")
@@ -575,4 +636,6 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         app.router.add_get("/api/v1/maintenance", list_windows)
         app.router.add_post("/api/v1/maintenance", open_window)
         app.router.add_delete("/api/v1/maintenance/{id}", end_window)
+    if heartbeats is not None:
+        app.router.add_post("/api/v1/heartbeat/{name}", heartbeat)
     return app

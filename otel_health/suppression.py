@@ -15,9 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._files import set_aside, write_json
 from .logs import event
 
 __all__ = ["DAY", "WEEKDAYS", "Book", "OneOff", "Recurring", "Suppressed", "Window", "clock_minutes", "instant", "utc",
@@ -282,21 +281,7 @@ class Book:
             {"id": w.name, "targets": sorted([n, e] for n, e in w.targets or ()), "start": w.schedule.start,
              "end": w.schedule.end, "comment": w.comment, "created": w.created}
             for w in self._windows.values() if isinstance(w.schedule, OneOff)]}
-        try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=self._dir)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(doc, handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self._dir / STATE_FILE)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            event(log, logging.ERROR, "maintenance_not_saved", path=str(self._dir / STATE_FILE),
-                  reason=exc.strerror or type(exc).__name__)
+        write_json(self._dir / STATE_FILE, doc, failed="maintenance_not_saved")
 
     def _read(self, path: Path) -> dict[str, Window]:
         try:
@@ -323,10 +308,6 @@ class Book:
         return {k: w for k, w in out.items() if isinstance(w.schedule, OneOff) and w.schedule.end > now}
 
     def _unreadable(self, path: Path, reason: str) -> None:
-        aside = path.with_name(f"{path.name}.unreadable")
-        try:
-            os.replace(path, aside)
-        except OSError:
-            aside = path
+        aside = set_aside(path)
         event(log, logging.ERROR, "maintenance_state_unreadable", path=str(path), kept_as=str(aside),
               reason=f"{reason[:200]}; the windows opened through the API before the restart are not restored")

@@ -10,13 +10,15 @@ the rest of otel-health sees only :class:`Probe`, its options and the
 from __future__ import annotations
 
 from ._base import Attempt, Probe, ProbeSettings
+from ._reports import Reports
+from .heartbeat import HeartbeatProbe, Heartbeats
 from .http import HttpProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
 from .redis import RedisProbe
 from .tcp import TcpProbe
 
-__all__ = ["PROBES", "Attempt", "Probe", "ProbeSettings"]
+__all__ = ["PROBES", "Attempt", "Heartbeats", "Probe", "ProbeSettings", "Reports"]
 
 PROBES: dict[str, type[Probe]] = {
     HttpProbe.kind: HttpProbe,
@@ -24,4 +26,5 @@ PROBES: dict[str, type[Probe]] = {
     RedisProbe.kind: RedisProbe,
     PostgresProbe.kind: PostgresProbe,
     Neo4jProbe.kind: Neo4jProbe,
+    HeartbeatProbe.kind: HeartbeatProbe,
 }

@@ -26,8 +26,9 @@ from opentelemetry import trace
 
 from .._redact import scrub
 from ..config import Secret, Target
-from ..errors import ErrorType, ProbeFailure
+from ..errors import ErrorType, NoVerdict, ProbeFailure
 from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
+from ._reports import Reports
 
 __all__ = ["Attempt", "PasswordOptions", "Probe", "ProbeSettings", "Rule", "classify", "classify_os_error",
            "close_within", "closes_finished", "os_cause", "server_words"]
@@ -43,6 +44,8 @@ class ProbeSettings:
 
     max_body_bytes: int = 1024 * 1024
     user_agent: str = "otel-health"
+    # What jobs reported (heartbeat targets): filled by the API, read by the heartbeat probe.
+    reports: Reports = field(default_factory=Reports)
     # Child spans (connect, request, query) come from the collector's own provider.
     tracer: trace.Tracer = field(default_factory=lambda: trace.NoOpTracer())
 
@@ -113,6 +116,7 @@ class Probe(ABC):
         attempts = 0
         attempt = Attempt()
         failure: tuple[ErrorType, str] | None = None
+        known = True
         try:
             async with asyncio.timeout(target.timeout):
                 while True:
@@ -124,6 +128,9 @@ class Probe(ABC):
                         break
                     except asyncio.CancelledError:
                         raise
+                    except NoVerdict:
+                        known = False
+                        break
                     except Exception as exc:  # noqa: BLE001 - every failure becomes a result
                         failure = self._classified(exc)
                         _drop_frames(exc)
@@ -154,6 +161,7 @@ class Probe(ABC):
             attempts=attempts,
             slow=duration > target.slow_threshold,
             tls_expiry=attempt.tls_expiry,
+            known=known,
         )
 
     @contextlib.contextmanager

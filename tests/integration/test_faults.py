@@ -240,7 +240,7 @@ async def test_no_endpoint_probes_an_address_the_caller_supplies(http_targets: s
             assert status == 404, path
         routes = {route.resource.canonical for route in r.collector._runner.app.router.routes()}  # type: ignore[union-attr]
     assert routes == {"/", "/metrics", "/health", "/-/healthy", "/api/v1/targets", "/-/reload", "/api/v1/maintenance",
-                      "/api/v1/maintenance/{id}"}
+                      "/api/v1/maintenance/{id}", "/api/v1/heartbeat/{name}"}
 
 
 def test_the_server_binds_loopback_by_default() -> None:

@@ -76,6 +76,7 @@ def config(h: HttpTargets, token: Path) -> str:
         f"  - {{name: behind, kind: http, url: '{h.url('/status/502')}', depends_on: [broken]}}\n"
         f"  - {{name: marked, kind: http, url: '{h.url('/says/markup')}', version_field: version}}\n"
         f"  - {{name: asserts, kind: http, url: '{h.url('/ok')}', body_contains: '{MARKUP}'}}\n"
+        f"  - {{name: backup, kind: heartbeat, period: 1h, token_file: {token}, labels: {{group: jobs}}}}\n"
     )
 
 
@@ -96,7 +97,11 @@ async def test_the_page_says_what_a_person_needs_in_a_real_browser_and_is_valid_
     http_targets: HttpTargets, token: Path, tmp_path: Path,
 ) -> None:
     async with running(config(http_targets, token)) as r:
-        for name in ("web", "sluggish", "broken", "behind", "marked", "asserts"):
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{r.url}/api/v1/heartbeat/backup", json={"duration": 61, "message": MARKUP},
+                headers={"Authorization": f"Bearer {token.read_text()}"}) as reported:
+            assert reported.status == 200
+        for name in ("web", "sluggish", "broken", "behind", "marked", "asserts", "backup"):
             await r.wait_result(name)
         await r.wait_for(lambda: r.state("behind").suppressed is not None and len(r.state("broken").history) >= 3,
                          timeout=10, what="behind suppressed, broken checked thrice")
@@ -117,7 +122,8 @@ async def test_the_page_says_what_a_person_needs_in_a_real_browser_and_is_valid_
     assert page.tags.count("script") == 1  # ours: nothing a target or the config said became markup
     assert page.main.get("data-refreshes") not in (None, "0")  # refreshed in place by the script
     rows = page.rows
-    assert set(rows) == {"web", "sluggish", "broken", "behind", "marked", "asserts"}
+    assert set(rows) == {"web", "sluggish", "broken", "behind", "marked", "asserts", "backup"}
+    assert "up" in rows["backup"] and "heartbeat" in rows["backup"]
     assert "up" in rows["web"] and f"team={MARKUP}" in rows["web"]
     assert "(slow)" in rows["sluggish"]
     assert "down" in rows["broken"] and "http_status: status 503" in rows["broken"]
@@ -132,7 +138,7 @@ async def test_the_page_says_what_a_person_needs_in_a_real_browser_and_is_valid_
     trace = [link for link in page.links.get("broken", []) if link.startswith("http://jaeger.example:16686/trace/")]
     assert trace and all(re.fullmatch(r"http://jaeger\.example:16686/trace/[0-9a-f]{32}", link) for link in trace)
     assert not [link for link in page.links.get("web", []) if "trace" in link]  # healthy checks link nowhere
-    assert f"front{MARKUP}" in page.headings
+    assert f"front{MARKUP}" in page.headings and "jobs" in page.headings
     assert "<title>Stack &lt;script&gt;alert(1)&lt;/script&gt;</title>" in served
 
     without = Page(quiet)  # scripts off: the same page, refreshed by <noscript>'s meta refresh

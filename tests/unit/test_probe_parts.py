@@ -200,7 +200,7 @@ def test_every_kind_names_its_health_check() -> None:
     names = {kind: (cls.component_type, cls.check_name) for kind, cls in PROBES.items()}
     assert names == {"http": ("http", "responseTime"), "tcp": ("tcp", "connectivity"),
                      "redis": ("datastore", "connectivity"), "postgres": ("datastore", "connectivity"),
-                     "neo4j": ("datastore", "connectivity")}
+                     "neo4j": ("datastore", "connectivity"), "heartbeat": ("component", "heartbeat")}
 
 
 class _Conn:

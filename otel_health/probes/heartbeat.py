@@ -1,0 +1,100 @@
+"""Heartbeat targets: jobs no probe can reach (cron jobs, backups, Celery beat) report in.
+
+A job calls ``POST /api/v1/heartbeat/{name}`` with its own token (``otel-health ping`` does it
+around a command). The check, run on the target's interval like any other, says down with
+``missed`` when no report came within ``period`` plus ``grace``, down with ``assertion`` and the
+job's message when the last report said it failed, and up otherwise. After a start with no
+report kept, it has no verdict (unknown, not down) until one period and its grace have passed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Fields, Secret, Target, format_seconds
+from ..errors import ErrorType, NoVerdict, ProbeFailure
+from ..result import said
+from ._base import Attempt, Probe
+from ._reports import MESSAGE_LIMIT, Report, Reports
+
+__all__ = ["HeartbeatOptions", "HeartbeatProbe", "Heartbeats"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOptions:
+    period: float
+    grace: float
+    token: Secret | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> HeartbeatOptions:
+        period = f.duration("period", 0.0, minimum=1.0, maximum=366 * 86400.0)
+        if not f.has("period"):
+            f.problem("period", "is required: how often the job reports in, such as 1h or 24h")
+        grace = f.duration("grace", 60.0, minimum=0.0, maximum=366 * 86400.0)
+        token = f.secret("token", required=True)
+        if token is not None and not token.reveal():
+            f.problem("token", "is empty; give the job a token of its own")
+        return cls(period=period, grace=grace, token=token)
+
+    def secrets(self) -> Iterator[Secret]:
+        if self.token is not None:
+            yield self.token
+
+    def public(self) -> dict[str, Any]:
+        return {"period_seconds": self.period, "grace_seconds": self.grace,
+                "token": f"REDACTED ({self.token.source})" if self.token is not None else None}
+
+
+class Heartbeats:
+    """The API's side: which targets take reports, and taking one."""
+
+    def __init__(self, reports: Reports) -> None:
+        self._reports = reports
+
+    @staticmethod
+    def takes(target: Target) -> bool:
+        return isinstance(target.options, HeartbeatOptions)
+
+    def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool:
+        """Record a job's report for ``target`` if ``token`` is its token (compared in constant time)."""
+        options = target.options
+        if not isinstance(options, HeartbeatOptions) or options.token is None:
+            return False
+        if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), options.token.reveal().encode()):
+            return False
+        text = said(message, MESSAGE_LIMIT) if message else ""
+        self._reports.add(target.key, Report(time.time(), ok, duration, text))
+        return True
+
+
+class HeartbeatProbe(Probe):
+    kind = "heartbeat"
+    options_type = HeartbeatOptions
+    component_type = "component"
+    check_name = "heartbeat"
+
+    async def _check(self, target: Target, attempt: Attempt) -> None:
+        o: HeartbeatOptions = target.options
+        reports: Reports = self.settings.reports
+        last = reports.last(target.key)
+        now = time.time()
+        allowed = o.period + o.grace
+        if last is None:
+            if now - reports.started < allowed:
+                raise NoVerdict()
+            since = format_seconds(round(now - reports.started))
+            raise ProbeFailure(ErrorType.MISSED, f"no report since otel-health started {since} ago; expected "
+                                                 f"every {format_seconds(o.period)} (+{format_seconds(o.grace)} grace)")
+        if last.duration is not None:
+            attempt.phases["job"] = last.duration
+        if now - last.at > allowed:
+            raise ProbeFailure(ErrorType.MISSED, f"last report {format_seconds(round(now - last.at))} ago; expected "
+                                                 f"every {format_seconds(o.period)} (+{format_seconds(o.grace)} grace)")
+        if not last.ok:
+            raise ProbeFailure(ErrorType.ASSERTION, f"the job reported failure: {last.message}" if last.message
+                               else "the job reported failure")
