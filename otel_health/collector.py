@@ -26,10 +26,10 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from . import __version__
 from .config import Config, ConfigError, Target
-from .logs import event
+from .logs import event, iso_time
 from .probes import PROBES, Heartbeats, Probe, ProbeSettings, Reports
 from .scheduler import Scheduler, Start
-from .server import GuardedSite, iso_time, make_app, make_runner
+from .server import GuardedSite, make_app, make_runner
 from .state import StateStore
 from .suppression import Book, Window
 from .telemetry import (

@@ -16,7 +16,7 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["LogfmtFormatter", "event", "setup", "value"]
+__all__ = ["LogfmtFormatter", "event", "iso_time", "setup", "value"]
 
 _NEEDS_QUOTE = re.compile('[\\x00-\\x20="\\x7f\\ufffd\\ud800-\\udfff]')
 _TO_ESCAPE = re.compile('[\\x00-\\x1f"\\\\\\x7f\\ufffd\\ud800-\\udfff]')
@@ -41,6 +41,11 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\u{ord(char):04x}" if char < " " or char == "\x7f" else "\\ufffd"
 
 
+def iso_time(ts: float, timespec: str = "milliseconds") -> str:
+    """Unix time as every output writes it: ISO 8601 in UTC with a Z, to the millisecond."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
     """Log the event ``name`` (a word such as ``target_down``) with ``fields`` as pairs."""
     if logger.isEnabledFor(level):
@@ -49,8 +54,7 @@ def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        when = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
-        parts = [f"time={when.replace('+00:00', 'Z')}", f"level={record.levelname.lower()}",
+        parts = [f"time={iso_time(record.created)}", f"level={record.levelname.lower()}",
                  f"logger={value(record.name)}"]
         fields = getattr(record, "fields", None)
         parts.append(f"msg={value(record.msg if fields is not None else record.getMessage())}")

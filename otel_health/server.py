@@ -15,7 +15,6 @@ Formatting runs on the event loop itself in steps of a few milliseconds, between
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hmac
 import ipaddress
 import json
@@ -29,13 +28,14 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from . import status
 from .config import Target, format_seconds, parse_duration
+from .logs import iso_time
 from .state import HistoryEntry, StateStore, TargetState
 from .suppression import Recurring, Suppressed, Window, instant, zone
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 
 __all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "GuardedSite", "MaintenanceApi", "cross_site",
-           "health_document", "host_allowed", "iso_time", "make_app", "make_runner", "targets_document",
+           "health_document", "host_allowed", "make_app", "make_runner", "targets_document",
            "window_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
@@ -99,11 +99,6 @@ class _MetricsRenderer:
             del data
         await asyncio.to_thread(release_freed_memory)
         return out
-
-
-def iso_time(ts: float) -> str:
-    """Unix time as the API writes times: ISO 8601 in UTC, to the millisecond."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def window_document(window: Window, now: float) -> dict[str, Any]:

@@ -8,13 +8,13 @@ script, and without script by a ``<noscript>`` meta refresh.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 
+from .logs import iso_time
 from .state import DAY_MINUTES, Day, HistoryEntry, TargetState
 
 __all__ = ["CSP", "LIMIT", "REFRESH_SECONDS", "SLOTS", "group_of", "render"]
@@ -50,7 +50,7 @@ class _Cell:
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_time(ts, "seconds")
 
 
 def _ago(seconds: float) -> str:
