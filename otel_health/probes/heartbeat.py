@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .._redact import scrub
 from ..config import Fields, Secret, Target, format_seconds
 from ..errors import ErrorType, NoVerdict, ProbeFailure
 from ..result import said
@@ -67,7 +68,8 @@ class Heartbeats:
             return False
         if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), options.token.reveal().encode()):
             return False
-        text = said(message, MESSAGE_LIMIT) if message else ""
+        # kept and shown: never with the target's own token in it, should the job echo it
+        text = said(scrub(message, target.secrets()), MESSAGE_LIMIT) if message else ""
         self._reports.add(target.key, Report(time.time(), ok, duration, text))
         return True
 

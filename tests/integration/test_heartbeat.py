@@ -87,6 +87,16 @@ async def test_a_job_that_reports_is_up_one_that_fails_or_misses_is_down(tmp_pat
             assert (await report(r, "backup", body={"message": "again"}))[0] == 200
         assert len(r.collector.reports) == 1
 
+        # the job's token is a secret: never in an output, even when a job echoes it in its message
+        assert (await report(r, "backup", body={"status": "fail", "message": f"token was {TOKEN}"}))[0] == 200
+        await r.wait_for(lambda: "token was" in (r.result("backup").detail or ""), timeout=5,  # type: ignore[union-attr]
+                         what="the echoed token's report checked")
+        outputs = [(await r.get(path))[2] for path in ("/metrics", "/health", "/", "/api/v1/targets")]
+        outputs.append(" ".join(s.to_json() for s in r.spans.get_finished_spans()))
+        assert all(TOKEN not in text for text in outputs)
+        assert TOKEN not in r.collector.reports.last(("backup", "default")).message  # type: ignore[union-attr]
+        assert "REDACTED (file:" in outputs[3]
+
 
 async def test_reports_survive_a_restart_with_state_dir_and_without_it_the_target_is_unknown_first(
     tmp_path: Path,
