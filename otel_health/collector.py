@@ -51,7 +51,7 @@ __all__ = ["Collector"]
 log = logging.getLogger("otel_health")
 
 SETTLE_AFTER_MAX = 300.0  # seconds: freeze after the first round, or after this at the latest
-WINDOW_TICK = 1.0  # seconds between looks at which maintenance windows are open
+TICK = 1.0  # seconds between looks at the windows open and the reports to write
 API_CONNECTIONS = 256  # API connections open at once, at most
 
 
@@ -138,7 +138,7 @@ class Collector:
         await site.start()
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
         self.scheduler.set_targets(self.config.targets)
-        self._in_background(self._watch_windows())
+        self._in_background(self._every_second())
         tune_gc()
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
@@ -160,10 +160,11 @@ class Collector:
         """Give the store the windows as they are now: the configured ones and the API's."""
         self.store.set_windows([*self.config.maintenance, *self.maintenance.windows()], time.time())
 
-    async def _watch_windows(self) -> None:
-        """Open and end maintenance windows as time passes (checks go on regardless)."""
+    async def _every_second(self) -> None:
+        """The collector's clock: open and end maintenance windows as time passes (checks go on
+        regardless), and write what jobs reported if it changed."""
         while True:
-            await asyncio.sleep(WINDOW_TICK)
+            await asyncio.sleep(TICK)
             now = time.time()
             expired = self.maintenance.expire(now)
             if expired:
