@@ -25,7 +25,18 @@ from . import __version__, logs
 from ._redact import redact_url, scrub
 from .alertmanager import generate, merge
 from .collector import Collector
-from .config import DEFAULT_LISTEN, Config, ConfigError, Target, load, load_text, split_host_port
+from .config import (
+    DEFAULT_LISTEN,
+    MAX_SECRET_BYTES,
+    Config,
+    ConfigError,
+    Target,
+    Unreadable,
+    load,
+    load_text,
+    read_bounded,
+    split_host_port,
+)
 from .probes import PROBES, Probe, ProbeSettings
 from .result import CheckResult
 
@@ -254,10 +265,10 @@ def _cmd_ping(args: argparse.Namespace) -> int:
         return 2
     token = os.environ.get(PING_TOKEN_ENV, "")
     if args.token_file:
-        try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            print(f"otel-health ping: --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
+        try:  # read as the config reads a *_file credential: bounded, never a FIFO or a device
+            token = read_bounded(Path(args.token_file), MAX_SECRET_BYTES).strip()
+        except Unreadable as exc:
+            print(f"otel-health ping: --token-file {args.token_file}: {exc}", file=sys.stderr)
             return 2
     if not token:
         print(f"otel-health ping: no token: set {PING_TOKEN_ENV} or give --token-file", file=sys.stderr)
