@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
+import time
 import traceback
 import warnings
-from asyncio import selector_events
+import weakref
+from asyncio import selector_events, sslproto
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +153,7 @@ def _name_where_transports_are_made() -> None:
         made_init(self, *args, **kwargs)
         stack = [f for f in traceback.extract_stack(limit=40)[:-1] if "/asyncio/" not in f.filename]
         self._made_during = (_RUNNING[0], stack[-12:])
+        _MADE.add(self)
 
     def __del__(self: Any) -> None:
         origin = getattr(self, "_made_during", None)
@@ -166,4 +170,42 @@ def _name_where_transports_are_made() -> None:
     made.__del__ = __del__  # type: ignore[attr-defined]
 
 
+_MADE: weakref.WeakSet[Any] = weakref.WeakSet()
+_CLOSING_GRACE = 3.0  # seconds a test's loop gives closes already begun before it is closed
+
+
+def _closing(transport: Any) -> bool:
+    """Whether ``transport``'s close has begun and not ended: closing itself, or a TLS
+    connection waiting for its peer's close_notify (the socket stays open meanwhile)."""
+    if transport._sock is None:
+        return False
+    protocol = transport._protocol
+    return bool(transport._closing) or (isinstance(protocol, sslproto.SSLProtocol) and protocol._state in (
+        sslproto.SSLProtocolState.FLUSHING, sslproto.SSLProtocolState.SHUTDOWN))
+
+
+def _let_closes_finish() -> None:
+    """A test's event loop, before it is closed, gives the closes already begun on it up to
+    :data:`_CLOSING_GRACE` to end, as the collector's loop, which runs on, gives them. A
+    library may close in the background: the Neo4j driver's ``close()`` returns while its TLS
+    connections still wait for the server's close_notify. A transport nobody began to close
+    is not waited for: it is reported as left behind."""
+    close = selector_events.BaseSelectorEventLoop.close
+
+    async def settled(transports: list[Any]) -> None:
+        deadline = time.monotonic() + _CLOSING_GRACE
+        while any(t._sock is not None for t in transports) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def closing_then_close(self: Any) -> None:
+        if not self.is_running() and not self.is_closed():
+            begun = [t for t in _MADE if t._loop is self and _closing(t)]
+            if begun:
+                self.run_until_complete(settled(begun))
+        close(self)
+
+    selector_events.BaseSelectorEventLoop.close = closing_then_close  # type: ignore[method-assign]
+
+
 _name_where_transports_are_made()
+_let_closes_finish()
