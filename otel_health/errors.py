@@ -28,6 +28,8 @@ class ErrorType(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     DATABASE_MISSING = "database_missing"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    # The service answers its health check with "not serving" (gRPC NOT_SERVING, UNKNOWN).
+    NOT_SERVING = "not_serving"
     # A job that reports in (a heartbeat target) did not within its period and grace.
     MISSED = "missed"
     UNKNOWN = "unknown"

@@ -65,6 +65,20 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.N
 
 
 @pytest.fixture(scope="session")
+def grpc_server(tmp_path_factory: pytest.TempPathFactory, seeded_password: str) -> Iterator[servers.Grpcd]:
+    server = servers.start_grpcd(tmp_path_factory.mktemp("grpcd"), token=seeded_password)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Nsd]:
+    server = servers.start_nsd(tmp_path_factory.mktemp("nsd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Jaeger]:
     server = servers.start_jaeger(tmp_path_factory.mktemp("jaeger"))
     yield server

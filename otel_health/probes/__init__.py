@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ._base import Attempt, Probe, ProbeSettings
 from ._reports import Reports
+from .dns import DnsProbe
+from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe, Heartbeats
 from .http import HttpProbe
 from .neo4j import Neo4jProbe
@@ -26,5 +28,7 @@ PROBES: dict[str, type[Probe]] = {
     RedisProbe.kind: RedisProbe,
     PostgresProbe.kind: PostgresProbe,
     Neo4jProbe.kind: Neo4jProbe,
+    GrpcProbe.kind: GrpcProbe,
+    DnsProbe.kind: DnsProbe,
     HeartbeatProbe.kind: HeartbeatProbe,
 }

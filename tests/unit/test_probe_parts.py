@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
 from pathlib import Path
@@ -18,6 +19,8 @@ from redis import exceptions as rexc
 
 from otel_health.errors import ErrorType, ProbeFailure
 from otel_health.probes import PROBES, Probe, ProbeSettings
+from otel_health.probes import dns as dns_probe
+from otel_health.probes import grpc as grpc_probe
 from otel_health.probes._base import classify, classify_os_error, close_within, closes_finished, os_cause
 from otel_health.probes._kept import Kept
 from otel_health.probes._tls import client_context
@@ -200,7 +203,8 @@ def test_every_kind_names_its_health_check() -> None:
     names = {kind: (cls.component_type, cls.check_name) for kind, cls in PROBES.items()}
     assert names == {"http": ("http", "responseTime"), "tcp": ("tcp", "connectivity"),
                      "redis": ("datastore", "connectivity"), "postgres": ("datastore", "connectivity"),
-                     "neo4j": ("datastore", "connectivity"), "heartbeat": ("component", "heartbeat")}
+                     "neo4j": ("datastore", "connectivity"), "heartbeat": ("component", "heartbeat"),
+                     "grpc": ("grpc", "health"), "dns": ("dns", "resolution")}
 
 
 class _Conn:
@@ -356,3 +360,59 @@ def test_query_values_that_carry_credentials_are_hidden() -> None:
     for secret in ("oauth-code-1", "s1", "sess-1", "sig-1", "sid-1", "k-1"):
         assert f"={secret}" not in shown, secret
     assert "page=2" in shown and "q=find" in shown
+
+
+# grpcio's own words for a connection that failed (UNAVAILABLE), as grpcio 1.85 writes them.
+@pytest.mark.parametrize(("details", "expected"), [
+    ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50559: Failed to connect to remote "
+     "host: Connection refused", (ErrorType.CONNECTION_REFUSED, "connection refused")),
+    ("errors resolving no-such-host.invalid:50559: [field:hostname lookup error:address lookup failed for "
+     "no-such-host.invalid:50559: Domain name not found]", (ErrorType.DNS, "the name could not be resolved")),
+    ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50551: Tls handshake failed "
+     "(TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER",
+     (ErrorType.TLS, "the server does not speak TLS on this port")),
+    ("last error: UNKNOWN: ipv4:127.0.0.1:50552: Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: "
+     "error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: self signed certificate",
+     (ErrorType.TLS, "certificate verify failed: self-signed certificate")),
+    ("last error: UNKNOWN: ipv4:127.0.0.1:50552: Custom verification check failed with error: UNAUTHENTICATED: "
+     "Hostname Verification Check failed.", (ErrorType.TLS, "the certificate does not match the server name")),
+    ("failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:50552: Socket closed",
+     (ErrorType.CONNECTION_RESET, "the server closed the connection (is it a gRPC server, and does it speak TLS "
+                                  "as configured?)")),
+    ("something grpcio has not said before", (ErrorType.UNAVAILABLE, "the server is unavailable")),
+])
+def test_grpc_connection_failures_are_read_from_grpcio_words(details: str, expected: tuple[ErrorType, str]) -> None:
+    assert grpc_probe._unavailable(details) == expected
+
+
+def test_every_grpc_status_code_maps_into_the_closed_set() -> None:
+    grpc = grpc_probe.grpc_modules()[0]
+    probe = grpc_probe.GrpcProbe(ProbeSettings())
+
+    class _Failed(grpc.aio.AioRpcError):  # type: ignore[misc]
+        def __init__(self, code: Any) -> None:
+            super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="server words")
+
+    for code in grpc.StatusCode:
+        if code is grpc.StatusCode.OK:
+            continue
+        error_type, detail = probe._classify(_Failed(code))
+        assert error_type in ErrorType and error_type is not ErrorType.UNKNOWN, code
+        assert f"({code.name})" in detail, detail
+
+
+def test_dns_record_checks_read_as_blackbox_reads_them() -> None:
+    records = ["www.example.test. 300 IN A 192.0.2.10", "www.example.test. 300 IN A 192.0.2.11"]
+
+    def checks(**kw: list[str]) -> dns_probe.RecordChecks:
+        return dns_probe.RecordChecks(**{k: tuple(re.compile(p) for p in v) for k, v in kw.items()})
+
+    assert checks(fail_if_matches_regexp=[r"\.11$"]).problem("answer", records) == (
+        "answer record 'www.example.test. 300 IN A 192.0.2.11' matches /\\.11$/")
+    assert checks(fail_if_not_matches_regexp=[r"\.10$"]).problem("answer", records) is not None
+    assert checks(fail_if_all_match_regexp=["192"]).problem("answer", records) == "every answer record matches /192/"
+    assert checks(fail_if_all_match_regexp=["192"]).problem("answer", []) is None  # nothing to match: no failure
+    assert checks(fail_if_none_matches_regexp=["AAAA"]).problem("answer", records) == (
+        "no answer record matches /AAAA/")
+    assert checks(fail_if_none_matches_regexp=["AAAA"]).problem("answer", []) is not None
+    assert checks(fail_if_not_matches_regexp=[r"IN A "]).problem("answer", records) is None
