@@ -79,6 +79,13 @@ def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Nsd
 
 
 @pytest.fixture(scope="session")
+def nginx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Nginx]:
+    server = servers.start_nginx(tmp_path_factory.mktemp("nginx"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Jaeger]:
     server = servers.start_jaeger(tmp_path_factory.mktemp("jaeger"))
     yield server

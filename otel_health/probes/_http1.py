@@ -35,7 +35,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import aiohappyeyeballs
@@ -47,6 +47,9 @@ from ._base import classify_os_error
 from ._codings import ACCEPT_ENCODING, Decoder, InvalidCoding, decoder_for
 from ._dns import Names
 from ._proxy import Proxies, Proxy
+
+if TYPE_CHECKING:
+    from ._http2 import H2Exchange
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "MAX_REDIRECTS", "SECRET_HEADERS",
            "Http1Client", "Request", "Response", "ResponseReader", "Timings", "ascii_host"]
@@ -63,6 +66,9 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
 _CUT_SHORT = "server closed the connection without a complete response"
+# Fields of an HTTP/1.1 connection that HTTP/2 forbids (RFC 9113 §8.2.2); Host becomes :authority.
+_H2_CONNECTION_FIELDS = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+                                   "host", "te"})
 
 
 def _invalid(what: str) -> ProbeFailure:
@@ -89,6 +95,9 @@ class Request:
     ip_protocol: str = "auto"  # "auto", "ip4" or "ip6"
     source_ip: str | None = None
     proxies: Proxies | None = None  # asked once per hop
+    # "off"; "alpn": HTTP/2 when TLS agrees on h2 (``context`` then offers it); "prior_knowledge":
+    # HTTP/2 from the first byte, also on plain connections (h2c).
+    http2: str = "off"
 
 
 @dataclass(slots=True)
@@ -363,7 +372,7 @@ class _Exchange(asyncio.Protocol):
         self.timings = timings
         self.timed = timed  # the head's arrival is the request phase's end
         self.transport: asyncio.Transport | None = None
-        self.open: set[_Exchange] | None = None  # the client's connections not yet closed
+        self.open: set[Any] | None = None  # the client's connections not yet closed
 
     def expect(self, reader: ResponseReader, done: asyncio.Future[None]) -> None:
         self.reader.release()
@@ -431,7 +440,7 @@ class Http1Client:
         self.names = names or Names()
         # Connections whose close has begun but not ended: a TLS close waits for the peer's
         # close_notify (at most _TLS_GOODBYE), after the check is over.
-        self._open: set[_Exchange] = set()
+        self._open: set[_Exchange | H2Exchange] = set()
 
     def close(self) -> None:
         self.names.close()
@@ -546,13 +555,21 @@ class Http1Client:
                 timings.secured = time.perf_counter()
                 ssl_object = transport.get_extra_info("ssl_object")
                 peer_cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            transport.write(head + body if body else head)
-            await done
-            assert reader.head is not None
-            response = reader.head
+                agreed = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            else:
+                agreed = None
+            if agreed == "h2" or (request.http2 == "prior_knowledge" and proxy is None):
+                response = await self._h2(transport, exchange, request, parts, method, host, port, tls, headers,
+                                          body, host_header, sink, timings)
+            else:
+                transport.write(head + body if body else head)
+                await done
+                assert reader.head is not None
+                response = reader.head
+                response.trailers = reader.trailers
             if proxy is not None and response.status == 407:
                 raise _proxy_refused(proxy, 407, "the request")
-            response.trailers, response.peer_cert, response.tls = reader.trailers, peer_cert, tls
+            response.peer_cert, response.tls = peer_cert, tls
             if sink:
                 sink[0].finish()
                 response.body, response.truncated = bytes(sink[0].out), sink[0].cut
@@ -572,6 +589,36 @@ class Http1Client:
                     settled.cancel()
                 elif not settled.cancelled():
                     settled.exception()
+
+    async def _h2(self, transport: asyncio.Transport, exchange: _Exchange, request: Request, parts: Any,
+                  method: str, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
+                  body: bytes | None, host_header: str | None, sink: list[_Body], timings: Timings) -> Response:
+        """The exchange over HTTP/2 on ``transport``, which the HTTP/1.1 protocol hands over."""
+        from ._http2 import H2Exchange  # h2 is loaded by the first HTTP/2 exchange only
+
+        def body_sink(response: Response) -> Callable[[bytes], bool]:
+            sink.append(_Body(response, request.max_body))
+            return sink[0]
+
+        h2x = H2Exchange(_h2_headers(method, parts, host, port, tls, headers, body, request.read_body, host_header),
+                         body, head_only=method == "HEAD" or not request.read_body, sink=body_sink, timings=timings)
+        self._open.discard(exchange)
+        h2x.open = self._open
+        self._open.add(h2x)
+        transport.set_protocol(h2x)
+        exchange.transport = None
+        try:
+            h2x.begin(transport)
+            await h2x.done
+        finally:
+            if not h2x.done.done():
+                h2x.done.cancel()
+            elif not h2x.done.cancelled() and h2x.done.exception() is None:
+                h2x.finish()
+        assert h2x.head is not None
+        response = h2x.head
+        response.trailers = h2x.trailers
+        return response
 
     async def _addresses(self, request: Request, host: str, port: int, timings: Timings) -> list[tuple[int, Any]]:
         family = Names.literal(host)
@@ -691,6 +738,37 @@ def _origin(parts: Any) -> tuple[str, str, int | None]:
     except ValueError:
         port = None
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _h2_headers(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
+                body: bytes | None, read_body: bool, host_header: str | None) -> list[tuple[str, str]]:
+    """The request's header block for HTTP/2 (RFC 9113 §8.3): the pseudo-headers, then the
+    same fields as on HTTP/1.1 in lower case, less those HTTP/2 forbids."""
+    path = quote(parts.path or "/", safe=_PATH_SAFE, errors="surrogateescape")
+    if parts.query:
+        path += "?" + quote(parts.query, safe=_QUERY_SAFE, errors="surrogateescape")
+    authority = f"[{host}]" if ":" in host else host
+    if port != (443 if tls else 80):
+        authority += f":{port}"
+    out = [(":method", method), (":scheme", "https" if tls else "http"), (":authority", host_header or authority),
+           (":path", path)]
+    given = {name.lower() for name, _ in headers}
+    if "accept" not in given:
+        out.append(("accept", "*/*"))
+    if read_body and "accept-encoding" not in given:
+        out.append(("accept-encoding", ACCEPT_ENCODING))
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _H2_CONNECTION_FIELDS:
+            continue
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ProbeFailure(ErrorType.PROTOCOL, f"header {name!r} has a line break in its value")
+        out.append((lower, value))
+    if body is not None:
+        if "content-type" not in given:
+            out.append(("content-type", "text/plain; charset=utf-8"))
+        out.append(("content-length", str(len(body))))
+    return out
 
 
 def _request_head(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],

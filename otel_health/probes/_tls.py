@@ -39,14 +39,15 @@ class ClientCertificate:
 
 def client_context(*, verify: bool = True, check_hostname: bool | None = None, ca_file: Path | None = None,
                    client_cert: ClientCertificate | None = None, min_version: str | None = None,
-                   max_version: str | None = None) -> ssl.SSLContext:
+                   max_version: str | None = None, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
     """A client context: the system's trust store or ``ca_file``; ``verify=False`` accepts
-    any certificate; ``check_hostname`` defaults to ``verify``; a client certificate and TLS
-    versions (``TLS12``...) when given. Shared: never modify it."""
+    any certificate; ``check_hostname`` defaults to ``verify``; a client certificate, TLS
+    versions (``TLS12``...) and the protocols offered by ALPN (``("h2", "http/1.1")``) when
+    given. Shared: never modify it."""
     return _context(verify, verify if check_hostname is None else check_hostname,
                     str(ca_file) if ca_file is not None else None, _stamp(ca_file),
                     client_cert, client_cert.stamps() if client_cert is not None else (0, 0),
-                    min_version, max_version)
+                    min_version, max_version, alpn)
 
 
 def load_client_certificate(context: ssl.SSLContext, cert: ClientCertificate) -> None:
@@ -106,8 +107,10 @@ def _stamp(path: Path | None) -> int:
 @functools.lru_cache(maxsize=64)
 def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: int,
              client_cert: ClientCertificate | None, _cert_stamps: tuple[int, int],
-             min_version: str | None, max_version: str | None) -> ssl.SSLContext:
+             min_version: str | None, max_version: str | None, alpn: tuple[str, ...]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     context.check_hostname = check_hostname and verify
     if not verify:
         context.verify_mode = ssl.CERT_NONE

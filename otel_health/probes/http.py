@@ -132,6 +132,7 @@ class HttpOptions:
     fail_if_ssl: bool = False
     fail_if_not_ssl: bool = False
     oauth2: OAuth2Options | None = None
+    http2: str = "off"  # "off", "alpn" (h2 when TLS agrees), "prior_knowledge" (h2 from the first byte)
 
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
@@ -178,7 +179,11 @@ class HttpOptions:
             fail_if_ssl=f.flag("fail_if_ssl", False),
             fail_if_not_ssl=f.flag("fail_if_not_ssl", False),
             oauth2=oauth2,
+            http2=_parse_http2(f, url),
         )
+        if options.http2 == "prior_knowledge" and options.proxy is not None:
+            f.problem("http2_prior_knowledge", "cannot go through a forward proxy (it speaks HTTP/1.1 to the "
+                                               "proxy); use an https:// URL with 'http2: true', or no proxy")
         if not options.read_body and options.asserts_on_body:
             f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
         if options.server_name and url and not url.startswith("https://"):
@@ -235,7 +240,7 @@ class HttpOptions:
                 "body_not_regex": self.body_not_regex.pattern if self.body_not_regex else None,
                 "headers": [{"option": a.option, "header": a.header, "regexp": a.regexp.pattern,
                              "allow_missing": a.allow_missing} for a in self.header_assertions],
-                "valid_http_versions": list(self.valid_http_versions),
+                "valid_http_versions": list(self.valid_http_versions), "http2": self.http2,
             },
         }
 
@@ -435,6 +440,20 @@ def _parse_server_name(f: Fields) -> str | None:
         f.problem("server_name", f"{name[:60]!r} is not a host name; give the name the certificate is for")
         return None
     return host
+
+
+def _parse_http2(f: Fields, url: str | None) -> str:
+    alpn, prior = f.flag("http2", False), f.flag("http2_prior_knowledge", False)
+    if alpn and prior:
+        f.problem("http2", "and http2_prior_knowledge are both set; keep one (prior knowledge skips ALPN)")
+        return "off"
+    if prior:
+        return "prior_knowledge"
+    if alpn and url and not url.startswith("https://"):
+        f.problem("http2", "is negotiated by TLS (ALPN) and this URL is plain http://: use an https:// URL, "
+                           "or 'http2_prior_knowledge: true' for a server that speaks HTTP/2 without TLS (h2c)")
+        return "off"
+    return "alpn" if alpn else "off"
 
 
 def _parse_versions(f: Fields) -> tuple[str, ...]:
@@ -665,10 +684,11 @@ class HttpProbe(Probe):
             body=o.body.encode() if o.body is not None else None,
             context=functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file,
                                       client_cert=o.client_cert, min_version=o.tls_min_version,
-                                      max_version=o.tls_max_version),
+                                      max_version=o.tls_max_version,
+                                      alpn=("h2", "http/1.1") if o.http2 != "off" else ()),
             follow_redirects=o.follow_redirects, read_body=o.read_body, max_body=self.settings.max_body_bytes,
             private=private, host=o.host, server_name=server_name, ip_protocol=o.ip_protocol,
-            source_ip=o.source_ip, proxies=o.proxy.proxies if o.proxy is not None else None)
+            source_ip=o.source_ip, proxies=o.proxy.proxies if o.proxy is not None else None, http2=o.http2)
         prepared = _Prepared(o, attributes, request, o.traceparent and "traceparent" not in headers)
         self._prepared[target.key] = prepared
         return prepared
@@ -750,7 +770,7 @@ class HttpProbe(Probe):
                 attempt.phases.update(timings.phases())
             code = response.status
             span.set_attribute("http.response.status_code", code)
-            span.set_attribute("network.protocol.version", response.version)
+            span.set_attribute("network.protocol.version", "2" if response.version == "2.0" else response.version)
             if code >= 400:
                 span.set_status(Status(StatusCode.ERROR))
                 span.set_attribute("error.type", str(code))

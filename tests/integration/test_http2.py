@@ -1,0 +1,140 @@
+"""HTTP/2 on the HTTP probe's own connection layer, against nginx (Debian): ALPN over TLS,
+prior knowledge without it, and what HTTP/1.1 checks already judge (status, headers, bodies,
+codings, redirects, caps, trailers) judged the same over HTTP/2."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+
+from otel_health.config import load_text
+from otel_health.errors import ErrorType
+from otel_health.probes import PROBES, ProbeSettings
+from otel_health.probes._http1 import Http1Client, Request, Timings
+from otel_health.probes._tls import client_context
+from otel_health.result import CheckResult
+from tests.harness import h2faults, servers
+from tests.harness.running import running
+
+pytestmark = pytest.mark.integration
+
+
+async def _check(text: str, settings: ProbeSettings | None = None) -> dict[str, CheckResult]:
+    config = load_text("targets:\n" + text, "http2.yaml", PROBES)
+    probe = PROBES["http"](settings or ProbeSettings())
+    try:
+        results = await asyncio.gather(*(probe.run(t) for t in config.targets))
+    finally:
+        await probe.close()
+    return {t.name: r for t, r in zip(config.targets, results, strict=True)}
+
+
+def _http(name: str, url: str, extra: str = "", *, h2: str = "http2: true") -> str:
+    return f"  - name: {name}\n    kind: http\n    url: {url}\n    timeout: 3s\n    {h2}\n{extra}"
+
+
+async def test_alpn_h2_answers_are_judged_as_http1_answers_are(nginx_server: servers.Nginx) -> None:
+    n = nginx_server
+    ca = f"    ca_file: {n.cert}\n"
+    results = await _check(
+        _http("ok", n.url("/ok"), ca + "    valid_http_versions: [HTTP/2.0]\n    fail_if_header_not_matches:\n"
+                                      "      - {header: X-Served, regexp: '^HTTP/2.0$'}\n    body_contains: ok\n")
+        + _http("json", n.url("/json"), ca + "    json_equals: {status: ok}\n    version_field: build.version\n")
+        + _http("redirect", n.url("/redirect"), ca + "    body_contains: ok\n")
+        + _http("gzip", n.url("/page.html"), ca + "    body_regex: '(<p>served</p>\\n){2000}'\n")
+        + _http("big", n.url("/big.bin"), ca)
+        + _http("head", n.url("/big.bin"), ca + "    method: HEAD\n")
+        + _http("post", n.url("/echo"), ca + "    method: POST\n    body: '{\"ping\": true}'\n"
+                                         "    body_regex: '^POST 14$'\n")
+        + _http("no-body", n.url("/big.bin"), ca + "    read_body: false\n")
+        + _http("h1-only", n.url("/ok", port=n.h1_tls_port), ca + "    body_contains: ok\n")
+        + _http("h2c", n.url("/ok", port=n.h2c_port, tls=False), "    valid_http_versions: [HTTP/2.0]\n",
+                h2="http2_prior_knowledge: true"))
+    for name, result in results.items():
+        assert result.up, (name, result.detail)
+    assert results["ok"].tls_expiry is not None and results["ok"].status_code == 200
+    assert results["json"].version == "2.4.1"
+    assert {"dns", "connect", "tls", "request", "body"} - {"dns"} <= set(results["big"].phases)
+    assert "redirect" in results["redirect"].phases
+
+    results = await _check(
+        _http("503", n.url("/status/503"), ca)
+        + _http("h1-not-allowed", n.url("/ok", port=n.h1_tls_port), ca + "    valid_http_versions: [HTTP/2.0]\n")
+        + _http("untrusted", n.url("/ok"))
+        + _http("h2c-to-h1", n.url("/ok", port=n.h1_port, tls=False), "", h2="http2_prior_knowledge: true"))
+    expected = {
+        "503": (ErrorType.HTTP_STATUS, "status 503"),
+        "h1-not-allowed": (ErrorType.ASSERTION, "the answer is HTTP/1.1, allowed are HTTP/2.0"),
+        "untrusted": (ErrorType.TLS, "certificate not accepted"),
+        "h2c-to-h1": (ErrorType.PROTOCOL, "invalid HTTP/2 response"),
+    }
+    for name, (error_type, words) in expected.items():
+        result = results[name]
+        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
+        assert words in result.detail, (name, result.detail)
+
+
+async def test_a_body_past_every_window_arrives_whole_and_one_past_the_cap_is_cut(nginx_server: servers.Nginx) -> None:
+    n = nginx_server
+    whole = await _check(_http("big", n.url("/big.bin"), f"    ca_file: {n.cert}\n    body_regex: '^\\x00'\n"),
+                         ProbeSettings(max_body_bytes=4 << 20))
+    assert whole["big"].up, whole["big"].detail
+    cut = await _check(_http("big", n.url("/big.bin"), f"    ca_file: {n.cert}\n    body_contains: never-there\n"),
+                       ProbeSettings(max_body_bytes=100_000))
+    assert (cut["big"].up, cut["big"].error_type) == (False, ErrorType.ASSERTION)
+    assert "cut" in cut["big"].detail, cut["big"].detail
+
+
+async def test_the_span_says_http2_and_the_server_gets_the_checks_traceparent(nginx_server: servers.Nginx) -> None:
+    n = nginx_server
+    text = ("targets:\n" + _http("traced", n.url("/traceparent"), f"    ca_file: {n.cert}\n    interval: 3s\n"
+                                 "    body_regex: '^00-[0-9a-f]{32}-[0-9a-f]{16}-01$'\n"))
+    async with running(text) as r:
+        await r.wait_for(lambda: r.checks("traced") >= 1, timeout=10, what="a check")
+        spans = r.spans.get_finished_spans()
+        result = r.result("traced")
+    assert result is not None and result.up, result
+    get = next(s for s in spans if s.name == "GET")
+    assert get.attributes["network.protocol.version"] == "2"
+
+
+async def test_an_http2_server_that_misbehaves_gets_a_named_error_each_way() -> None:
+    server = await h2faults.start()
+    port = server.sockets[0].getsockname()[1]
+    try:
+        results = await _check("".join(
+            _http(name, f"http://127.0.0.1:{port}/{name}", "", h2="http2_prior_knowledge: true").replace(
+                "timeout: 3s", "timeout: 1s")
+            for name in ("ok", "reset", "goaway", "hang", "uppercase", "no-status", "stream-zero")))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert results.pop("ok").up
+    expected = {
+        "reset": (ErrorType.CONNECTION_RESET, "the server reset the stream (INTERNAL_ERROR)"),
+        "goaway": (ErrorType.CONNECTION_RESET, "the server ended the connection (GOAWAY INTERNAL_ERROR)"),
+        "hang": (ErrorType.TIMEOUT, "timeout"),
+        "uppercase": (ErrorType.PROTOCOL, "invalid HTTP/2 response"),
+        "no-status": (ErrorType.PROTOCOL, "invalid HTTP/2 response"),
+        "stream-zero": (ErrorType.PROTOCOL, "invalid HTTP/2 response"),
+    }
+    assert set(results) == set(expected)
+    for name, (error_type, words) in expected.items():
+        result = results[name]
+        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
+        assert words in result.detail, (name, result.detail)
+
+
+async def test_trailers_arrive_after_the_body(nginx_server: servers.Nginx) -> None:
+    n = nginx_server
+    client = Http1Client()
+    try:
+        response = await client.fetch(Request(
+            url=n.url("/trailers"), http2="alpn",
+            context=functools.partial(client_context, ca_file=n.cert, alpn=("h2", "http/1.1"))), Timings())
+    finally:
+        await client.aclose()
+    assert (response.version, response.body, response.trailers) == ("2.0", b"with trailers\n",
+                                                                     [("x-checksum", "abc123")])
