@@ -28,6 +28,7 @@ from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant,
 from .suppression import utc as dt_utc
 
 __all__ = [
+    "STEP_REF_RE",
     "Config",
     "ConfigError",
     "Defaults",
@@ -51,6 +52,9 @@ _HOST_NAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_.])?
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ENV_REF_RE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# A value taken from an earlier step of a suite: $(step.value). Parentheses, not braces, so it
+# is never read as an environment reference, nor eaten by a template tool's {{ }}.
+STEP_REF_RE = re.compile(r"\$\(([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\)")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 # Labels every tta_service_* series already carries, or that the contract reserves.
@@ -122,6 +126,9 @@ class Fields:
         self._reporter = reporter
         self._base_dir = base_dir
         self._seen: set[str] = set()
+        # Values a suite's earlier steps make, by "step.value": set on a suite step's fields,
+        # where ``$(step.value)`` is accepted as credentials are (see ``probes.suite``).
+        self.references: frozenset[str] | None = None
 
     def problem(self, name: str | None, message: str) -> None:
         self._reporter.add(self._where, name, message)
@@ -262,6 +269,11 @@ class Fields:
 
     def resolve_secret(self, name: str, value: Any) -> Secret | None:
         match = _ENV_REF_RE.match(value.strip()) if isinstance(value, str) else None
+        if match is None and self.references is not None and isinstance(value, str) and STEP_REF_RE.search(value):
+            # A value an earlier step of the suite takes from its answer, filled in as it runs.
+            if self.known_references(name, value):
+                return Secret(value, "suite step")
+            return None
         if match is None:
             # The value is a credential written inline: never echo it back.
             self.problem(name, "credentials are not accepted inline; write '${ENV_VAR}' "
@@ -273,6 +285,21 @@ class Fields:
             self.problem(name, f"environment variable {var} is not set; export it or use '{name}_file'")
             return None
         return Secret(resolved, f"env:{var}")
+
+    def known_references(self, name: str, text: str) -> bool:
+        """Whether every ``$(step.value)`` in ``text`` names a value an earlier step makes;
+        each one that does not is reported."""
+        known = self.references or frozenset()
+        good = True
+        for ref in STEP_REF_RE.finditer(text):
+            if ref.group(1) not in known:
+                near = difflib.get_close_matches(ref.group(1), sorted(known), n=1)
+                hint = f"; did you mean $({near[0]})?" if near else (
+                    "; values come from an earlier step's 'extract'" if known else
+                    "; no earlier step extracts a value")
+                self.problem(name, f"$({_short(ref.group(1))}) is not a value of an earlier step{hint}")
+                good = False
+        return good
 
     def secret_value(self, name: str, value: Any) -> Secret | None:
         """A credential given as a value of a mapping (a header's): '${ENV_VAR}' or {file: path}."""

@@ -18,6 +18,7 @@ from .http import HttpProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
 from .redis import RedisProbe
+from .suite import SuiteProbe
 from .tcp import TcpProbe
 
 __all__ = ["PROBES", "Attempt", "Heartbeats", "Probe", "ProbeSettings", "Reports"]
@@ -30,5 +31,6 @@ PROBES: dict[str, type[Probe]] = {
     Neo4jProbe.kind: Neo4jProbe,
     GrpcProbe.kind: GrpcProbe,
     DnsProbe.kind: DnsProbe,
+    SuiteProbe.kind: SuiteProbe,
     HeartbeatProbe.kind: HeartbeatProbe,
 }

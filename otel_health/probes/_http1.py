@@ -145,6 +145,7 @@ class Response:
     url: str = ""                         # where the answer came from, after redirects
     tls: bool = False                     # the answer came over TLS
     downgraded: bool = False              # a redirect led from https to plain http on the way
+    cookies_set: list[tuple[str, str]] = field(default_factory=list)  # (URL, Set-Cookie) of every hop
 
     @property
     def headers(self) -> dict[str, str]:
@@ -465,6 +466,7 @@ class Http1Client:
         host_header, server_name = request.host, request.server_name
         peer_cert = None
         downgraded = False
+        cookies_set: list[tuple[str, str]] = []
         timings.start = time.perf_counter()
         for hop in range(MAX_REDIRECTS + 1):
             if hop:
@@ -475,6 +477,8 @@ class Http1Client:
             response.peer_cert = peer_cert
             response.url = url
             response.downgraded = downgraded
+            cookies_set += [(url, value) for value in response.values("set-cookie")]
+            response.cookies_set = cookies_set
             if not (request.follow_redirects and response.status in _REDIRECTS):
                 return response
             locations = set(response.values("location"))

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-from .._redact import REDACTED, redact_url
+from .._redact import REDACTED, redact_url, scrub
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
@@ -706,8 +706,16 @@ class HttpProbe(Probe):
             self._http = None
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
+        await self.checked(target, attempt)
+
+    async def checked(self, target: Target, attempt: Attempt, hidden: Sequence[str] = ()) -> Response:
+        """One check of ``target`` (an HTTP target, or a suite's step), its answer returned once
+        every assertion has passed. ``hidden``: values (a suite's) kept out of the span."""
         o: HttpOptions = target.options
         p = self._prepare(target)
+        if hidden:
+            p = dataclasses.replace(p, attributes={k: scrub(v, hidden) if isinstance(v, str) else v
+                                                   for k, v in p.attributes.items()})
         token = None
         oauth2 = o.oauth2
         if oauth2 is not None:
@@ -733,6 +741,7 @@ class HttpProbe(Probe):
         _assert_head(response, o)
         if o.asserts_on_body:
             _assert_body(response, o, attempt, self.settings.max_body_bytes)
+        return response
 
     async def _token(self, oauth2: OAuth2Options, p: _Prepared, target: Target, attempt: Attempt, *,
                      refused: str | None = None) -> str:

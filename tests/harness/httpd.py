@@ -16,6 +16,12 @@ $HTTPD_OAUTH_CLIENT / $HTTPD_PASSWORD; ``answer=garbage`` answers HTML), /oauth/
 (how many token requests, and the last form), /oauth/resource?key=K (200 for a token issued
 and not revoked, else 401), /oauth/revoke?key=K.
 
+A shop for suites, per ``key``: POST /shop/login?key=K (JSON ``{"user": ...}``; a random token
+in ``access_token``, an order id in ``order.id``, an ``X-Request-Id`` header and a ``sid``
+cookie for /shop), GET /shop/orders/{id}?key=K (200 only with ``Authorization: Bearer`` the
+token and the cookie), POST /shop/logout?key=K (the token ends), GET /shop/state?key=K
+(sessions open, tokens issued, the traceparents seen).
+
 More TLS listeners: ``--extra-tls`` (another certificate), ``--mtls`` (a client certificate
 signed by the given CA required), ``--tls12`` (at most TLS 1.2).
 """
@@ -28,9 +34,11 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import socket
 import ssl
 import threading
+from typing import Any
 
 from aiohttp import web
 
@@ -84,6 +92,54 @@ async def traced(request: web.Request) -> web.Response:
 
 async def seen(_: web.Request) -> web.Response:
     return web.json_response(_seen)
+
+
+_shops: dict[str, dict[str, Any]] = {}
+
+
+def _shop(request: web.Request) -> dict[str, Any]:
+    shop = _shops.setdefault(request.query.get("key", "default"),
+                             {"open": set(), "issued": [], "traceparents": [], "cookies": {}})
+    shop["traceparents"].append(request.headers.get("traceparent"))
+    return shop
+
+
+async def shop_login(request: web.Request) -> web.Response:
+    shop = _shop(request)
+    body = await request.json()
+    if not isinstance(body, dict) or body.get("user") != "checker":
+        return web.json_response({"error": "who are you?"}, status=403)
+    token, sid = secrets.token_hex(16), secrets.token_hex(8)
+    shop["open"].add(token)
+    shop["issued"].append(token)
+    shop["cookies"][token] = sid
+    response = web.json_response({"access_token": token, "order": {"id": 4711}},
+                                 headers={"X-Request-Id": "req-42"})
+    response.set_cookie("sid", sid, path="/shop", httponly=True)
+    return response
+
+
+async def shop_order(request: web.Request) -> web.Response:
+    shop = _shop(request)
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if token not in shop["open"] or request.cookies.get("sid") != shop["cookies"].get(token):
+        return web.json_response({"error": "log in first"}, status=401)
+    return web.json_response({"status": "ok", "id": int(request.match_info["id"])})
+
+
+async def shop_logout(request: web.Request) -> web.Response:
+    shop = _shop(request)
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if token not in shop["open"]:
+        return web.json_response({"error": "no such session"}, status=401)
+    shop["open"].discard(token)
+    return web.Response(status=204)
+
+
+async def shop_state(request: web.Request) -> web.Response:
+    shop = _shops.get(request.query.get("key", "default"), {"open": set(), "issued": [], "traceparents": []})
+    return web.json_response({"open": len(shop["open"]), "issued": shop["issued"],
+                              "traceparents": shop["traceparents"]})
 
 
 async def auth(request: web.Request) -> web.Response:
@@ -286,6 +342,10 @@ async def main() -> None:
     args = parser.parse_args()
     app = web.Application()
     app.router.add_get("/ok", ok)
+    app.router.add_post("/shop/login", shop_login)
+    app.router.add_get("/shop/orders/{id}", shop_order)
+    app.router.add_post("/shop/logout", shop_logout)
+    app.router.add_get("/shop/state", shop_state)
     app.router.add_get("/status/{code}", status)
     app.router.add_get("/slow", slow)
     app.router.add_get("/hang", hang)

@@ -204,7 +204,7 @@ def test_every_kind_names_its_health_check() -> None:
     assert names == {"http": ("http", "responseTime"), "tcp": ("tcp", "connectivity"),
                      "redis": ("datastore", "connectivity"), "postgres": ("datastore", "connectivity"),
                      "neo4j": ("datastore", "connectivity"), "heartbeat": ("component", "heartbeat"),
-                     "grpc": ("grpc", "health"), "dns": ("dns", "resolution")}
+                     "grpc": ("grpc", "health"), "dns": ("dns", "resolution"), "suite": ("component", "suite")}
 
 
 class _Conn:

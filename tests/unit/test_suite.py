@@ -1,0 +1,64 @@
+"""The pure parts of suites: the cookie jar, references filled in, values taken from answers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from otel_health.config import Secret
+from otel_health.errors import ProbeFailure
+from otel_health.probes._http1 import Response
+from otel_health.probes.http import HttpOptions
+from otel_health.probes.suite import Extract, _filled, _Jar
+
+
+def _answer(url: str, *cookies: str, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    return Response(200, "1.1", list(headers), body=body, url=url, cookies_set=[(url, c) for c in cookies])
+
+
+def test_the_jar_sends_cookies_back_by_domain_path_and_secure() -> None:
+    jar = _Jar()
+    hidden = jar.take(_answer("https://shop.example/shop/login", "sid=abc; Path=/shop; HttpOnly",
+                              "pref=dark; Domain=example; Path=/", "lang=en", "safe=1; Secure",
+                              "other=x; Domain=elsewhere.example"))
+    assert sorted(hidden) == ["1", "abc", "dark", "en"]  # the cookie for another site is refused
+    assert jar.header("https://shop.example/shop/orders/1") == "sid=abc; pref=dark; lang=en; safe=1"
+    # without Path, a cookie's path is the directory of the URL that set it (/shop); /shopping is outside it
+    assert jar.header("https://shop.example/shopping") == "pref=dark"
+    assert jar.header("http://shop.example/shop/x") == "sid=abc; pref=dark; lang=en"  # Secure only over https
+    assert jar.header("https://api.example/") == "pref=dark"  # Domain=example covers its subdomains
+    assert jar.header("https://api.shop.example/") == "pref=dark"  # host-only cookies stay with their host
+    assert jar.header("https://elsewhere.test/") is None
+    jar.take(_answer("https://shop.example/shop/logout", "sid=; Path=/shop; Max-Age=0"))
+    assert jar.header("https://shop.example/shop/orders/1") == "pref=dark; lang=en; safe=1"
+
+
+def test_references_are_filled_in_and_percent_encoded_in_the_url() -> None:
+    o = HttpOptions(url="https://shop.example/orders/$(login.order)?q=$(login.token)", body='{"t": "$(login.token)"}',
+                    headers=(("Authorization", Secret("Bearer $(login.token)", "suite step")),
+                             ("X-Id", "$(login.order)")))
+    filled = _filled(o, {"login.order": "a/b c", "login.token": "t0k&n"})
+    assert filled.url == "https://shop.example/orders/a%2Fb%20c?q=t0k%26n"
+    assert filled.body == '{"t": "t0k&n"}'
+    authorization = dict(filled.headers)["Authorization"]
+    assert isinstance(authorization, Secret) and authorization.reveal() == "Bearer t0k&n"
+    assert dict(filled.headers)["X-Id"] == "a/b c"
+    plain = HttpOptions(url="https://shop.example/ok")
+    assert _filled(plain, {"login.token": "x"}) is plain
+
+
+def test_values_are_taken_from_json_headers_and_regex_groups() -> None:
+    answer = _answer("https://x/", body=b'{"a": {"b": [10, "v"]}, "flag": true, "text": "id=42 name=n1"}',
+                     headers=(("x-request-id", "req-1"),))
+    assert Extract("n", json="a.b.1").take(answer) == "v"
+    assert Extract("n", json="a.b.0").take(answer) == "10"
+    assert Extract("n", header="X-Request-Id").take(answer) == "req-1"
+    assert Extract("n", regex=re.compile(r"id=(\d+)")).take(answer) == "42"
+    assert Extract("n", regex=re.compile(r"(?P<skip>name)=(?P<value>\w+)")).take(answer) == "n1"
+    for missing in (Extract("n", json="a.c"), Extract("n", json="flag"), Extract("n", header="ETag"),
+                    Extract("n", regex=re.compile(r"zz(\d)"))):
+        with pytest.raises(ProbeFailure, match="extract n: no value at"):
+            missing.take(answer)
+    with pytest.raises(ProbeFailure, match="extract n: the body is not JSON"):
+        Extract("n", json="a").take(_answer("https://x/", body=b"<html>"))
