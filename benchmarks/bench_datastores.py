@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http]
+        [--kinds tcp,redis,postgres,neo4j,http,http2,grpc,dns]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -87,11 +87,34 @@ def bare_check(kind: str, address: dict) -> object:
                                        "RETURN name, versions, edition", routing_=neo4j.RoutingControl.READ)
             await driver.close()
             return True
+    elif kind == "grpc":
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        async def one() -> bool:
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{address['port']}", options=[("grpc.enable_retries", 0)])
+            answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            await channel.close()
+            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+    elif kind == "dns":
+        import dns.asyncquery
+        import dns.message
+
+        async def one() -> bool:
+            query = dns.message.make_query(address["name"], "A")
+            answer, _ = await dns.asyncquery.udp_with_fallback(query, "127.0.0.1", port=address["port"], timeout=5)
+            return bool(answer.answer)
     else:
+        import functools
+
         from otel_health.probes._http1 import Http1Client, Request, Timings
+        from otel_health.probes._tls import client_context
 
         client: list[Http1Client] = []
         request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536)
+        if kind == "http2":
+            request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536, http2="alpn",
+                              context=functools.partial(client_context, verify=False, alpn=("h2", "http/1.1")))
 
         async def one() -> bool:
             if not client:
@@ -125,6 +148,13 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "postgres":
         return (f"  - name: t{i}\n    kind: postgres\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    password: '${BENCH_PASSWORD}'\n    sslmode: disable\n")
+    if kind == "grpc":
+        return f"  - name: t{i}\n    kind: grpc\n    host: 127.0.0.1\n    port: {address['port']}\n"
+    if kind == "dns":
+        return (f"  - name: t{i}\n    kind: dns\n    server: '127.0.0.1:{address['port']}'\n"
+                f"    query_name: {address['name']}\n")
+    if kind == "http2":
+        return f"  - name: t{i}\n    kind: http\n    url: {address['url']}\n    http2: true\n    tls_verify: false\n"
     return f"  - name: t{i}\n    kind: http\n    url: {address['url']}\n"
 
 
@@ -184,6 +214,18 @@ def main() -> None:
         neo = servers.start_neo4j(workdir / "neo4j", password=PASSWORD)
         started.append(neo)
         addresses["neo4j"] = {"uri": neo.uri}
+    if "grpc" in kinds:
+        grpcd = servers.start_grpcd(workdir / "grpcd", token=PASSWORD)
+        started.append(grpcd)
+        addresses["grpc"] = {"port": grpcd.port}
+    if "dns" in kinds:
+        nsd = servers.start_nsd(workdir / "nsd")
+        started.append(nsd)
+        addresses["dns"] = {"port": nsd.port, "name": f"www.{servers.ZONE}"}
+    if "http2" in kinds:
+        h2 = servers.start_nginx(workdir / "nginx-h2")
+        started.append(h2)
+        addresses["http2"] = {"url": h2.url("/ok")}
     sink, sink_port = start_sink(workdir)
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in kinds}
     try:

@@ -345,6 +345,8 @@ class SuiteProbe(Probe):
                 attempt.phases[step.name] = time.perf_counter() - began
         if inner.tls_expiry is not None:
             attempt.tls_expiry = min(attempt.tls_expiry or inner.tls_expiry, inner.tls_expiry)
+        if inner.version is not None:
+            attempt.version = scrub(inner.version, hidden)
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         await self._http.retain(live)

@@ -124,7 +124,7 @@ async def shop_order(request: web.Request) -> web.Response:
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if token not in shop["open"] or request.cookies.get("sid") != shop["cookies"].get(token):
         return web.json_response({"error": "log in first"}, status=401)
-    return web.json_response({"status": "ok", "id": int(request.match_info["id"])})
+    return web.json_response({"status": "ok", "id": int(request.match_info["id"]), "build": {"version": "3.1.0"}})
 
 
 async def shop_logout(request: web.Request) -> web.Response:

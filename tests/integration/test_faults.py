@@ -15,7 +15,7 @@ import pytest
 
 from otel_health.config import load_text
 from otel_health.probes import PROBES, ProbeSettings
-from tests.harness import servers
+from tests.harness import h2faults, servers
 from tests.harness.running import running
 
 pytestmark = pytest.mark.integration
@@ -62,6 +62,51 @@ async def test_misbehaving_http_targets_each_end_within_their_bound(
     assert got["blackhole"] == (False, "timeout")
     for result in results.values():
         assert "Traceback" not in result.detail and "\n" not in result.detail
+
+
+async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
+    http_targets: servers.HttpTargets, grpc_server: servers.Grpcd, dns_server: servers.Nsd,
+) -> None:
+    """A gRPC server that hangs in the call or never speaks, a DNS server that never answers or
+    answers truncated with no TCP to fall back to, an HTTP/2 server that sends the head and
+    stops, and a suite whose second step hangs: each costs its own timeout and names why, while
+    a healthy target beside them keeps its cadence."""
+    h, g, d = http_targets, grpc_server, dns_server
+    h2 = await h2faults.start()
+    h2_port = h2.sockets[0].getsockname()[1]
+    text = "targets:\n" + "".join([
+        f"  - name: grpc-hang\n    kind: grpc\n    host: 127.0.0.1\n    port: {g.port}\n    service: hang\n"
+        "    interval: 2s\n    timeout: 1s\n",
+        f"  - name: grpc-silent\n    kind: grpc\n    host: 127.0.0.1\n    port: {g.blackhole_port}\n"
+        "    interval: 2s\n    timeout: 1s\n",
+        f"  - name: dns-silent\n    kind: dns\n    server: '127.0.0.1:{d.silent_port}'\n    query_name: x.test\n"
+        "    interval: 2s\n    timeout: 1s\n",
+        f"  - name: dns-truncated\n    kind: dns\n    server: '127.0.0.1:{d.truncating_port}'\n"
+        "    query_name: x.test\n    interval: 2s\n    timeout: 1s\n",
+        _http("h2-hang", f"http://127.0.0.1:{h2_port}/hang", "    http2_prior_knowledge: true\n"),
+        f"  - name: suite-hang\n    kind: suite\n    interval: 2s\n    timeout: 1s\n    steps:\n"
+        f"      - {{name: first, url: '{h.url('/ok')}'}}\n      - {{name: stuck, url: '{h.url('/hang')}'}}\n",
+        _http("healthy", h.url("/ok"), interval="0.5s", timeout="0.5s"),
+    ])
+    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "h2-hang", "suite-hang")
+    try:
+        async with running(text) as r:
+            results = {n: await r.wait_result(n, timeout=15) for n in names}
+            before = r.checks("healthy")
+            await asyncio.sleep(2.0)
+            healthy_checks = r.checks("healthy") - before
+    finally:
+        h2.close()
+        await h2.wait_closed()
+    got = {n: (res.up, res.error_type) for n, res in results.items()}
+    assert got == {"grpc-hang": (False, "timeout"), "grpc-silent": (False, "timeout"), "dns-silent": (False, "timeout"),
+                   "dns-truncated": (False, "connection_refused"), "h2-hang": (False, "timeout"),
+                   "suite-hang": (False, "timeout")}, {n: r.detail for n, r in results.items()}
+    for name, result in results.items():
+        assert result.duration < 1.0 + 0.3, (name, result.duration)
+        assert "Traceback" not in result.detail and "\n" not in result.detail
+    assert results["suite-hang"].detail.startswith("step 'stuck': ")
+    assert healthy_checks >= 3  # every 0.5 s, undisturbed
 
 
 async def test_postgres_at_max_connections_is_too_many_connections(

@@ -31,7 +31,7 @@ def _suite(h: HttpTargets, name: str, key: str, order_step: str = "", *, timeout
         "          order: {json: order.id, secret: false}\n          request: {header: X-Request-Id, secret: false}\n"
         f"      - name: order\n        url: {h.url('/shop/orders/$(login.order)')}?key={key}&req=$(login.request)\n"
         "        headers: {Authorization: 'Bearer $(login.token)'}\n"
-        f"{order_step or '        json_equals: {status: ok, id: 4711}'}\n"
+        f"{order_step or '        json_equals: {status: ok, id: 4711}'}\n        version_field: build.version\n"
         "    cleanup:\n"
         f"      - name: logout\n        url: {h.url('/shop/logout')}?key={key}\n        method: POST\n"
         "        bearer_token: $(login.token)\n        expect_status: [204]\n")
@@ -44,6 +44,7 @@ async def test_a_login_then_call_flow_is_one_trace_and_cleans_up(http_targets: H
         spans = r.spans.get_finished_spans()
     assert result.up, result.detail
     assert list(result.phases) == ["login", "order", "logout"]
+    assert result.version == "3.1.0"  # what the order step's version_field read
     state = _state(h, "happy")
     assert state["open"] == 0  # the cleanup step logged out
     root = next(s for s in spans if s.name == "health_check checkout")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata as md
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -103,3 +104,13 @@ def test_the_import_mapping_tells_namespace_distributions_apart() -> None:
     assert _owner("opentelemetry.exporter.otlp.proto.http.trace_exporter", owners) == {
         "opentelemetry-exporter-otlp-proto-http"}
     assert _owner("yaml", owners) == {"pyyaml"}
+
+
+def test_the_libraries_of_the_newer_kinds_load_only_when_a_check_needs_them() -> None:
+    """grpcio (22 MB), dnspython and h2 are imported by the first check that uses them: the
+    10,000-target memory budget is measured without them (README, Performance)."""
+    code = ("import sys, otel_health.cli, otel_health.collector, otel_health.probes, otel_health.server\n"
+            "print(sorted(m for m in ('grpc', 'grpc_health', 'dns', 'h2', 'hpack') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         cwd=REPO)
+    assert out.stdout.strip() == "[]"
