@@ -327,7 +327,8 @@ class GrpcProbe(Probe):
                 span.set_attribute("rpc.grpc.status_code", 0)
             if answer.status != health_pb2.HealthCheckResponse.SERVING:
                 which = f"service {o.service!r}" if o.service else "the server"
-                status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+                named = dict((v, k) for k, v in health_pb2.HealthCheckResponse.ServingStatus.items())
+                status = named.get(answer.status, f"status {answer.status} (not in grpc.health.v1)")
                 raise ProbeFailure(ErrorType.NOT_SERVING, f"{which} is {status}")
         finally:
             await close_within(channel.close())

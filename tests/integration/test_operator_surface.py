@@ -18,6 +18,7 @@ from otel_health.cli import main
 from otel_health.collector import Collector
 from otel_health.config import load
 from otel_health.probes import PROBES
+from tests.harness import servers
 from tests.harness.procs import Process, free_port, wait_until
 from tests.harness.running import running
 from tests.harness.servers import HttpTargets
@@ -257,3 +258,22 @@ def test_probe_works_for_http_https_and_tcp_and_redacts_credentials(
     out = capsys.readouterr().out
     assert seeded_password not in out and "REDACTED" in out
     assert main(["probe", "gopher://x"]) == 2
+
+
+def test_probe_takes_grpc_and_dns_urls(
+    grpc_server: servers.Grpcd, dns_server: servers.Nsd, capsys: pytest.CaptureFixture[str],
+) -> None:
+    g, d = grpc_server, dns_server
+    assert main(["probe", f"grpc://127.0.0.1:{g.port}"]) == 0
+    assert main(["probe", f"grpc://127.0.0.1:{g.port}/api"]) == 0
+    assert main(["probe", f"grpc://127.0.0.1:{g.port}/db"]) == 1
+    assert "not_serving: service 'db' is NOT_SERVING" in capsys.readouterr().out
+    assert main(["probe", f"grpcs://127.0.0.1:{g.tls_port}"]) == 1  # self-signed: not trusted
+    assert "tls" in capsys.readouterr().out
+    assert main(["probe", f"dns://{d.server}/www.{servers.ZONE}?type=A", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["up"] is True
+    assert main(["probe", f"dns://{d.server}/big.{servers.ZONE}?type=TXT&transport=tcp"]) == 0
+    assert main(["probe", f"dns://{d.server}/nope.{servers.ZONE}"]) == 1
+    assert "rcode NXDOMAIN" in capsys.readouterr().out
+    assert main(["probe", "dns://ns1.example.com/www.example.com"]) == 2
+    assert "is an IP address" in capsys.readouterr().err
