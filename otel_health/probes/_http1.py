@@ -1,5 +1,6 @@
 """The HTTP/1.1 exchange a health check makes: one request on a fresh connection, the answer
-framed by llhttp (through ``httptools``), the whole response read and timed.
+framed by llhttp (through ``httptools``), the whole response read and timed. When TLS agrees
+on ``h2`` (or HTTP/2 is asked for by prior knowledge) the connection is handed to ``_http2``.
 
 Our layer does what a parser cannot: resolve (``_dns.Names``), race every address of a name
 (RFC 8305, on ``aiohappyeyeballs``), go through a forward proxy (``_proxy``: absolute form,
@@ -744,16 +745,23 @@ def _origin(parts: Any) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def _h2_headers(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
-                body: bytes | None, read_body: bool, host_header: str | None) -> list[tuple[str, str]]:
-    """The request's header block for HTTP/2 (RFC 9113 §8.3): the pseudo-headers, then the
-    same fields as on HTTP/1.1 in lower case, less those HTTP/2 forbids."""
+def _target(parts: Any, host: str, port: int, tls: bool) -> tuple[str, str]:
+    """The request target (path and query, percent-encoded) and the authority (the port only
+    when it is not the scheme's)."""
     path = quote(parts.path or "/", safe=_PATH_SAFE, errors="surrogateescape")
     if parts.query:
         path += "?" + quote(parts.query, safe=_QUERY_SAFE, errors="surrogateescape")
     authority = f"[{host}]" if ":" in host else host
     if port != (443 if tls else 80):
         authority += f":{port}"
+    return path, authority
+
+
+def _h2_headers(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
+                body: bytes | None, read_body: bool, host_header: str | None) -> list[tuple[str, str]]:
+    """The request's header block for HTTP/2 (RFC 9113 §8.3): the pseudo-headers, then the
+    same fields as on HTTP/1.1 in lower case, less those HTTP/2 forbids."""
+    path, authority = _target(parts, host, port, tls)
     out = [(":method", method), (":scheme", "https" if tls else "http"), (":authority", host_header or authority),
            (":path", path)]
     given = {name.lower() for name, _ in headers}
@@ -777,12 +785,7 @@ def _h2_headers(method: str, parts: Any, host: str, port: int, tls: bool, header
 
 def _request_head(method: str, parts: Any, host: str, port: int, tls: bool, headers: tuple[tuple[str, str], ...],
                   body: bytes | None, read_body: bool, host_header: str | None, *, absolute: bool = False) -> bytes:
-    path = quote(parts.path or "/", safe=_PATH_SAFE, errors="surrogateescape")
-    if parts.query:
-        path += "?" + quote(parts.query, safe=_QUERY_SAFE, errors="surrogateescape")
-    authority = f"[{host}]" if ":" in host else host
-    if port != (443 if tls else 80):
-        authority += f":{port}"
+    path, authority = _target(parts, host, port, tls)
     if absolute:  # to a forward proxy (RFC 9112 §3.2.2)
         path = f"{parts.scheme}://{authority}{path}"
     given = {name.lower() for name, _ in headers}

@@ -99,7 +99,7 @@ class Step:
 class SuiteOptions:
     steps: tuple[Step, ...]
     cleanup: tuple[Step, ...] = ()
-    cleanup_timeout: float | None = None  # None: a quarter of the timeout, at most 5 s
+    cleanup_timeout: float | None = None  # None: a quarter of the timeout, at most 5 s (see cleanup_budget)
 
     @classmethod
     def parse(cls, f: Fields) -> SuiteOptions | None:
@@ -130,9 +130,12 @@ class SuiteOptions:
                 "cleanup_timeout": self.cleanup_timeout}
 
     def cleanup_budget(self, timeout: float) -> float:
+        """The part of ``timeout`` kept for the cleanup steps: ``cleanup_timeout``, by default a
+        quarter of the timeout and at most 5 s; never more than half of it."""
         if not self.cleanup:
             return 0.0
-        return self.cleanup_timeout if self.cleanup_timeout is not None else min(timeout / 4, 5.0)
+        asked = self.cleanup_timeout if self.cleanup_timeout is not None else min(timeout / 4, 5.0)
+        return min(asked, timeout / 2)
 
 
 def _steps(f: Fields, key: str, known: set[str], names: set[str]) -> list[Step]:

@@ -62,3 +62,13 @@ def test_values_are_taken_from_json_headers_and_regex_groups() -> None:
             missing.take(answer)
     with pytest.raises(ProbeFailure, match="extract n: the body is not JSON"):
         Extract("n", json="a").take(_answer("https://x/", body=b"<html>"))
+
+
+def test_the_cleanup_keeps_its_part_of_the_timeout_and_never_more_than_half() -> None:
+    from otel_health.probes.suite import Step, SuiteOptions
+    step = Step("s", HttpOptions(url="https://x/"))
+    assert SuiteOptions((step,)).cleanup_budget(10) == 0.0  # nothing to clean up: the whole timeout for the steps
+    assert SuiteOptions((step,), (step,)).cleanup_budget(10) == 2.5
+    assert SuiteOptions((step,), (step,)).cleanup_budget(60) == 5.0
+    assert SuiteOptions((step,), (step,), cleanup_timeout=8).cleanup_budget(10) == 5.0
+    assert SuiteOptions((step,), (step,), cleanup_timeout=1).cleanup_budget(10) == 1.0
