@@ -60,10 +60,10 @@ def _default_config(listen: str | None) -> Config:
     return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
 
 
-def _load(path: str | None, listen: str | None) -> Config:
+def _load(path: str | None, listen: str | None, shard: str | None = None) -> Config:
     if path is None:
         return _default_config(listen)
-    config = load(path, PROBES)
+    config = load(path, PROBES, shard=shard)
     if listen is not None:
         host, port = _listen(listen)
         config = dataclasses.replace(config, listen_host=host, listen_port=port)
@@ -75,10 +75,16 @@ def _print_problems(problems: list[str]) -> None:
         print(line, file=sys.stderr)
 
 
-def _load_or_report(path: str) -> Config | None:
-    """The config at ``path``, or None once its problems are printed."""
+# Every target, whatever shard the file names: what the whole configuration says.
+_EVERY_SHARD = "0/1"
+_SHARD_HELP = ("check only this shard's targets: INDEX/COUNT (2/3), or ordinal/COUNT to take the index from the "
+               "host name's -NUMBER (a StatefulSet's pod); replaces the file's shard:")
+
+
+def _load_or_report(path: str, shard: str | None = None) -> Config | None:
+    """The config at ``path`` (``shard`` replacing the file's), or None once its problems are printed."""
     try:
-        return load(path, PROBES)
+        return load(path, PROBES, shard=shard)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return None
@@ -86,12 +92,12 @@ def _load_or_report(path: str) -> Config | None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config, args.listen)
+        config = _load(args.config, args.listen, args.shard)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return 2
     logs.setup(args.log_level)
-    source = functools.partial(_load, args.config, args.listen) if args.config else None
+    source = functools.partial(_load, args.config, args.listen, args.shard) if args.config else None
     collector = Collector(config, source=source, isolate_reloads=True)
     try:
         _run_loop(collector.serve_forever(watch_interval=args.watch_config or None))
@@ -116,7 +122,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     config = _load_or_report(args.file)
     if config is None:
         return 1
-    print(f"{args.file}: ok, {len(config.targets)} targets")
+    shard = f" (shard {config.shard} checks {len(config.targets)})" if config.shard is not None else ""
+    print(f"{args.file}: ok, {config.targets_configured} targets{shard}")
     return 0
 
 
@@ -165,7 +172,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = _load_or_report(args.config, args.shard)
     if config is None:
         return 2
     targets = list(config.targets)
@@ -214,7 +221,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_alertmanager(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = _load_or_report(args.config, _EVERY_SHARD)  # every dependency edge, whichever shard checks it
     if config is None:
         return 2
     if args.base:
@@ -314,11 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--watch-config", type=float, metavar="SECONDS", default=0,
                      help="reload when a config or target file changes, checked every SECONDS")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="check every target once; exit 1 if a critical one is down")
     check.add_argument("--config", "-c", required=True, help="YAML config file")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
     check.set_defaults(func=_cmd_check)
 
     validate = sub.add_parser("validate", help="check a config file and report every problem")

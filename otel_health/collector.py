@@ -86,7 +86,7 @@ class Collector:
         self.maintenance = Book(config.state_dir)
         self.scheduler = Scheduler(self._check_one, concurrency=config.concurrency)
         families = StateFamilies(self.store, self.scheduler.skipped)
-        resource = make_resource()
+        resource = make_resource(config.shard)
         limits = cardinality_limits(len(config.targets))
         failures = ExportFailures()
         self.bridge = BridgeReader(families=families, cardinality_limits=limits)
@@ -118,11 +118,13 @@ class Collector:
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self.port: int | None = None
+        self.config_shard_at_start = config.shard
 
     async def start(self) -> None:
         self.store.set_targets(self.config.targets)
         self.windows_changed()
         self.telemetry.config_loaded(True)
+        self.telemetry.sharded(self.config.shard, self.config.targets_configured)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
@@ -198,6 +200,10 @@ class Collector:
         self.reports.move(config.state_dir)
         self.reports.retain(live)
         self.telemetry.retain(live)
+        self.telemetry.sharded(config.shard, config.targets_configured)
+        if config.shard != self.config_shard_at_start:
+            event(log, logging.WARNING, "reload_shard_changed", shard=str(config.shard),
+                  reason="the targets follow the new shard; the resource's shard attributes change on restart")
         self.scheduler.set_targets(config.targets)
         for probe in self._probes.values():
             self._in_background(probe.retain(live))

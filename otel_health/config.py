@@ -18,12 +18,13 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from .sharding import Shard, ShardError, parse_shard
 from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant, weekday_set, zone
 from .suppression import utc as dt_utc
 
@@ -418,6 +419,8 @@ class Config:
     state_dir: Path | None = None  # where what must survive a restart is kept
     trace_url: str | None = None  # a trace's page in a UI, with {trace_id}: the status page links to it
     status_title: str = "Service status"
+    shard: Shard | None = None  # this instance's shard: ``targets`` holds only the targets it checks
+    targets_configured: int = 0  # targets in the configuration, on every shard
 
 
 def attributes_of(target: Target) -> dict[str, str]:
@@ -463,14 +466,15 @@ def read_bounded(path: Path, limit: int) -> str:
         raise Unreadable("not UTF-8 text; save it as UTF-8") from None
 
 
-def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec]) -> Config:
-    """Read and validate a config file; raise :class:`ConfigError` with every problem."""
+def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *, shard: str | None = None) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` with every problem.
+    ``shard`` (``2/3``, ``ordinal/3``) replaces the file's own ``shard:``."""
     p = Path(path)
     try:
         text = read_bounded(p, MAX_CONFIG_BYTES)
     except Unreadable as exc:
         raise ConfigError([f"{p}: {exc}"]) from None
-    return load_text(text, str(p), kinds, base_dir=p.resolve().parent)
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, shard=shard)
 
 
 def _yaml(text: str) -> Any:
@@ -590,7 +594,8 @@ class _SafeLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None) -> Config:
+def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None,
+              shard: str | None = None) -> Config:
     try:
         raw = _yaml(text)
     except yaml.YAMLError as exc:
@@ -604,10 +609,36 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{file}: the top level must be a mapping with 'targets:', got {_describe(raw)}"])
     config = _parse(raw, reporter, kinds, base_dir or Path.cwd())
+    spec = shard if shard is not None else _shard_spec(raw.get("shard"), reporter)
+    chosen = None
+    if spec is not None:
+        try:
+            chosen = parse_shard(spec)
+        except ShardError as exc:
+            reporter.add("", "shard" if shard is None else None, f"{exc}")
     if reporter.problems:
         raise ConfigError(reporter.problems)
     assert config is not None
-    return config
+    if chosen is None:
+        return replace(config, targets_configured=len(config.targets))
+    # Every target was validated above (a problem in one is every shard's); this shard keeps its own.
+    return replace(config, targets=tuple(t for t in config.targets if chosen.owns(t.name, t.environment)),
+                   shard=chosen, targets_configured=len(config.targets))
+
+
+def _shard_spec(value: Any, reporter: _Reporter) -> str | None:
+    """``shard: {index: 2 | ordinal, count: 3}`` as ``2/3``; None when absent or wrong (reported)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"index", "count"}:
+        reporter.add("", "shard", "must be {index: N, count: M} (or index: ordinal, for a StatefulSet's pods)")
+        return None
+    index, count = value["index"], value["count"]
+    if isinstance(index, bool) or isinstance(count, bool) or not isinstance(count, int) \
+            or not (isinstance(index, int) or index == "ordinal"):
+        reporter.add("", "shard", "index and count must be whole numbers (index may be 'ordinal')")
+        return None
+    return f"{index}/{count}"
 
 
 def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path) -> Config | None:
@@ -695,6 +726,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         # What a client sends after "Bearer " is visible ASCII without spaces: nothing else could match.
         top.problem("api_token", "must be a bearer token: visible ASCII, no spaces, not empty; "
                                  "check the variable or the file")
+    top.raw("shard")  # read by load_text once every target has been validated
     top.finish()
     return Config(
         path=reporter.file, listen_host=host, listen_port=port, environment=environment,

@@ -43,6 +43,7 @@ from .. import __version__
 from ..config import Target
 from ..logs import event
 from ..result import CheckResult
+from ..sharding import Shard
 from ..suppression import Suppressed
 from .exemplars import latest_per_bucket
 from .families import StateFamilies
@@ -78,15 +79,18 @@ def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
                                    ObservableUpDownCounter, ObservableGauge)}
 
 
-def make_resource() -> Resource:
+def make_resource(shard: Shard | None = None) -> Resource:
     """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES honoured) plus our identity.
 
     ``service.instance.id`` is a fresh UUID unless given, so two replicas never write the
-    same series on the Collector path (it becomes their ``instance`` label).
+    same series on the Collector path (it becomes their ``instance`` label). A sharded
+    instance says which shard it is (``otel_health.shard.index``, ``otel_health.shard.count``).
     """
     from_env = Resource.create()
     ours: dict[str, Any] = {"service.name": "otel-health", "service.version": __version__,
                             "service.instance.id": str(uuid.uuid4())}
+    if shard is not None:
+        ours |= {"otel_health.shard.index": shard.index, "otel_health.shard.count": shard.count}
     explicit = {k for k in ("service.name",) if os.environ.get("OTEL_SERVICE_NAME")}
     explicit |= {pair.split("=", 1)[0].strip() for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
                  if "=" in pair}
@@ -161,6 +165,8 @@ class Telemetry:
         self._counter_attrs: dict[tuple[str, str, str, str], tuple[Mapping[str, str], dict[str, str]]] = {}
         self._reload_ok = 1
         self._reload_time = clock()
+        self._configured = 0
+        self._shard_attrs = {"shard_index": "0", "shard_count": "1"}
         self._make_instruments()
 
     def _make_instruments(self) -> None:
@@ -178,7 +184,9 @@ class Telemetry:
         m.create_observable_gauge("otel_health_checks_in_flight", [self._observe_in_flight],
                                   description="Checks running now")
         m.create_observable_gauge("otel_health_targets", [self._observe_targets],
-                                  description="Targets loaded from the configuration")
+                                  description="Targets in the configuration, on every shard")
+        m.create_observable_gauge("otel_health_shard_targets", [self._observe_shard_targets],
+                                  description="Targets this instance checks: its shard of the configuration's")
         m.create_observable_gauge("otel_health_config_last_reload_successful", [self._observe_reload_ok],
                                   description="1 if the last configuration load succeeded, else 0")
         m.create_observable_gauge("otel_health_config_last_reload_success_timestamp_seconds",
@@ -191,6 +199,12 @@ class Telemetry:
         """Forget what is held for targets no longer configured (after a reload)."""
         keys = set(live)
         self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if (k[0], k[1]) in keys}
+
+    def sharded(self, shard: Shard | None, configured: int) -> None:
+        """Which shard this instance is (none: 0 of 1) and how many targets all shards share."""
+        self._configured = configured
+        self._shard_attrs = {"shard_index": str(shard.index if shard else 0),
+                             "shard_count": str(shard.count if shard else 1)}
 
     def config_loaded(self, ok: bool) -> None:
         self._reload_ok = 1 if ok else 0
@@ -285,7 +299,10 @@ class Telemetry:
         yield Observation(self._in_flight())
 
     def _observe_targets(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(len(self._families))
+        yield Observation(max(self._configured, len(self._families)))
+
+    def _observe_shard_targets(self, _: CallbackOptions) -> Iterator[Observation]:
+        yield Observation(len(self._families), self._shard_attrs)
 
     def _observe_reload_ok(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._reload_ok)

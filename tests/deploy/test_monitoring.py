@@ -64,7 +64,7 @@ def test_every_alert_has_a_firing_case_and_a_quiet_one() -> None:
     assert alerts <= quiet
 
 
-def test_every_alert_names_service_and_environment_or_instance() -> None:
+def test_every_alert_names_service_and_environment_or_instance_or_job() -> None:
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
             if "alert" not in rule:
@@ -73,6 +73,8 @@ def test_every_alert_names_service_and_environment_or_instance() -> None:
             text = rule["annotations"]["summary"] + rule["annotations"]["description"]
             if "tta_service" in rule["expr"] or "skipped" in rule["expr"]:
                 assert "$labels.service" in text and "$labels.environment" in text, rule["alert"]
+            elif "otel_health_shard_targets" in rule["expr"]:  # about a deployment's shards together
+                assert "$labels.job" in text, rule["alert"]
             else:
                 assert "$labels.instance" in text, rule["alert"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -11,8 +12,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .procs import Process, free_port
-from .servers import _http_ok, _require, get_json
+from .servers import REPO, _http_ok, _require, get_json
+
+RULES = REPO / "monitoring" / "rules" / "otel-health.rules.yml"
+CLAUSE = "unless on (service, environment) tta_service:suppressed"
+SCALE = 20  # the rules' for: durations, divided
+
+
+def scaled_rules(*, suppression: bool = True) -> str:
+    """The shipped rules with every ``for:`` divided by :data:`SCALE`, and without the
+    suppression clause when ``suppression`` is false."""
+    text = RULES.read_text()
+    if not suppression:
+        assert text.count(CLAUSE) == 6
+        text = text.replace(CLAUSE, "")
+    doc = yaml.safe_load(text)
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                match = re.fullmatch(r"(\d+)([smh])", rule["for"])
+                assert match, rule["for"]
+                seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+                rule["for"] = f"{max(seconds // SCALE, 1) if seconds else 0}s"
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 @dataclass

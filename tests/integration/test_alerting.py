@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -26,35 +25,14 @@ import pytest
 import yaml
 
 from tests.harness import servers
-from tests.harness.alerting import Alertmanager, Webhook, start_alertmanager
+from tests.harness.alerting import SCALE, Alertmanager, Webhook, scaled_rules, start_alertmanager
 from tests.harness.procs import free_port
 from tests.harness.running import Running, running
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-RULES = REPO / "monitoring" / "rules" / "otel-health.rules.yml"
-CLAUSE = "unless on (service, environment) tta_service:suppressed"
-SCALE = 20  # the rules' for: durations, divided
 SUPPRESSIBLE = {"TTAServiceDown", "TTAServiceCheckFailing", "TTAServiceSlow", "TTAServiceFlapping"}
-
-
-def scaled_rules(*, suppression: bool) -> str:
-    """The shipped rules with every ``for:`` divided by :data:`SCALE`, and without the
-    suppression clause when ``suppression`` is false."""
-    text = RULES.read_text()
-    if not suppression:
-        assert text.count(CLAUSE) == 6
-        text = text.replace(CLAUSE, "")
-    doc = yaml.safe_load(text)
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            if "for" in rule:
-                match = re.fullmatch(r"(\d+)([smh])", rule["for"])
-                assert match, rule["for"]
-                seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
-                rule["for"] = f"{max(seconds // SCALE, 1) if seconds else 0}s"
-    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def config_text(pg: servers.Postgres, redis: servers.Redis, closed_port: int) -> str:

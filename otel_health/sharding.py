@@ -1,0 +1,87 @@
+"""Sharding: which of n instances checks which target, with no protocol between them.
+
+Every instance reads the same targets and keeps those it owns: rendezvous (highest random
+weight) hashing of a target's identity, its name and environment, against each shard's
+index. Each target lands on exactly one shard; going from n to n+1 shards moves only the
+targets the new shard wins, about 1/(n+1) of them, and no target moves between the shards
+that stay. The hash is BLAKE2b, the same on every machine and Python (Python's own ``hash``
+is salted per process).
+
+The index comes from the config (``shard: {index, count}``), the command line
+(``--shard 2/3``), or the host name's ordinal as a Kubernetes StatefulSet names its pods
+(``--shard ordinal/3``: ``otel-health-2`` is shard 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Shard", "ShardError", "owner", "parse_shard", "spread"]
+
+MAX_SHARDS = 1000
+_ORDINAL = re.compile(r"-(\d+)$")
+
+
+class ShardError(ValueError):
+    """A shard that cannot be used, with the reason in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int  # 0 … count-1
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def owns(self, name: str, environment: str) -> bool:
+        return owner(name, environment, self.count) == self.index
+
+
+def owner(name: str, environment: str, count: int) -> int:
+    """The shard (0 … count-1) that checks the target ``name`` in ``environment``."""
+    identity = f"{environment}\0{name}\0".encode()
+    best, best_score = 0, -1
+    for index in range(count):
+        score = int.from_bytes(hashlib.blake2b(identity + index.to_bytes(4, "big"), digest_size=8).digest(), "big")
+        if score > best_score:
+            best, best_score = index, score
+    return best
+
+
+def parse_shard(text: str, hostname: str | None = None) -> Shard:
+    """``I/N`` (``0/3``) or ``ordinal/N``, the index from the host name's trailing ``-NUMBER``
+    (a StatefulSet's pod ``otel-health-2``; ``$HOSTNAME``, else the system's host name)."""
+    index_text, sep, count_text = text.partition("/")
+    if not sep or not count_text.isdigit():
+        raise ShardError(f"shard {text!r} is not INDEX/COUNT: write 2/3, or ordinal/3 for a StatefulSet's pods")
+    count = int(count_text)
+    if not 1 <= count <= MAX_SHARDS:
+        raise ShardError(f"shard {text!r}: the count must be from 1 to {MAX_SHARDS}")
+    if index_text == "ordinal":
+        host = hostname if hostname is not None else os.environ.get("HOSTNAME") or socket.gethostname()
+        found = _ORDINAL.search(host)
+        if found is None:
+            raise ShardError(f"shard {text!r}: the host name {host[:60]!r} ends in no -NUMBER to take the index "
+                             "from (a StatefulSet's pods are NAME-0, NAME-1, …); give the index instead")
+        index = int(found.group(1))
+    elif index_text.isdigit():
+        index = int(index_text)
+    else:
+        raise ShardError(f"shard {text!r}: the index must be a number or 'ordinal'")
+    if index >= count:
+        raise ShardError(f"shard {text!r}: the index must be below the count (0 to {count - 1})")
+    return Shard(index, count)
+
+
+def spread(targets: Iterable[tuple[str, str]], count: int) -> list[int]:
+    """How many of ``targets`` (name, environment) each of ``count`` shards checks."""
+    sizes = [0] * count
+    for name, environment in targets:
+        sizes[owner(name, environment, count)] += 1
+    return sizes
