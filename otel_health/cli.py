@@ -60,10 +60,10 @@ def _default_config(listen: str | None) -> Config:
     return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
 
 
-def _load(path: str | None, listen: str | None, shard: str | None = None) -> Config:
+def _load(path: str | None, listen: str | None, shard: str | None = None, replicas: int | None = None) -> Config:
     if path is None:
         return _default_config(listen)
-    config = load(path, PROBES, shard=shard)
+    config = load(path, PROBES, shard=shard, replicas=replicas)
     if listen is not None:
         host, port = _listen(listen)
         config = dataclasses.replace(config, listen_host=host, listen_port=port)
@@ -79,12 +79,14 @@ def _print_problems(problems: list[str]) -> None:
 _EVERY_SHARD = "0/1"
 _SHARD_HELP = ("check only this shard's targets: INDEX/COUNT (2/3), or ordinal/COUNT to take the index from the "
                "host name's -NUMBER (a StatefulSet's pod); replaces the file's shard:")
+_REPLICAS_HELP = "how many of the shards check each target (HA; default 1, or the file's shard: replicas)"
 
 
-def _load_or_report(path: str, shard: str | None = None) -> Config | None:
-    """The config at ``path`` (``shard`` replacing the file's), or None once its problems are printed."""
+def _load_or_report(path: str, shard: str | None = None, replicas: int | None = None) -> Config | None:
+    """The config at ``path`` (``shard`` and ``replicas`` replacing the file's), or None once its
+    problems are printed."""
     try:
-        return load(path, PROBES, shard=shard)
+        return load(path, PROBES, shard=shard, replicas=replicas)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return None
@@ -92,12 +94,12 @@ def _load_or_report(path: str, shard: str | None = None) -> Config | None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config, args.listen, args.shard)
+        config = _load(args.config, args.listen, args.shard, args.replicas)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return 2
     logs.setup(args.log_level)
-    source = functools.partial(_load, args.config, args.listen, args.shard) if args.config else None
+    source = functools.partial(_load, args.config, args.listen, args.shard, args.replicas) if args.config else None
     collector = Collector(config, source=source, isolate_reloads=True)
     try:
         _run_loop(collector.serve_forever(watch_interval=args.watch_config or None))
@@ -172,7 +174,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config, args.shard)
+    config = _load_or_report(args.config, args.shard, args.replicas)
     if config is None:
         return 2
     targets = list(config.targets)
@@ -221,7 +223,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_alertmanager(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config, _EVERY_SHARD)  # every dependency edge, whichever shard checks it
+    config = _load_or_report(args.config, _EVERY_SHARD, 1)  # every dependency edge, whichever shard checks it
     if config is None:
         return 2
     if args.base:
@@ -322,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="reload when a config or target file changes, checked every SECONDS")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
+    run.add_argument("--replicas", type=int, metavar="R", help=_REPLICAS_HELP)
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="check every target once; exit 1 if a critical one is down")
     check.add_argument("--config", "-c", required=True, help="YAML config file")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
+    check.add_argument("--replicas", type=int, metavar="R", help=_REPLICAS_HELP)
     check.set_defaults(func=_cmd_check)
 
     validate = sub.add_parser("validate", help="check a config file and report every problem")

@@ -466,15 +466,16 @@ def read_bounded(path: Path, limit: int) -> str:
         raise Unreadable("not UTF-8 text; save it as UTF-8") from None
 
 
-def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *, shard: str | None = None) -> Config:
+def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *, shard: str | None = None,
+         replicas: int | None = None) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` with every problem.
-    ``shard`` (``2/3``, ``ordinal/3``) replaces the file's own ``shard:``."""
+    ``shard`` (``2/3``, ``ordinal/3``) and ``replicas`` replace the file's own ``shard:``."""
     p = Path(path)
     try:
         text = read_bounded(p, MAX_CONFIG_BYTES)
     except Unreadable as exc:
         raise ConfigError([f"{p}: {exc}"]) from None
-    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, shard=shard)
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, shard=shard, replicas=replicas)
 
 
 def _yaml(text: str) -> Any:
@@ -595,7 +596,7 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None,
-              shard: str | None = None) -> Config:
+              shard: str | None = None, replicas: int | None = None) -> Config:
     try:
         raw = _yaml(text)
     except yaml.YAMLError as exc:
@@ -609,13 +610,14 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{file}: the top level must be a mapping with 'targets:', got {_describe(raw)}"])
     config = _parse(raw, reporter, kinds, base_dir or Path.cwd())
-    spec = shard if shard is not None else _shard_spec(raw.get("shard"), reporter)
+    file_spec, file_replicas = _shard_spec(raw.get("shard"), reporter)
+    spec = shard if shard is not None else file_spec
     chosen = None
     if spec is not None:
         try:
-            chosen = parse_shard(spec)
+            chosen = parse_shard(spec, replicas=replicas if replicas is not None else file_replicas)
         except ShardError as exc:
-            reporter.add("", "shard" if shard is None else None, f"{exc}")
+            reporter.add("", "shard" if shard is None and replicas is None else None, f"{exc}")
     if reporter.problems:
         raise ConfigError(reporter.problems)
     assert config is not None
@@ -626,19 +628,21 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
                    shard=chosen, targets_configured=len(config.targets))
 
 
-def _shard_spec(value: Any, reporter: _Reporter) -> str | None:
-    """``shard: {index: 2 | ordinal, count: 3}`` as ``2/3``; None when absent or wrong (reported)."""
+def _shard_spec(value: Any, reporter: _Reporter) -> tuple[str | None, int]:
+    """``shard: {index: 2 | ordinal, count: 3, replicas: 2}`` as (``2/3``, 2); None when absent
+    or wrong (reported)."""
     if value is None:
-        return None
-    if not isinstance(value, Mapping) or set(value) != {"index", "count"}:
-        reporter.add("", "shard", "must be {index: N, count: M} (or index: ordinal, for a StatefulSet's pods)")
-        return None
-    index, count = value["index"], value["count"]
-    if isinstance(index, bool) or isinstance(count, bool) or not isinstance(count, int) \
-            or not (isinstance(index, int) or index == "ordinal"):
-        reporter.add("", "shard", "index and count must be whole numbers (index may be 'ordinal')")
-        return None
-    return f"{index}/{count}"
+        return None, 1
+    if not isinstance(value, Mapping) or not {"index", "count"} <= set(value) <= {"index", "count", "replicas"}:
+        reporter.add("", "shard", "must be {index: N, count: M} and optionally replicas: R (index may be "
+                                  "ordinal, for a StatefulSet's pods)")
+        return None, 1
+    index, count, replicas = value["index"], value["count"], value.get("replicas", 1)
+    if any(isinstance(v, bool) for v in (index, count, replicas)) or not isinstance(count, int) \
+            or not isinstance(replicas, int) or not (isinstance(index, int) or index == "ordinal"):
+        reporter.add("", "shard", "index, count and replicas must be whole numbers (index may be 'ordinal')")
+        return None, 1
+    return f"{index}/{count}", replicas
 
 
 def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path) -> Config | None:

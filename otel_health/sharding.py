@@ -2,10 +2,10 @@
 
 Every instance reads the same targets and keeps those it owns: rendezvous (highest random
 weight) hashing of a target's identity, its name and environment, against each shard's
-index. Each target lands on exactly one shard; going from n to n+1 shards moves only the
-targets the new shard wins, about 1/(n+1) of them, and no target moves between the shards
-that stay. The hash is BLAKE2b, the same on every machine and Python (Python's own ``hash``
-is salted per process).
+index. Each target lands on exactly one shard (on the ``replicas`` highest-scoring ones, for
+HA); going from n to n+1 shards moves only the targets the new shard wins, about 1/(n+1) of
+them, and no target moves between the shards that stay. The hash is BLAKE2b, the same on
+every machine and Python (Python's own ``hash`` is salted per process).
 
 The index comes from the config (``shard: {index, count}``), the command line
 (``--shard 2/3``), or the host name's ordinal as a Kubernetes StatefulSet names its pods
@@ -21,7 +21,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Shard", "ShardError", "owner", "parse_shard", "spread"]
+__all__ = ["Shard", "ShardError", "owner", "owners", "parse_shard", "spread"]
 
 MAX_SHARDS = 1000
 _ORDINAL = re.compile(r"-(\d+)$")
@@ -35,28 +35,39 @@ class ShardError(ValueError):
 class Shard:
     index: int  # 0 … count-1
     count: int
+    replicas: int = 1  # how many shards check each target
 
     def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
+        return f"{self.index}/{self.count}" + (f" (replicas {self.replicas})" if self.replicas > 1 else "")
 
     def owns(self, name: str, environment: str) -> bool:
-        return owner(name, environment, self.count) == self.index
+        if self.replicas == 1:
+            return owner(name, environment, self.count) == self.index
+        return self.index in owners(name, environment, self.count, self.replicas)
+
+
+def _scores(name: str, environment: str, count: int) -> list[int]:
+    identity = f"{environment}\0{name}\0".encode()
+    return [int.from_bytes(hashlib.blake2b(identity + index.to_bytes(4, "big"), digest_size=8).digest(), "big")
+            for index in range(count)]
 
 
 def owner(name: str, environment: str, count: int) -> int:
     """The shard (0 … count-1) that checks the target ``name`` in ``environment``."""
-    identity = f"{environment}\0{name}\0".encode()
-    best, best_score = 0, -1
-    for index in range(count):
-        score = int.from_bytes(hashlib.blake2b(identity + index.to_bytes(4, "big"), digest_size=8).digest(), "big")
-        if score > best_score:
-            best, best_score = index, score
-    return best
+    scores = _scores(name, environment, count)
+    return scores.index(max(scores))
 
 
-def parse_shard(text: str, hostname: str | None = None) -> Shard:
+def owners(name: str, environment: str, count: int, replicas: int) -> list[int]:
+    """The ``replicas`` shards that check the target, the first being :func:`owner`."""
+    scores = _scores(name, environment, count)
+    return sorted(range(count), key=lambda index: scores[index], reverse=True)[:replicas]
+
+
+def parse_shard(text: str, hostname: str | None = None, replicas: int = 1) -> Shard:
     """``I/N`` (``0/3``) or ``ordinal/N``, the index from the host name's trailing ``-NUMBER``
-    (a StatefulSet's pod ``otel-health-2``; ``$HOSTNAME``, else the system's host name)."""
+    (a StatefulSet's pod ``otel-health-2``; ``$HOSTNAME``, else the system's host name); each
+    target checked by ``replicas`` of the N shards."""
     index_text, sep, count_text = text.partition("/")
     if not sep or not count_text.isdigit():
         raise ShardError(f"shard {text!r} is not INDEX/COUNT: write 2/3, or ordinal/3 for a StatefulSet's pods")
@@ -76,7 +87,9 @@ def parse_shard(text: str, hostname: str | None = None) -> Shard:
         raise ShardError(f"shard {text!r}: the index must be a number or 'ordinal'")
     if index >= count:
         raise ShardError(f"shard {text!r}: the index must be below the count (0 to {count - 1})")
-    return Shard(index, count)
+    if not 1 <= replicas <= count:
+        raise ShardError(f"replicas {replicas}: each target is checked by 1 to {count} of the {count} shards")
+    return Shard(index, count, replicas)
 
 
 def spread(targets: Iterable[tuple[str, str]], count: int) -> list[int]:

@@ -142,7 +142,8 @@ def services_dashboard() -> dash.Dashboard:
                                            "{{service}} ({{environment}}) waits on {{depends_on}}", ref="B",
                                            instant=True)))
             .with_panel(timeseries.Panel().title("Response time").unit("s").datasource(PROMETHEUS).height(8).span(12)
-                        .with_target(_prom(f"tta_service_response_time_seconds{{{SEL}}}",
+                        .with_target(_prom("max by (service, environment) "
+                                           f"(tta_service_response_time_seconds{{{SEL}}})",
                                            "{{service}} ({{environment}})")))
             .with_panel(timeseries.Panel().title("Check duration quantiles (exemplars: failed and slow checks)")
                         .unit("s").datasource(PROMETHEUS).height(8).span(12)
@@ -157,16 +158,21 @@ def services_dashboard() -> dash.Dashboard:
                                            "p99 {{service}}", ref="C", exemplar=True)))
             .with_panel(timeseries.Panel().title("Failures by error type").unit("short").datasource(PROMETHEUS)
                         .height(8).span(12)
-                        .with_target(_prom("sum by (service, error_type) (increase(tta_service_checks_total"
-                                           f'{{outcome="down", {SEL}}}[$__rate_interval]))',
+                        # one replica's count (the larger), not the sum of every instance checking it
+                        .with_target(_prom("max by (service, error_type) (sum by (service, error_type, instance) "
+                                           '(increase(tta_service_checks_total'
+                                           f'{{outcome="down", {SEL}}}[$__rate_interval])))',
                                            "{{service}}: {{error_type}}")))
             .with_panel(timeseries.Panel().title("Raw vs debounced state").datasource(PROMETHEUS).height(8).span(12)
                         .min(0).max(1)
-                        .with_target(_prom(f"tta_service_up{{{SEL}}}", "raw {{service}}", ref="A"))
-                        .with_target(_prom(f"tta_service_state_up{{{SEL}}}", "debounced {{service}}", ref="B")))
+                        .with_target(_prom(f"max by (service, environment) (tta_service_up{{{SEL}}})",
+                                           "raw {{service}}", ref="A"))
+                        .with_target(_prom(f"max by (service, environment) (tta_service_state_up{{{SEL}}})",
+                                           "debounced {{service}}", ref="B")))
             .with_panel(table.Panel().title("TLS certificate: days left").datasource(PROMETHEUS).height(6).span(12)
                         .unit("d").decimals(1)
-                        .with_target(_prom(f"(tta_service_tls_cert_expiry_timestamp_seconds{{{SEL}}} - time()) / 86400",
+                        .with_target(_prom("(min by (service, environment) (tta_service_tls_cert_expiry_timestamp_"
+                                           f"seconds{{{SEL}}}) - time()) / 86400",
                                            "{{service}} ({{environment}})", instant=True)))
             .with_panel(table.Panel().title("Recent failed and slow checks (traces)").datasource(JAEGER).height(6)
                         .span(12)

@@ -90,7 +90,8 @@ def make_resource(shard: Shard | None = None) -> Resource:
     ours: dict[str, Any] = {"service.name": "otel-health", "service.version": __version__,
                             "service.instance.id": str(uuid.uuid4())}
     if shard is not None:
-        ours |= {"otel_health.shard.index": shard.index, "otel_health.shard.count": shard.count}
+        ours |= {"otel_health.shard.index": shard.index, "otel_health.shard.count": shard.count,
+                 "otel_health.shard.replicas": shard.replicas}
     explicit = {k for k in ("service.name",) if os.environ.get("OTEL_SERVICE_NAME")}
     explicit |= {pair.split("=", 1)[0].strip() for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
                  if "=" in pair}
@@ -166,6 +167,7 @@ class Telemetry:
         self._reload_ok = 1
         self._reload_time = clock()
         self._configured = 0
+        self._replicas = 1
         self._shard_attrs = {"shard_index": "0", "shard_count": "1"}
         self._make_instruments()
 
@@ -187,6 +189,8 @@ class Telemetry:
                                   description="Targets in the configuration, on every shard")
         m.create_observable_gauge("otel_health_shard_targets", [self._observe_shard_targets],
                                   description="Targets this instance checks: its shard of the configuration's")
+        m.create_observable_gauge("otel_health_shard_replicas", [self._observe_shard_replicas],
+                                  description="How many instances check each target (replicas of the shards)")
         m.create_observable_gauge("otel_health_config_last_reload_successful", [self._observe_reload_ok],
                                   description="1 if the last configuration load succeeded, else 0")
         m.create_observable_gauge("otel_health_config_last_reload_success_timestamp_seconds",
@@ -203,6 +207,7 @@ class Telemetry:
     def sharded(self, shard: Shard | None, configured: int) -> None:
         """Which shard this instance is (none: 0 of 1) and how many targets all shards share."""
         self._configured = configured
+        self._replicas = shard.replicas if shard else 1
         self._shard_attrs = {"shard_index": str(shard.index if shard else 0),
                              "shard_count": str(shard.count if shard else 1)}
 
@@ -303,6 +308,9 @@ class Telemetry:
 
     def _observe_shard_targets(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(len(self._families), self._shard_attrs)
+
+    def _observe_shard_replicas(self, _: CallbackOptions) -> Iterator[Observation]:
+        yield Observation(self._replicas)
 
     def _observe_reload_ok(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._reload_ok)

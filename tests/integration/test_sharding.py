@@ -36,14 +36,14 @@ def _value(port: int, series: str) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
-def _start(tmp_path: Path, config: Path, shards: int) -> list[tuple[Process, int]]:
+def _start(tmp_path: Path, config: Path, shards: int, *extra: str) -> list[tuple[Process, int]]:
     started = []
     for index in range(shards):
         port = free_port()
         process = Process(f"otel-health shard {index}/{shards}",
                           [sys.executable, "-m", "otel_health", "run", "--config", str(config), "--listen",
-                           f"127.0.0.1:{port}", "--shard", f"{index}/{shards}"],
-                          log_path=tmp_path / f"shard-{index}-of-{shards}.log")
+                           f"127.0.0.1:{port}", "--shard", f"{index}/{shards}", *extra],
+                          log_path=tmp_path / f"shard-{index}-of-{shards}{'-'.join(extra)}.log")
         started.append((process, port))
     return started
 
@@ -126,6 +126,27 @@ def test_a_stopped_shard_shows_up_in_prometheus_as_targets_checked_by_nobody(
             process.stop()
     assert unchecked[0]["metric"]["job"] == "otel-health"
     assert float(value[0]["value"][1]) == len(by_shard[2])  # exactly the stopped shard's targets
+
+
+def test_with_two_replicas_every_target_is_checked_by_exactly_two_instances(
+    tmp_path: Path, http_targets: servers.HttpTargets,
+) -> None:
+    config = tmp_path / "otel-health.yaml"
+    config.write_text("defaults: {interval: 2s, timeout: 1s}\ntargets:\n" + "".join(
+        f"  - {{name: svc-{i}, kind: tcp, host: 127.0.0.1, port: {http_targets.port}}}\n" for i in range(90)))
+    three = _start(tmp_path, config, 3, "--replicas", "2")
+    try:
+        by_shard = _everyone_checked(three)
+        replicas = [_value(port, "otel_health_shard_replicas") for _, port in three]
+    finally:
+        for process, _ in three:
+            process.stop()
+    counts: dict[str, int] = {}
+    for names in by_shard.values():
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    assert counts == {f"svc-{i}": 2 for i in range(90)}
+    assert replicas == [2, 2, 2]
 
 
 def _firing(prometheus: servers.Prometheus) -> set[str]:

@@ -12,7 +12,7 @@ import pytest
 from otel_health.cli import main
 from otel_health.config import ConfigError, load_text
 from otel_health.probes import PROBES
-from otel_health.sharding import Shard, ShardError, owner, parse_shard, spread
+from otel_health.sharding import Shard, ShardError, owner, owners, parse_shard, spread
 
 IDS = [(f"svc-{i}", "prod" if i % 3 else "staging") for i in range(12_000)]
 
@@ -88,9 +88,12 @@ def test_a_config_keeps_its_shards_targets_and_the_flag_replaces_its_shard() -> 
 
 
 def test_a_wrong_shard_is_one_line_naming_the_field() -> None:
-    for extra, words in (("shard: {index: 3, count: 3}\n", "field 'shard': shard '3/3': the index must be below"),
-                         ("shard: 2/3\n", "field 'shard': must be {index: N, count: M}"),
-                         ("shard: {index: two, count: 3}\n", "field 'shard': index and count must be whole numbers")):
+    for extra, words in (
+        ("shard: {index: 3, count: 3}\n", "field 'shard': shard '3/3': the index must be below"),
+        ("shard: 2/3\n", "field 'shard': must be {index: N, count: M}"),
+        ("shard: {index: 0, count: 3, replicas: 4}\n", "field 'shard': replicas 4: each target"),
+        ("shard: {index: two, count: 3}\n", "field 'shard': index, count and replicas must be whole numbers"),
+    ):
         with pytest.raises(ConfigError) as info:
             _config(extra)
         assert len(info.value.problems) == 1 and words in info.value.problems[0], info.value.problems
@@ -107,3 +110,17 @@ def test_the_command_line_says_the_shards_part_and_refuses_a_wrong_shard(
     assert capsys.readouterr().out.strip() == f"{path}: ok, 30 targets (shard 1/3 checks {owned})"
     assert main(["check", "--config", str(path), "--shard", "7/3"]) == 2
     assert capsys.readouterr().err.strip() == f"{path}: shard '7/3': the index must be below the count (0 to 2)"
+
+
+def test_with_replicas_every_target_is_on_exactly_that_many_shards_the_first_its_owner() -> None:
+    for count, replicas in ((3, 2), (5, 3)):
+        seen = [0] * count
+        for name, environment in IDS[:3000]:
+            chosen = owners(name, environment, count, replicas)
+            assert len(set(chosen)) == replicas and chosen[0] == owner(name, environment, count)
+            for index in chosen:
+                seen[index] += 1
+        assert sum(seen) == 3000 * replicas
+        assert all(abs(n - 3000 * replicas / count) < 0.1 * 3000 * replicas / count for n in seen), seen
+    shards = [Shard(i, 3, 2) for i in range(3)]
+    assert all(sum(s.owns(n, e) for s in shards) == 2 for n, e in IDS[:1000])
