@@ -107,9 +107,19 @@ class Probe(ABC):
 
     def __init__(self, settings: ProbeSettings) -> None:
         self.settings = settings
+        self._loaded = type(self)._load is Probe._load
+
+    def _load(self) -> None:
+        """Import what the kind needs and a process without such targets should not carry (a
+        heavy library): called once, on a thread, before the first check's clock starts, so that
+        check neither blocks the event loop for the import nor counts it as its own time."""
+        return None
 
     async def run(self, target: Target) -> CheckResult:
         """Check ``target`` once (with its retries), never raising but for cancellation."""
+        if not self._loaded:
+            await asyncio.to_thread(self._load)
+            self._loaded = True
         started_at = time.time()
         start = time.perf_counter()
         deadline = start + target.timeout

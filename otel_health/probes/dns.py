@@ -13,7 +13,6 @@ dnspython (5 MB) is imported when the first DNS check runs.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 import re
@@ -23,10 +22,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..config import Fields, Secret, Target
+from ..config import Fields, Secret, Target, split_host_port
 from ..errors import ErrorType, ProbeFailure
-from ..result import CheckResult
-from ._base import Attempt, Probe, ProbeSettings
+from ._base import Attempt, Probe
 
 __all__ = ["DnsOptions", "DnsProbe", "RecordChecks"]
 
@@ -134,23 +132,25 @@ def _server(f: Fields) -> tuple[str | None, int]:
     text = f.text("server", required=True)
     if text is None:
         return None, 53
-    host, port = text, 53
-    bracketed = re.match(r"^\[([^\]]+)\](?::(\d+))?$", text)
-    if bracketed:
-        host, port = bracketed.group(1), int(bracketed.group(2) or 53)
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        port = int(port_text) if port_text.isdigit() else -1
     try:
+        host, port = (text, 53) if _address(text) else split_host_port(text)
         ipaddress.ip_address(host)
     except ValueError:
         f.problem("server", f"{text[:60]!r} is not an IP address with an optional port (192.0.2.53, "
                             "192.0.2.53:5353, [2001:db8::53]:53): a DNS server is reached by its address")
         return None, 53
-    if not 1 <= port <= 65535:
+    if port == 0:
         f.problem("server", f"the port in {text[:60]!r} must be from 1 to 65535")
         return None, 53
     return host, port
+
+
+def _address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _record_checks(f: Fields) -> RecordChecks:
@@ -189,10 +189,6 @@ class DnsProbe(Probe):
     options_type = DnsOptions
     schemes = ("dns",)
 
-    def __init__(self, settings: ProbeSettings) -> None:
-        super().__init__(settings)
-        self._loaded = False
-
     @classmethod
     def options_from_url(cls, url: str) -> DnsOptions:
         """``dns://SERVER[:PORT]/NAME?type=A`` (``&transport=tcp``)."""
@@ -218,13 +214,8 @@ class DnsProbe(Probe):
         return DnsOptions(server=parts.hostname, port=port, query_name=name, query_type=query_type,
                           transport=transport)
 
-    async def run(self, target: Target) -> CheckResult:
-        if not self._loaded:
-            # Imported once, on a thread and before the clock starts: the first check neither
-            # blocks the loop for the import nor counts it as its own time.
-            await asyncio.to_thread(dns_modules)
-            self._loaded = True
-        return await super().run(target)
+    def _load(self) -> None:
+        dns_modules()
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: DnsOptions = target.options

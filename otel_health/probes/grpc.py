@@ -15,7 +15,6 @@ gRPC targets never loads it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import re
@@ -31,7 +30,6 @@ from opentelemetry.trace import set_span_in_context
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ..result import CheckResult
 from ._base import Attempt, Probe, ProbeSettings, close_within
 from .http import credential_header
 
@@ -250,7 +248,6 @@ class GrpcProbe(Probe):
     def __init__(self, settings: ProbeSettings) -> None:
         super().__init__(settings)
         self._credentials: dict[tuple[Any, ...], Any] = {}
-        self._loaded = False
 
     def _channel(self, o: GrpcOptions) -> Any:
         grpc = grpc_modules()[0]
@@ -289,13 +286,8 @@ class GrpcProbe(Probe):
             self._credentials[key] = made
         return made
 
-    async def run(self, target: Target) -> CheckResult:
-        if not self._loaded:
-            # Imported once, on a thread and before the clock starts: the first check neither
-            # blocks the loop for the import nor counts it as its own time.
-            await asyncio.to_thread(grpc_modules)
-            self._loaded = True
-        return await super().run(target)
+    def _load(self) -> None:
+        grpc_modules()
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: GrpcOptions = target.options

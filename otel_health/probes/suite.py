@@ -5,7 +5,7 @@ and may ``extract`` values from its answer: a JSON field, a header, or a regular
 group. Later steps use them as ``$(step.value)`` in their URL (percent-encoded there), their
 headers, their body or their bearer token; references are checked when the config is read
 (an unknown one names the values there are). Cookies set by an answer (on any redirect hop)
-go back as a browser would send them: a jar per run, by domain, path and ``Secure``.
+go back as a browser would send them (the standard library's ``CookieJar``), a jar per run.
 
 Extracted values are secrets unless ``secret: false``: scrubbed from every detail and span
 of the run, and so are the cookies. ``cleanup`` steps run after the steps whatever happened,
@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.message
+import http.cookiejar
 import json
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -211,56 +213,35 @@ def _check_references(f: Fields, o: HttpOptions) -> None:
 
 
 class _Jar:
-    """The cookies of one run, sent back as RFC 6265 says a user agent sends them (domain,
-    path, Secure; an expired or Max-Age=0 cookie removed)."""
+    """The cookies of one run, kept and sent back by the standard library's
+    :class:`http.cookiejar.CookieJar` (its default policy: domain, path, ``Secure``, expiry and
+    ``Max-Age``, no cookie for another site)."""
 
     def __init__(self) -> None:
-        self._cookies: dict[tuple[str, str, str], tuple[str, bool, bool, str]] = {}  # (name, domain, path): ...
+        self._jar = http.cookiejar.CookieJar()
 
     def take(self, response: Response) -> list[str]:
-        """Store what ``response`` set; the values, to hide."""
-        values = []
+        """Store what ``response`` (every redirect hop of it) set; the values the jar holds, to hide."""
         for url, header in response.cookies_set:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            cookie: SimpleCookie = SimpleCookie()
-            try:
-                cookie.load(header)
-            except CookieError:
-                continue
-            for name, morsel in cookie.items():
-                domain = morsel["domain"].lstrip(".").lower()
-                if domain and not (host == domain or host.endswith("." + domain)):
-                    continue  # a cookie for another site: refused, as a browser refuses it
-                path = morsel["path"] or _default_path(parts.path)
-                key = (name, domain or host, path)
-                if morsel["max-age"] and morsel["max-age"].strip().lstrip("-").isdigit() \
-                        and int(morsel["max-age"]) <= 0:
-                    self._cookies.pop(key, None)
-                    continue
-                self._cookies[key] = (morsel.value, bool(domain), bool(morsel["secure"]), name)
-                values.append(morsel.value)
-        return values
+            # A Request is only the jar's view of the URL: nothing is opened.
+            self._jar.extract_cookies(_Headers(header), urllib.request.Request(url))  # type: ignore[arg-type]  # noqa: S310
+        return [c.value for c in self._jar if c.value]
 
     def header(self, url: str) -> str | None:
-        parts = urlsplit(url)
-        host, path = (parts.hostname or "").lower(), parts.path or "/"
-        pairs = []
-        for (name, domain, cookie_path), (value, any_sub, secure, _) in self._cookies.items():
-            if secure and parts.scheme != "https":
-                continue
-            if not (host == domain or (any_sub and host.endswith("." + domain))):
-                continue
-            if not (path == cookie_path or path.startswith(cookie_path.rstrip("/") + "/") or cookie_path == "/"):
-                continue
-            pairs.append(f"{name}={value}")
-        return "; ".join(pairs) or None
+        request = urllib.request.Request(url)  # noqa: S310 - the jar's view of the URL, never opened
+        self._jar.add_cookie_header(request)
+        return request.get_header("Cookie")
 
 
-def _default_path(path: str) -> str:
-    if not path.startswith("/") or path.count("/") <= 1:
-        return "/"
-    return path[:path.rfind("/")]
+class _Headers:
+    """The one Set-Cookie header of an answer, as ``CookieJar.extract_cookies`` reads a response."""
+
+    def __init__(self, set_cookie: str) -> None:
+        self._message = email.message.Message()
+        self._message["Set-Cookie"] = set_cookie
+
+    def info(self) -> email.message.Message:
+        return self._message
 
 
 class SuiteProbe(Probe):
@@ -329,7 +310,7 @@ class SuiteProbe(Probe):
         ) as span:
             try:
                 response = await self._http.checked(step_target, inner, hidden)
-                hidden += jar.take(response)
+                hidden += [value for value in jar.take(response) if value not in hidden]
                 for extract in step.extracts:
                     value = extract.take(response)
                     values[f"{step.name}.{extract.name}"] = value

@@ -19,23 +19,11 @@ import pytest
 from otel_health.config import load_text
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES, ProbeSettings
-from otel_health.result import CheckResult
 from tests.harness import servers
+from tests.harness.checks import check_once
 from tests.harness.procs import free_port
 
 pytestmark = pytest.mark.integration
-
-
-async def _check(text: str) -> dict[str, CheckResult]:
-    """Each target of ``text`` (YAML targets) checked once, by the real probes."""
-    config = load_text("targets:\n" + text, "verdicts.yaml", PROBES)
-    probes = {kind: cls(ProbeSettings()) for kind, cls in PROBES.items()}
-    try:
-        results = await asyncio.gather(*(probes[t.kind].run(t) for t in config.targets))
-    finally:
-        for probe in probes.values():
-            await probe.close()
-    return {t.name: r for t, r in zip(config.targets, results, strict=True)}
 
 
 def _redis(name: str, port: int, *, user: str | None = None, extra: str = "", timeout: str = "1s") -> str:
@@ -53,7 +41,7 @@ def _password(monkeypatch: pytest.MonkeyPatch, seeded_password: str) -> None:
 async def test_a_least_privilege_redis_user_is_enough_and_one_without_info_is_told_why(
     redis_server: servers.Redis, seeded_password: str,
 ) -> None:
-    results = await _check(_redis("least", redis_server.port, user="monitor")
+    results = await check_once(_redis("least", redis_server.port, user="monitor")
                            + _redis("no-info", redis_server.port, user="pingonly"))
     least, no_info = results["least"], results["no-info"]
     assert least.up, least.detail
@@ -103,7 +91,7 @@ async def test_replica_state_is_reported_and_a_cut_off_replica_is_up_unless_aske
         assert time.monotonic() < deadline, "the replica never linked to its master"
         await asyncio.sleep(0.2)
     strict = "    fail_if_master_link_down: true\n"
-    results = await _check(
+    results = await check_once(
         _redis("replica", redis_fleet["replica"].port)
         + _redis("cut-off", redis_fleet["cut-off"].port)
         + _redis("cut-off-strict", redis_fleet["cut-off"].port, extra=strict)
@@ -125,14 +113,14 @@ async def test_a_cluster_node_that_does_not_serve_is_down_until_its_slots_are_co
     redis_fleet: dict[str, servers.Redis],
 ) -> None:
     node = redis_fleet["cluster"]
-    before = (await _check(_redis("node", node.port)))["node"]
+    before = (await check_once(_redis("node", node.port)))["node"]
     assert (before.up, before.error_type) == (False, ErrorType.UNAVAILABLE)
     assert before.detail.startswith("cluster_state is fail") and "0 of 16384" in before.detail
     assert before.info == {"role": "master", "redis_mode": "cluster", "cluster_state": "fail"}
     assert b"+OK" in node.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
     deadline = time.monotonic() + 10
     while True:
-        after = (await _check(_redis("node", node.port)))["node"]
+        after = (await check_once(_redis("node", node.port)))["node"]
         if after.up or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
@@ -143,7 +131,7 @@ async def test_a_cluster_node_that_does_not_serve_is_down_until_its_slots_are_co
 async def test_a_server_that_refuses_hello_is_still_checked(redis_fleet: dict[str, servers.Redis]) -> None:
     server = redis_fleet["resp2-only"]
     assert b"unknown command" in server.command("HELLO", "3")
-    result = (await _check(_redis("old", server.port)))["old"]
+    result = (await check_once(_redis("old", server.port)))["old"]
     assert result.up, result.detail
 
 
@@ -151,7 +139,7 @@ async def test_redis_at_maxclients_is_too_many_connections(redis_fleet: dict[str
     server = redis_fleet["full"]
     with socket.create_connection(("127.0.0.1", server.port), timeout=5):  # the one client slot
         await asyncio.sleep(0.1)
-        result = (await _check(_redis("full", server.port)))["full"]
+        result = (await check_once(_redis("full", server.port)))["full"]
     assert (result.up, result.error_type) == (False, ErrorType.TOO_MANY_CONNECTIONS)
     assert result.detail == "Redis refused: ERR max number of clients reached"
 
@@ -167,7 +155,7 @@ async def test_a_redis_that_cannot_persist_is_unavailable_in_its_own_words(
     while b"rdb_last_bgsave_status:err" not in server.command("INFO", "persistence"):
         assert time.monotonic() < deadline, "BGSAVE did not fail"
         await asyncio.sleep(0.1)
-    result = (await _check(_redis("misconf", server.port)))["misconf"]
+    result = (await check_once(_redis("misconf", server.port)))["misconf"]
     assert (result.up, result.error_type) == (False, ErrorType.UNAVAILABLE)
     assert result.detail.startswith("Redis refused: MISCONF")
 
@@ -202,7 +190,7 @@ async def test_timed_out_queries_leave_nothing_running_on_the_server(postgres_se
         text = "".join(_pg(f"slow-{i}", pg, query="SELECT pg_sleep(30)") for i in range(3))
         text += "".join(_pg(f"locked-{i}", pg, query="SELECT count(*) FROM held") for i in range(3))
         for _ in range(2):
-            results = await _check(text)
+            results = await check_once(text)
             for name, result in results.items():
                 assert (result.up, result.error_type) == (False, ErrorType.TIMEOUT), (name, result.detail)
                 assert result.duration < 1.0 + 0.3, name  # the check costs its timeout only
@@ -259,7 +247,7 @@ async def test_a_query_cut_short_is_cancelled_on_the_server_not_left_running(
 async def test_logins_refused_say_why_and_read_only_is_reported(postgres_server: servers.Postgres,
                                                                   seeded_password: str) -> None:
     pg = postgres_server
-    results = await _check(
+    results = await check_once(
         _pg("primary", pg) + _pg("readonly", pg, database="readonly")
         + _pg("blocked", pg, user="blocked") + _pg("nologin", pg, user="nologin")
         + _pg("sslonly-plain", pg, user="sslonly") + _pg("sslonly-tls", pg, user="sslonly", sslmode="require"))
@@ -302,7 +290,7 @@ async def test_neo4j_tls_with_a_private_ca_and_a_refused_certificate(
 ) -> None:
     assert neo4j_server.ca_file is not None
     port = neo4j_server.port
-    results = await _check(
+    results = await check_once(
         f"  - name: private-ca\n    kind: neo4j\n    uri: bolt://localhost:{port}\n"
         f"    password: '${{DS_PASSWORD}}'\n    ca_file: {neo4j_server.ca_file}\n    timeout: 5s\n"
         f"  - name: untrusted\n    kind: neo4j\n    uri: neo4j+s://localhost:{port}\n"

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
-from otel_health.config import load_text
 from otel_health.errors import ErrorType
-from otel_health.probes import PROBES, ProbeSettings
-from otel_health.result import CheckResult
 from tests.harness import servers
+from tests.harness.checks import assert_failed, check_once
 from tests.harness.running import running
 
 pytestmark = pytest.mark.integration
-
-
-async def _check(text: str) -> dict[str, CheckResult]:
-    config = load_text("targets:\n" + text, "dns.yaml", PROBES)
-    probe = PROBES["dns"](ProbeSettings())
-    try:
-        results = await asyncio.gather(*(probe.run(t) for t in config.targets))
-    finally:
-        await probe.close()
-    return {t.name: r for t, r in zip(config.targets, results, strict=True)}
 
 
 def _dns(name: str, server: str, query: str, extra: str = "", *, timeout: str = "2s") -> str:
@@ -35,7 +22,7 @@ def _dns(name: str, server: str, query: str, extra: str = "", *, timeout: str = 
 async def test_each_query_type_and_the_answer_checks(dns_server: servers.Nsd) -> None:
     s = dns_server.server
     z = servers.ZONE
-    results = await _check(
+    results = await check_once(
         _dns("a", s, f"www.{z}", "    validate_answer_rrs:\n"
                                  "      fail_if_not_matches_regexp: ['IN\\s+A\\s+192\\.0\\.2\\.1[01]$']\n"
                                  "    min_answers: 2\n    max_answers: 2\n")
@@ -56,7 +43,7 @@ async def test_each_query_type_and_the_answer_checks(dns_server: servers.Nsd) ->
         assert result.up, (name, result.detail)
     assert set(results["a"].phases) == {"query"}
 
-    results = await _check(
+    results = await check_once(
         _dns("nxdomain", s, f"nope.{z}") + _dns("nodata", s, f"www.{z}", "    query_type: MX\n")
         + _dns("too-many", s, f"www.{z}", "    max_answers: 1\n")
         + _dns("wrong-address", s, f"www.{z}", "    validate_answer_rrs:\n"
@@ -72,15 +59,12 @@ async def test_each_query_type_and_the_answer_checks(dns_server: servers.Nsd) ->
         "all-match": (ErrorType.ASSERTION, "every answer record matches"),
         "refused": (ErrorType.DNS, "rcode REFUSED"),
     }
-    for name, (error_type, words) in expected.items():
-        result = results[name]
-        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
-        assert words in result.detail, (name, result.detail)
+    assert_failed(results, expected)
 
 
 async def test_servers_that_never_answer_truncate_or_babble_each_get_a_named_error(dns_server: servers.Nsd) -> None:
     began = time.monotonic()
-    results = await _check(
+    results = await check_once(
         _dns("silent", f"127.0.0.1:{dns_server.silent_port}", "www.example.test", timeout="1s")
         + _dns("truncating", f"127.0.0.1:{dns_server.truncating_port}", "www.example.test")
         + _dns("garbage", f"127.0.0.1:{dns_server.garbage_port}", "www.example.test"))
@@ -90,10 +74,7 @@ async def test_servers_that_never_answer_truncate_or_babble_each_get_a_named_err
         "truncating": (ErrorType.CONNECTION_REFUSED, "refused"),
         "garbage": (ErrorType.PROTOCOL, "malformed DNS answer"),
     }
-    for name, (error_type, words) in expected.items():
-        result = results[name]
-        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
-        assert words in result.detail, (name, result.detail)
+    assert_failed(results, expected)
 
 
 async def test_the_query_span_says_the_transport_and_the_rcode(dns_server: servers.Nsd) -> None:

@@ -9,23 +9,13 @@ import pytest
 
 from otel_health.config import load_text
 from otel_health.errors import ErrorType
-from otel_health.probes import PROBES, ProbeSettings
-from otel_health.result import CheckResult
+from otel_health.probes import PROBES
 from tests.harness import servers
+from tests.harness.checks import assert_failed, check_once
 from tests.harness.procs import free_port
 from tests.harness.running import running
 
 pytestmark = pytest.mark.integration
-
-
-async def _check(text: str) -> dict[str, CheckResult]:
-    config = load_text("targets:\n" + text, "grpc.yaml", PROBES)
-    probe = PROBES["grpc"](ProbeSettings())
-    try:
-        results = await asyncio.gather(*(probe.run(t) for t in config.targets))
-    finally:
-        await probe.close()
-    return {t.name: r for t, r in zip(config.targets, results, strict=True)}
 
 
 def _grpc(name: str, port: int, extra: str = "", *, host: str = "127.0.0.1", timeout: str = "2s") -> str:
@@ -34,7 +24,7 @@ def _grpc(name: str, port: int, extra: str = "", *, host: str = "127.0.0.1", tim
 
 async def test_serving_statuses_and_status_codes_map_to_the_closed_set(grpc_server: servers.Grpcd) -> None:
     g = grpc_server
-    results = await _check(
+    results = await check_once(
         _grpc("server", g.port) + _grpc("api", g.port, "    service: api\n")
         + _grpc("db", g.port, "    service: db\n") + _grpc("unknown", g.port, "    service: payments.v1.Nope\n")
         + _grpc("no-health", g.bare_port) + _grpc("refused", free_port())
@@ -49,10 +39,7 @@ async def test_serving_statuses_and_status_codes_map_to_the_closed_set(grpc_serv
         "refused": (ErrorType.CONNECTION_REFUSED, "connection refused (UNAVAILABLE)"),
         "no-such-host": (ErrorType.DNS, "could not be resolved"),
     }
-    for name, (error_type, words) in expected.items():
-        result = results[name]
-        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
-        assert words in result.detail, (name, result.detail)
+    assert_failed(results, expected)
 
 
 async def test_tls_private_ca_server_name_and_client_certificates(grpc_server: servers.Grpcd) -> None:
@@ -60,7 +47,7 @@ async def test_tls_private_ca_server_name_and_client_certificates(grpc_server: s
     ca = f"    tls: true\n    ca_file: {g.cert}\n"
     good_cert, good_key = g.client_cert
     stranger_cert, stranger_key = g.stranger_cert
-    results = await _check(
+    results = await check_once(
         _grpc("private-ca", g.tls_port, ca) + _grpc("by-name", g.tls_port, ca, host="localhost")
         + _grpc("system-store", g.tls_port, "    tls: true\n")
         + _grpc("wrong-name", g.tls_port, ca + "    server_name: other.example\n")
@@ -77,10 +64,7 @@ async def test_tls_private_ca_server_name_and_client_certificates(grpc_server: s
         "tls-to-plain": (ErrorType.TLS, "does not speak TLS"),
         "plain-to-tls": (ErrorType.CONNECTION_RESET, "closed the connection"),
     }
-    for name, (error_type, words) in expected.items():
-        result = results[name]
-        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
-        assert words in result.detail, (name, result.detail)
+    assert_failed(results, expected)
     for name in ("mtls-none", "mtls-stranger"):
         result = results[name]
         assert not result.up and result.error_type in (ErrorType.TLS, ErrorType.CONNECTION_RESET), (name, result)
@@ -92,7 +76,7 @@ async def test_metadata_credentials_by_reference_stay_secret(
     g = grpc_server
     monkeypatch.setenv("GRPC_TOKEN", f"Bearer {seeded_password}")
     monkeypatch.setenv("WRONG_TOKEN", "Bearer not-it")
-    results = await _check(
+    results = await check_once(
         _grpc("secured", g.port, "    service: secured\n    metadata: {authorization: '${GRPC_TOKEN}', x-team: core}\n")
         + _grpc("wrong", g.port, "    service: secured\n    metadata: {authorization: '${WRONG_TOKEN}'}\n")
         + _grpc("none", g.port, "    service: secured\n"))
@@ -109,7 +93,7 @@ async def test_metadata_credentials_by_reference_stay_secret(
 async def test_a_hanging_server_costs_its_timeout_and_no_more(grpc_server: servers.Grpcd) -> None:
     g = grpc_server
     began = time.monotonic()
-    results = await _check(_grpc("hang", g.port, "    service: hang\n", timeout="1s")
+    results = await check_once(_grpc("hang", g.port, "    service: hang\n", timeout="1s")
                            + _grpc("silent", g.blackhole_port, timeout="1s"))
     took = time.monotonic() - began
     for name in ("hang", "silent"):
@@ -126,7 +110,7 @@ async def test_grpcio_ignores_the_proxy_variables_unless_a_proxy_is_configured(
     monkeypatch.setenv("no_proxy", "")
     proxy = await asyncio.to_thread(servers.start_tinyproxy, tmp_path_factory.mktemp("tinyproxy"))
     try:
-        results = await _check(_grpc("direct", g.port)
+        results = await check_once(_grpc("direct", g.port)
                                + _grpc("proxied", g.port, f"    proxy_url: http://127.0.0.1:{proxy.port}\n")
                                + _grpc("dead-proxy", g.port, f"    proxy_url: http://127.0.0.1:{free_port()}\n"))
         log = proxy.log.read_text(errors="replace")

@@ -4,31 +4,19 @@ codings, redirects, caps, trailers) judged the same over HTTP/2."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 
 import pytest
 
-from otel_health.config import load_text
 from otel_health.errors import ErrorType
-from otel_health.probes import PROBES, ProbeSettings
+from otel_health.probes import ProbeSettings
 from otel_health.probes._http1 import Http1Client, Request, Timings
 from otel_health.probes._tls import client_context
-from otel_health.result import CheckResult
 from tests.harness import h2faults, servers
+from tests.harness.checks import assert_failed, check_once
 from tests.harness.running import running
 
 pytestmark = pytest.mark.integration
-
-
-async def _check(text: str, settings: ProbeSettings | None = None) -> dict[str, CheckResult]:
-    config = load_text("targets:\n" + text, "http2.yaml", PROBES)
-    probe = PROBES["http"](settings or ProbeSettings())
-    try:
-        results = await asyncio.gather(*(probe.run(t) for t in config.targets))
-    finally:
-        await probe.close()
-    return {t.name: r for t, r in zip(config.targets, results, strict=True)}
 
 
 def _http(name: str, url: str, extra: str = "", *, h2: str = "http2: true") -> str:
@@ -38,7 +26,7 @@ def _http(name: str, url: str, extra: str = "", *, h2: str = "http2: true") -> s
 async def test_alpn_h2_answers_are_judged_as_http1_answers_are(nginx_server: servers.Nginx) -> None:
     n = nginx_server
     ca = f"    ca_file: {n.cert}\n"
-    results = await _check(
+    results = await check_once(
         _http("ok", n.url("/ok"), ca + "    valid_http_versions: [HTTP/2.0]\n    fail_if_header_not_matches:\n"
                                       "      - {header: X-Served, regexp: '^HTTP/2.0$'}\n    body_contains: ok\n")
         + _http("json", n.url("/json"), ca + "    json_equals: {status: ok}\n    version_field: build.version\n")
@@ -59,7 +47,7 @@ async def test_alpn_h2_answers_are_judged_as_http1_answers_are(nginx_server: ser
     assert {"dns", "connect", "tls", "request", "body"} - {"dns"} <= set(results["big"].phases)
     assert "redirect" in results["redirect"].phases
 
-    results = await _check(
+    results = await check_once(
         _http("503", n.url("/status/503"), ca)
         + _http("h1-not-allowed", n.url("/ok", port=n.h1_tls_port), ca + "    valid_http_versions: [HTTP/2.0]\n")
         + _http("untrusted", n.url("/ok"))
@@ -70,18 +58,15 @@ async def test_alpn_h2_answers_are_judged_as_http1_answers_are(nginx_server: ser
         "untrusted": (ErrorType.TLS, "certificate not accepted"),
         "h2c-to-h1": (ErrorType.PROTOCOL, "invalid HTTP/2 response"),
     }
-    for name, (error_type, words) in expected.items():
-        result = results[name]
-        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
-        assert words in result.detail, (name, result.detail)
+    assert_failed(results, expected)
 
 
 async def test_a_body_past_every_window_arrives_whole_and_one_past_the_cap_is_cut(nginx_server: servers.Nginx) -> None:
     n = nginx_server
-    whole = await _check(_http("big", n.url("/big.bin"), f"    ca_file: {n.cert}\n    body_regex: '^\\x00'\n"),
+    whole = await check_once(_http("big", n.url("/big.bin"), f"    ca_file: {n.cert}\n    body_regex: '^\\x00'\n"),
                          ProbeSettings(max_body_bytes=4 << 20))
     assert whole["big"].up, whole["big"].detail
-    cut = await _check(_http("big", n.url("/big.bin"), f"    ca_file: {n.cert}\n    body_contains: never-there\n"),
+    cut = await check_once(_http("big", n.url("/big.bin"), f"    ca_file: {n.cert}\n    body_contains: never-there\n"),
                        ProbeSettings(max_body_bytes=100_000))
     assert (cut["big"].up, cut["big"].error_type) == (False, ErrorType.ASSERTION)
     assert "cut" in cut["big"].detail, cut["big"].detail
@@ -104,7 +89,7 @@ async def test_an_http2_server_that_misbehaves_gets_a_named_error_each_way() -> 
     server = await h2faults.start()
     port = server.sockets[0].getsockname()[1]
     try:
-        results = await _check("".join(
+        results = await check_once("".join(
             _http(name, f"http://127.0.0.1:{port}/{name}", "", h2="http2_prior_knowledge: true").replace(
                 "timeout: 3s", "timeout: 1s")
             for name in ("ok", "reset", "goaway", "hang", "uppercase", "no-status", "stream-zero")))
@@ -121,10 +106,7 @@ async def test_an_http2_server_that_misbehaves_gets_a_named_error_each_way() -> 
         "stream-zero": (ErrorType.PROTOCOL, "invalid HTTP/2 response"),
     }
     assert set(results) == set(expected)
-    for name, (error_type, words) in expected.items():
-        result = results[name]
-        assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
-        assert words in result.detail, (name, result.detail)
+    assert_failed(results, expected)
 
 
 async def test_trailers_arrive_after_the_body(nginx_server: servers.Nginx) -> None:

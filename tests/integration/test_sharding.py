@@ -36,6 +36,14 @@ def _value(port: int, series: str) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
+def _config(tmp_path: Path, targets: int, port: int, *, interval: str) -> Path:
+    """A configuration of ``targets`` TCP targets (svc-0, svc-1, …) on ``port``."""
+    config = tmp_path / "otel-health.yaml"
+    config.write_text(f"defaults: {{interval: {interval}, timeout: 1s}}\ntargets:\n" + "".join(
+        f"  - {{name: svc-{i}, kind: tcp, host: 127.0.0.1, port: {port}}}\n" for i in range(targets)))
+    return config
+
+
 def _start(tmp_path: Path, config: Path, shards: int, *extra: str) -> list[tuple[Process, int]]:
     started = []
     for index in range(shards):
@@ -58,9 +66,7 @@ def _everyone_checked(started: list[tuple[Process, int]]) -> dict[int, set[str]]
 def test_every_target_is_checked_once_and_a_fourth_shard_takes_a_quarter(
     tmp_path: Path, http_targets: servers.HttpTargets,
 ) -> None:
-    config = tmp_path / "otel-health.yaml"
-    config.write_text("defaults: {interval: 2s, timeout: 1s}\ntargets:\n" + "".join(
-        f"  - {{name: svc-{i}, kind: tcp, host: 127.0.0.1, port: {http_targets.port}}}\n" for i in range(TARGETS)))
+    config = _config(tmp_path, TARGETS, http_targets.port, interval="2s")
     every = {f"svc-{i}" for i in range(TARGETS)}
 
     three = _start(tmp_path, config, 3)
@@ -94,9 +100,7 @@ def test_every_target_is_checked_once_and_a_fourth_shard_takes_a_quarter(
 def test_a_stopped_shard_shows_up_in_prometheus_as_targets_checked_by_nobody(
     tmp_path: Path, http_targets: servers.HttpTargets,
 ) -> None:
-    config = tmp_path / "otel-health.yaml"
-    config.write_text("defaults: {interval: 1s, timeout: 1s}\ntargets:\n" + "".join(
-        f"  - {{name: svc-{i}, kind: tcp, host: 127.0.0.1, port: {http_targets.port}}}\n" for i in range(60)))
+    config = _config(tmp_path, 60, http_targets.port, interval="1s")
     three = _start(tmp_path, config, 3)
     prometheus = None
     try:
@@ -131,9 +135,7 @@ def test_a_stopped_shard_shows_up_in_prometheus_as_targets_checked_by_nobody(
 def test_with_two_replicas_every_target_is_checked_by_exactly_two_instances(
     tmp_path: Path, http_targets: servers.HttpTargets,
 ) -> None:
-    config = tmp_path / "otel-health.yaml"
-    config.write_text("defaults: {interval: 2s, timeout: 1s}\ntargets:\n" + "".join(
-        f"  - {{name: svc-{i}, kind: tcp, host: 127.0.0.1, port: {http_targets.port}}}\n" for i in range(90)))
+    config = _config(tmp_path, 90, http_targets.port, interval="2s")
     three = _start(tmp_path, config, 3, "--replicas", "2")
     try:
         by_shard = _everyone_checked(three)
