@@ -128,7 +128,8 @@ class Collector:
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
-                       heartbeats=Heartbeats(self.reports))
+                       heartbeats=Heartbeats(self.reports),
+                       sharding=lambda: (self.config.shard, self.config.environment))
         before, descriptors = raise_descriptor_limit()
         if descriptors != before:
             event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)

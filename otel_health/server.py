@@ -29,6 +29,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from . import status
 from .config import Target, format_seconds, parse_duration
 from .logs import iso_time
+from .sharding import Shard, elsewhere
 from .state import HistoryEntry, StateStore, TargetState
 from .suppression import Recurring, Suppressed, Window, instant, zone
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
@@ -379,7 +380,9 @@ class BadRequest(ValueError):
     """A request the API refuses with 400: the reason, one line."""
 
 
-def _window_request(body: Any, api: MaintenanceApi, now: float) -> tuple[list[tuple[str, str]], float, float, str]:
+def _window_request(body: Any, api: MaintenanceApi, now: float,
+                    elsewhere: Callable[[str, str | None], str] = lambda _name, _environment: "",
+                    ) -> tuple[list[tuple[str, str]], float, float, str]:
     """What ``POST /api/v1/maintenance`` asks for: targets, start, end, comment; or BadRequest."""
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object with 'targets' and 'duration' (or 'end')")
@@ -401,7 +404,9 @@ def _window_request(body: Any, api: MaintenanceApi, now: float) -> tuple[list[tu
         else:
             raise BadRequest("each of 'targets' is a name or {\"name\": …, \"environment\": …}")
         if not found:
-            raise BadRequest(f"unknown target {json.dumps(entry)[:80]}; GET /api/v1/targets lists them")
+            name, environment = (entry, None) if isinstance(entry, str) else (entry["name"], entry["environment"])
+            raise BadRequest(f"unknown target {json.dumps(entry)[:80]}; GET /api/v1/targets lists them"
+                             + elsewhere(name, environment))
         keys.extend(k for k in found if k not in keys)
     location = body.get("location", "UTC")
     where = zone(location) if isinstance(location, str) else None
@@ -488,11 +493,17 @@ class PageSettings(Protocol):
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
-             heartbeats: Reporting | None = None) -> web.Application:
+             heartbeats: Reporting | None = None,
+             sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, "")) -> web.Application:
     """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
     the API and reload answer to (IP literals always): /metrics and /health answer any name,
-    so Prometheus can scrape by pod IP or service name."""
+    so Prometheus can scrape by pod IP or service name. ``sharding``: this instance's shard and
+    the configuration's default environment, to say where a target it does not have is checked."""
     renderer = _MetricsRenderer(reader)
+
+    def checked_elsewhere(name: str, environment: str | None) -> str:
+        shard, default = sharding()
+        return elsewhere(shard, name, environment or default)
 
     def authorized(request: web.Request) -> bool:
         token = api_token()
@@ -551,7 +562,8 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         found = [s.target for s in store.snapshot() if s.target.name == name and heartbeats is not None
                  and heartbeats.takes(s.target) and environment in (None, s.target.environment)]
         if not found:
-            return error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'")
+            return error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'"
+                         + checked_elsewhere(name, environment))
         if len(found) > 1:
             return error(400, "that name is in several environments; add ?environment=NAME")
         given = request.headers.get("Authorization", "")
@@ -594,7 +606,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         except (ValueError, UnicodeDecodeError):
             return error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
         try:
-            keys, start, end, comment = _window_request(body, maintenance, time.time())
+            keys, start, end, comment = _window_request(body, maintenance, time.time(), checked_elsewhere)
         except BadRequest as exc:
             return error(400, str(exc))
         window = maintenance.open(keys, start, end, comment)

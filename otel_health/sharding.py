@@ -21,7 +21,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Shard", "ShardError", "owner", "owners", "parse_shard", "spread"]
+__all__ = ["Shard", "ShardError", "elsewhere", "owner", "owners", "parse_shard", "spread"]
 
 MAX_SHARDS = 1000
 _ORDINAL = re.compile(r"-(\d+)$")
@@ -98,3 +98,14 @@ def spread(targets: Iterable[tuple[str, str]], count: int) -> list[int]:
     for name, environment in targets:
         sizes[owner(name, environment, count)] += 1
     return sizes
+
+
+def elsewhere(shard: Shard | None, name: str, environment: str) -> str:
+    """For a target this instance does not check: which shard would check one of that name
+    (to end an answer that says it is unknown here); empty when the instance is not sharded."""
+    if shard is None or shard.count == 1:
+        return ""
+    chosen = owners(name, environment, shard.count, shard.replicas)
+    which = f"shard {chosen[0]}" if len(chosen) == 1 else "shards " + " and ".join(str(i) for i in chosen)
+    return (f"; this instance is shard {shard.index} of {shard.count}: a target named {name[:80]!r} in "
+            f"environment {environment[:80]!r} is checked by {which}")

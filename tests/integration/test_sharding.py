@@ -4,14 +4,17 @@ shows up in a real Prometheus with the shipped rules as targets checked by nobod
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from otel_health.sharding import owner
 from tests.harness import servers
 from tests.harness.alerting import scaled_rules
 from tests.harness.procs import Process, free_port, wait_until
@@ -153,3 +156,65 @@ def test_with_two_replicas_every_target_is_checked_by_exactly_two_instances(
 
 def _firing(prometheus: servers.Prometheus) -> set[str]:
     return {s["metric"]["alertname"] for s in prometheus.query('ALERTS{alertstate="firing"}')}
+
+
+def test_what_is_per_instance_heartbeats_windows_health_and_the_status_page(
+    tmp_path: Path, http_targets: servers.HttpTargets, seeded_password: str,
+) -> None:
+    token = tmp_path / "job-token"
+    token.write_text(seeded_password)
+    config = _config(tmp_path, 40, http_targets.port, interval="2s")
+    config.write_text(config.read_text() + "".join(
+        f"  - {{name: job-{i}, kind: heartbeat, period: 1h, token_file: {token}}}\n" for i in range(6)))
+    two = _start(tmp_path, config, 2)
+    try:
+        # heartbeat targets say nothing until a job reports: wait for the services of each shard
+        by_shard = {index: {f"svc-{i}" for i in range(40) if owner(f"svc-{i}", "default", 2) == index}
+                    for index in range(2)}
+        for index, (process, port) in enumerate(two):
+            process.wait_ready(lambda port=port, index=index: _checked(port) == by_shard[index], timeout=60)
+        job = "job-0"
+        home = owner(job, "default", 2)
+        answers = {index: _post(port, f"/api/v1/heartbeat/{job}", None, token=seeded_password)
+                   for index, (_, port) in enumerate(two)}
+        svc = sorted(by_shard[0])[0]
+        windows = {index: _post(port, "/api/v1/maintenance", {"targets": [svc], "duration": "5m"})
+                   for index, (_, port) in enumerate(two)}
+        health = {index: _get(port, "/health") for index, (_, port) in enumerate(two)}
+        pages = {index: _get(port, "/") for index, (_, port) in enumerate(two)}
+    finally:
+        for process, _ in two:
+            process.stop()
+    assert answers[home][0] == 200
+    status, body = answers[1 - home]
+    assert status == 404
+    assert f"this instance is shard {1 - home} of 2: a target named 'job-0' in environment 'default' is checked " \
+           f"by shard {home}" in body
+    assert windows[0][0] == 201
+    assert windows[1][0] == 400 and "is checked by shard 0" in windows[1][1]
+    for index, names in by_shard.items():
+        checks = json.loads(health[index])["checks"]
+        assert {key.split(":")[0] for key in checks} >= names  # its own services only (and its own jobs)
+        assert not {key.split(":")[0] for key in checks} & by_shard[1 - index]
+        assert all(f'data-service="{name}"' in pages[index] for name in names)  # a row per service
+        assert all(f'data-service="{name}"' not in pages[index] for name in by_shard[1 - index])
+
+
+def _post(port: int, path: str, body: object, *, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
+                                     data=json.dumps(body).encode() if body is not None else b"",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _get(port: int, path: str) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as exc:  # /health answers 503 while a critical target is down
+        return str(exc.read().decode())

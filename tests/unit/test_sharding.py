@@ -12,7 +12,7 @@ import pytest
 from otel_health.cli import main
 from otel_health.config import ConfigError, load_text
 from otel_health.probes import PROBES
-from otel_health.sharding import Shard, ShardError, owner, owners, parse_shard, spread
+from otel_health.sharding import Shard, ShardError, elsewhere, owner, owners, parse_shard, spread
 
 IDS = [(f"svc-{i}", "prod" if i % 3 else "staging") for i in range(12_000)]
 
@@ -124,3 +124,13 @@ def test_with_replicas_every_target_is_on_exactly_that_many_shards_the_first_its
         assert all(abs(n - 3000 * replicas / count) < 0.1 * 3000 * replicas / count for n in seen), seen
     shards = [Shard(i, 3, 2) for i in range(3)]
     assert all(sum(s.owns(n, e) for s in shards) == 2 for n, e in IDS[:1000])
+
+
+def test_an_instance_says_which_shard_checks_a_target_it_does_not_have() -> None:
+    assert elsewhere(None, "api", "prod") == "" and elsewhere(Shard(0, 1), "api", "prod") == ""
+    home = owner("api", "prod", 3)
+    assert elsewhere(Shard((home + 1) % 3, 3), "api", "prod") == (
+        f"; this instance is shard {(home + 1) % 3} of 3: a target named 'api' in environment 'prod' is checked "
+        f"by shard {home}")
+    pair = owners("api", "prod", 3, 2)
+    assert elsewhere(Shard(3 - sum(pair), 3, 2), "api", "prod").endswith(f"checked by shards {pair[0]} and {pair[1]}")
