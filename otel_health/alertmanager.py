@@ -24,7 +24,8 @@ __all__ = ["ROOT_RECEIVER", "SOURCE_ALERTS", "SUPPRESSIBLE_ALERTS", "generate", 
 # The shipped alerts that suppression holds back (a target's own trouble), and those of a
 # dependency that inhibit them. Staleness and TLS expiry are never suppressed: neither a
 # dependency nor a deploy makes them untrue.
-SUPPRESSIBLE_ALERTS = ("TTAServiceDown", "TTAServiceCheckFailing", "TTAServiceSlow", "TTAServiceFlapping")
+SUPPRESSIBLE_ALERTS = ("TTAServiceDown", "TTAServiceDownFromLocations", "TTAServiceCheckFailing", "TTAServiceSlow",
+                       "TTAServiceFlapping")
 SOURCE_ALERTS = ("TTAServiceDown", "TTAServiceCheckFailing")
 INTERVAL_PREFIX = "otel-health:"  # names of the generated time intervals
 ROOT_RECEIVER = "default"

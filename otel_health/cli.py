@@ -60,10 +60,11 @@ def _default_config(listen: str | None) -> Config:
     return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
 
 
-def _load(path: str | None, listen: str | None, shard: str | None = None, replicas: int | None = None) -> Config:
+def _load(path: str | None, listen: str | None, shard: str | None = None, replicas: int | None = None,
+          location: str | None = None) -> Config:
     if path is None:
         return _default_config(listen)
-    config = load(path, PROBES, shard=shard, replicas=replicas)
+    config = load(path, PROBES, shard=shard, replicas=replicas, location=location)
     if listen is not None:
         host, port = _listen(listen)
         config = dataclasses.replace(config, listen_host=host, listen_port=port)
@@ -80,13 +81,15 @@ _EVERY_SHARD = "0/1"
 _SHARD_HELP = ("check only this shard's targets: INDEX/COUNT (2/3), or ordinal/COUNT to take the index from the "
                "host name's -NUMBER (a StatefulSet's pod); replaces the file's shard:")
 _REPLICAS_HELP = "how many of the shards check each target (HA; default 1, or the file's shard: replicas)"
+_LOCATION_HELP = "where this instance checks from: a location label on every series (replaces the file's location:)"
 
 
-def _load_or_report(path: str, shard: str | None = None, replicas: int | None = None) -> Config | None:
-    """The config at ``path`` (``shard`` and ``replicas`` replacing the file's), or None once its
-    problems are printed."""
+def _load_or_report(path: str, shard: str | None = None, replicas: int | None = None,
+                    location: str | None = None) -> Config | None:
+    """The config at ``path`` (``shard``, ``replicas`` and ``location`` replacing the file's),
+    or None once its problems are printed."""
     try:
-        return load(path, PROBES, shard=shard, replicas=replicas)
+        return load(path, PROBES, shard=shard, replicas=replicas, location=location)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return None
@@ -94,12 +97,13 @@ def _load_or_report(path: str, shard: str | None = None, replicas: int | None = 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config, args.listen, args.shard, args.replicas)
+        config = _load(args.config, args.listen, args.shard, args.replicas, args.location)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return 2
     logs.setup(args.log_level)
-    source = functools.partial(_load, args.config, args.listen, args.shard, args.replicas) if args.config else None
+    source = (functools.partial(_load, args.config, args.listen, args.shard, args.replicas, args.location)
+              if args.config else None)
     collector = Collector(config, source=source, isolate_reloads=True)
     try:
         _run_loop(collector.serve_forever(watch_interval=args.watch_config or None))
@@ -174,7 +178,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config, args.shard, args.replicas)
+    config = _load_or_report(args.config, args.shard, args.replicas, args.location)
     if config is None:
         return 2
     targets = list(config.targets)
@@ -325,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
     run.add_argument("--replicas", type=int, metavar="R", help=_REPLICAS_HELP)
+    run.add_argument("--location", metavar="NAME", help=_LOCATION_HELP)
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="check every target once; exit 1 if a critical one is down")
@@ -332,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
     check.add_argument("--replicas", type=int, metavar="R", help=_REPLICAS_HELP)
+    check.add_argument("--location", metavar="NAME", help=_LOCATION_HELP)
     check.set_defaults(func=_cmd_check)
 
     validate = sub.add_parser("validate", help="check a config file and report every problem")

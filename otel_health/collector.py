@@ -86,7 +86,7 @@ class Collector:
         self.maintenance = Book(config.state_dir)
         self.scheduler = Scheduler(self._check_one, concurrency=config.concurrency)
         families = StateFamilies(self.store, self.scheduler.skipped)
-        resource = make_resource(config.shard)
+        resource = make_resource(config.shard, config.location)
         limits = cardinality_limits(len(config.targets))
         failures = ExportFailures()
         self.bridge = BridgeReader(families=families, cardinality_limits=limits)

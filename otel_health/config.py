@@ -61,7 +61,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 # Labels every tta_service_* series already carries, or that the contract reserves.
 RESERVED_LABELS = frozenset(
     {"service", "environment", "kind", "outcome", "error_type", "version", "status_code",
-     "phase", "reason", "depends_on", "le", "quantile", "job", "instance"}
+     "phase", "reason", "depends_on", "le", "quantile", "job", "instance", "location"}
 )
 DEFAULT_MAX_MAINTENANCE = 24 * 3600.0
 
@@ -420,6 +420,7 @@ class Config:
     trace_url: str | None = None  # a trace's page in a UI, with {trace_id}: the status page links to it
     status_title: str = "Service status"
     shard: Shard | None = None  # this instance's shard: ``targets`` holds only the targets it checks
+    location: str | None = None  # where this instance checks from: a ``location`` label on every target
     targets_configured: int = 0  # targets in the configuration, on every shard
 
 
@@ -467,15 +468,17 @@ def read_bounded(path: Path, limit: int) -> str:
 
 
 def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *, shard: str | None = None,
-         replicas: int | None = None) -> Config:
+         replicas: int | None = None, location: str | None = None) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` with every problem.
-    ``shard`` (``2/3``, ``ordinal/3``) and ``replicas`` replace the file's own ``shard:``."""
+    ``shard`` (``2/3``, ``ordinal/3``) and ``replicas`` replace the file's own ``shard:``,
+    ``location`` its ``location:``."""
     p = Path(path)
     try:
         text = read_bounded(p, MAX_CONFIG_BYTES)
     except Unreadable as exc:
         raise ConfigError([f"{p}: {exc}"]) from None
-    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, shard=shard, replicas=replicas)
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, shard=shard, replicas=replicas,
+                     location=location)
 
 
 def _yaml(text: str) -> Any:
@@ -596,7 +599,7 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None,
-              shard: str | None = None, replicas: int | None = None) -> Config:
+              shard: str | None = None, replicas: int | None = None, location: str | None = None) -> Config:
     try:
         raw = _yaml(text)
     except yaml.YAMLError as exc:
@@ -618,14 +621,27 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
             chosen = parse_shard(spec, replicas=replicas if replicas is not None else file_replicas)
         except ShardError as exc:
             reporter.add("", "shard" if shard is None and replicas is None else None, f"{exc}")
+    if location is not None and not _NAME_RE.match(location):
+        reporter.add("", None, f"location {_short(location)!r} is not valid; a site's name: letters, digits, "
+                               "'.', '_' or '-'")
     if reporter.problems:
         raise ConfigError(reporter.problems)
     assert config is not None
+    config = _located(config, location if location is not None else config.location)
     if chosen is None:
         return replace(config, targets_configured=len(config.targets))
     # Every target was validated above (a problem in one is every shard's); this shard keeps its own.
     return replace(config, targets=tuple(t for t in config.targets if chosen.owns(t.name, t.environment)),
                    shard=chosen, targets_configured=len(config.targets))
+
+
+def _located(config: Config, location: str | None) -> Config:
+    """Every target labelled with the ``location`` it is checked from (a label no target may
+    set itself): every ``tta_service_*`` series of this instance carries it."""
+    if location is None:
+        return config
+    targets = tuple(replace(t, labels=tuple(sorted((*t.labels, ("location", location))))) for t in config.targets)
+    return replace(config, targets=targets, location=location)
 
 
 def _shard_spec(value: Any, reporter: _Reporter) -> tuple[str | None, int]:
@@ -724,6 +740,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
                          hint="use a URL with {trace_id}, such as http://jaeger:16686/trace/{trace_id}")
     status = Fields(top.mapping("status_page"), "status_page", reporter, base_dir)
     status_title = status.text("title", "Service status")
+    location = top.text("location", pattern=_NAME_RE, hint="a site's name: letters, digits, '.', '_' or '-'")
     status.finish()
     api_token = top.secret("api_token")
     if api_token is not None and not _TOKEN_RE.match(api_token.reveal()):
@@ -737,7 +754,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
-        state_dir=state_dir, trace_url=trace_url, status_title=status_title,
+        state_dir=state_dir, trace_url=trace_url, status_title=status_title, location=location,
     )
 
 

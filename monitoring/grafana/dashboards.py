@@ -27,7 +27,7 @@ OUT = Path(__file__).parent / "dashboards"
 PROMETHEUS = model.DataSourceRef(type_val="prometheus", uid="prometheus")
 JAEGER = model.DataSourceRef(type_val="jaeger", uid="jaeger")
 # The label filter every tta_service_* query carries.
-SEL = 'environment=~"$environment", service=~"$service"'
+SEL = 'environment=~"$environment", service=~"$service", location=~"$location"'
 
 
 class JaegerQuery(cogvariants.Dataquery):
@@ -106,6 +106,10 @@ def _variables(board: dash.Dashboard) -> dash.Dashboard:
                            .multi(True).include_all(True).all_value(".*"))
             .with_variable(dash.QueryVariable("service").label("Service").datasource(PROMETHEUS)
                            .query('label_values(tta_service_up{environment=~"$environment"}, service)')
+                           .refresh(refresh).multi(True).include_all(True).all_value(".*"))
+            # where the checks are made from (an instance's location:); All includes series without one
+            .with_variable(dash.QueryVariable("location").label("Location").datasource(PROMETHEUS)
+                           .query('label_values(tta_service_up{environment=~"$environment"}, location)')
                            .refresh(refresh).multi(True).include_all(True).all_value(".*"))
             .with_variable(dash.TextBoxVariable("trace_service").label("Traces of (service.name)")
                            .default_value("otel-health")))

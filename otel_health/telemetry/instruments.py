@@ -79,12 +79,13 @@ def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
                                    ObservableUpDownCounter, ObservableGauge)}
 
 
-def make_resource(shard: Shard | None = None) -> Resource:
+def make_resource(shard: Shard | None = None, location: str | None = None) -> Resource:
     """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES honoured) plus our identity.
 
     ``service.instance.id`` is a fresh UUID unless given, so two replicas never write the
     same series on the Collector path (it becomes their ``instance`` label). A sharded
-    instance says which shard it is (``otel_health.shard.index``, ``otel_health.shard.count``).
+    instance says which shard it is (``otel_health.shard.index``, ``otel_health.shard.count``),
+    and one with a ``location`` where it checks from (``otel_health.location``).
     """
     from_env = Resource.create()
     ours: dict[str, Any] = {"service.name": "otel-health", "service.version": __version__,
@@ -92,6 +93,8 @@ def make_resource(shard: Shard | None = None) -> Resource:
     if shard is not None:
         ours |= {"otel_health.shard.index": shard.index, "otel_health.shard.count": shard.count,
                  "otel_health.shard.replicas": shard.replicas}
+    if location is not None:
+        ours["otel_health.location"] = location
     explicit = {k for k in ("service.name",) if os.environ.get("OTEL_SERVICE_NAME")}
     explicit |= {pair.split("=", 1)[0].strip() for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
                  if "=" in pair}

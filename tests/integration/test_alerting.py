@@ -32,7 +32,8 @@ from tests.harness.running import Running, running
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SUPPRESSIBLE = {"TTAServiceDown", "TTAServiceCheckFailing", "TTAServiceSlow", "TTAServiceFlapping"}
+SUPPRESSIBLE = {"TTAServiceDown", "TTAServiceDownFromLocations", "TTAServiceCheckFailing", "TTAServiceSlow",
+                "TTAServiceFlapping"}
 
 
 def config_text(pg: servers.Postgres, redis: servers.Redis, closed_port: int) -> str:
