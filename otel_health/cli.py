@@ -26,10 +26,12 @@ from ._redact import redact_url, scrub
 from .alertmanager import generate, merge
 from .collector import Collector
 from .config import (
+    AS_WRITTEN,
     DEFAULT_LISTEN,
     MAX_SECRET_BYTES,
     Config,
     ConfigError,
+    Placement,
     Target,
     Unreadable,
     load,
@@ -60,11 +62,10 @@ def _default_config(listen: str | None) -> Config:
     return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
 
 
-def _load(path: str | None, listen: str | None, shard: str | None = None, replicas: int | None = None,
-          location: str | None = None) -> Config:
+def _load(path: str | None, listen: str | None, placement: Placement = AS_WRITTEN) -> Config:
     if path is None:
         return _default_config(listen)
-    config = load(path, PROBES, shard=shard, replicas=replicas, location=location)
+    config = load(path, PROBES, placement=placement)
     if listen is not None:
         host, port = _listen(listen)
         config = dataclasses.replace(config, listen_host=host, listen_port=port)
@@ -77,19 +78,21 @@ def _print_problems(problems: list[str]) -> None:
 
 
 # Every target, whatever shard the file names: what the whole configuration says.
-_EVERY_SHARD = "0/1"
+_EVERY_SHARD = Placement(shard="0/1", replicas=1)
 _SHARD_HELP = ("check only this shard's targets: INDEX/COUNT (2/3), or ordinal/COUNT to take the index from the "
                "host name's -NUMBER (a StatefulSet's pod); replaces the file's shard:")
 _REPLICAS_HELP = "how many of the shards check each target (HA; default 1, or the file's shard: replicas)"
 _LOCATION_HELP = "where this instance checks from: a location label on every series (replaces the file's location:)"
 
 
-def _load_or_report(path: str, shard: str | None = None, replicas: int | None = None,
-                    location: str | None = None) -> Config | None:
-    """The config at ``path`` (``shard``, ``replicas`` and ``location`` replacing the file's),
-    or None once its problems are printed."""
+def _placement(args: argparse.Namespace) -> Placement:
+    return Placement(args.shard, args.replicas, args.location)
+
+
+def _load_or_report(path: str, placement: Placement = AS_WRITTEN) -> Config | None:
+    """The config at ``path`` (placed as ``placement`` says), or None once its problems are printed."""
     try:
-        return load(path, PROBES, shard=shard, replicas=replicas, location=location)
+        return load(path, PROBES, placement=placement)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return None
@@ -97,13 +100,12 @@ def _load_or_report(path: str, shard: str | None = None, replicas: int | None = 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config, args.listen, args.shard, args.replicas, args.location)
+        config = _load(args.config, args.listen, _placement(args))
     except ConfigError as exc:
         _print_problems(exc.problems)
         return 2
     logs.setup(args.log_level)
-    source = (functools.partial(_load, args.config, args.listen, args.shard, args.replicas, args.location)
-              if args.config else None)
+    source = functools.partial(_load, args.config, args.listen, _placement(args)) if args.config else None
     collector = Collector(config, source=source, isolate_reloads=True)
     try:
         _run_loop(collector.serve_forever(watch_interval=args.watch_config or None))
@@ -178,7 +180,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config, args.shard, args.replicas, args.location)
+    config = _load_or_report(args.config, _placement(args))
     if config is None:
         return 2
     targets = list(config.targets)
@@ -227,7 +229,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_alertmanager(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config, _EVERY_SHARD, 1)  # every dependency edge, whichever shard checks it
+    config = _load_or_report(args.config, _EVERY_SHARD)  # every dependency edge, whichever shard checks it
     if config is None:
         return 2
     if args.base:

@@ -29,6 +29,7 @@ from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant,
 from .suppression import utc as dt_utc
 
 __all__ = [
+    "AS_WRITTEN",
     "STEP_REF_RE",
     "Config",
     "ConfigError",
@@ -36,6 +37,7 @@ __all__ = [
     "Fields",
     "KindOptions",
     "OtlpSettings",
+    "Placement",
     "Secret",
     "Target",
     "attributes_of",
@@ -467,18 +469,28 @@ def read_bounded(path: Path, limit: int) -> str:
         raise Unreadable("not UTF-8 text; save it as UTF-8") from None
 
 
-def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *, shard: str | None = None,
-         replicas: int | None = None, location: str | None = None) -> Config:
-    """Read and validate a config file; raise :class:`ConfigError` with every problem.
-    ``shard`` (``2/3``, ``ordinal/3``) and ``replicas`` replace the file's own ``shard:``,
-    ``location`` its ``location:``."""
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an instance stands, as its command line says it (each replaces the file's own):
+    its shard (``2/3``, ``ordinal/3``), how many shards check each target, its location."""
+
+    shard: str | None = None
+    replicas: int | None = None
+    location: str | None = None
+
+
+AS_WRITTEN = Placement()  # nothing replaced: the file as it is written
+
+
+def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *,
+         placement: Placement = AS_WRITTEN) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` with every problem."""
     p = Path(path)
     try:
         text = read_bounded(p, MAX_CONFIG_BYTES)
     except Unreadable as exc:
         raise ConfigError([f"{p}: {exc}"]) from None
-    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, shard=shard, replicas=replicas,
-                     location=location)
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, placement=placement)
 
 
 def _yaml(text: str) -> Any:
@@ -599,7 +611,7 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None,
-              shard: str | None = None, replicas: int | None = None, location: str | None = None) -> Config:
+              placement: Placement = AS_WRITTEN) -> Config:
     try:
         raw = _yaml(text)
     except yaml.YAMLError as exc:
@@ -614,13 +626,16 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
         raise ConfigError([f"{file}: the top level must be a mapping with 'targets:', got {_describe(raw)}"])
     config = _parse(raw, reporter, kinds, base_dir or Path.cwd())
     file_spec, file_replicas = _shard_spec(raw.get("shard"), reporter)
-    spec = shard if shard is not None else file_spec
+    spec = placement.shard if placement.shard is not None else file_spec
+    replicas = placement.replicas if placement.replicas is not None else file_replicas
     chosen = None
     if spec is not None:
         try:
-            chosen = parse_shard(spec, replicas=replicas if replicas is not None else file_replicas)
+            chosen = parse_shard(spec, replicas=replicas)
         except ShardError as exc:
-            reporter.add("", "shard" if shard is None and replicas is None else None, f"{exc}")
+            from_file = placement.shard is None and placement.replicas is None
+            reporter.add("", "shard" if from_file else None, f"{exc}")
+    location = placement.location
     if location is not None and not _NAME_RE.match(location):
         reporter.add("", None, f"location {_short(location)!r} is not valid; a site's name: letters, digits, "
                                "'.', '_' or '-'")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_health.config import ConfigError, attributes_of, load_text
+from otel_health.config import ConfigError, Placement, attributes_of, load_text
 from otel_health.probes import PROBES
 from otel_health.telemetry import make_resource
 
@@ -16,7 +16,7 @@ def test_every_target_carries_the_location_it_is_checked_from() -> None:
     assert config.location == "eu-west"
     assert attributes_of(config.targets[0]) == {"service": "api", "environment": "default", "kind": "tcp",
                                                  "location": "eu-west", "team": "core"}
-    flagged = load_text("location: eu-west\n" + TARGETS, "l.yaml", PROBES, location="us-east")
+    flagged = load_text("location: eu-west\n" + TARGETS, "l.yaml", PROBES, placement=Placement(location="us-east"))
     assert dict(flagged.targets[0].labels)["location"] == "us-east" and flagged.location == "us-east"
     assert "location" not in dict(load_text(TARGETS, "l.yaml", PROBES).targets[0].labels)
 
@@ -28,7 +28,7 @@ def test_a_target_may_not_set_the_location_itself_and_a_bad_one_is_refused() -> 
     assert info.value.problems == ["l.yaml: targets[0] (api): field 'labels': label 'location' is reserved; "
                                    "choose another name"]
     with pytest.raises(ConfigError, match="location 'on the moon' is not valid"):
-        load_text(TARGETS, "l.yaml", PROBES, location="on the moon")
+        load_text(TARGETS, "l.yaml", PROBES, placement=Placement(location="on the moon"))
 
 
 def test_the_resource_says_where_the_instance_checks_from() -> None:

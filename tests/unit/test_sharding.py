@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from otel_health.cli import main
-from otel_health.config import ConfigError, load_text
+from otel_health.config import ConfigError, Placement, load_text
 from otel_health.probes import PROBES
 from otel_health.sharding import Shard, ShardError, elsewhere, owner, owners, parse_shard, spread
 
@@ -71,7 +71,7 @@ def test_a_shard_is_given_as_index_and_count_or_by_the_pods_ordinal() -> None:
 
 def _config(extra: str = "", shard: str | None = None) -> tuple[list[str], int, Shard | None]:
     targets = "".join(f"  - {{name: t{i}, kind: tcp, host: 127.0.0.1, port: {1000 + i}}}\n" for i in range(300))
-    config = load_text(f"{extra}targets:\n{targets}", "shard.yaml", PROBES, shard=shard)
+    config = load_text(f"{extra}targets:\n{targets}", "shard.yaml", PROBES, placement=Placement(shard=shard))
     return [t.name for t in config.targets], config.targets_configured, config.shard
 
 
