@@ -39,6 +39,7 @@ from .config import (
     read_bounded,
     split_host_port,
 )
+from .discovery import NOTHING_FOUND, Found
 from .probes import PROBES, Probe, ProbeSettings
 from .result import CheckResult
 
@@ -62,10 +63,11 @@ def _default_config(listen: str | None) -> Config:
     return load_text(text, "<built-in default>", PROBES, base_dir=Path.cwd())
 
 
-def _load(path: str | None, listen: str | None, placement: Placement = AS_WRITTEN) -> Config:
+def _load(path: str | None, listen: str | None, placement: Placement = AS_WRITTEN,
+          found: Found = NOTHING_FOUND) -> Config:
     if path is None:
         return _default_config(listen)
-    config = load(path, PROBES, placement=placement)
+    config = load(path, PROBES, placement=placement, found=found)
     if listen is not None:
         host, port = _listen(listen)
         config = dataclasses.replace(config, listen_host=host, listen_port=port)

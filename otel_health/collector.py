@@ -10,6 +10,7 @@ and the check's span).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from . import __version__
 from .config import Config, ConfigError, Target
+from .discovery import NONE_DISCOVERED, Answer, Discovered, Endpoint, Found, HttpSd, file_stamps
 from .logs import event, iso_time
 from .probes import PROBES, Heartbeats, Probe, ProbeSettings, Reports
 from .scheduler import Scheduler, Start
@@ -53,14 +55,17 @@ log = logging.getLogger("otel_health")
 SETTLE_AFTER_MAX = 300.0  # seconds: freeze after the first round, or after this at the latest
 TICK = 1.0  # seconds between looks at the windows open and the reports to write
 API_CONNECTIONS = 256  # API connections open at once, at most
+DISCOVERY_TICK = 1.0  # seconds between looks at the discovery files' stamps
+DISCOVERY_GAP = 2.0  # seconds at least between two reloads discovery asks for: churn is batched
 
 
 class Collector:
     """One running collector. ``start()``, then ``stop()``; or ``serve_forever()``.
 
-    ``source`` re-reads the configuration for a reload (``POST /-/reload``, SIGHUP, or a
-    watched file changing); a config that fails to load is rejected whole and the running
-    one stays. With ``isolate_reloads`` (``source`` must then be picklable), the source runs
+    ``source`` re-reads the configuration for a reload (``POST /-/reload``, SIGHUP, a
+    watched file changing, or discovery finding something new), given what discovery has
+    found (:class:`~otel_health.discovery.Found`); a config that fails to load is rejected
+    whole and the running one stays. With ``isolate_reloads`` (``source`` must then be picklable), the source runs
     in a process of its own: reading and validating thousands of targets takes seconds of
     CPU that, on a thread, would compete with the event loop for the interpreter and make
     healthy targets time out. ``metric_readers`` and ``span_processors`` are added to the
@@ -71,7 +76,7 @@ class Collector:
         self,
         config: Config,
         *,
-        source: Callable[[], Config] | None = None,
+        source: Callable[[Found], Config] | None = None,
         metric_readers: Sequence[MetricReader] = (),
         span_processors: Sequence[SpanProcessor] = (),
         probes: Mapping[str, type[Probe]] = PROBES,
@@ -119,12 +124,19 @@ class Collector:
         self._background: set[asyncio.Task[None]] = set()
         self.port: int | None = None
         self.config_shard_at_start = config.shard
+        # Discovery: each http_sd endpoint's latest answer and its poller; a reload is wanted.
+        self._answers: dict[str, Answer] = {}
+        self._endpoints: dict[str, tuple[HttpSd, asyncio.Task[None]]] = {}
+        self._discovery_pending = False
+        self._session: Any = None
 
     async def start(self) -> None:
         self.store.set_targets(self.config.targets)
+        self.telemetry.retain(self.store.attributes())  # what a reload compares against
         self.windows_changed()
         self.telemetry.config_loaded(True)
         self.telemetry.sharded(self.config.shard, self.config.targets_configured)
+        self._discovery_changed(NONE_DISCOVERED, self.config.discovery)
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
@@ -142,6 +154,7 @@ class Collector:
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
         self.scheduler.set_targets(self.config.targets)
         self._in_background(self._every_second())
+        self._in_background(self._discover())
         tune_gc()
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
@@ -191,7 +204,7 @@ class Collector:
         if (config.listen_host, config.listen_port) != (self.config.listen_host, self.config.listen_port):
             event(log, logging.WARNING, "reload_listen_unchanged",
                   reason="a new listen address takes effect on restart")
-        self.config = config
+        before, self.config = self.config, config
         if (config.otlp.keep_percent, config.otlp.keep_salt) != (self.telemetry.keep.percent, self.telemetry.keep.salt):
             self.telemetry.keep = _keep_policy(config)
         live = {t.key for t in config.targets}
@@ -200,8 +213,9 @@ class Collector:
         self.windows_changed()
         self.reports.move(config.state_dir)
         self.reports.retain(live)
-        self.telemetry.retain(live)
+        self.telemetry.retain(self.store.attributes())
         self.telemetry.sharded(config.shard, config.targets_configured)
+        self._discovery_changed(before.discovery, config.discovery)
         if config.shard != self.config_shard_at_start:
             event(log, logging.WARNING, "reload_shard_changed", shard=str(config.shard),
                   reason="the targets follow the new shard; the resource's shard attributes change on restart")
@@ -215,14 +229,15 @@ class Collector:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def reload(self) -> list[str]:
+    async def reload(self, cause: str = "config") -> list[str]:
         """Re-read the configuration; return its problems (empty when it was applied)."""
         async with self._reload_lock:
             if self._source is None:
                 problems = ["no configuration file to reload: the collector runs on its built-in default"]
             else:
                 try:
-                    config = await self._read_config(self._source)
+                    found = self.config.discovery.found(dict(self._answers))
+                    config = await self._read_config(functools.partial(self._source, found))
                 except ConfigError as exc:
                     problems = exc.problems
                 except Exception as exc:  # noqa: BLE001 - a reload that fails keeps the old config, whatever failed
@@ -231,12 +246,82 @@ class Collector:
                 else:
                     self.apply(config)
                     self.telemetry.config_loaded(True)
-                    event(log, logging.INFO, "reloaded", targets=len(config.targets))
+                    event(log, logging.INFO, "reloaded", targets=len(config.targets), cause=cause)
                     return []
             self.telemetry.config_loaded(False)
             for line in problems:
                 event(log, logging.ERROR, "reload_rejected", problem=line)
             return problems
+
+    def _discovery_changed(self, before: Discovered, now: Discovered) -> None:
+        """Discovery's series as ``now`` leaves them; each new problem logged once, each
+        source whose problems ended logged once; failed reads of files counted (an
+        endpoint's are counted as it is polled)."""
+        self.telemetry.discovered(now.status)
+        files = {s.name for s in now.sources if s.file_sd is not None}
+        for name, status in now.status.items():
+            old = before.status.get(name)
+            seen = set(old.problems) if old is not None else set()
+            if name in files and status.problems:
+                self.telemetry.discovery_failed(name, len(status.problems))
+            for unit, problem in status.problems:
+                if (unit, problem) not in seen:
+                    event(log, logging.WARNING, "discovery_failed", source=name, unit=unit, problem=problem,
+                          kept="the last good targets of this unit, if any")
+            if old is not None and old.problems and not status.problems:
+                event(log, logging.INFO, "discovery_recovered", source=name, targets=status.targets)
+
+    async def _discover(self) -> None:
+        """Notice what discovery finds: files' stamps each tick (and each ``refresh_interval``
+        regardless), endpoints polled on their own; anything new reloads, at most once every
+        ``DISCOVERY_GAP``, through the same off-loop path as a config file."""
+        sources = self.config.discovery.sources
+        stamps = await asyncio.to_thread(file_stamps, sources)
+        refreshed = time.monotonic()
+        last_reload = -DISCOVERY_GAP
+        while True:
+            await asyncio.sleep(DISCOVERY_TICK)
+            sources = self.config.discovery.sources
+            self._sync_endpoints()
+            now = time.monotonic()
+            if any(s.file_sd is not None for s in sources):
+                seen = await asyncio.to_thread(file_stamps, sources)
+                due = any(s.file_sd is not None and now - refreshed >= s.file_sd.refresh for s in sources)
+                if seen != stamps or due:
+                    stamps, refreshed, self._discovery_pending = seen, now, True
+            if self._discovery_pending and now - last_reload >= DISCOVERY_GAP and self._source is not None:
+                self._discovery_pending, last_reload = False, now
+                await self.reload(cause="discovery")
+                stamps = await asyncio.to_thread(file_stamps, self.config.discovery.sources)
+
+    def _sync_endpoints(self) -> None:
+        """One poller per ``http_sd`` source as configured now; a changed one starts over."""
+        wanted = {s.name: s for s in self.config.discovery.sources if s.http_sd is not None}
+        for name, (sd, poller) in list(self._endpoints.items()):
+            if name not in wanted or wanted[name].http_sd != sd:
+                poller.cancel()
+                del self._endpoints[name]
+                self._answers.pop(name, None)
+        for name, source in wanted.items():
+            if name not in self._endpoints:
+                assert source.http_sd is not None
+                endpoint = Endpoint(source, f"otel-health/{__version__}")
+                poller = asyncio.get_running_loop().create_task(self._poll(endpoint))
+                self._endpoints[name] = (source.http_sd, poller)
+
+    async def _poll(self, endpoint: Endpoint) -> None:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(trust_env=False)
+        while True:
+            answer = await endpoint.fetch(self._session)
+            if endpoint.failed:
+                self.telemetry.discovery_failed(endpoint.source.name)
+            if answer is not None:
+                self._answers[endpoint.source.name] = answer
+                self._discovery_pending = True
+            await asyncio.sleep(endpoint.delay)
 
     async def _read_config(self, source: Callable[[], Config]) -> Config:
         if not self._isolate_reloads:
@@ -277,6 +362,12 @@ class Collector:
         await self.scheduler.stop(grace)
         for task in list(self._background):
             task.cancel()
+        pollers = [poller for _, poller in self._endpoints.values()]
+        for poller in pollers:
+            poller.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
         for probe in self._probes.values():
             await probe.close()
         self.reports.save()

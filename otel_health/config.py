@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from .discovery import NONE_DISCOVERED, NOTHING_FOUND, Discovered, Found, expand, parse_sources
 from .sharding import Shard, ShardError, parse_shard
 from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant, weekday_set, zone
 from .suppression import utc as dt_utc
@@ -424,6 +425,7 @@ class Config:
     shard: Shard | None = None  # this instance's shard: ``targets`` holds only the targets it checks
     location: str | None = None  # where this instance checks from: a ``location`` label on every target
     targets_configured: int = 0  # targets in the configuration, on every shard
+    discovery: Discovered = NONE_DISCOVERED  # the discovery sources, their last good groups and status
 
 
 def attributes_of(target: Target) -> dict[str, str]:
@@ -483,14 +485,16 @@ AS_WRITTEN = Placement()  # nothing replaced: the file as it is written
 
 
 def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *,
-         placement: Placement = AS_WRITTEN) -> Config:
-    """Read and validate a config file; raise :class:`ConfigError` with every problem."""
+         placement: Placement = AS_WRITTEN, found: Found = NOTHING_FOUND) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` with every problem.
+    ``found`` is what discovery had (``Config.discovery.found()``): a unit of discovery that
+    cannot be read keeps the groups it had then."""
     p = Path(path)
     try:
         text = read_bounded(p, MAX_CONFIG_BYTES)
     except Unreadable as exc:
         raise ConfigError([f"{p}: {exc}"]) from None
-    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, placement=placement)
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, placement=placement, found=found)
 
 
 def _yaml(text: str) -> Any:
@@ -611,7 +615,7 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None,
-              placement: Placement = AS_WRITTEN) -> Config:
+              placement: Placement = AS_WRITTEN, found: Found = NOTHING_FOUND) -> Config:
     try:
         raw = _yaml(text)
     except yaml.YAMLError as exc:
@@ -624,7 +628,7 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{file}: the top level must be a mapping with 'targets:', got {_describe(raw)}"])
-    config = _parse(raw, reporter, kinds, base_dir or Path.cwd())
+    config = _parse(raw, reporter, kinds, base_dir or Path.cwd(), found)
     file_spec, file_replicas = _shard_spec(raw.get("shard"), reporter)
     spec = placement.shard if placement.shard is not None else file_spec
     replicas = placement.replicas if placement.replicas is not None else file_replicas
@@ -676,7 +680,8 @@ def _shard_spec(value: Any, reporter: _Reporter) -> tuple[str | None, int]:
     return f"{index}/{count}", replicas
 
 
-def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path) -> Config | None:
+def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path,
+           found: Found = NOTHING_FOUND) -> Config | None:
     top = Fields(raw, "", reporter, base_dir)
     listen = top.text("listen", DEFAULT_LISTEN)
     host, port = _split_listen(listen, top)
@@ -745,9 +750,18 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
                                          f"{_describe(entry)}")
         else:
             allowed_hosts.append(entry.lower().rstrip("."))
+    # Configured targets depend on configured ones only: one that discovery may take away at the
+    # next refresh would make the file refuse to load.
     _check_dependencies(placed)
+    static_names = {t.name for t in targets}
+    sources = parse_sources(top, reporter, kinds, base_dir)
+    discovered = Discovered(tuple(sources))
+    if sources and not reporter.problems:
+        # A problem in what discovery finds never fails the load: each unit keeps its last good set.
+        discovered = expand(sources, found, kinds, defaults, environment, list(placed), seen, targets, placed,
+                            RESERVED_LABELS)
     windows = [w for p in placed for w in p.windows]
-    windows += _parse_maintenance(top, targets)
+    windows += _parse_maintenance(top, targets, static_names)
     _check_window_names(top, windows)
     max_maintenance = top.duration("max_maintenance", DEFAULT_MAX_MAINTENANCE, minimum=60.0, maximum=366 * 86400.0)
     state_dir = _parse_state_dir(top, base_dir)
@@ -770,6 +784,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
         state_dir=state_dir, trace_url=trace_url, status_title=status_title, location=location,
+        discovery=discovered,
     )
 
 
@@ -990,12 +1005,12 @@ def _check_dependencies(placed: list[_Placed]) -> None:
             stack.append(iter(edges.get(nxt, ())))
 
 
-def _parse_maintenance(top: Fields, targets: list[Target]) -> list[Window]:
-    """The top-level windows: on every target, on ``targets`` (names, in any environment) or
-    on the targets whose labels (``service``, ``environment``, ``kind`` and their own) match
-    every pair of ``match``."""
+def _parse_maintenance(top: Fields, targets: list[Target], names: set[str]) -> list[Window]:
+    """The top-level windows: on every target, on ``targets`` (``names`` of configured
+    targets, in any environment) or on the targets whose labels (``service``, ``environment``,
+    ``kind`` and their own) match every pair of ``match``. A discovered target is not named:
+    it may go at the next refresh, and the config with it; ``match`` finds it."""
     windows = []
-    names = {t.name for t in targets}
     for i, f in top.each("maintenance"):
         listed = f.sequence("targets") if f.has("targets") else None
         match = f.mapping("match") if f.has("match") else None
@@ -1007,8 +1022,10 @@ def _parse_maintenance(top: Fields, targets: list[Target]) -> list[Window]:
             for entry in listed:
                 if not isinstance(entry, str) or entry not in names:
                     close = difflib.get_close_matches(str(entry), sorted(names), n=1) if isinstance(entry, str) else []
-                    f.problem("targets", f"unknown target {_short(entry)!r}"
-                                         + (f"; did you mean {close[0]!r}?" if close else "; list configured targets"))
+                    discovered = any(t.name == entry for t in targets)
+                    f.problem("targets", f"unknown target {_short(entry)!r}" + (
+                        "; it is discovered: choose discovered targets by their labels with 'match'" if discovered
+                        else f"; did you mean {close[0]!r}?" if close else "; list configured targets"))
                 else:
                     wanted.add(entry)
             keys = frozenset(t.key for t in targets if t.name in wanted)

@@ -256,6 +256,10 @@ class StateStore:
         self._states, self._dependents = states, dependents
         self.recompute()
 
+    def attributes(self) -> dict[Key, dict[str, str]]:
+        """Each live target's attributes, by key: what its series carry now."""
+        return {key: state.attrs for key, state in self._states.items()}
+
     def set_windows(self, windows: Sequence[Window], now: float) -> None:
         """Replace the maintenance windows (configured and opened through the API)."""
         self._windows = list(windows)

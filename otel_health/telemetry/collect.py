@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions
@@ -42,7 +42,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-__all__ = ["EVERY", "collect"]
+__all__ = ["EVERY", "collect", "forget"]
 
 EVERY = 500  # series collected between two pauses
 
@@ -62,6 +62,35 @@ def collect(reader: MetricReader, pause: Callable[[], None], every: int = EVERY)
         return True, _collect(consumer, reader, pause, every)
     except _NotOurs:
         return False, None
+
+
+def forget(reader: MetricReader, keep: Callable[[Mapping[str, Any]], bool]) -> int | None:
+    """Drop from ``reader``'s storage every series whose attributes ``keep`` refuses; the
+    number dropped, or None for a storage this module does not know (nothing is dropped).
+
+    The SDK never forgets a cumulative series: without this, each target a reload removed
+    would hold its counters and histograms until restart, and under discovery churn they
+    would fill the cardinality limit (fixed at start) until new targets' series fold into
+    the overflow series. A series dropped and measured again starts over from zero with a
+    new start time, as a reset counter does. Call it on the thread that records.
+    """
+    consumer = getattr(getattr(reader, "_collect", None), "__self__", None)
+    if type(consumer) is not SynchronousMeasurementConsumer:
+        return None
+    storage = consumer._reader_storages.get(reader)
+    if storage is None:
+        return None
+    with storage._lock:
+        matches = [view for views in storage._instrument_view_instrument_matches.values() for view in views]
+    dropped = 0
+    for view in matches:
+        with view._lock:
+            held = view._attributes_aggregation
+            gone = [key for key, aggregation in held.items() if not keep(aggregation._attributes or {})]
+            for key in gone:
+                del held[key]
+            dropped += len(gone)
+    return dropped
 
 
 def _collect(consumer: SynchronousMeasurementConsumer, reader: MetricReader, pause: Callable[[], None],

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -41,10 +41,12 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import __version__
 from ..config import Target
+from ..discovery import SourceStatus
 from ..logs import event
 from ..result import CheckResult
 from ..sharding import Shard
 from ..suppression import Suppressed
+from .collect import forget
 from .exemplars import latest_per_bucket
 from .families import StateFamilies
 from .traces import CheckTracerProvider, KeepPolicy, LightSpan
@@ -70,6 +72,7 @@ LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 METER_NAME = "otel_health"
 SHUTDOWN_TIMEOUT = 3.0  # seconds the last export at shutdown may take
 SCOPE = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
+_COUNTER_KEYS = frozenset({"outcome", "error_type"})  # what tta_service_checks adds to a target's attributes
 
 
 def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
@@ -153,7 +156,8 @@ class Telemetry:
         ]
         # Shut down by shutdown() alone, within its bound: no exit handler of the SDK's may wait on
         # an export after that.
-        self.meter_provider = MeterProvider(metric_readers=list(metric_readers), resource=self.resource, views=views,
+        self._readers = list(metric_readers)
+        self.meter_provider = MeterProvider(metric_readers=self._readers, resource=self.resource, views=views,
                                             shutdown_on_exit=False)
         # With nowhere to send spans, record none: checks still get trace ids and send
         # traceparent (unsampled), but pay nothing for spans nobody keeps.
@@ -172,6 +176,10 @@ class Telemetry:
         self._configured = 0
         self._replicas = 1
         self._shard_attrs = {"shard_index": "0", "shard_count": "1"}
+        self._live: dict[tuple[str, str], Mapping[str, str]] = {}  # the targets as the last retain() saw them
+        self._discovery: dict[str, tuple[int, int]] = {}  # source -> (targets, last read good)
+        self._discovery_time: dict[str, float] = {}
+        self._discovery_failures: dict[str, int] = {}
         self._make_instruments()
 
     def _make_instruments(self) -> None:
@@ -201,11 +209,43 @@ class Telemetry:
                                   description="Unix time of the last successful configuration load")
         m.create_observable_counter("otel_health_export_failures", [self._observe_export_failures], unit="",
                                     description="Telemetry export batches that failed, by signal")
+        m.create_observable_gauge("otel_health_discovery_targets", [self._observe_discovery_targets],
+                                  description="Targets a discovery source makes now (its last good groups')")
+        m.create_observable_gauge("otel_health_discovery_last_read_successful", [self._observe_discovery_ok],
+                                  description="1 if every file or answer of a discovery source was last read and "
+                                              "valid, else 0 (its last good targets are kept)")
+        m.create_observable_gauge("otel_health_discovery_last_success_timestamp_seconds",
+                                  [self._observe_discovery_time], unit="s",
+                                  description="Unix time a discovery source was last read whole and valid")
+        m.create_observable_counter("otel_health_discovery_read_failures", [self._observe_discovery_failures],
+                                    unit="", description="Reads of a discovery file or endpoint that failed "
+                                                         "(unreadable, not valid, or a target that does not validate)")
 
-    def retain(self, live: Iterable[tuple[str, str]]) -> None:
-        """Forget what is held for targets no longer configured (after a reload)."""
-        keys = set(live)
-        self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if (k[0], k[1]) in keys}
+    def retain(self, live: Mapping[tuple[str, str], Mapping[str, str]]) -> None:
+        """Forget what is held for targets no longer configured, or whose labels changed
+        (after a reload): ``live`` maps each target's key to its attributes now. The SDK's
+        own series of those targets go too (:func:`.collect.forget`), so churn does not
+        pile up series until restart."""
+        self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if live.get((k[0], k[1])) == v[0]}
+        gone = any(live.get(key) != attrs for key, attrs in self._live.items())
+        self._live = dict(live)
+        if not gone:
+            return  # targets added or unchanged: nothing of the SDK's to forget (the common reload)
+
+        def current(attributes: Mapping[str, Any]) -> bool:
+            service = attributes.get("service")
+            if service is None:
+                return True  # the collector's own series
+            now = live.get((service, attributes.get("environment", "")))
+            if now is None:
+                return False
+            extra = len(attributes) - len(now)
+            if extra not in (0, 2) or (extra == 2 and not _COUNTER_KEYS <= attributes.keys()):
+                return False
+            return all(attributes.get(k) == v for k, v in now.items())
+
+        for reader in self._readers:
+            forget(reader, current)
 
     def sharded(self, shard: Shard | None, configured: int) -> None:
         """Which shard this instance is (none: 0 of 1) and how many targets all shards share."""
@@ -213,6 +253,18 @@ class Telemetry:
         self._replicas = shard.replicas if shard else 1
         self._shard_attrs = {"shard_index": str(shard.index if shard else 0),
                              "shard_count": str(shard.count if shard else 1)}
+
+    def discovered(self, status: Mapping[str, SourceStatus]) -> None:
+        """Discovery as the last load left it, by source."""
+        now = self._clock()
+        self._discovery = {name: (st.targets, 1 if st.ok else 0) for name, st in status.items()}
+        self._discovery_time = {name: now if status[name].ok else self._discovery_time.get(name, 0.0)
+                                for name in status}
+        self._discovery_failures = {name: self._discovery_failures.get(name, 0) for name in status}
+
+    def discovery_failed(self, source: str, reads: int = 1) -> None:
+        if source in self._discovery_failures:
+            self._discovery_failures[source] += reads
 
     def config_loaded(self, ok: bool) -> None:
         self._reload_ok = 1 if ok else 0
@@ -320,6 +372,23 @@ class Telemetry:
 
     def _observe_reload_time(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._reload_time)
+
+    def _observe_discovery_targets(self, _: CallbackOptions) -> Iterator[Observation]:
+        for name, (targets, _ok) in self._discovery.items():
+            yield Observation(targets, {"source": name})
+
+    def _observe_discovery_ok(self, _: CallbackOptions) -> Iterator[Observation]:
+        for name, (_targets, ok) in self._discovery.items():
+            yield Observation(ok, {"source": name})
+
+    def _observe_discovery_time(self, _: CallbackOptions) -> Iterator[Observation]:
+        for name, at in self._discovery_time.items():
+            if at:
+                yield Observation(at, {"source": name})
+
+    def _observe_discovery_failures(self, _: CallbackOptions) -> Iterator[Observation]:
+        for name, count in self._discovery_failures.items():
+            yield Observation(count, {"source": name})
 
     def _observe_export_failures(self, _: CallbackOptions) -> Iterator[Observation]:
         for signal, count in self._export_failures.counts().items():

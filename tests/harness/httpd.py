@@ -22,6 +22,11 @@ cookie for /shop), GET /shop/orders/{id}?key=K (200 only with ``Authorization: B
 token and the cookie), POST /shop/logout?key=K (the token ends), GET /shop/state?key=K
 (sessions open, tokens issued, the traceparents seen).
 
+Service discovery (Prometheus http_sd), per ``key``: PUT /sd/{key}?status=N&content_type=T
+sets what GET /sd/{key} answers (the PUT's body, with an ETag; a matching If-None-Match gets
+304; only with ``Authorization: Bearer`` $HTTPD_PASSWORD); GET /sd/{key}/log says how many
+requests came, how many were answered 304 and how many lacked the token.
+
 More TLS listeners: ``--extra-tls`` (another certificate), ``--mtls`` (a client certificate
 signed by the given CA required), ``--tls12`` (at most TLS 1.2).
 """
@@ -95,6 +100,38 @@ async def seen(_: web.Request) -> web.Response:
 
 
 _shops: dict[str, dict[str, Any]] = {}
+_sd: dict[str, dict[str, Any]] = {}
+
+
+async def sd_set(request: web.Request) -> web.Response:
+    body = await request.read()
+    _sd[request.match_info["key"]] = {
+        "body": body, "status": int(request.query.get("status", "200")),
+        "type": request.query.get("content_type", "application/json"),
+        "etag": f'"{hash(body) & 0xFFFFFFFF:08x}"', "requests": 0, "not_modified": 0, "unauthorized": 0,
+    }
+    return web.Response(status=204)
+
+
+async def sd_get(request: web.Request) -> web.Response:
+    sd = _sd.setdefault(request.match_info["key"], {"body": b"[]", "status": 200, "type": "application/json",
+                                                     "etag": '"0"', "requests": 0, "not_modified": 0,
+                                                     "unauthorized": 0})
+    sd["requests"] += 1
+    if request.headers.get("Authorization") != f"Bearer {os.environ.get('HTTPD_PASSWORD', '')}":
+        sd["unauthorized"] += 1
+        return web.Response(status=401)
+    if sd["status"] != 200:
+        return web.Response(status=sd["status"])
+    if request.headers.get("If-None-Match") == sd["etag"]:
+        sd["not_modified"] += 1
+        return web.Response(status=304, headers={"ETag": sd["etag"]})
+    return web.Response(body=sd["body"], headers={"ETag": sd["etag"], "Content-Type": sd["type"]})
+
+
+async def sd_log(request: web.Request) -> web.Response:
+    sd = _sd.get(request.match_info["key"], {})
+    return web.json_response({k: sd.get(k, 0) for k in ("requests", "not_modified", "unauthorized")})
 
 
 def _shop(request: web.Request) -> dict[str, Any]:
@@ -342,6 +379,9 @@ async def main() -> None:
     args = parser.parse_args()
     app = web.Application()
     app.router.add_get("/ok", ok)
+    app.router.add_put("/sd/{key}", sd_set)
+    app.router.add_get("/sd/{key}", sd_get)
+    app.router.add_get("/sd/{key}/log", sd_log)
     app.router.add_post("/shop/login", shop_login)
     app.router.add_get("/shop/orders/{id}", shop_order)
     app.router.add_post("/shop/logout", shop_logout)

@@ -35,7 +35,7 @@ class Pipeline:
     def set_targets(self, targets: Iterable[Target]) -> None:
         targets = list(targets)
         self.store.set_targets(targets)
-        self.telemetry.retain(t.key for t in targets)
+        self.telemetry.retain(self.store.attributes())
 
     def record(self, target: Target, result: CheckResult, span: Span | None = None, lag: float = 0.0) -> bool:
         """Record as the collector does; False when the target is not configured as it is."""

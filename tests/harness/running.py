@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_health.collector import Collector
 from otel_health.config import Config, load_text
+from otel_health.discovery import Found
 from otel_health.probes import PROBES
 from otel_health.result import CheckResult
 from otel_health.state import TargetState
@@ -113,7 +114,7 @@ async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[R
 
 
 @contextlib.asynccontextmanager
-async def running_config(config: Config, *, source: Callable[[], Config] | None = None) -> AsyncIterator[Running]:
+async def running_config(config: Config, *, source: Callable[[Found], Config] | None = None) -> AsyncIterator[Running]:
     """A collector running ``config`` with in-memory span and metric capture; ``source`` re-reads
     the configuration for a reload."""
     spans = InMemorySpanExporter()

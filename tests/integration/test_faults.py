@@ -152,7 +152,7 @@ async def test_a_burst_of_reloads_leaves_one_consistent_config(http_targets: ser
                "listen: 127.0.0.1:0\ntargets:\n" + _http("b", h.url("/ok"), interval="0.3s", timeout="0.3s"),
                "targets: [broken\n"]
     path.write_text(configs[0])
-    collector = Collector(load(path, PROBES), source=lambda: load(path, PROBES), otlp=False)
+    collector = Collector(load(path, PROBES), source=lambda found: load(path, PROBES, found=found), otlp=False)
     await collector.start()
     try:
         async with aiohttp.ClientSession() as session:

@@ -38,7 +38,8 @@ def write_config(tmp_path: Path, *, state_dir: bool = True) -> Path:
 
 
 def collector_at(path: Path) -> Any:
-    return running_config(keeping_every_trace(load(path, PROBES), ""), source=lambda: load(path, PROBES))
+    return running_config(keeping_every_trace(load(path, PROBES), ""),
+                          source=lambda found: load(path, PROBES, found=found))
 
 
 async def report(r: Running, name: str, *, token: str = TOKEN, body: Any = None, raw: bytes | None = None,

@@ -43,7 +43,8 @@ def config_text(h: HttpTargets, closed: int, state_dir: Path, extra_target: str 
 
 def collector_at(path: Path) -> AbstractAsyncContextManager[Running]:
     """A collector running the config file at ``path``, reloading from it."""
-    return running_config(keeping_every_trace(load(path, PROBES), ""), source=lambda: load(path, PROBES))
+    return running_config(keeping_every_trace(load(path, PROBES), ""),
+                          source=lambda found: load(path, PROBES, found=found))
 
 
 async def call(r: Running, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,

@@ -100,7 +100,7 @@ async def test_reload_adds_removes_changes_and_keeps_unchanged_history(http_targ
     (tmp_path / "targets.d").mkdir()
     path.write_text("listen: 127.0.0.1:0\ntarget_files: ['targets.d/*.yaml']\ntargets:\n"
                     + _t("keep", h.url("/ok")) + _t("remove", h.url("/ok")) + _t("change", h.url("/ok")))
-    collector = Collector(load(path, PROBES), source=lambda: load(path, PROBES), otlp=False)
+    collector = Collector(load(path, PROBES), source=lambda found: load(path, PROBES, found=found), otlp=False)
     await collector.start()
     try:
         await _until(lambda: all(len(collector.store.get((n, "default")).history) >= 2

@@ -186,8 +186,8 @@ async def test_each_result_lands_in_the_store_and_in_every_reader(caplog: pytest
 async def test_a_reload_that_changes_nothing_keeps_results_and_change_logs(caplog: pytest.LogCaptureFixture) -> None:
     Scripted.outcomes = {"api": [None]}
     config = load_text(CONFIG, "c.yaml", PROBES)
-    collector = Collector(config, source=lambda: load_text(CONFIG, "c.yaml", PROBES), probes={"http": Scripted},
-                          otlp=False)
+    collector = Collector(config, source=lambda found: load_text(CONFIG, "c.yaml", PROBES, found=found),
+                          probes={"http": Scripted}, otlp=False)
     caplog.set_level(logging.INFO, logger="otel_health")
     await collector.start()
     try:
@@ -212,7 +212,7 @@ async def test_a_reload_that_cannot_be_read_keeps_the_old_config_and_says_so(tmp
         raise MemoryError("no room")
 
     sources = [lambda: load(path, PROBES)]
-    collector = Collector(load(path, PROBES), source=lambda: sources[0](), probes={"http": Scripted}, otlp=False)
+    collector = Collector(load(path, PROBES), source=lambda found: sources[0](), probes={"http": Scripted}, otlp=False)
     await collector.start()
     try:
         path.write_text("targets: " + "[" * 50_000)  # nested past what a parser can read

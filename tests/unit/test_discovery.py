@@ -1,0 +1,132 @@
+"""Discovery's pure parts: Prometheus target groups, the template, and the last good set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from otel_health.config import ConfigError, Placement, load
+from otel_health.discovery import Answer, Endpoint, Found, SdError, parse_groups, split_address
+from otel_health.probes import PROBES
+
+
+def test_target_groups_are_read_as_prometheus_writes_them() -> None:
+    groups = parse_groups(b'[{"targets": ["a:1", "b:2"], "labels": {"job": "x", "__meta_z": "1"}}, {"targets": []}]',
+                          "json")
+    assert [(g.targets, dict(g.labels)) for g in groups] == [(("a:1", "b:2"), {"job": "x", "__meta_z": "1"}),
+                                                            ((), {})]
+    assert parse_groups("- targets: ['c:3']\n", "yaml")[0].targets == ("c:3",)
+    assert parse_groups("", "yaml") == ()
+
+
+@pytest.mark.parametrize(("data", "fmt", "problem"), [
+    ('{"targets": []}', "json", "must be a list of target groups"),
+    ('[{"targets": "a:1"}]', "json", "'targets' must be a list"),
+    ('[{"targets": ["a:1"], "labels": {"a-b": "x"}}]', "json", "label name 'a-b' is not valid"),
+    ('[{"targets": ["a:1"], "labels": {"n": 1}}]', "json", "label 'n' must be text"),
+    ('[{"targets": ["a:1"], "label": {}}]', "json", "unknown field 'label'"),
+    ('[{"targets": ["a:1"]', "json", "not valid JSON"),
+    ("- &a {targets: []}\n- *a\n", "yaml", "not valid YAML"),
+    (b"\xff\xfe", "json", "not UTF-8"),
+])
+def test_bad_target_groups_are_named(data: str | bytes, fmt: str, problem: str) -> None:
+    with pytest.raises(SdError, match=problem.replace("(", r"\(").replace("[", r"\[")):
+        parse_groups(data, fmt)
+
+
+def test_an_address_is_host_and_port_never_a_url() -> None:
+    assert split_address("api.internal:8080") == ("api.internal", "8080")
+    assert split_address("[2001:db8::1]:443") == ("2001:db8::1", "443")
+    assert split_address("10.0.0.1") == ("10.0.0.1", "")
+    for bad in ("http://a:1", "a:1/x", "user@a:1", "a:99999", "a:", "[::1", "a b:1", ""):
+        with pytest.raises(SdError):
+            split_address(bad)
+
+
+def _config(tmp_path: Path, template: str, groups: object, extra: str = "") -> Path:
+    (tmp_path / "sd.json").write_text(json.dumps(groups))
+    path = tmp_path / "c.yaml"
+    path.write_text("targets:\n  - {name: db, kind: tcp, host: 127.0.0.1, port: 5432}\n" + extra +
+                    "discovery:\n  - name: inv\n    file_sd: {files: [sd.json]}\n"
+                    "    target_template: " + template + "\n")
+    return path
+
+
+def test_the_template_makes_one_target_per_address_with_the_groups_labels(tmp_path: Path) -> None:
+    path = _config(tmp_path, '{kind: tcp, host: "$(host)", port: "$(port)", depends_on: [db], '
+                             'labels: {rack: "$(labels.__meta_rack)", empty: "$(labels.nothing)"}}',
+                   [{"targets": ["a.internal:81", "[::1]:82"], "labels": {"team": "core", "job": "x",
+                                                                          "__meta_rack": "r1"}}])
+    config = load(path, PROBES)
+    made = {t.name: t for t in config.targets if t.name != "db"}
+    # names from the address, made names; group labels but the reserved (job) and __*; empty ones left out
+    assert sorted(made) == ["1_82", "a.internal_81"]
+    assert dict(made["a.internal_81"].labels) == {"team": "core", "rack": "r1"}
+    assert made["a.internal_81"].depends_on == ("db",)
+    assert config.discovery.status["inv"].ok and config.discovery.status["inv"].targets == 2
+
+
+def test_a_unit_that_goes_bad_keeps_its_last_good_groups(tmp_path: Path) -> None:
+    path = _config(tmp_path, '{name: "$(labels.service)", kind: tcp, host: "$(host)", port: 80}',
+                   [{"targets": ["a:1"], "labels": {"service": "one"}}])
+    good = load(path, PROBES)
+    assert [t.name for t in good.targets] == ["db", "one"]
+    for bad, problem in [
+        ([{"targets": ["a:1"], "labels": {"service": "${HOME}"}}], "holds '${'"),  # never an env reference
+        ([{"targets": ["a:1", "b:1"], "labels": {"service": "same"}}], "make the template's name unique"),
+        ([{"targets": ["a:1"], "labels": {"service": "db"}}], "already has"),  # a configured target's name
+        ([{"targets": ["a:1"]}], "field 'name'"),  # no label: an empty name
+    ]:
+        (tmp_path / "sd.json").write_text(json.dumps(bad))
+        again = load(path, PROBES, found=good.discovery.found({}))
+        assert [t.name for t in again.targets] == ["db", "one"], bad
+        (unit, said), = again.discovery.status["inv"].problems
+        assert unit.endswith("sd.json") and problem in said, said
+    # without a last good set, a bad unit makes nothing, and the load still succeeds
+    assert [t.name for t in load(path, PROBES).targets] == ["db"]
+    # a removed file is not bad data: its targets go
+    (tmp_path / "sd.json").unlink()
+    gone = load(path, PROBES, found=good.discovery.found({}))
+    assert [t.name for t in gone.targets] == ["db"] and gone.discovery.status["inv"].ok
+
+
+def test_discovered_targets_are_sharded_and_chosen_by_match_not_by_name(tmp_path: Path) -> None:
+    groups = [{"targets": [f"h{i}:80" for i in range(40)], "labels": {"team": "web"}}]
+    path = _config(tmp_path, '{kind: tcp, host: "$(host)", port: 80}', groups)
+    shares = [load(path, PROBES, placement=Placement(shard=f"{i}/2")) for i in range(2)]
+    names = [{t.name for t in s.targets} for s in shares]
+    assert not names[0] & names[1] and len(names[0] | names[1]) == 41
+    assert all(s.targets_configured == 41 for s in shares)
+    window = "maintenance:\n  - {name: w, targets: [h1_80], start: 2026-01-01T00:00:00Z, end: 2026-01-01T01:00:00Z}\n"
+    with pytest.raises(ConfigError, match="it is discovered: choose discovered targets by their labels"):
+        load(_config(tmp_path, '{kind: tcp, host: "$(host)", port: 80}', groups, window), PROBES)
+    window = "maintenance:\n  - {name: w, match: {team: web}, start: 2026-01-01T00:00:00Z, end: 2026-01-01T01:00:00Z}\n"
+    config = load(_config(tmp_path, '{kind: tcp, host: "$(host)", port: 80}', groups, window), PROBES)
+    assert len(config.maintenance[0].targets or ()) == 40
+
+
+def test_an_endpoint_answer_is_read_and_a_fetch_problem_keeps_the_set(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("discovery:\n  - name: reg\n    http_sd: {url: 'http://127.0.0.1:9/sd'}\n"
+                    "    target_template: {kind: tcp, host: '$(host)', port: 80}\n")
+    assert load(path, PROBES).targets == ()  # not fetched yet: nothing, and no problem
+    assert load(path, PROBES).discovery.status["reg"].ok
+    first = load(path, PROBES, found=Found({}, {"reg": Answer(b'[{"targets": ["x:1"]}]')}))
+    assert [t.name for t in first.targets] == ["x_1"]
+    down = load(path, PROBES, found=first.discovery.found({"reg": Answer(None, "answered HTTP 503")}))
+    assert [t.name for t in down.targets] == ["x_1"]
+    assert down.discovery.status["reg"].problems == (("http://127.0.0.1:9/sd", "answered HTTP 503"),)
+
+
+def test_cache_control_max_age_lengthens_the_poll_within_bounds(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("discovery:\n  - name: reg\n    http_sd: {url: 'http://127.0.0.1:9/sd', refresh_interval: 30s}\n"
+                    "    target_template: {kind: tcp, host: '$(host)', port: 80}\n")
+    endpoint = Endpoint(load(path, PROBES).discovery.sources[0], "t")
+    assert endpoint._next_delay("") == 30
+    assert endpoint._next_delay("public, max-age=120") == 120
+    assert endpoint._next_delay("max-age=5") == 30  # never sooner than asked
+    assert endpoint._next_delay("max-age=999999") == 3600
+    assert endpoint._next_delay("no-cache, max-age=120") == 30
