@@ -134,6 +134,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return 1
     shard = f" (shard {config.shard} checks {len(config.targets)})" if config.shard is not None else ""
     print(f"{args.file}: ok, {config.targets_configured} targets{shard}")
+    for source in config.discovery.sources:
+        status = config.discovery.status.get(source.name)
+        if source.http_sd is not None:
+            print(f"  discovery {source.name}: {source.http_sd.url} is fetched by a running collector only")
+        elif status is not None:
+            print(f"  discovery {source.name}: {status.targets} targets from {status.units - len(status.problems)} "
+                  f"of {status.units} files")
+            for unit, problem in status.problems:
+                # Not the config's problem: a running collector keeps the unit's last good targets.
+                print(f"  discovery {source.name}: {unit}: {problem}", file=sys.stderr)
     return 0
 
 

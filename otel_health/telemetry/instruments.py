@@ -72,7 +72,6 @@ LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 METER_NAME = "otel_health"
 SHUTDOWN_TIMEOUT = 3.0  # seconds the last export at shutdown may take
 SCOPE = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
-_COUNTER_KEYS = frozenset({"outcome", "error_type"})  # what tta_service_checks adds to a target's attributes
 
 
 def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
@@ -227,22 +226,15 @@ class Telemetry:
         own series of those targets go too (:func:`.collect.forget`), so churn does not
         pile up series until restart."""
         self._counter_attrs = {k: v for k, v in self._counter_attrs.items() if live.get((k[0], k[1])) == v[0]}
-        gone = any(live.get(key) != attrs for key, attrs in self._live.items())
+        # Every series of a target removed or relabelled is from before: nothing was recorded
+        # under its new labels yet.
+        gone = {key for key, attrs in self._live.items() if live.get(key) != attrs}
         self._live = dict(live)
         if not gone:
             return  # targets added or unchanged: nothing of the SDK's to forget (the common reload)
 
         def current(attributes: Mapping[str, Any]) -> bool:
-            service = attributes.get("service")
-            if service is None:
-                return True  # the collector's own series
-            now = live.get((service, attributes.get("environment", "")))
-            if now is None:
-                return False
-            extra = len(attributes) - len(now)
-            if extra not in (0, 2) or (extra == 2 and not _COUNTER_KEYS <= attributes.keys()):
-                return False
-            return all(attributes.get(k) == v for k, v in now.items())
+            return (attributes.get("service"), attributes.get("environment")) not in gone
 
         for reader in self._readers:
             forget(reader, current)

@@ -130,3 +130,23 @@ def test_cache_control_max_age_lengthens_the_poll_within_bounds(tmp_path: Path) 
     assert endpoint._next_delay("max-age=5") == 30  # never sooner than asked
     assert endpoint._next_delay("max-age=999999") == 3600
     assert endpoint._next_delay("no-cache, max-age=120") == 30
+
+
+def test_validate_counts_what_discovery_finds_and_names_each_bad_file(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_health.cli import main
+
+    (tmp_path / "sd").mkdir()
+    (tmp_path / "sd" / "good.json").write_text('[{"targets": ["a:1", "b:2"]}]')
+    (tmp_path / "sd" / "bad.json").write_text("[")
+    path = tmp_path / "c.yaml"
+    path.write_text("discovery:\n  - name: inv\n    file_sd: {files: ['sd/*.json']}\n"
+                    "    target_template: {kind: tcp, host: '$(host)', port: '$(port)'}\n"
+                    "  - name: reg\n    http_sd: {url: 'http://127.0.0.1:9/sd'}\n"
+                    "    target_template: {kind: tcp, host: '$(host)', port: 80}\n")
+    assert main(["validate", str(path)]) == 0  # a bad file is discovery's, kept at run time, not the config's
+    out, err = capsys.readouterr()
+    assert "ok, 2 targets" in out and "discovery inv: 2 targets from 1 of 2 files" in out
+    assert "discovery reg: http://127.0.0.1:9/sd is fetched by a running collector only" in out
+    assert err.strip() == f"discovery inv: {tmp_path / 'sd' / 'bad.json'}: not valid JSON (line 1, column 2: " \
+                          "Expecting value)"
