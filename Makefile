@@ -55,6 +55,9 @@ bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320
 	$(BIN)/python -m benchmarks.bench_scale --targets 20000 --otlp --seconds 90
 	$(BIN)/python -m benchmarks.memory_per_target --otlp
+	$(BIN)/python -m benchmarks.churn
+	$(BIN)/python -m benchmarks.collector_capacity
+	$(BIN)/python -m benchmarks.collector_capacity --keep 0
 
 ## The README's picture of the status page (docs/status-page.png), from a short demo run in headless Chromium.
 status-screenshot: deps
