@@ -28,7 +28,6 @@ import json
 import os
 import re
 import ssl
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +116,6 @@ class Answer:
 
     body: bytes | None = None
     problem: str | None = None
-    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,10 +550,11 @@ class Endpoint:
         self._problem: str | None = None
         self.delay = self.sd.refresh
         self.failed = False  # whether the last poll failed
+        self._context = self._ssl()
 
-    def _ssl(self) -> ssl.SSLContext | bool:
-        if not self.sd.url.startswith("https:"):
-            return False
+    def _ssl(self) -> ssl.SSLContext:
+        """Verified TLS (unless ``tls_verify: false``) for an https URL, and for an http one
+        that redirects to https."""
         context = ssl.create_default_context(cafile=str(self.sd.ca_file) if self.sd.ca_file else None)
         if not self.sd.tls_verify:
             context.check_hostname = False
@@ -578,7 +577,7 @@ class Endpoint:
         problem: str | None = None
         try:
             async with asyncio.timeout(self.sd.timeout):
-                async with session.get(self.sd.url, headers=headers, ssl=self._ssl(), allow_redirects=True,
+                async with session.get(self.sd.url, headers=headers, ssl=self._context, allow_redirects=True,
                                        max_redirects=3) as response:
                     self.delay = self._next_delay(response.headers.get("Cache-Control", ""))
                     if response.status == 304 and self._body is not None:
@@ -609,11 +608,11 @@ class Endpoint:
             if problem == self._problem:
                 return None
             self._problem = problem
-            return Answer(None, problem, time.time())
+            return Answer(None, problem)
         if body == self._body and self._problem is None:
             return None
         self._body, self._problem = body, None
-        return Answer(body, None, time.time())
+        return Answer(body)
 
     def _next_delay(self, cache_control: str) -> float:
         match = re.search(r"(?:^|,)\s*max-age\s*=\s*(\d+)", cache_control, re.IGNORECASE)

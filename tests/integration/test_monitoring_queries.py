@@ -112,7 +112,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         f"  - name: behind\n    kind: http\n    url: {h.url('/status/502')}\n    depends_on: [broken]\n"
         f"  - name: sluggish\n    kind: http\n    url: {h.url('/slow?ms=150')}\n"
         f"  - name: secure\n    kind: http\n    url: {h.url('/ok', tls=True)}\n    ca_file: {h.cert}\n"
+        # the discovery series the rules read: one source, one target
+        f"discovery:\n  - name: inventory\n    file_sd: {{files: ['{workdir / 'sd.json'}']}}\n"
+        "    target_template: {name: found, kind: http, url: 'http://$(address)/ok'}\n"
     )
+    (workdir / "sd.json").write_text(f'[{{"targets": ["127.0.0.1:{h.port}"]}}]')
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(RULES)]
