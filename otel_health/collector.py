@@ -65,10 +65,10 @@ class Collector:
     ``source`` re-reads the configuration for a reload (``POST /-/reload``, SIGHUP, a
     watched file changing, or discovery finding something new), given what discovery has
     found (:class:`~otel_health.discovery.Found`); a config that fails to load is rejected
-    whole and the running one stays. With ``isolate_reloads`` (``source`` must then be picklable), the source runs
-    in a process of its own: reading and validating thousands of targets takes seconds of
-    CPU that, on a thread, would compete with the event loop for the interpreter and make
-    healthy targets time out. ``metric_readers`` and ``span_processors`` are added to the
+    whole and the running one stays. With ``isolate_reloads`` (``source`` must then be
+    picklable), the source runs in a process of its own: reading and validating thousands of
+    targets takes seconds of CPU that, on a thread, would compete with the event loop for the
+    interpreter and make healthy targets time out. ``metric_readers`` and ``span_processors`` are added to the
     collector's own (the bridge, and OTLP when ``otlp`` is on and the settings ask for it).
     """
 
@@ -275,8 +275,7 @@ class Collector:
         """Notice what discovery finds: files' stamps each tick (and each ``refresh_interval``
         regardless), endpoints polled on their own; anything new reloads, at most once every
         ``DISCOVERY_GAP``, through the same off-loop path as a config file."""
-        sources = self.config.discovery.sources
-        stamps = await asyncio.to_thread(file_stamps, sources)
+        stamps = self.config.discovery.stamps  # the files as the running config read them
         refreshed = time.monotonic()
         last_reload = -DISCOVERY_GAP
         while True:
@@ -287,12 +286,13 @@ class Collector:
             if any(s.file_sd is not None for s in sources):
                 seen = await asyncio.to_thread(file_stamps, sources)
                 due = any(s.file_sd is not None and now - refreshed >= s.file_sd.refresh for s in sources)
+                # Compared with what the last attempt saw, not with what the config holds: a
+                # reload that fails (a broken config file) is not tried again every tick.
                 if seen != stamps or due:
                     stamps, refreshed, self._discovery_pending = seen, now, True
             if self._discovery_pending and now - last_reload >= DISCOVERY_GAP and self._source is not None:
                 self._discovery_pending, last_reload = False, now
                 await self.reload(cause="discovery")
-                stamps = await asyncio.to_thread(file_stamps, self.config.discovery.sources)
 
     def _sync_endpoints(self) -> None:
         """One poller per ``http_sd`` source as configured now; a changed one starts over."""

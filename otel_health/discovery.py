@@ -152,6 +152,7 @@ class Discovered:
     sources: tuple[Source, ...] = ()
     good: Mapping[tuple[str, str], tuple[Group, ...]] = field(default_factory=dict)
     status: Mapping[str, SourceStatus] = field(default_factory=dict)
+    stamps: tuple[tuple[str, int, int], ...] = ()  # the files as they were when read (file_stamps)
 
     def found(self, answers: Mapping[str, Answer]) -> Found:
         """What the next load needs: these good groups and the endpoints' answers."""
@@ -402,6 +403,7 @@ def expand(sources: list[Source], found: Found, kinds: Mapping[str, KindSpec], d
 
     good: dict[tuple[str, str], tuple[Group, ...]] = {}
     status: dict[str, SourceStatus] = {}
+    stamps = file_stamps(tuple(sources))  # before reading: a write after this is seen as a change
     for source in sources:
         problems: list[tuple[str, str]] = []
         made = 0
@@ -429,7 +431,7 @@ def expand(sources: list[Source], found: Found, kinds: Mapping[str, KindSpec], d
                 placed.append(_Placed(target, _Reporter(origin), origin, windows))
                 made += 1
         status[source.name] = SourceStatus(source.name, made, len(units), tuple(problems))
-    return Discovered(tuple(sources), good, status)
+    return Discovered(tuple(sources), good, status, stamps)
 
 
 def _units(source: Source, found: Found) -> Iterator[tuple[str, tuple[Group, ...] | None, str | None]]:

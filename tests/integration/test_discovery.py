@@ -124,6 +124,19 @@ async def test_file_sd_targets_follow_the_files_and_bad_files_keep_the_last_good
         assert (await series(r, "otel_health_discovery_targets")) == {"inventory": 2}
         assert r.result("static") is not None and r.result("static").up  # type: ignore[union-attr]
 
+        # A broken config file holds discovery's change back, tried once, not again every tick.
+        good_config = path.read_text()
+        path.write_text(good_config + "  oops: [\n")
+        inventory.write_text(groups(http_targets, ("web", 200)))
+        await r.wait_for(lambda: "reload_rejected" in caplog.messages, timeout=10, what="the rejected reload")
+        await asyncio.sleep(1.0)  # ten ticks, three gaps
+        assert caplog.messages.count("reload_rejected") == 1
+        assert "shop" in {t.name for t in r.collector.config.targets}
+        path.write_text(good_config)
+        inventory.write_text(groups(http_targets, ("web", 200), ("late", 200)))
+        await r.wait_for(lambda: {t.name for t in r.collector.config.targets} == {"static", "web", "late"},
+                         timeout=10, what="the change applied once the config is good")
+
 
 async def sd_put(http_targets: HttpTargets, key: str, body: str, **query: str) -> None:
     async with aiohttp.ClientSession() as session, session.put(
