@@ -758,8 +758,8 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
     discovered = Discovered(tuple(sources))
     if sources and not reporter.problems:
         # A problem in what discovery finds never fails the load: each unit keeps its last good set.
-        discovered = expand(sources, found, kinds, defaults, environment, list(placed), seen, targets, placed,
-                            RESERVED_LABELS)
+        discovered = expand(sources, found, kinds, defaults, environment, base_dir, list(placed), seen, targets,
+                            placed, RESERVED_LABELS)
     windows = [w for p in placed for w in p.windows]
     windows += _parse_maintenance(top, targets, static_names)
     _check_window_names(top, windows)

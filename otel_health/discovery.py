@@ -70,6 +70,7 @@ HTTP_TIMEOUT = 10.0
 MAX_SD_BYTES = 16 * 1024 * 1024  # an endpoint's answer or a file, at most (16 MiB: ~100,000 targets)
 MAX_AGE_CAP = 3600.0  # Cache-Control: max-age lengthens the poll interval up to this
 DEFAULT_NAME = "$(address)"
+_SAMPLE_ADDRESS = "sd.example:80"  # the target a template is checked with at load
 _FORMATS = {".json": "json", ".yml": "yaml", ".yaml": "yaml"}
 
 
@@ -318,19 +319,23 @@ def _check_template(template: Mapping[str, Any], where: str, reporter: _Reporter
         if DISCOVERY_REFERENCE_RE.search(text) and any(p == "file" or p.endswith("_file") for p in path):
             reporter.add(where, path[-1], "a file path cannot come from discovery (it could name any file); "
                                           "write the path")
-    sample = Group(("sd.example:80",), ())
-    scratch = _Reporter("template")
-    _parse_target(Fields(_fill(template, "sd.example:80", sample, copy_labels=False), "", scratch, base_dir), kinds,
-                  Defaults(), "default", [])
+    class Captured(_Reporter):
+        """Problems as (where, field, message), to tell the template's own from its references'."""
+
+        def __init__(self) -> None:
+            super().__init__("template")
+            self.found: list[tuple[str, str | None, str]] = []
+
+        def add(self, where: str, field_name: str | None, message: str) -> None:
+            self.found.append((where, field_name, message))
+
+    scratch = Captured()
+    sample = _fill(template, _SAMPLE_ADDRESS, Group((_SAMPLE_ADDRESS,), ()), copy_labels=False)
+    _parse_target(Fields(sample, "", scratch, base_dir), kinds, Defaults(), "default", [])
     referenced = {key for path, text in _strings(template) if _ANY_REFERENCE_RE.search(text) for key in path}
-    for line in scratch.problems:
-        # "template: field 'url': ..." or "template: unknown field ..."
-        match = re.match(r"template: (?:[^:]*: )?field '([^']+)': (.*)$", line)
-        if match is None:
-            rest = line.removeprefix("template: ")
-            reporter.add(where, None, rest)
-        elif match.group(1) not in referenced:
-            reporter.add(where, match.group(1), match.group(2))
+    for inner, field_name, message in scratch.found:
+        if field_name is None or field_name not in referenced:
+            reporter.add(f"{where}: {inner}" if inner else where, field_name, message)
 
 
 def _strings(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -358,16 +363,14 @@ def _fill(template: Mapping[str, Any], address: str, group: Group, *, copy_label
             if not port:
                 raise SdError(f"address {address!r} has no port, and the template says $(port)")
             return port
-        return labels.get(ref.removeprefix("labels."), "")
+        label = labels.get(ref.removeprefix("labels."), "")
+        if "${" in label:
+            # A discovered value never becomes a reference to this process' environment.
+            raise SdError(f"label {ref.removeprefix('labels.')!r} holds '${{'; a discovered value cannot")
+        return label
 
     def sub(text: str) -> str:
-        out = DISCOVERY_REFERENCE_RE.sub(lambda m: value(m.group(1)), text)
-        if out != text:
-            found = [value(m.group(1)) for m in DISCOVERY_REFERENCE_RE.finditer(text)]
-            if any("${" in v for v in found):
-                # A discovered value never becomes a reference to this process' environment.
-                raise SdError(f"a discovered value for target {address!r} holds '${{'; it cannot be used")
-        return out
+        return DISCOVERY_REFERENCE_RE.sub(lambda m: value(m.group(1)), text)
 
     def walk(node: Any) -> Any:
         if isinstance(node, str):
@@ -395,7 +398,7 @@ def _fill(template: Mapping[str, Any], address: str, group: Group, *, copy_label
 
 
 def expand(sources: list[Source], found: Found, kinds: Mapping[str, KindSpec], defaults: Defaults,
-           environment: str, static: list[_Placed], seen: dict[tuple[str, str], str],
+           environment: str, base_dir: Path, static: list[_Placed], seen: dict[tuple[str, str], str],
            targets: list[Target], placed: list[_Placed], reserved: frozenset[str]) -> Discovered:
     """Every source's targets added to ``targets`` and ``placed``; a unit with a problem
     contributes its last good groups instead (none if it never had any)."""
@@ -412,14 +415,14 @@ def expand(sources: list[Source], found: Found, kinds: Mapping[str, KindSpec], d
             key = (source.name, origin)
             unit: list[tuple[Target, list[Any]]] | str = []
             if groups is not None:
-                unit = _make(source, origin, groups, kinds, defaults, environment, static, seen, reserved)
+                unit = _make(source, origin, groups, kinds, defaults, environment, base_dir, static, seen, reserved)
                 problem = unit if isinstance(unit, str) else None
             if problem is not None or groups is None:
                 if problem is not None:
                     problems.append((origin, problem))
                 groups = found.good.get(key)
                 unit = [] if groups is None else \
-                    _make(source, origin, groups, kinds, defaults, environment, static, seen, reserved)
+                    _make(source, origin, groups, kinds, defaults, environment, base_dir, static, seen, reserved)
                 if isinstance(unit, str):  # the last good groups are not good with this config: none
                     unit, groups = [], None
             if groups is not None:
@@ -470,8 +473,8 @@ def _matched(file_sd: FileSd) -> list[str]:
 
 
 def _make(source: Source, origin: str, groups: tuple[Group, ...], kinds: Mapping[str, KindSpec],
-          defaults: Defaults, environment: str, static: list[_Placed], seen: dict[tuple[str, str], str],
-          reserved: frozenset[str]) -> list[tuple[Target, list[Any]]] | str:
+          defaults: Defaults, environment: str, base_dir: Path, static: list[_Placed],
+          seen: dict[tuple[str, str], str], reserved: frozenset[str]) -> list[tuple[Target, list[Any]]] | str:
     """The targets ``groups`` make, or the first problem (one line) when any does not validate."""
     from .config import Fields, _check_dependencies, _parse_target, _Placed, _Reporter
 
@@ -488,12 +491,15 @@ def _make(source: Source, origin: str, groups: tuple[Group, ...], kinds: Mapping
                 return f"{where}: {exc}"
             labels = raw.get("labels")
             if isinstance(labels, Mapping):
-                # Labels from discovery that a target may not set are left out, not refused; and
-                # an empty one, as Prometheus treats an empty label as an absent one.
-                raw["labels"] = {k: v for k, v in labels.items() if k not in reserved and v != ""}
+                # Labels from discovery that a target may not set (reserved, or what its kind
+                # reports in tta_service_info) are left out, not refused; and an empty one, as
+                # Prometheus treats an empty label as an absent one.
+                kind = kinds.get(raw.get("kind", ""))
+                skip = reserved | frozenset(kind.info_labels if kind is not None else ())
+                raw["labels"] = {k: v for k, v in labels.items() if k not in skip and v != ""}
             windows: list[Any] = []
-            target = _parse_target(Fields(raw, where, reporter, Path(origin).parent), kinds, defaults,
-                                   environment, windows)
+            # Paths in the template are the config file's, wherever the groups came from.
+            target = _parse_target(Fields(raw, where, reporter, base_dir), kinds, defaults, environment, windows)
             if reporter.problems:
                 return reporter.problems[0].removeprefix(f"{origin}: ")
             assert target is not None

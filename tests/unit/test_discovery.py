@@ -150,3 +150,18 @@ def test_validate_counts_what_discovery_finds_and_names_each_bad_file(tmp_path: 
     assert "discovery reg: http://127.0.0.1:9/sd is fetched by a running collector only" in out
     assert err.strip() == f"discovery inv: {tmp_path / 'sd' / 'bad.json'}: not valid JSON (line 1, column 2: " \
                           "Expecting value)"
+
+
+def test_group_labels_a_kind_reports_itself_are_left_out_and_template_paths_are_the_configs(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not read at load\n")
+    (tmp_path / "sd").mkdir()
+    (tmp_path / "sd" / "redis.json").write_text(json.dumps(
+        [{"targets": ["cache:6379"], "labels": {"role": "primary", "team": "data"}}]))
+    path = tmp_path / "c.yaml"
+    path.write_text("discovery:\n  - name: inv\n    file_sd: {files: [sd/redis.json]}\n"
+                    "    target_template: {kind: redis, host: '$(host)', port: '$(port)', tls: true,"
+                    " ca_file: ca.pem}\n")
+    config = load(path, PROBES)
+    assert config.discovery.status["inv"].ok, config.discovery.status["inv"].problems
+    (target,) = config.targets
+    assert dict(target.labels) == {"team": "data"}  # 'role' is what a redis target reports in tta_service_info
