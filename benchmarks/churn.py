@@ -30,7 +30,7 @@ from otel_health.probes.http import HttpOptions
 from otel_health.result import CheckResult
 from otel_health.telemetry import BridgeReader, cardinality_limits
 from otel_health.telemetry import instruments as instruments_module
-from tests.harness.pipeline import Pipeline
+from tests.harness.pipeline import Pipeline, sdk_series
 
 
 def _target(name: str) -> Target:
@@ -39,14 +39,9 @@ def _target(name: str) -> Target:
 
 
 def _held(bridge: BridgeReader) -> tuple[int, int]:
-    storage = bridge._collect.__self__._reader_storages[bridge]  # type: ignore[attr-defined]
-    series = overflow = 0
-    for views in storage._instrument_view_instrument_matches.values():
-        for view in views:
-            for aggregation in view._attributes_aggregation.values():
-                series += 1
-                overflow += "otel.metric.overflow" in (aggregation._attributes or {})
-    return series, overflow
+    """(series, of which overflow) the SDK holds for ``bridge``."""
+    held = [attributes for series in sdk_series(bridge).values() for attributes in series]
+    return len(held), sum("otel.metric.overflow" in attributes for attributes in held)
 
 
 def run(targets: int, rounds: int, replace: float, *, forgetting: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the collector does: in the store, then in telemetry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
@@ -45,3 +46,11 @@ class Pipeline:
         self.store.update(state, result, self.telemetry.kept_trace_id(span, result), lag)
         self.telemetry.record(state.attrs, result, span, state.suppressed)
         return True
+
+
+def sdk_series(reader: MetricReader) -> dict[str, list[dict[str, Any]]]:
+    """Every series ``reader``'s SDK storage holds, by instrument name: their attributes."""
+    storage = reader._collect.__self__._reader_storages[reader]  # type: ignore[attr-defined]
+    return {instrument.name: [dict(a._attributes or {}) for view in views
+                              for a in view._attributes_aggregation.values()]
+            for instrument, views in storage._instrument_view_instrument_matches.items()}

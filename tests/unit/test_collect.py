@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_health.telemetry import BridgeReader
 from otel_health.telemetry.collect import collect
-from tests.harness.pipeline import Pipeline
+from tests.harness.pipeline import Pipeline, sdk_series
 
 
 def _without_times(data: MetricsData | None) -> Any:
@@ -69,14 +69,6 @@ def test_storage_it_does_not_know_is_left_to_the_sdk() -> None:
     assert collect(BridgeReader(), lambda: None) == (False, None)  # not registered with a provider
 
 
-def _held(reader: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every series ``reader``'s storage holds, by instrument: their attributes."""
-    storage = reader._collect.__self__._reader_storages[reader]
-    return {instrument.name: [dict(a._attributes or {}) for view in views
-                              for a in view._attributes_aggregation.values()]
-            for instrument, views in storage._instrument_view_instrument_matches.items()}
-
-
 def test_a_reload_forgets_the_sdk_series_of_removed_and_relabelled_targets(make_target, make_result) -> None:
     """Counters and histograms of a target a reload removed, or relabelled, leave every
     reader's storage; the live ones, and the collector's own series, stay with their values."""
@@ -92,14 +84,14 @@ def test_a_reload_forgets_the_sdk_series_of_removed_and_relabelled_targets(make_
     relabelled = make_target("moved", labels=(("team", "b"),))
     pipeline.set_targets([keep, relabelled])
     for reader in (bridge, other):
-        held = _held(reader)
+        held = sdk_series(reader)
         services = {(a["service"], a.get("team"))
                     for name in ("tta_service_checks", "tta_service_check_duration_seconds") for a in held[name]}
         assert services == {("keep", None)}
         assert len(held["tta_service_checks"]) == 2  # keep's up and down
         assert len(held["otel_health_scheduler_lag_seconds"]) == 1  # no target in it: kept
     pipeline.record(relabelled, make_result(up=True))
-    checks = [a for a in _held(bridge)["tta_service_checks"] if a["service"] == "moved"]
+    checks = [a for a in sdk_series(bridge)["tta_service_checks"] if a["service"] == "moved"]
     assert checks == [{"service": "moved", "environment": "test", "kind": "http", "team": "b",
                        "outcome": "up", "error_type": ""}]
 
@@ -117,6 +109,6 @@ def test_under_churn_the_sdk_holds_the_live_targets_series_only(make_target, mak
         pipeline.set_targets(targets)
         for target in targets:
             pipeline.record(target, make_result(up=True))
-    held = _held(bridge)
+    held = sdk_series(bridge)
     assert len(held["tta_service_checks"]) == len(held["tta_service_check_duration_seconds"]) == 50
     assert not any("otel.metric.overflow" in a for series in held.values() for a in series)
