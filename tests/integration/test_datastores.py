@@ -263,9 +263,11 @@ async def test_servers_stopped_mid_run_are_down_within_an_interval_and_recover(
             names = ("redis", "pg", "neo4j")
             await r.wait_for(lambda: not any(r.result(n).up for n in names), timeout=1.5, what="all down")
             assert time.monotonic() - stopped_at < 1.5 + 3  # neo4j takes up to 3 s to stop
-            redis = await asyncio.to_thread(_restart_redis, redis, tmp_path, seeded_password)
-            pg = await asyncio.to_thread(_restart_postgres, pg, tmp_path)
-            neo = await asyncio.to_thread(_restart_neo4j, neo, tmp_path)
+            # Restarted side by side: each on its own port and data directory.
+            redis, pg, neo = await asyncio.gather(
+                asyncio.to_thread(_restart_redis, redis, tmp_path, seeded_password),
+                asyncio.to_thread(_restart_postgres, pg, tmp_path),
+                asyncio.to_thread(_restart_neo4j, neo, tmp_path))
             await r.wait_for(lambda: all(r.result(n).up for n in names), timeout=20,
                              what=f"all up again ({[(n, r.result(n).error_type, r.result(n).detail) for n in names]})")
     finally:
