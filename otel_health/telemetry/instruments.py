@@ -249,6 +249,10 @@ class Telemetry:
     def discovered(self, status: Mapping[str, SourceStatus]) -> None:
         """Discovery as the last load left it, by source."""
         now = self._clock()
+        removed = self._discovery.keys() - status.keys()
+        if removed:  # a source a reload took away: its series go, the failures counter's too
+            for reader in self._readers:
+                forget(reader, lambda attributes: attributes.get("source") not in removed)
         self._discovery = {name: (st.targets, 1 if st.ok else 0) for name, st in status.items()}
         self._discovery_time = {name: now if status[name].ok else self._discovery_time.get(name, 0.0)
                                 for name in status}

@@ -112,3 +112,18 @@ def test_under_churn_the_sdk_holds_the_live_targets_series_only(make_target, mak
     held = sdk_series(bridge)
     assert len(held["tta_service_checks"]) == len(held["tta_service_check_duration_seconds"]) == 50
     assert not any("otel.metric.overflow" in a for series in held.values() for a in series)
+
+
+def test_a_discovery_source_removed_by_a_reload_leaves_no_series(make_target, make_result) -> None:
+    from otel_health.discovery import SourceStatus
+
+    bridge = BridgeReader()
+    pipeline = Pipeline(lambda families, resource: [bridge])
+    pipeline.telemetry.discovered({"a": SourceStatus("a", 2, 1), "b": SourceStatus("b", 1, 1, (("f", "bad"),))})
+    pipeline.telemetry.discovery_failed("b", 3)
+    bridge.collect()
+    assert {a["source"] for a in sdk_series(bridge)["otel_health_discovery_read_failures"]} == {"a", "b"}
+    pipeline.telemetry.discovered({"a": SourceStatus("a", 2, 1)})
+    bridge.collect()
+    for name in ("otel_health_discovery_read_failures", "otel_health_discovery_targets"):
+        assert {a["source"] for a in sdk_series(bridge)[name]} == {"a"}, name
