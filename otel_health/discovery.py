@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import ipaddress
 import json
 import os
 import re
@@ -62,7 +63,6 @@ DISCOVERY_REFERENCE_RE = re.compile(r"\$\((address|host|port|labels\.[A-Za-z_][A
 _ANY_REFERENCE_RE = re.compile(r"\$\(([^)]*)\)")
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NOT_IN_NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_.])?$")
 
 FILE_REFRESH = 300.0  # seconds: a file is re-read this often even when its stamp is unchanged
 HTTP_REFRESH = 60.0  # seconds between two polls of an endpoint (Prometheus' default)
@@ -222,20 +222,26 @@ def _kind(value: Any) -> str:
 def split_address(address: str) -> tuple[str, str]:
     """``host:port``, ``host`` or ``[v6]:port`` as (host, port); port "" when absent. SdError
     for anything else: a discovered address is never a URL or a user name."""
-    host, port = address, ""
-    if address.startswith("["):
-        close = address.find("]")
-        host, rest = address[1:close], address[close + 1:]
-        if close < 0 or (rest and not rest.startswith(":")):
-            raise SdError(f"address {address[:60]!r} is not host:port")
-        port = rest[1:]
-        valid_host = bool(host) and all(c in "0123456789abcdefABCDEF:." for c in host)
+    from .config import _HOST_NAME_RE, split_host_port
+
+    problem = SdError(f"address {address[:60]!r} is not host:port (a host name or IP address, and a port)")
+    if ":" not in address:
+        host, port = address, ""
     else:
-        if address.count(":") == 1:
-            host, port = address.split(":")
-        valid_host = bool(_HOST_RE.match(host))
-    if not valid_host or (port and (not port.isdigit() or not 0 < int(port) <= 65535)) or address.endswith(":"):
-        raise SdError(f"address {address[:60]!r} is not host:port (a host name or IP address, and a port)")
+        try:
+            host, number = split_host_port(address)
+        except ValueError:
+            raise problem from None
+        port = str(number)
+        if number == 0 or address.startswith("[") != ("]" in address):
+            raise problem
+    if address.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise problem from None
+    elif not _HOST_NAME_RE.match(host):
+        raise problem
     return host, port
 
 
