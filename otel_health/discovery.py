@@ -564,7 +564,12 @@ class Endpoint:
         self._problem: str | None = None
         self.delay = self.sd.refresh
         self.failed = False  # whether the last poll failed
-        self._context = self._ssl()
+        self._context: ssl.SSLContext | None = None
+        self._unusable: str | None = None  # why no request can be made (a CA file that is not one)
+        try:
+            self._context = self._ssl()
+        except (OSError, ssl.SSLError) as exc:
+            self._unusable = f"ca_file cannot be used ({type(exc).__name__}: {str(exc)[:120]})"
 
     def _ssl(self) -> ssl.SSLContext:
         """Verified TLS (unless ``tls_verify: false``) for an https URL, and for an http one
@@ -576,46 +581,8 @@ class Endpoint:
         return context
 
     async def fetch(self, session: Any) -> Answer | None:
-        import aiohttp
-
-        headers = {"Accept": "application/json", "User-Agent": self._user_agent,
-                   "X-Prometheus-Refresh-Interval-Seconds": f"{self.sd.refresh:g}"}
-        if self._etag:
-            headers["If-None-Match"] = self._etag
-        if self._modified:
-            headers["If-Modified-Since"] = self._modified
-        if self.sd.bearer_token is not None:
-            headers["Authorization"] = f"Bearer {self.sd.bearer_token.reveal()}"
         self.delay = self.sd.refresh
-        body: bytes | None = None
-        problem: str | None = None
-        try:
-            async with asyncio.timeout(self.sd.timeout):
-                async with session.get(self.sd.url, headers=headers, ssl=self._context, allow_redirects=True,
-                                       max_redirects=3) as response:
-                    self.delay = self._next_delay(response.headers.get("Cache-Control", ""))
-                    if response.status == 304 and self._body is not None:
-                        body = self._body
-                    elif response.status != 200:
-                        problem = f"answered HTTP {response.status}"
-                    elif response.content_type != "application/json":
-                        problem = f"answered {response.content_type or 'no Content-Type'}, not application/json"
-                    elif (response.content_length or 0) > self.sd.max_bytes:
-                        problem = f"answer larger than max_bytes ({self.sd.max_bytes})"
-                    else:
-                        data = await response.content.read(self.sd.max_bytes + 1)
-                        if len(data) > self.sd.max_bytes:
-                            problem = f"answer larger than max_bytes ({self.sd.max_bytes})"
-                        else:
-                            body = data
-                            self._etag = response.headers.get("ETag")
-                            self._modified = response.headers.get("Last-Modified")
-        except TimeoutError:
-            problem = f"no answer within {self.sd.timeout:g}s"
-        except aiohttp.ClientError as exc:
-            problem = f"cannot be fetched ({type(exc).__name__}: {_scrub(str(exc), self.sd)})"
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            problem = f"cannot be fetched ({type(exc).__name__}: {_scrub(str(exc), self.sd)})"
+        body, problem = (None, self._unusable) if self._unusable is not None else await self._get(session)
         self.failed = problem is not None
         if problem is not None:
             self._etag = self._modified = None  # the next good answer is read whole
@@ -627,6 +594,46 @@ class Endpoint:
             return None
         self._body, self._problem = body, None
         return Answer(body)
+
+    async def _get(self, session: Any) -> tuple[bytes | None, str | None]:
+        """(body, None), or (None, why not): one conditional request, bounded in time and size."""
+        import aiohttp
+
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent,
+                   "X-Prometheus-Refresh-Interval-Seconds": f"{self.sd.refresh:g}"}
+        if self._etag:
+            headers["If-None-Match"] = self._etag
+        if self._modified:
+            headers["If-Modified-Since"] = self._modified
+        if self.sd.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {self.sd.bearer_token.reveal()}"
+        too_large = f"answer larger than max_bytes ({self.sd.max_bytes})"
+        try:
+            async with asyncio.timeout(self.sd.timeout):
+                async with session.get(self.sd.url, headers=headers, ssl=self._context, allow_redirects=True,
+                                       max_redirects=3) as response:
+                    self.delay = self._next_delay(response.headers.get("Cache-Control", ""))
+                    if response.status == 304 and self._body is not None:
+                        return self._body, None
+                    if response.status != 200:
+                        return None, f"answered HTTP {response.status}"
+                    if response.content_type != "application/json":
+                        return None, f"answered {response.content_type or 'no Content-Type'}, not application/json"
+                    if (response.content_length or 0) > self.sd.max_bytes:
+                        return None, too_large
+                    chunks, size = [], 0
+                    async for chunk in response.content.iter_any():
+                        size += len(chunk)
+                        if size > self.sd.max_bytes:
+                            return None, too_large
+                        chunks.append(chunk)
+                    self._etag = response.headers.get("ETag")
+                    self._modified = response.headers.get("Last-Modified")
+                    return b"".join(chunks), None
+        except TimeoutError:
+            return None, f"no answer within {self.sd.timeout:g}s"
+        except (aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
+            return None, f"cannot be fetched ({type(exc).__name__}: {_scrub(str(exc), self.sd)})"
 
     def _next_delay(self, cache_control: str) -> float:
         match = re.search(r"(?:^|,)\s*max-age\s*=\s*(\d+)", cache_control, re.IGNORECASE)

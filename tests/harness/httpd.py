@@ -377,7 +377,7 @@ async def main() -> None:
     parser.add_argument("--mtls", help="PORT:CERT:KEY:CLIENT_CA, a listener that requires a client certificate")
     parser.add_argument("--tls12", help="PORT:CERT:KEY, a listener that speaks at most TLS 1.2")
     args = parser.parse_args()
-    app = web.Application()
+    app = web.Application(client_max_size=8 * 1024 * 1024)  # /sd/{key} takes answers of megabytes
     app.router.add_get("/ok", ok)
     app.router.add_put("/sd/{key}", sd_set)
     app.router.add_get("/sd/{key}", sd_get)

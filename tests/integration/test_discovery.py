@@ -4,6 +4,7 @@ an http_sd endpoint of the test HTTP server, with bad data that keeps the last g
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from pathlib import Path
@@ -140,7 +141,7 @@ async def test_file_sd_targets_follow_the_files_and_bad_files_keep_the_last_good
 
 async def sd_put(http_targets: HttpTargets, key: str, body: str, **query: str) -> None:
     async with aiohttp.ClientSession() as session, session.put(
-            http_targets.url(f"/sd/{key}"), data=body.encode(), params=query,
+            http_targets.url(f"/sd/{key}"), data=io.BytesIO(body.encode()), params=query,
             timeout=aiohttp.ClientTimeout(total=10)) as response:
         assert response.status == 204
 
@@ -161,7 +162,8 @@ async def test_http_sd_is_polled_conditionally_with_its_token_and_a_failing_endp
     path.write_text("listen: 127.0.0.1:0\n"
                     "discovery:\n  - name: registry\n    http_sd:\n"
                     f"      url: {http_targets.url(f'/sd/{key}')}\n"
-                    "      refresh_interval: 1s\n      bearer_token: ${SD_TOKEN}\n" + TEMPLATE)
+                    "      refresh_interval: 1s\n      bearer_token: ${SD_TOKEN}\n      max_bytes: 2000000\n"
+                    + TEMPLATE)
     caplog.set_level(logging.INFO, logger="otel_health")
     async with collector_at(path) as r:
         await r.wait_for(lambda: [t.name for t in r.collector.config.targets] == ["web"], timeout=10,
@@ -194,10 +196,24 @@ async def test_http_sd_is_polled_conditionally_with_its_token_and_a_failing_endp
                          what="the new set")
         assert (await r.wait_result("shop")).up
         assert (await series(r, "otel_health_discovery_last_read_successful")) == {"registry": 1}
+
+        # An answer of a megabyte arrives whole (many reads); one past max_bytes is refused.
+        def sized(name: str, size: int) -> str:
+            return json.dumps([{"targets": [f"127.0.0.1:{http_targets.port}"],
+                                "labels": {"service": name, "code": "200", "__meta_blob": "x" * size}}])
+
+        await sd_put(http_targets, key, sized("big", 1_000_000))
+        await r.wait_for(lambda: [t.name for t in r.collector.config.targets] == ["big"], timeout=10,
+                         what="the megabyte answer read whole")
+        await sd_put(http_targets, key, sized("huge", 3_000_000))
+        await r.wait_for(lambda: "max_bytes" in str(r.collector.config.discovery.status["registry"].problems),
+                         timeout=10, what="the answer past max_bytes refused")
+        assert [t.name for t in r.collector.config.targets] == ["big"]
         _, _, metrics = await r.get("/metrics")
         _, _, targets = await r.get("/api/v1/targets")
     failed = events(caplog, "discovery_failed")
-    assert [f["problem"][:18] for f in failed] == ["answered HTTP 503", "answered text/html"]  # each once
+    assert [f["problem"][:18] for f in failed] == ["answered HTTP 503", "answered text/html",
+                                                   "answer larger than"]  # each once
     logged = "\n".join(LogfmtFormatter().format(record) for record in caplog.records)
     for text in (metrics, targets, logged):
         assert seeded_password not in text

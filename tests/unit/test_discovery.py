@@ -165,3 +165,16 @@ def test_group_labels_a_kind_reports_itself_are_left_out_and_template_paths_are_
     assert config.discovery.status["inv"].ok, config.discovery.status["inv"].problems
     (target,) = config.targets
     assert dict(target.labels) == {"team": "data"}  # 'role' is what a redis target reports in tta_service_info
+
+
+def test_an_endpoint_whose_ca_file_is_not_one_says_so_at_each_poll_without_stopping_discovery(tmp_path: Path) -> None:
+    import asyncio
+
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("discovery:\n  - name: reg\n    http_sd: {url: 'https://127.0.0.1:9/sd', ca_file: ca.pem}\n"
+                    "    target_template: {kind: tcp, host: '$(host)', port: 80}\n")
+    endpoint = Endpoint(load(path, PROBES).discovery.sources[0], "t")  # does not raise
+    answer = asyncio.run(endpoint.fetch(None))
+    assert answer is not None and answer.problem is not None and answer.problem.startswith("ca_file cannot be used")
+    assert endpoint.failed and asyncio.run(endpoint.fetch(None)) is None  # the same problem: no news
