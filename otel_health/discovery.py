@@ -61,7 +61,7 @@ __all__ = [
 # $(address), $(host), $(port), $(labels.NAME): what a target template may say of a discovered target.
 DISCOVERY_REFERENCE_RE = re.compile(r"\$\((address|host|port|labels\.[A-Za-z_][A-Za-z0-9_]*)\)")
 _ANY_REFERENCE_RE = re.compile(r"\$\(([^)]*)\)")
-_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")  # a `source` label value
 _NOT_IN_NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 FILE_REFRESH = 300.0  # seconds: a file is re-read this often even when its stamp is unchanged
@@ -170,6 +170,8 @@ class SdError(Exception):
 def parse_groups(data: bytes | str, fmt: str, limit: int = MAX_SD_BYTES) -> tuple[Group, ...]:
     """Prometheus target groups from ``data`` (``json`` or ``yaml``): a list of
     ``{targets: [...], labels: {...}}``. Raises :class:`SdError`."""
+    from .config import _LABEL_RE, _describe
+
     if len(data) > limit:
         raise SdError(f"larger than {limit} bytes")
     try:
@@ -184,11 +186,11 @@ def parse_groups(data: bytes | str, fmt: str, limit: int = MAX_SD_BYTES) -> tupl
     if raw is None and fmt == "yaml":
         return ()
     if not isinstance(raw, list):
-        raise SdError(f"must be a list of target groups ({{targets: [...], labels: {{...}}}}), got {_kind(raw)}")
+        raise SdError(f"must be a list of target groups ({{targets: [...], labels: {{...}}}}), got {_describe(raw)}")
     groups = []
     for i, item in enumerate(raw):
         if not isinstance(item, Mapping):
-            raise SdError(f"group {i} must be a mapping, got {_kind(item)}")
+            raise SdError(f"group {i} must be a mapping, got {_describe(item)}")
         unknown = set(item) - {"targets", "labels"}
         if unknown:
             raise SdError(f"group {i} has unknown field {sorted(map(str, unknown))[0]!r}; a group has targets "
@@ -200,10 +202,10 @@ def parse_groups(data: bytes | str, fmt: str, limit: int = MAX_SD_BYTES) -> tupl
         if not isinstance(labels, Mapping):
             raise SdError(f"group {i}: 'labels' must be a mapping of label names to values")
         for key, value in labels.items():
-            if not isinstance(key, str) or not _LABEL_NAME_RE.match(key):
+            if not isinstance(key, str) or not _LABEL_RE.match(key):
                 raise SdError(f"group {i}: label name {str(key)[:60]!r} is not valid; use [a-zA-Z_][a-zA-Z0-9_]*")
             if not isinstance(value, str):
-                raise SdError(f"group {i}: label {key!r} must be text, got {_kind(value)}")
+                raise SdError(f"group {i}: label {key!r} must be text, got {_describe(value)}")
         groups.append(Group(tuple(targets), tuple(sorted(labels.items()))))
     return tuple(groups)
 
@@ -212,11 +214,6 @@ def _yaml(text: str) -> Any:
     from .config import _yaml as bounded_yaml  # aliases and depth refused, as in config files
 
     return bounded_yaml(text)
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "a mapping", list: "a list", str: "text", type(None): "nothing"}
-    return names.get(type(value), type(value).__name__)
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -254,7 +251,7 @@ def parse_sources(top: Fields, reporter: _Reporter, kinds: Mapping[str, KindSpec
     names: set[str] = set()
     for index, f in top.each("discovery"):
         where = f"discovery[{index}]"
-        name = f.text("name", f"discovery-{index}", pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"),
+        name = f.text("name", f"discovery-{index}", pattern=_SOURCE_NAME_RE,
                       hint="use letters, digits, '.', '_' or '-'")
         if name in names:
             f.problem("name", f"{name!r} is used by another discovery entry; give each its own name")
