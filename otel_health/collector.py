@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import SpanProcessor
 
 from . import __version__
+from .clock import WALL, Clock
 from .config import Config, ConfigError, Target
 from .discovery import NONE_DISCOVERED, Answer, Discovered, Endpoint, Found, HttpSd, file_stamps
 from .logs import event, iso_time
@@ -82,13 +83,15 @@ class Collector:
         probes: Mapping[str, type[Probe]] = PROBES,
         otlp: bool = True,
         isolate_reloads: bool = False,
+        clock: Clock = WALL,
     ) -> None:
         self.config = config
+        self.clock = clock
         self._source = source
         self._isolate_reloads = isolate_reloads
         self.store = StateStore()
         # Windows opened through the API: kept across reloads (and restarts, with state_dir)
-        self.maintenance = Book(config.state_dir)
+        self.maintenance = Book(config.state_dir, clock=clock)
         self.scheduler = Scheduler(self._check_one, concurrency=config.concurrency)
         families = StateFamilies(self.store, self.scheduler.skipped)
         resource = make_resource(config.shard, config.location)
@@ -111,12 +114,13 @@ class Collector:
             processors.append(plan.span_processor(failures))
         self.telemetry = Telemetry(families=families, metric_readers=readers, span_processors=processors,
                                    resource=resource, in_flight=lambda: self.scheduler.in_flight,
-                                   export_failures=failures, keep=_keep_policy(config), pushers=pushers)
+                                   export_failures=failures, keep=_keep_policy(config), pushers=pushers,
+                                   clock=clock)
         # What jobs report in (heartbeat targets): the API writes, the heartbeat probe reads.
-        self.reports = Reports(config.state_dir)
+        self.reports = Reports(config.state_dir, clock=clock)
         settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
                                  tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__),
-                                 reports=self.reports)
+                                 reports=self.reports, clock=clock)
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
         self._kinds = probes
         self._runner: web.AppRunner | None = None
@@ -141,7 +145,7 @@ class Collector:
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
                        heartbeats=Heartbeats(self.reports),
-                       sharding=lambda: (self.config.shard, self.config.environment))
+                       sharding=lambda: (self.config.shard, self.config.environment), clock=self.clock)
         before, descriptors = raise_descriptor_limit()
         if descriptors != before:
             event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)
@@ -174,14 +178,14 @@ class Collector:
 
     def windows_changed(self) -> None:
         """Give the store the windows as they are now: the configured ones and the API's."""
-        self.store.set_windows([*self.config.maintenance, *self.maintenance.windows()], time.time())
+        self.store.set_windows([*self.config.maintenance, *self.maintenance.windows()], self.clock())
 
     async def _every_second(self) -> None:
         """The collector's clock: open and end maintenance windows as time passes (checks go on
         regardless), and write what jobs reported if it changed."""
         while True:
             await asyncio.sleep(TICK)
-            now = time.time()
+            now = self.clock()
             expired = self.maintenance.expire(now)
             if expired:
                 self.windows_changed()

@@ -18,7 +18,6 @@ import asyncio
 import hmac
 import ipaddress
 import json
-import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from aiohttp import web
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from . import status
+from .clock import WALL, Clock
 from .config import Target, format_seconds, parse_duration
 from .logs import iso_time
 from .sharding import Shard, elsewhere
@@ -494,11 +494,13 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
              heartbeats: Reporting | None = None,
-             sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, "")) -> web.Application:
+             sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, ""),
+             clock: Clock = WALL) -> web.Application:
     """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
     the API and reload answer to (IP literals always): /metrics and /health answer any name,
     so Prometheus can scrape by pod IP or service name. ``sharding``: this instance's shard and
-    the configuration's default environment, to say where a target it does not have is checked."""
+    the configuration's default environment, to say where a target it does not have is checked.
+    ``clock``: the wall clock the page and the maintenance API read."""
     renderer = _MetricsRenderer(reader)
 
     def checked_elsewhere(name: str, environment: str | None) -> str:
@@ -549,7 +551,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         if group:
             states = [s for s in states if status.group_of(s) == group]
         text = await asyncio.to_thread(  # thousands of rows: off the event loop
-            status.render, states, now=time.time(), trace_url=settings.trace_url if settings else None,
+            status.render, states, now=clock(), trace_url=settings.trace_url if settings else None,
             title=settings.status_title if settings else "Service status", every=request.query.get("all") == "1")
         return web.Response(text=text, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
@@ -594,7 +596,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     async def list_windows(request: web.Request) -> web.Response:
         if (refusal := refused(request, writes=False)) is not None:
             return refusal
-        now = time.time()
+        now = clock()
         return web.json_response({"windows": [window_document(w, now) for w in store.windows()]})
 
     async def open_window(request: web.Request) -> web.Response:
@@ -606,11 +608,11 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         except (ValueError, UnicodeDecodeError):
             return error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
         try:
-            keys, start, end, comment = _window_request(body, maintenance, time.time(), checked_elsewhere)
+            keys, start, end, comment = _window_request(body, maintenance, clock(), checked_elsewhere)
         except BadRequest as exc:
             return error(400, str(exc))
         window = maintenance.open(keys, start, end, comment)
-        return web.json_response({"status": "success", "window": window_document(window, time.time())}, status=201,
+        return web.json_response({"status": "success", "window": window_document(window, clock())}, status=201,
                                  headers={"Location": f"/api/v1/maintenance/{window.name}"})
 
     async def end_window(request: web.Request) -> web.Response:

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._files import set_aside, write_json
+from .clock import WALL, Clock
 from .logs import event
 
 __all__ = ["DAY", "WEEKDAYS", "Book", "OneOff", "Recurring", "Suppressed", "Window", "clock_minutes", "instant", "utc",
@@ -234,7 +234,7 @@ class Book:
     ``state_dir`` (written whole to a new file that then replaces the old, so a crash leaves
     one or the other; a file that cannot be read is reported and set aside, never fatal)."""
 
-    def __init__(self, state_dir: Path | None = None, *, clock: Any = time.time) -> None:
+    def __init__(self, state_dir: Path | None = None, *, clock: Clock = WALL) -> None:
         self._dir = state_dir
         self._clock = clock
         self._windows: dict[str, Window] = {}

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from opentelemetry import trace
 
 from .._redact import scrub
+from ..clock import WALL, Clock
 from ..config import Secret, Target
 from ..errors import ErrorType, NoVerdict, ProbeFailure
 from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
@@ -48,6 +49,8 @@ class ProbeSettings:
     reports: Reports = field(default_factory=Reports)
     # Child spans (connect, request, query) come from the collector's own provider.
     tracer: trace.Tracer = field(default_factory=lambda: trace.NoOpTracer())
+    # The wall clock: when a check started, how many days a certificate has left.
+    clock: Clock = WALL
 
 
 @dataclass(slots=True)
@@ -120,7 +123,7 @@ class Probe(ABC):
         if not self._loaded:
             await asyncio.to_thread(self._load)
             self._loaded = True
-        started_at = time.time()
+        started_at = self.settings.clock()
         start = time.perf_counter()
         deadline = start + target.timeout
         attempts = 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._files import set_aside, write_json
+from ..clock import WALL, Clock
 from ..logs import event
 
 __all__ = ["STATE_FILE", "Report", "Reports"]
@@ -37,8 +37,8 @@ class Report:
 
 
 class Reports:
-    def __init__(self, state_dir: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
+    def __init__(self, state_dir: Path | None = None, *, clock: Clock = WALL) -> None:
+        self.clock = clock
         self._dir = state_dir
         self._last: dict[Key, Report] = {}
         self._dirty = False

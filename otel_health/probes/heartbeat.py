@@ -10,7 +10,6 @@ report kept, it has no verdict (unknown, not down) until one period and its grac
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +69,7 @@ class Heartbeats:
             return False
         # kept and shown: never with the target's own token in it, should the job echo it
         text = said(scrub(message, target.secrets()), MESSAGE_LIMIT) if message else ""
-        self._reports.add(target.key, Report(time.time(), ok, duration, text))
+        self._reports.add(target.key, Report(self._reports.clock(), ok, duration, text))
         return True
 
 
@@ -84,7 +83,7 @@ class HeartbeatProbe(Probe):
         o: HeartbeatOptions = target.options
         reports: Reports = self.settings.reports
         last = reports.last(target.key)
-        now = time.time()
+        now = reports.clock()
         allowed = o.period + o.grace
         if last is None:
             if now - reports.started < allowed:

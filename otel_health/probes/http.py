@@ -731,7 +731,7 @@ class HttpProbe(Probe):
         if response.peer_cert is not None:
             attempt.tls_expiry = self._not_after(response.peer_cert)
         if o.tls_min_days_left is not None and attempt.tls_expiry is not None:
-            days = (attempt.tls_expiry - time.time()) / 86400
+            days = (attempt.tls_expiry - self.settings.clock()) / 86400
             if days < o.tls_min_days_left:
                 raise ProbeFailure(ErrorType.TLS, f"certificate expires in {days:.1f} days, "
                                                   f"fewer than the {o.tls_min_days_left:g} required")

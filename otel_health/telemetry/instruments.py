@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import __version__
+from ..clock import WALL, Clock
 from ..config import Target
 from ..discovery import SourceStatus
 from ..logs import event
@@ -138,7 +138,7 @@ class Telemetry:
         resource: Resource | None = None,
         in_flight: Callable[[], int] = lambda: 0,
         export_failures: ExportFailures | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = WALL,
         keep: KeepPolicy | None = None,
         pushers: Sequence[MetricReader] = (),
     ) -> None:

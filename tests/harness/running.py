@@ -15,12 +15,14 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_health.clock import WALL, Clock
 from otel_health.collector import Collector
 from otel_health.config import Config, load_text
 from otel_health.discovery import Found
 from otel_health.probes import PROBES
 from otel_health.result import CheckResult
 from otel_health.state import TargetState
+from tests.harness.clock import reads_the_date
 
 
 class Running:
@@ -104,23 +106,35 @@ def keeping_every_trace(config: Config, text: str) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def running(text: str, *, base_dir: Path | None = None) -> AsyncIterator[Running]:
+async def running(text: str, *, base_dir: Path | None = None, clock: Clock | None = None) -> AsyncIterator[Running]:
     """A collector on a free port running ``text`` (YAML; 'listen' defaults to a free port), every
     trace kept unless ``text`` sets ``keep_percent``."""
     if "listen:" not in text:
         text = "listen: 127.0.0.1:0\n" + text
-    async with running_config(keeping_every_trace(config_from(text, base_dir), text)) as r:
+    async with running_config(keeping_every_trace(config_from(text, base_dir), text), clock=clock) as r:
         yield r
 
 
 @contextlib.asynccontextmanager
-async def running_config(config: Config, *, source: Callable[[Found], Config] | None = None) -> AsyncIterator[Running]:
+async def running_config(config: Config, *, source: Callable[[Found], Config] | None = None,
+                         clock: Clock | None = None) -> AsyncIterator[Running]:
     """A collector running ``config`` with in-memory span and metric capture; ``source`` re-reads
-    the configuration for a reload."""
+    the configuration for a reload.
+
+    ``clock``: the wall clock it reads. A config whose suppression depends on the date or the time
+    of day (a recurring window) must be given one: a :class:`~tests.harness.clock.SetClock`
+    at an instant the test chooses, or ``WALL`` where a real server beside it (Alertmanager)
+    reads the real clock too and the test is written for any instant."""
+    if clock is None:
+        if reads_the_date(config):
+            raise AssertionError("this configuration has a recurring maintenance window: run its collector on a "
+                                 "clock the test sets (running_config(..., clock=SetClock(...))) so that the test "
+                                 "does not pass on some days and fail on others")
+        clock = WALL
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
     collector = Collector(config, source=source, metric_readers=[metrics], span_processors=[SimpleSpanProcessor(spans)],
-                          otlp=False)
+                          otlp=False, clock=clock)
     await collector.start()
     try:
         yield Running(collector, spans, metrics)

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 import yaml
 
+from otel_health.clock import WALL
 from tests.harness import servers
 from tests.harness.alerting import SCALE, Alertmanager, Webhook, scaled_rules, start_alertmanager
 from tests.harness.procs import free_port
@@ -133,7 +134,9 @@ async def test_only_the_dependency_pages_maintenance_holds_back_and_alertmanager
     rules.write_text(scaled_rules(suppression=True))
     prometheus: servers.Prometheus | None = None
     try:
-        async with running(text) as r:
+        # Alertmanager mutes by the real clock, so the collector reads it too; the window is
+        # written around the real now and holds at any instant (split in two across midnight).
+        async with running(text, clock=WALL) as r:
             prometheus = await asyncio.to_thread(servers.start_prometheus, workdir / "prometheus", yaml.safe_dump({
                 "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(rules)],

@@ -16,6 +16,7 @@ import pytest
 from otel_health.config import load
 from otel_health.probes import PROBES
 from otel_health.suppression import STATE_FILE
+from tests.harness.clock import INSTANTS, WEDNESDAY_NOON, SetClock
 from tests.harness.procs import free_port
 from tests.harness.running import Running, keeping_every_trace, running_config
 from tests.harness.servers import HttpTargets
@@ -31,7 +32,7 @@ def config_text(h: HttpTargets, closed: int, state_dir: Path, extra_target: str 
         f"api_token_file: token\nstate_dir: {state_dir}\nmax_maintenance: 2h\nenvironment: prod\n"
         "defaults:\n  interval: 0.3s\n  timeout: 0.3s\n"
         "maintenance:\n"
-        "  - {name: sundays, targets: [web], weekdays: [sunday], comment: weekly backup}\n"
+        "  - {name: sundays, targets: [web], weekdays: [sunday], location: Europe/Berlin, comment: weekly backup}\n"
         "targets:\n"
         f"  - name: db\n    kind: tcp\n    host: 127.0.0.1\n    port: {closed}\n"
         f"  - name: api\n    kind: http\n    url: {h.url('/status/503')}\n    depends_on: [db]\n"
@@ -41,10 +42,12 @@ def config_text(h: HttpTargets, closed: int, state_dir: Path, extra_target: str 
     )
 
 
-def collector_at(path: Path) -> AbstractAsyncContextManager[Running]:
-    """A collector running the config file at ``path``, reloading from it."""
+def collector_at(path: Path, clock: SetClock | None = None) -> AbstractAsyncContextManager[Running]:
+    """A collector running the config file at ``path``, reloading from it, on a clock set to a
+    Wednesday (the config's recurring window is on Sundays) unless ``clock`` is given."""
     return running_config(keeping_every_trace(load(path, PROBES), ""),
-                          source=lambda found: load(path, PROBES, found=found))
+                          source=lambda found: load(path, PROBES, found=found),
+                          clock=clock or SetClock(WEDNESDAY_NOON))
 
 
 async def call(r: Running, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
@@ -175,7 +178,8 @@ async def test_bad_requests_are_refused_with_the_reason_and_change_nothing(setup
 async def test_windows_survive_a_reload_and_a_restart_and_a_broken_state_file_is_not_fatal(
     setup: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with collector_at(setup) as r:
+    clock = SetClock(WEDNESDAY_NOON)  # one clock for the three runs: time goes on across a restart
+    async with collector_at(setup, clock) as r:
         status, body = await call(r, "POST", "/api/v1/maintenance",
                                   {"targets": ["web"], "start": "2030-01-01 09:00", "location": "Europe/Berlin",
                                    "duration": "1h"})
@@ -195,7 +199,7 @@ async def test_windows_survive_a_reload_and_a_restart_and_a_broken_state_file_is
         assert {wid, now_id} <= ids
         staging = r.collector.store.get(("web", "staging"))
         assert staging is not None and staging.suppressed is not None
-    async with collector_at(setup) as r:  # a restart: the same state_dir
+    async with collector_at(setup, clock) as r:  # a restart: the same state_dir
         ids = {w.get("id") for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]}
         assert {wid, now_id} <= ids
         staging = r.collector.store.get(("web", "staging"))
@@ -203,7 +207,7 @@ async def test_windows_survive_a_reload_and_a_restart_and_a_broken_state_file_is
     state = setup.parent / "state" / STATE_FILE
     state.write_text('{"format": 1, "windows": [{"id": 1}]')
     with caplog.at_level(logging.ERROR, logger="otel_health"):
-        async with collector_at(setup) as r:
+        async with collector_at(setup, clock) as r:
             assert [w["source"] for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]] == ["config"]
             await r.wait_result("db")
     assert "maintenance_state_unreadable" in caplog.text
@@ -219,3 +223,32 @@ async def test_a_window_that_ends_by_itself_lets_go_within_a_tick(setup: Path) -
         await r.wait_for(lambda: r.state("db").suppressed is None, timeout=5, what="the window ended")
         assert time.monotonic() - began < 3.5
         assert (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"][-1]["source"] == "config"
+
+
+async def test_the_recurring_window_opens_and_closes_with_the_clock_at_every_instant(setup: Path) -> None:
+    """The config's window is on Sundays in Berlin: at each instant (each weekday, either side of
+    midnight in UTC and in Berlin, across both daylight-saving changes) both environments' web
+    are suppressed exactly when it is Sunday in Berlin, whatever day the test runs on."""
+    clock = SetClock(WEDNESDAY_NOON)
+    async with collector_at(setup, clock) as r:
+        await r.wait_result("web")
+        # As time passes: the collector's own tick opens the window at midnight, Berlin time.
+        clock.set("2026-12-05T23:59:59.5+01:00")
+        await r.wait_for(lambda: r.state("web").suppressed is not None, timeout=5, what="the window opened")
+        seen = set()
+        for instant in INSTANTS:
+            clock.set(instant.time)
+            r.collector.windows_changed()
+            sunday = instant.local("Europe/Berlin").strftime("%A") == "Sunday"
+            seen.add(sunday)
+            _, targets = await call(r, "GET", "/api/v1/targets")
+            expected = [{"reason": "maintenance", "window": "sundays", "source": "config", "comment": "weekly backup"}]
+            for environment in ("prod", "staging"):
+                assert target_doc(targets, "web", environment)["state"]["suppressed"] == (
+                    expected if sunday else None), (instant.name, environment)
+            _, _, metrics = await r.get("/metrics")
+            assert ('tta_service_suppressed{service="web",environment="prod",kind="http",reason="maintenance"} '
+                    f"{int(sunday)}") in metrics.splitlines(), instant.name
+            windows = (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]
+            assert [w["active"] for w in windows if w["name"] == "sundays"] == [sunday], instant.name
+        assert seen == {True, False}

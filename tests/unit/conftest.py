@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +9,9 @@ from otel_health.config import Target
 from otel_health.errors import ErrorType
 from otel_health.probes.http import HttpOptions
 from otel_health.result import CheckResult
+from tests.harness.clock import WEDNESDAY_NOON, at
+
+NOW = at(WEDNESDAY_NOON)  # when a result made here started, unless a test says
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def make_result() -> Callable[..., CheckResult]:
         if not up:
             kw.setdefault("error_type", ErrorType.TIMEOUT)
             kw.setdefault("detail", "no answer")
-        kw.setdefault("started_at", time.time())
+        kw.setdefault("started_at", NOW)
         return CheckResult(up=up, duration=duration, **kw)
 
     return make

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,8 +11,10 @@ from hypothesis import strategies as st
 from otel_health import status
 from otel_health.errors import ErrorType
 from otel_health.state import DAY_MINUTES, Day, StateStore
+from tests.harness.clock import at
 
 MINUTE = 60.0
+NOW = at("2026-12-06T00:00:30Z")  # half a minute into a day: the bar spans two dates
 
 
 @settings(max_examples=300, deadline=None)
@@ -51,7 +52,7 @@ def _store(make_target, make_result):  # type: ignore[no-untyped-def]
     store.set_targets([target, make_target("quiet")])
     state = store.get(target.key)
     assert state is not None
-    now = time.time()
+    now = NOW
     store.update(state, make_result(up=True, version=evil, started_at=now - 120))
     store.update(state, make_result(up=False, error_type=ErrorType.ASSERTION, detail=f"body lacks {evil}",
                                     started_at=now - 60), trace_id="ab" * 16)
@@ -82,7 +83,7 @@ def test_a_large_stack_lists_what_needs_a_look_and_says_what_it_left_out(make_ta
     targets = [make_target(f"svc-{i}") for i in range(status.LIMIT + 10)]
     store = StateStore()
     store.set_targets(targets)
-    now = time.time()
+    now = NOW
     for i, state in enumerate(store.snapshot()):
         if i < status.LIMIT + 5:  # five never checked
             store.update(state, make_result(up=i % 100 != 0, started_at=now - 30))
