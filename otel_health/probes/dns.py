@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..config import Fields, Secret, Target, split_host_port
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe
+from ._match import Pattern, PatternError
 
 __all__ = ["DnsOptions", "DnsProbe", "RecordChecks"]
 
@@ -41,26 +42,26 @@ _SHOWN = 160  # characters of a record in a failure's detail
 class RecordChecks:
     """blackbox_exporter's ``validate_*_rrs`` for one section: regular expressions on records."""
 
-    fail_if_matches_regexp: tuple[re.Pattern[str], ...] = ()
-    fail_if_not_matches_regexp: tuple[re.Pattern[str], ...] = ()
-    fail_if_all_match_regexp: tuple[re.Pattern[str], ...] = ()
-    fail_if_none_matches_regexp: tuple[re.Pattern[str], ...] = ()
+    fail_if_matches_regexp: tuple[Pattern, ...] = ()
+    fail_if_not_matches_regexp: tuple[Pattern, ...] = ()
+    fail_if_all_match_regexp: tuple[Pattern, ...] = ()
+    fail_if_none_matches_regexp: tuple[Pattern, ...] = ()
 
     def problem(self, section: str, records: list[str]) -> str | None:
         """Why ``records`` fail these checks, or None."""
         for pattern in self.fail_if_matches_regexp:
-            hit = next((r for r in records if pattern.search(r)), None)
+            hit = next((r for r in records if pattern.found(r)), None)
             if hit is not None:
                 return f"{section} record {_shown(hit)!r} matches /{pattern.pattern}/"
         for pattern in self.fail_if_not_matches_regexp:
-            miss = next((r for r in records if not pattern.search(r)), None)
+            miss = next((r for r in records if not pattern.found(r)), None)
             if miss is not None:
                 return f"{section} record {_shown(miss)!r} does not match /{pattern.pattern}/"
         for pattern in self.fail_if_all_match_regexp:
-            if records and all(pattern.search(r) for r in records):
+            if records and all(pattern.found(r) for r in records):
                 return f"every {section} record matches /{pattern.pattern}/"
         for pattern in self.fail_if_none_matches_regexp:
-            if not any(pattern.search(r) for r in records):
+            if not any(pattern.found(r) for r in records):
                 return f"no {section} record matches /{pattern.pattern}/"
         return None
 
@@ -154,14 +155,14 @@ def _address(text: str) -> bool:
 
 
 def _record_checks(f: Fields) -> RecordChecks:
-    found: dict[str, tuple[re.Pattern[str], ...]] = {}
+    found: dict[str, tuple[Pattern, ...]] = {}
     for name in RecordChecks.__slots__:
         patterns = []
         for item in f.sequence(name):
             try:
-                patterns.append(re.compile(str(item)))
-            except re.error as exc:
-                f.problem(name, f"{str(item)[:60]!r} is not a valid regular expression ({exc})")
+                patterns.append(Pattern(str(item)))
+            except PatternError as exc:
+                f.problem(name, f"{str(item)[:60]!r} {exc}")
         found[name] = tuple(patterns)
     return RecordChecks(**found)
 

@@ -34,6 +34,7 @@ from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
 from ._http1 import SECRET_HEADERS, Http1Client, Request, Response, Timings, ascii_host
+from ._match import Pattern, PatternError, judged
 from ._oauth2 import OAuth2Options, Tokens
 from ._proxy import NoProxy, Proxies, Proxy, ProxyURL, basic_authorization, environment_proxies, parse_proxy_url
 from ._tls import TLS_VERSIONS, ClientCertificate, certificate_problem, client_context, not_after_or_none
@@ -79,7 +80,7 @@ class HeaderAssertion:
     """``fail_if_header_matches`` (``must_match`` False) or ``fail_if_header_not_matches``."""
 
     header: str  # lower case
-    regexp: re.Pattern[str]
+    regexp: Pattern
     must_match: bool
     allow_missing: bool = False
 
@@ -106,7 +107,7 @@ class HttpOptions:
     expect_status: tuple[StatusRange, ...] = (StatusRange(200, 399),)
     body: str | None = None
     body_contains: str | None = None
-    body_regex: re.Pattern[str] | None = None
+    body_regex: Pattern | None = None
     json_equals: tuple[tuple[str, Any], ...] = ()
     version_field: str | None = None
     read_body: bool = True
@@ -120,7 +121,7 @@ class HttpOptions:
     tls_min_days_left: float | None = None
     ip_protocol: str = "auto"
     source_ip: str | None = None
-    body_not_regex: re.Pattern[str] | None = None
+    body_not_regex: Pattern | None = None
     header_assertions: tuple[HeaderAssertion, ...] = ()
     valid_http_versions: tuple[str, ...] = ()  # empty: any
     proxy: ProxySettings | None = None
@@ -359,18 +360,17 @@ def _parse_auth(f: Fields, headers: tuple[tuple[str, str | Secret], ...]) -> tup
     return user, password, bearer
 
 
-def _parse_regex(f: Fields, name: str) -> re.Pattern[str] | None:
+def _parse_regex(f: Fields, name: str) -> Pattern | None:
     text = f.text(name)
     return _compiled(f, name, text) if text is not None else None
 
 
-def _compiled(f: Fields, name: str, pattern: str, where: str = "") -> re.Pattern[str] | None:
-    """``pattern`` compiled, or None with the problem reported (``where``: an item of a list)."""
+def _compiled(f: Fields, name: str, pattern: str, where: str = "") -> Pattern | None:
+    """``pattern`` compiled by RE2, or None with the problem reported (``where``: an item of a list)."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        f.problem(name, f"{where}{'regexp ' if where else ''}is not a valid regular expression ({exc.msg}); "
-                        "fix the pattern")
+        return Pattern(pattern)
+    except PatternError as exc:
+        f.problem(name, f"{where}{'regexp ' if where else ''}{exc}")
         return None
 
 
@@ -740,7 +740,8 @@ class HttpProbe(Probe):
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")
         _assert_head(response, o)
         if o.asserts_on_body:
-            _assert_body(response, o, attempt, self.settings.max_body_bytes)
+            cap = self.settings.max_body_bytes
+            await judged(len(response.body), lambda: _assert_body(response, o, attempt, cap))
         return response
 
     async def _token(self, oauth2: OAuth2Options, p: _Prepared, target: Target, attempt: Attempt, *,
@@ -813,7 +814,7 @@ def _assert_head(response: Response, o: HttpOptions) -> None:
             if a.allow_missing:
                 continue
             raise ProbeFailure(ErrorType.ASSERTION, f"{a.option}: the answer has no {a.header} header")
-        matched = next((v for v in values if a.regexp.search(v)), None)
+        matched = next((v for v in values if a.regexp.found(v)), None)
         pattern = a.regexp.pattern[:80]
         if a.must_match and matched is None:
             raise ProbeFailure(ErrorType.ASSERTION, f"{a.option}: {a.header} {_header_shown(a.header, values[0])} "
@@ -829,22 +830,26 @@ def _header_shown(name: str, value: str) -> str:
 
 
 def _assert_body(response: Response, o: HttpOptions, attempt: Attempt, cap: int) -> None:
-    text = response.body.decode("utf-8", errors="replace")
     # A body cut at the cap says so: the text looked for may lie past it.
     cut = f" (the body was cut at max_body_bytes, {cap} bytes)" if response.truncated else ""
+    body = response.body
+    if o.body_regex is not None and not o.body_regex.found(body):
+        raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{o.body_regex.pattern[:80]}/{cut}")
+    if o.body_not_regex is not None and o.body_not_regex.found(body):
+        raise ProbeFailure(ErrorType.ASSERTION, f"body_not_regex: the body matches /{o.body_not_regex.pattern[:80]}/")
+    if o.body_contains is None and not (o.json_equals or o.version_field):
+        return
+    text = body.decode("utf-8", errors="replace")
     if o.body_contains is not None and o.body_contains not in text:
         raise ProbeFailure(ErrorType.ASSERTION, f"body does not contain {o.body_contains[:80]!r}{cut}")
-    if o.body_regex is not None and not o.body_regex.search(text):
-        raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{o.body_regex.pattern[:80]}/{cut}")
-    if o.body_not_regex is not None and o.body_not_regex.search(text):
-        raise ProbeFailure(ErrorType.ASSERTION, f"body_not_regex: the body matches /{o.body_not_regex.pattern[:80]}/")
     if not (o.json_equals or o.version_field):
         return
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError) as exc:
         if o.json_equals:
-            raise ProbeFailure(ErrorType.ASSERTION, f"body is not valid JSON{cut}") from None
+            why = "nested too deeply to read" if isinstance(exc, RecursionError) else "not valid JSON"
+            raise ProbeFailure(ErrorType.ASSERTION, f"body is {why}{cut}") from None
         return
     if o.version_field:
         found = _json_path(document, o.version_field)

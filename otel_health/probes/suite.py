@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.message
+import functools
 import http.cookiejar
 import json
 import re
@@ -39,6 +40,7 @@ from ..config import STEP_REF_RE, Fields, Secret, Target, format_seconds
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
 from ._http1 import Response
+from ._match import Pattern, PatternError, judged
 from .http import HttpOptions, HttpProbe, _json_path
 
 __all__ = ["Extract", "Step", "SuiteOptions", "SuiteProbe"]
@@ -57,7 +59,7 @@ class Extract:
     name: str
     json: str | None = None
     header: str | None = None
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
     secret: bool = True
 
     def source(self) -> str:
@@ -74,7 +76,7 @@ class Extract:
         if self.json is not None:
             try:
                 found = _json_path(json.loads(response.body.decode("utf-8", "replace")), self.json)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ProbeFailure(ErrorType.ASSERTION, f"extract {self.name}: the body is not JSON") from None
             if isinstance(found, bool) or not isinstance(found, (str, int, float)):
                 found = _ABSENT
@@ -82,9 +84,9 @@ class Extract:
             values = response.values(self.header.lower())
             found = values[0] if values else _ABSENT
         elif self.regex is not None:
-            match = self.regex.search(response.body.decode("utf-8", "replace"))
-            if match is not None:
-                found = match.group("value") if "value" in self.regex.groupindex else match.group(1)
+            value = self.regex.group(response.body)
+            if value is not None:
+                found = value
         if found is _ABSENT or found is None or str(found) == "":
             raise ProbeFailure(ErrorType.ASSERTION, f"extract {self.name}: no value at {self.source()}")
         return str(found)[:_VALUE_CAP]
@@ -187,9 +189,9 @@ def _extracts(f: Fields) -> tuple[Extract, ...]:
         pattern = None
         if sources[0] == "regex":
             try:
-                pattern = re.compile(spec["regex"])
-            except re.error as exc:
-                f.problem(where, f"the regex is not valid ({exc})")
+                pattern = Pattern(spec["regex"], captures=True)
+            except PatternError as exc:
+                f.problem(where, f"the regex {exc}")
                 continue
             if pattern.groups < 1:
                 f.problem(where, "the regex needs a group: the value is group 1 (or the group named 'value')")
@@ -312,7 +314,7 @@ class SuiteProbe(Probe):
                 response = await self._http.checked(step_target, inner, hidden)
                 hidden += [value for value in jar.take(response) if value not in hidden]
                 for extract in step.extracts:
-                    value = extract.take(response)
+                    value = await judged(len(response.body), functools.partial(extract.take, response))
                     values[f"{step.name}.{extract.name}"] = value
                     if extract.secret:
                         hidden.append(value)

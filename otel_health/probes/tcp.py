@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe
+from ._match import Pattern, PatternError
 from ._tls import client_context
 
 __all__ = ["TcpOptions", "TcpProbe"]
@@ -31,7 +32,7 @@ class TcpOptions:
     ca_file: Path | None = None
     server_name: str | None = None
     send: bytes | None = None
-    expect: re.Pattern[bytes] | None = None
+    expect: Pattern | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
@@ -44,9 +45,9 @@ class TcpOptions:
         expect = None
         if expect_text is not None:
             try:
-                expect = re.compile(_unescape(expect_text).encode("latin-1"))
-            except (re.error, UnicodeEncodeError) as exc:
-                f.problem("expect", f"is not a valid regular expression of single-byte characters ({exc}); fix it")
+                expect = Pattern(_unescape(expect_text), latin1=True)
+            except PatternError as exc:
+                f.problem("expect", str(exc))
         options = cls(
             host=host or "",
             port=port,
@@ -64,7 +65,7 @@ class TcpOptions:
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "tls": self.tls, "send": self.send is not None,
-                "expect": self.expect.pattern.decode("latin-1") if self.expect is not None else None}
+                "expect": self.expect.pattern if self.expect is not None else None}
 
 
 def _unescape(text: str) -> str:
@@ -111,7 +112,7 @@ class TcpProbe(Probe):
             await writer.drain()
         if o.expect is not None:
             received = b""
-            while not o.expect.search(received):
+            while not o.expect.found(received):
                 chunk = await reader.read(4096)
                 if not chunk:
                     raise ProbeFailure(ErrorType.ASSERTION,
@@ -119,5 +120,5 @@ class TcpProbe(Probe):
                 received = (received + chunk)[-_MAX_READ:]
 
 
-def _show(pattern: re.Pattern[bytes]) -> str:
-    return pattern.pattern.decode("latin-1")[:80].encode("unicode_escape").decode("ascii")
+def _show(pattern: Pattern) -> str:
+    return pattern.pattern[:80].encode("unicode_escape").decode("ascii")

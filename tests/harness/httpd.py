@@ -266,6 +266,17 @@ async def says(request: web.Request) -> web.Response:
     return web.Response(text=SAYINGS[request.match_info["what"]], content_type="application/json")
 
 
+async def filler(request: web.Request) -> web.Response:
+    """``size`` bytes of one character (``fill``, default x) with no newline, then ``tail``; or,
+    with ``nest``, that many nested JSON arrays."""
+    nest = int(request.query.get("nest", "0"))
+    if nest:
+        return web.Response(text="[" * nest + "]" * nest, content_type="application/json")
+    size = int(request.match_info["size"])
+    text = request.query.get("fill", "x")[:1] * size + request.query.get("tail", "")
+    return web.Response(text=text, content_type="text/plain")
+
+
 async def empty(_: web.Request) -> web.Response:
     return web.Response(status=204)
 
@@ -404,6 +415,7 @@ async def main() -> None:
     app.router.add_route("*", "/redirect", redirect)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/empty", empty)
+    app.router.add_get("/fill/{size}", filler)
     app.router.add_get("/says/{what}", says)
     app.router.add_get("/headers", headers)
     app.router.add_post("/oauth/token", oauth_token)

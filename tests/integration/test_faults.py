@@ -353,3 +353,38 @@ async def test_a_target_that_says_anything_cannot_take_the_scrape_down(http_targ
     assert states["surrogate"] == "\ufffdx"
     roots = [s for s in spans if s.name == "health_check surrogate"]
     assert roots and roots[-1].attributes["tta.service.version"] == "\ufffdx"
+
+
+async def test_no_answer_can_make_a_match_hold_the_loop(http_targets: servers.HttpTargets) -> None:
+    """Patterns that backtrack for minutes in Python's engine, on answers a target controls (a
+    body near the cap with no newline, a nested quantifier, JSON nested past the parser's depth, a
+    TCP exchange): each check ends within its timeout and the canaries beside them never miss."""
+    h = http_targets
+    host, port = h.url("/").split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    attackers = (
+        _http("wide", h.url("/fill/900000"), "    body_regex: '.*healthy.*'\n", interval="1s")
+        + _http("nested", h.url("/fill/40000?fill=a&tail=b"), "    body_regex: '^(a+)+$'\n", interval="1s")
+        + _http("deep", h.url("/fill/0?nest=200000"), "    version_field: version\n"
+                "    json_equals: {status: ok}\n", interval="1s")
+        + f"  - name: tcp-nested\n    kind: tcp\n    host: {host}\n    port: {port}\n    interval: 1s\n"
+        "    timeout: 1s\n    send: 'GET /fill/60000?fill=a&tail=b HTTP/1.0\\r\\n\\r\\n'\n    expect: '(a+)+$'\n")
+    canaries = "".join(_http(f"canary-{i}", h.url("/ok"), timeout="0.3s", interval="0.3s") for i in range(5))
+    async with running("targets:\n" + attackers + canaries) as r:
+        await asyncio.sleep(4.0)
+        began = time.monotonic()
+        status, _, _ = await r.get("/metrics")
+        scrape = time.monotonic() - began
+        runs = {state.target.name: list(state.history) for state in r.collector.store.snapshot()}
+    assert status == 200 and scrape < 1.0
+    for name in ("wide", "nested", "deep", "tcp-nested"):
+        assert len(runs[name]) >= 3, name
+        assert all(run.duration <= 1.0 + 0.1 for run in runs[name]), (name, [run.duration for run in runs[name]])
+    assert {(run.up, run.error_type) for run in runs["wide"]} == {(False, "assertion")}
+    assert {(run.up, run.error_type) for run in runs["nested"]} == {(False, "assertion")}
+    assert {(run.up, run.error_type, run.detail) for run in runs["deep"]} == {
+        (False, "assertion", "body is nested too deeply to read")}
+    assert all(run.up for run in runs["tcp-nested"])
+    for i in range(5):
+        history = runs[f"canary-{i}"]
+        assert len(history) >= 10 and all(run.up for run in history), [(run.up, run.detail) for run in history]
+        assert max(run.lag for run in history) < 0.25

@@ -73,7 +73,7 @@ def test_full_config_parses_with_defaults_overrides_and_secrets(monkeypatch: pyt
     assert (frontend.interval, frontend.timeout, frontend.critical) == (30.0, 5.0, False)
     assert isinstance(redis.options, TcpOptions)
     assert redis.options.send == b"PING\r\n"
-    assert redis.options.expect is not None and redis.options.expect.search(b"+PONG\r\n")
+    assert redis.options.expect is not None and redis.options.expect.found(b"+PONG\r\n")
 
 
 def test_empty_config_uses_documented_defaults() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import ssl
 from pathlib import Path
@@ -23,6 +22,7 @@ from otel_health.probes import dns as dns_probe
 from otel_health.probes import grpc as grpc_probe
 from otel_health.probes._base import classify, classify_os_error, close_within, closes_finished, os_cause
 from otel_health.probes._kept import Kept
+from otel_health.probes._match import Pattern
 from otel_health.probes._tls import client_context
 from otel_health.probes.neo4j import Neo4jProbe
 from otel_health.probes.postgres import PostgresProbe
@@ -405,7 +405,7 @@ def test_dns_record_checks_read_as_blackbox_reads_them() -> None:
     records = ["www.example.test. 300 IN A 192.0.2.10", "www.example.test. 300 IN A 192.0.2.11"]
 
     def checks(**kw: list[str]) -> dns_probe.RecordChecks:
-        return dns_probe.RecordChecks(**{k: tuple(re.compile(p) for p in v) for k, v in kw.items()})
+        return dns_probe.RecordChecks(**{k: tuple(Pattern(p) for p in v) for k, v in kw.items()})
 
     assert checks(fail_if_matches_regexp=[r"\.11$"]).problem("answer", records) == (
         "answer record 'www.example.test. 300 IN A 192.0.2.11' matches /\\.11$/")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from otel_health.config import Secret
 from otel_health.errors import ProbeFailure
 from otel_health.probes._http1 import Response
+from otel_health.probes._match import Pattern
 from otel_health.probes.http import HttpOptions
 from otel_health.probes.suite import Extract, _filled, _Jar
 
@@ -59,10 +58,10 @@ def test_values_are_taken_from_json_headers_and_regex_groups() -> None:
     assert Extract("n", json="a.b.1").take(answer) == "v"
     assert Extract("n", json="a.b.0").take(answer) == "10"
     assert Extract("n", header="X-Request-Id").take(answer) == "req-1"
-    assert Extract("n", regex=re.compile(r"id=(\d+)")).take(answer) == "42"
-    assert Extract("n", regex=re.compile(r"(?P<skip>name)=(?P<value>\w+)")).take(answer) == "n1"
+    assert Extract("n", regex=Pattern(r"id=(\d+)", captures=True)).take(answer) == "42"
+    assert Extract("n", regex=Pattern(r"(?P<skip>name)=(?P<value>\w+)", captures=True)).take(answer) == "n1"
     for missing in (Extract("n", json="a.c"), Extract("n", json="flag"), Extract("n", header="ETag"),
-                    Extract("n", regex=re.compile(r"zz(\d)"))):
+                    Extract("n", regex=Pattern(r"zz(\d)", captures=True))):
         with pytest.raises(ProbeFailure, match="extract n: no value at"):
             missing.take(answer)
     with pytest.raises(ProbeFailure, match="extract n: the body is not JSON"):
