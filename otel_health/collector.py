@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import multiprocessing
 import os
@@ -145,7 +146,8 @@ class Collector:
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
                        heartbeats=Heartbeats(self.reports),
-                       sharding=lambda: (self.config.shard, self.config.environment), clock=self.clock)
+                       sharding=lambda: (self.config.shard, self.config.environment), clock=self.clock,
+                       strict_hosts=lambda: bool(self.config.allowed_hosts))
         before, descriptors = raise_descriptor_limit()
         if descriptors != before:
             event(log, logging.INFO, "descriptor_limit_raised", before=before, now=descriptors)
@@ -163,6 +165,10 @@ class Collector:
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
               targets=len(self.config.targets))
+        if self.config.api_token is None and not _loopback(self.config.listen_host):
+            event(log, logging.WARNING, "writes_need_a_token", listen=self.config.listen_host,
+                  reason="other hosts reach this address; maintenance windows and reloads are refused to them "
+                         "until api_token_file (or api_token) is set")
 
     def _settle_later(self) -> None:
         """Freeze the long-lived objects once every target has been checked (``tuning``)."""
@@ -446,6 +452,15 @@ class Maintenance:
         self._collector.windows_changed()
         event(log, logging.INFO, "maintenance_closed", window=window_id)
         return True
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _keep_policy(config: Config) -> KeepPolicy:

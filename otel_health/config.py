@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import ipaddress
 import math
 import os
 import re
@@ -102,10 +103,13 @@ class Secret:
 
 
 class _Reporter:
-    def __init__(self, file: str, problems: list[str] | None = None, root: str | None = None) -> None:
+    def __init__(self, file: str, problems: list[str] | None = None, root: str | None = None, *,
+                 resolve_secrets: bool = True) -> None:
         self.file = file
         self.root = root or file
         self.problems: list[str] = problems if problems is not None else []
+        # False: a credential's reference is checked for its form, never read (validate --no-secrets)
+        self.resolve_secrets = resolve_secrets
 
     def add(self, where: str, field_name: str | None, message: str) -> None:
         prefix = f"{self.file}: {where}" if where else self.file
@@ -284,6 +288,8 @@ class Fields:
                                f"or use '{name}_file: /path/to/file'")
             return None
         var = match.group(1)
+        if not self._reporter.resolve_secrets:
+            return Secret(f"unresolved-{var}", f"env:{var}")
         resolved = os.environ.get(var)
         if resolved is None:
             self.problem(name, f"environment variable {var} is not set; export it or use '{name}_file'")
@@ -319,6 +325,8 @@ class Fields:
             self.problem(key, f"must be a file path, got {_describe(value)}")
             return None
         path = (self._base_dir / value).resolve()
+        if not self._reporter.resolve_secrets:
+            return Secret("unresolved-file", f"file:{path}")
         try:
             text = read_bounded(path, MAX_SECRET_BYTES)
         except Unreadable as exc:
@@ -422,6 +430,7 @@ class Config:
     state_dir: Path | None = None  # where what must survive a restart is kept
     trace_url: str | None = None  # a trace's page in a UI, with {trace_id}: the status page links to it
     status_title: str = "Service status"
+    status_public: bool = False  # with api_token set, the status page is open to anyone all the same
     shard: Shard | None = None  # this instance's shard: ``targets`` holds only the targets it checks
     location: str | None = None  # where this instance checks from: a ``location`` label on every target
     targets_configured: int = 0  # targets in the configuration, on every shard
@@ -485,16 +494,19 @@ AS_WRITTEN = Placement()  # nothing replaced: the file as it is written
 
 
 def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *,
-         placement: Placement = AS_WRITTEN, found: Found = NOTHING_FOUND) -> Config:
+         placement: Placement = AS_WRITTEN, found: Found = NOTHING_FOUND, resolve_secrets: bool = True) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` with every problem.
     ``found`` is what discovery had (``Config.discovery.found()``): a unit of discovery that
-    cannot be read keeps the groups it had then."""
+    cannot be read keeps the groups it had then. Without ``resolve_secrets``, credentials are
+    checked for their form (``${NAME}``, a ``*_file`` field, ``{file: path}``) and never read:
+    the config's secrets are placeholders, fit for checking, never for running."""
     p = Path(path)
     try:
         text = read_bounded(p, MAX_CONFIG_BYTES)
     except Unreadable as exc:
         raise ConfigError([f"{p}: {exc}"]) from None
-    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, placement=placement, found=found)
+    return load_text(text, str(p), kinds, base_dir=p.resolve().parent, placement=placement, found=found,
+                     resolve_secrets=resolve_secrets)
 
 
 def _yaml(text: str) -> Any:
@@ -615,7 +627,7 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None,
-              placement: Placement = AS_WRITTEN, found: Found = NOTHING_FOUND) -> Config:
+              placement: Placement = AS_WRITTEN, found: Found = NOTHING_FOUND, resolve_secrets: bool = True) -> Config:
     try:
         raw = _yaml(text)
     except yaml.YAMLError as exc:
@@ -623,7 +635,7 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{file}: {where}not valid YAML ({reason}); fix the syntax"]) from None
-    reporter = _Reporter(file)
+    reporter = _Reporter(file, resolve_secrets=resolve_secrets)
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -726,7 +738,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
                                             f"({exc.strerror or type(exc).__name__}); fix it or the pattern")
         files.extend(matched)
     for name in files:
-        sub = _Reporter(name, reporter.problems, root=reporter.file)
+        sub = _Reporter(name, reporter.problems, root=reporter.file, resolve_secrets=reporter.resolve_secrets)
         try:
             raw_file = _yaml(read_bounded(Path(name), MAX_CONFIG_BYTES))
         except Unreadable as exc:
@@ -745,9 +757,12 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets, placed)
     allowed_hosts: list[str] = []
     for entry in top.sequence("allowed_hosts"):
-        if not isinstance(entry, str) or not _HOST_NAME_RE.match(entry):
-            top.problem("allowed_hosts", f"entries must be host names such as otel-health.example, got "
-                                         f"{_describe(entry)}")
+        address = _ip_literal(entry)
+        if address is not None:
+            allowed_hosts.append(address)
+        elif not isinstance(entry, str) or not _HOST_NAME_RE.match(entry):
+            top.problem("allowed_hosts", f"entries must be host names such as otel-health.example or IP "
+                                         f"addresses, got {_describe(entry)}")
         else:
             allowed_hosts.append(entry.lower().rstrip("."))
     # Configured targets depend on configured ones only: one that discovery may take away at the
@@ -769,6 +784,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
                          hint="use a URL with {trace_id}, such as http://jaeger:16686/trace/{trace_id}")
     status = Fields(top.mapping("status_page"), "status_page", reporter, base_dir)
     status_title = status.text("title", "Service status")
+    status_public = status.flag("public", False)
     location = top.text("location", pattern=_NAME_RE, hint="a site's name: letters, digits, '.', '_' or '-'")
     status.finish()
     api_token = top.secret("api_token")
@@ -783,7 +799,8 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
-        state_dir=state_dir, trace_url=trace_url, status_title=status_title, location=location,
+        state_dir=state_dir, trace_url=trace_url, status_title=status_title, status_public=status_public,
+        location=location,
         discovery=discovered,
     )
 
@@ -1129,6 +1146,16 @@ def split_host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"must be HOST:PORT such as {DEFAULT_LISTEN}, got {_short(text)!r}")
     return host, int(port_text)
+
+
+def _ip_literal(entry: Any) -> str | None:
+    """``entry`` as a normalised IP address (``[::1]`` or ``::1``), or None."""
+    if not isinstance(entry, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(entry.strip("[]")))
+    except ValueError:
+        return None
 
 
 def _split_listen(listen: str, f: Fields) -> tuple[str, int]:

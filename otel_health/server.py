@@ -15,6 +15,7 @@ Formatting runs on the event loop itself in steps of a few milliseconds, between
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import ipaddress
 import json
@@ -228,21 +229,42 @@ def targets_document(states: list[TargetState], windows: Collection[Window] = ()
     return {"targets": out}
 
 
-def host_allowed(host: str | None, allowed: Collection[str]) -> bool:
-    """Whether a request's ``Host`` names this collector: an IP literal, or a name in ``allowed``
-    (a browser tricked by DNS rebinding sends the attacker's name). No Host: not a browser."""
+def host_allowed(host: str | None, allowed: Collection[str], *, strict: bool = False) -> bool:
+    """Whether a request's ``Host`` names this collector: a name in ``allowed`` (a browser tricked
+    by DNS rebinding sends the attacker's name), or an IP literal. ``strict`` (the operator listed
+    ``allowed_hosts``): an IP literal only if loopback or in ``allowed``, and a request without a
+    Host is refused; otherwise any IP literal, and no Host (not a browser) passes."""
     if not host:
-        return True
+        return not strict
     host = host.strip().lower()
     if host.startswith("["):
         name = host[1:host.find("]")] if "]" in host else host[1:]
     else:
         name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     try:
-        ipaddress.ip_address(name)
+        address = ipaddress.ip_address(name)
     except ValueError:
         return name.rstrip(".") in allowed
-    return True
+    return not strict or address.is_loopback or str(address) in allowed
+
+
+def _basic_password_is(request: web.BaseRequest, token: str | None) -> bool:
+    """Whether the request's Basic credentials carry ``token`` as the password (any user name)."""
+    given = request.headers.get("Authorization", "")
+    if token is None or given[:6].lower() != "basic ":
+        return False
+    try:
+        _, _, password = base64.b64decode(given[6:].strip(), validate=True).partition(b":")
+    except ValueError:
+        return False
+    return hmac.compare_digest(password, token.encode())
+
+
+def _from_loopback(request: web.BaseRequest) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 def cross_site(request: web.BaseRequest) -> bool:
@@ -489,16 +511,21 @@ class PageSettings(Protocol):
     @property
     def status_title(self) -> str: ...
 
+    @property
+    def status_public(self) -> bool: ...
+
 
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
              heartbeats: Reporting | None = None,
              sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, ""),
-             clock: Clock = WALL) -> web.Application:
-    """The API. ``api_token`` guards the API and reload; ``allowed_hosts`` are the host names
-    the API and reload answer to (IP literals always): /metrics and /health answer any name,
-    so Prometheus can scrape by pod IP or service name. ``sharding``: this instance's shard and
+             clock: Clock = WALL, strict_hosts: Callable[[], bool] = lambda: False) -> web.Application:
+    """The API. ``api_token`` guards the API and reload; without one, the writes (maintenance
+    windows, reload) answer only requests from this machine's loopback. ``allowed_hosts`` are
+    the host names the API and reload answer to (``strict_hosts``: and only those, see
+    :func:`host_allowed`): /metrics and /health answer any name, so Prometheus can scrape by pod
+    IP or service name. ``sharding``: this instance's shard and
     the configuration's default environment, to say where a target it does not have is checked.
     ``clock``: the wall clock the page and the maintenance API read."""
     renderer = _MetricsRenderer(reader)
@@ -517,12 +544,17 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
 
     def refused(request: web.Request, *, writes: bool) -> web.Response | None:
         """The answer that refuses ``request``, or None when it may go on."""
-        if not host_allowed(request.headers.get("Host"), allowed_hosts()):
+        if not host_allowed(request.headers.get("Host"), allowed_hosts(), strict=strict_hosts()):
             return web.json_response({"status": "error", "errors": [
-                "this host name is not allowed: add it to 'allowed_hosts', or use an IP address"]}, status=421)
+                "this host name is not allowed: add it to 'allowed_hosts'"
+                + ("" if strict_hosts() else ", or use an IP address")]}, status=421)
         if writes and cross_site(request):
             return web.json_response({"status": "error", "errors": ["a cross-site request cannot change anything"]},
                                      status=403)
+        if writes and api_token() is None and not _from_loopback(request):
+            return web.json_response({"status": "error", "errors": [
+                "changes from another host need a credential: set 'api_token_file' (or 'api_token') in the "
+                "configuration and send it as a bearer token"]}, status=403)
         if not authorized(request):
             return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
@@ -546,6 +578,11 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
 
     async def status_page(request: web.Request) -> web.Response:
         settings = page() if page is not None else None
+        if api_token() is not None and not (settings is not None and settings.status_public) \
+                and not authorized(request) and not _basic_password_is(request, api_token()):
+            # A browser asks for it: any user name, the token as the password.
+            return web.Response(status=401, text="the status page needs the API token (as the password)\n",
+                                headers={"WWW-Authenticate": 'Basic realm="otel-health", charset="UTF-8"'})
         states = store.snapshot()
         group = request.query.get("group")
         if group:

@@ -126,3 +126,20 @@ def test_otel_health_and_the_collector_keep_the_same_traces_from_one_setting() -
                       "hash_salt": keep["OTEL_HEALTH_KEEP_SALT"].replace("${", "${env:")}
     defaults = OtlpSettings()
     assert (defaults.keep_percent, defaults.keep_salt) == (1.0, DEFAULT_KEEP_SALT)
+
+
+def test_the_shipped_configs_that_other_hosts_reach_take_a_token() -> None:
+    """Every shipped configuration that listens beyond loopback guards its writes with a token
+    from a secret (the compose stack's .env, the cluster's Secret), never written in the file."""
+    from otel_health.config import load_text
+    from otel_health.probes import PROBES
+
+    configmap = yaml.safe_load((REPO / "deploy" / "kubernetes" / "configmap.yaml").read_text())["data"]["config.yaml"]
+    shipped = {"compose/otel-health.yaml": (COMPOSE / "otel-health.yaml").read_text(),
+               "deploy/kubernetes/configmap.yaml": configmap}
+    for name, text in shipped.items():
+        config = load_text(text, name, PROBES, base_dir=COMPOSE, resolve_secrets=False)
+        assert config.listen_host not in ("127.0.0.1", "::1", "localhost"), name
+        assert config.api_token is not None, name
+        assert config.api_token.source.startswith(("env:", "file:")), name
+    assert "OTEL_HEALTH_API_TOKEN" in _env("otel-health")

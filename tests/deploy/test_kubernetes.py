@@ -55,8 +55,13 @@ def test_the_shard_count_is_the_statefulsets_replicas_and_the_pods_find_their_in
 
 def test_the_configmaps_configuration_is_one_otel_health_takes() -> None:
     data = _one("ConfigMap")["data"]["config.yaml"]
-    config = load_text(data, "configmap.yaml", PROBES)
+    config = load_text(data, "configmap.yaml", PROBES, resolve_secrets=False)  # the token is the cluster's Secret
     assert config.listen_host == "0.0.0.0" and config.targets
+    assert config.api_token is not None and config.api_token.source == "file:/etc/otel-health-token/token"
+    statefulset = _one("StatefulSet")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in statefulset["containers"][0]["volumeMounts"]}
+    secrets = {v["name"]: v["secret"]["secretName"] for v in statefulset["volumes"] if "secret" in v}
+    assert mounts["api-token"] == "/etc/otel-health-token" and secrets["api-token"] == "otel-health-api-token"
     name = _one("StatefulSet")["metadata"]["name"]
     assert {f"{name}-{i}.{name}" for i in range(_one("StatefulSet")["spec"]["replicas"])} <= set(config.allowed_hosts)
 

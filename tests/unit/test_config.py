@@ -205,3 +205,29 @@ def test_http_headers_one_per_name_credentials_by_reference_and_redacted(monkeyp
         assert credential_header(name), name
     for name in ("X-Request-Id", "Accept", "X-Idempotency-Key", "Keep-Alive", "X-Tokenizer-Mode"):
         assert not credential_header(name), name
+
+
+def test_validate_without_secrets_checks_their_form_and_reads_none(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Where validators run (CI, a pre-commit hook) the production secrets are absent: with
+    --no-secrets a reference passes on its form, a credential written inline still fails, and
+    nothing the references name is read or printed."""
+    monkeypatch.delenv("OTEL_HEALTH_TEST_TOKEN", raising=False)
+    monkeypatch.setenv("REDIS_PASSWORD", "Zq7-never-read")
+    path = tmp_path / "c.yaml"
+    path.write_text("api_token_file: /run/secrets/absent-token\ntargets:\n"
+                    "  - {name: cache, kind: redis, host: 127.0.0.1, port: 6379, password: '${REDIS_PASSWORD}'}\n"
+                    "  - {name: api, kind: http, url: 'http://127.0.0.1/', headers: {X-Api-Token: '${NOT_SET}'}}\n"
+                    "  - {name: job, kind: heartbeat, period: 1h, token_file: absent/token}\n")
+    assert main(["validate", str(path)]) == 1
+    assert "absent-token" in capsys.readouterr().err
+    assert main(["validate", "--no-secrets", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "ok, 3 targets; secrets checked for form only" in out and not err and "Zq7" not in out
+    config = load(path, PROBES, resolve_secrets=False)
+    assert config.targets[0].options.password.source == "env:REDIS_PASSWORD"
+    assert "Zq7" not in config.targets[0].options.password.reveal()
+    path.write_text("targets:\n  - {name: cache, kind: redis, host: 127.0.0.1, port: 6379, password: hunter2}\n")
+    assert main(["validate", "--no-secrets", str(path)]) == 1
+    assert "credentials are not accepted inline" in capsys.readouterr().err

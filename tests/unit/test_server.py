@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from otel_health.probes import PROBES
@@ -109,10 +110,58 @@ def test_host_names_the_api_answers_to() -> None:
 
     allowed = {"localhost", "otel-health.example"}
     for host in (None, "", "127.0.0.1", "127.0.0.1:8090", "[::1]:8090", "::1", "LOCALHOST:8090", "localhost.",
-                 "otel-health.example:443"):
+                 "otel-health.example:443", "203.0.113.9"):
         assert host_allowed(host, allowed), host
     for host in ("evil.example", "evil.example:8090", "localhost.evil.example", "[evil]"):
         assert not host_allowed(host, allowed), host
+
+
+def test_with_allowed_hosts_listed_only_those_loopback_and_listed_addresses_pass() -> None:
+    from otel_health.server import host_allowed
+
+    allowed = {"localhost", "otel-health.example", "10.0.0.5"}
+    for host in ("127.0.0.1:8090", "[::1]:8090", "otel-health.example", "10.0.0.5:8090"):
+        assert host_allowed(host, allowed, strict=True), host
+    for host in (None, "", "203.0.113.9", "[2001:db8::1]:8090", "10.0.0.6", "evil.example"):
+        assert not host_allowed(host, allowed, strict=True), host
+
+
+async def test_without_a_token_only_this_machine_may_change_anything() -> None:
+    """A write from another host (the peer's address as the server sees it) is refused with the fix
+    when no token is set; reads stay open; from loopback, writes work as before."""
+    from aiohttp import web
+
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+    reloads: list[int] = []
+
+    async def reload() -> list[str]:
+        reloads.append(1)
+        return []
+
+    assert isinstance(pipeline.readers[0], BridgeReader)
+    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
+                   api_token=lambda: None)
+
+    @web.middleware
+    async def peer(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        remote = request.headers.get("X-Test-Peer")
+        return await handler(request.clone(remote=remote) if remote else request)
+
+    app.middlewares.insert(0, peer)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        for remote in ("203.0.113.9", "10.0.0.5", "::ffff:203.0.113.9"):
+            refused = await client.post("/-/reload", headers={"X-Test-Peer": remote})
+            assert refused.status == 403, remote
+            assert "api_token_file" in (await refused.json())["errors"][0]
+            assert (await client.get("/api/v1/targets", headers={"X-Test-Peer": remote})).status == 200
+        assert not reloads
+        assert (await client.post("/-/reload", headers={"X-Test-Peer": "::1"})).status == 200
+        assert (await client.post("/-/reload")).status == 200
+        assert len(reloads) == 2
+    finally:
+        await client.close()
 
 
 async def test_the_api_refuses_other_host_names_and_cross_site_writes_and_odd_tokens(make_target,
@@ -287,3 +336,36 @@ async def test_a_request_flood_leaves_memory_where_it_was() -> None:
         await runner.cleanup()
     assert after - before < 1024 * 1024, after - before  # nothing kept from 600 requests
     assert peak - before < 64 * 1024 * 1024, peak - before  # bounded while they ran
+
+
+@pytest.mark.parametrize("public", [False, True])
+async def test_with_a_token_the_status_page_asks_for_it_unless_made_public(public: bool) -> None:
+    import base64
+    from types import SimpleNamespace
+
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+
+    async def reload() -> list[str]:
+        return []
+
+    assert isinstance(pipeline.readers[0], BridgeReader)
+    settings = SimpleNamespace(trace_url=None, status_title="Status", status_public=public)
+    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
+                   api_token=lambda: "s3cret", page=lambda: settings)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        anonymous = await client.get("/?all=1")
+        if public:
+            assert anonymous.status == 200
+            return
+        assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"].startswith("Basic ")
+        assert "s3cret" not in await anonymous.text()
+        basic = base64.b64encode(b"anyone:s3cret").decode()
+        assert (await client.get("/", headers={"Authorization": f"Basic {basic}"})).status == 200
+        assert (await client.get("/", headers={"Authorization": "Bearer s3cret"})).status == 200
+        wrong = base64.b64encode(b"anyone:guess").decode()
+        for header in (f"Basic {wrong}", "Basic !!!", "Bearer guess"):
+            assert (await client.get("/", headers={"Authorization": header})).status == 401, header
+    finally:
+        await client.close()
