@@ -22,6 +22,7 @@ import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from . import __version__, logs
+from ._files import Unreadable, read_bounded
 from ._redact import redact_url, scrub
 from .alertmanager import generate, merge
 from .collector import Collector
@@ -33,10 +34,8 @@ from .config import (
     ConfigError,
     Placement,
     Target,
-    Unreadable,
     load,
     load_text,
-    read_bounded,
     split_host_port,
 )
 from .discovery import NOTHING_FOUND, Found

@@ -193,11 +193,13 @@ class Collector:
             await asyncio.sleep(TICK)
             now = self.clock()
             expired = self.maintenance.expire(now)
-            if expired:
-                self.windows_changed()
+            for window in expired:
+                self.store.remove_window(window.name)
             began, ended = self.store.tick(now)
-            ended |= frozenset(expired)
-            self.reports.save()  # at most once a tick, whatever the rate of reports
+            ended |= frozenset(w.name for w in expired)
+            write = self.reports.pending()  # at most once a tick, whatever the rate of reports
+            if write is not None:
+                await asyncio.to_thread(write)
             for name in sorted(began):
                 event(log, logging.INFO, "maintenance_started", window=name)
             for name in sorted(ended):
@@ -439,17 +441,17 @@ class Maintenance:
     def windows(self) -> list[Window]:
         return self._collector.store.windows()
 
-    def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window:
-        window = self._collector.maintenance.open(targets, start, end, comment)
-        self._collector.windows_changed()
+    async def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window:
+        window = await self._collector.maintenance.open(targets, start, end, comment)
+        self._collector.store.add_window(window, self._collector.clock())
         event(log, logging.INFO, "maintenance_opened", window=window.name, targets=len(targets),
               start=iso_time(start), end=iso_time(end))
         return window
 
-    def end(self, window_id: str) -> bool:
-        if not self._collector.maintenance.end(window_id):
+    async def end(self, window_id: str) -> bool:
+        if not await self._collector.maintenance.end(window_id):
             return False
-        self._collector.windows_changed()
+        self._collector.store.remove_window(window_id)
         event(log, logging.INFO, "maintenance_closed", window=window_id)
         return True
 

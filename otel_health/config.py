@@ -17,7 +17,6 @@ import ipaddress
 import math
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from ._files import Unreadable, read_bounded
 from .discovery import NONE_DISCOVERED, NOTHING_FOUND, Discovered, Found, expand, parse_sources
 from .sharding import Shard, ShardError, parse_shard
 from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant, weekday_set, zone
@@ -448,36 +448,11 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) and value >= 0 else None
     if isinstance(value, str):
-        match = _DURATION_RE.match(value)
+        match = _DURATION_RE.fullmatch(value)
         if match:
-            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            return seconds if math.isfinite(seconds) else None
     return None
-
-
-class Unreadable(Exception):
-    """A file that cannot be read as config: the reason, one line."""
-
-
-def read_bounded(path: Path, limit: int) -> str:
-    """A regular file's UTF-8 text, at most ``limit`` bytes. A FIFO, a device such as
-    /dev/zero (also behind a symlink) or a directory is refused before anything is read, so
-    reading never hangs and never runs out of memory."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError:
-        raise Unreadable("file not found; give an existing file") from None
-    except OSError as exc:
-        raise Unreadable(f"{exc.strerror or type(exc).__name__}; check the path and permissions") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unreadable("not a regular file (a FIFO, device or directory); give a file")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise Unreadable(f"larger than {limit // 1024} KiB; split it into several files")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Unreadable("not UTF-8 text; save it as UTF-8") from None
 
 
 @dataclass(frozen=True, slots=True)

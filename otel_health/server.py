@@ -32,7 +32,7 @@ from .config import Target, format_seconds, parse_duration
 from .logs import iso_time
 from .sharding import Shard, elsewhere
 from .state import HistoryEntry, StateStore, TargetState
-from .suppression import Recurring, Suppressed, Window, instant, zone
+from .suppression import NotKept, Recurring, Suppressed, Window, instant, zone
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 
@@ -68,9 +68,9 @@ class MaintenanceApi(Protocol):
 
     def windows(self) -> list[Window]: ...
 
-    def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window: ...
+    async def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window: ...
 
-    def end(self, window_id: str) -> bool: ...
+    async def end(self, window_id: str) -> bool: ...
 
 
 def _collect_finely(reader: BridgeReader) -> MetricsData | None:
@@ -414,22 +414,28 @@ def _window_request(body: Any, api: MaintenanceApi, now: float,
     wanted = body.get("targets")
     if not isinstance(wanted, list) or not wanted:
         raise BadRequest("'targets' must be a non-empty list of target names or {\"name\", \"environment\"} objects")
-    configured = {t.key for t in api.targets()}
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for target in api.targets():
+        by_name.setdefault(target.name, []).append(target.key)
     keys: list[tuple[str, str]] = []
+    chosen: set[tuple[str, str]] = set()
     for entry in wanted:
         if isinstance(entry, str):
-            found = sorted(k for k in configured if k[0] == entry)
+            found = sorted(by_name.get(entry, ()))
         elif isinstance(entry, dict) and set(entry) == {"name", "environment"} \
                 and all(isinstance(v, str) for v in entry.values()):
             key = (entry["name"], entry["environment"])
-            found = [key] if key in configured else []
+            found = [key] if key in by_name.get(key[0], ()) else []
         else:
             raise BadRequest("each of 'targets' is a name or {\"name\": …, \"environment\": …}")
         if not found:
             name, environment = (entry, None) if isinstance(entry, str) else (entry["name"], entry["environment"])
             raise BadRequest(f"unknown target {json.dumps(entry)[:80]}; GET /api/v1/targets lists them"
                              + elsewhere(name, environment))
-        keys.extend(k for k in found if k not in keys)
+        for key in found:
+            if key not in chosen:
+                chosen.add(key)
+                keys.append(key)
     location = body.get("location", "UTC")
     where = zone(location) if isinstance(location, str) else None
     if where is None:
@@ -459,6 +465,10 @@ def _window_request(body: Any, api: MaintenanceApi, now: float,
     if end - start > api.limit:
         raise BadRequest(f"the window is {format_seconds(end - start)} long, longer than max_maintenance "
                          f"({format_seconds(api.limit)}); open a shorter one, or raise max_maintenance in the config")
+    if start - now > api.limit:
+        raise BadRequest(f"the window starts {format_seconds(start - now)} from now, further ahead than "
+                         f"max_maintenance ({format_seconds(api.limit)}); open it nearer the time, or plan it in "
+                         "the config")
     comment = body.get("comment", "")
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         raise BadRequest(f"'comment' must be text of at most {MAX_COMMENT} characters")
@@ -648,7 +658,10 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             keys, start, end, comment = _window_request(body, maintenance, clock(), checked_elsewhere)
         except BadRequest as exc:
             return error(400, str(exc))
-        window = maintenance.open(keys, start, end, comment)
+        try:
+            window = await maintenance.open(keys, start, end, comment)
+        except NotKept as exc:
+            return error(409 if exc.full else 503, str(exc))
         return web.json_response({"status": "success", "window": window_document(window, clock())}, status=201,
                                  headers={"Location": f"/api/v1/maintenance/{window.name}"})
 
@@ -657,7 +670,11 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             return refusal
         assert maintenance is not None
         window_id = request.match_info["id"]
-        if maintenance.end(window_id):
+        try:
+            ended = await maintenance.end(window_id)
+        except NotKept as exc:
+            return error(503, str(exc))
+        if ended:
             return web.json_response({"status": "success"})
         if any(w.name == window_id and w.source == "config" for w in store.windows()):
             return error(409, f"window {window_id!r} is in the configuration; change the config to end it")

@@ -275,6 +275,45 @@ class StateStore:
     def windows(self) -> list[Window]:
         return list(self._windows)
 
+    def add_window(self, window: Window, now: float) -> None:
+        """One more window: only the targets it covers are looked at again."""
+        self._windows.append(window)
+        if window.targets is None:
+            self._everywhere.append(window)
+        else:
+            for key in window.targets:
+                self._by_key.setdefault(key, []).append(window)
+        if window.schedule.active(now):
+            self._open = self._open | {window.name}
+        self._suppress_again(window)
+
+    def remove_window(self, name: str) -> None:
+        """A window gone (ended or expired): only the targets it covered are looked at again."""
+        window = next((w for w in self._windows if w.name == name), None)
+        if window is None:
+            return
+        self._windows.remove(window)
+        if window.targets is None:
+            self._everywhere.remove(window)
+        else:
+            for key in window.targets:
+                held = self._by_key.get(key)
+                if held is not None:
+                    held.remove(window)
+                    if not held:
+                        del self._by_key[key]
+        self._open = self._open - {name}
+        self._suppress_again(window)
+
+    def _suppress_again(self, window: Window) -> None:
+        if window.targets is None:
+            self.recompute()
+            return
+        for key in window.targets:
+            state = self._states.get(key)
+            if state is not None:
+                state.suppressed = self._suppression(state)
+
     def tick(self, now: float) -> tuple[frozenset[str], frozenset[str]]:
         """Open and end windows as time passes: the names of those that opened and ended."""
         opened = self._open_at(now)

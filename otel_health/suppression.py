@@ -12,6 +12,7 @@ API live in a :class:`Book`, kept in ``state_dir`` when one is set.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ._files import set_aside, write_json
+from ._files import Unreadable, append_line, clean_temporaries, read_bounded, set_aside, write_json
 from .clock import WALL, Clock
 from .logs import event
 
@@ -226,20 +227,57 @@ class Window:
 
 
 STATE_FILE = "maintenance.json"
+JOURNAL_FILE = "maintenance.journal"
 FORMAT = 1
+MAX_API_WINDOWS = 1000  # windows opened through the API and not ended, at once
+MAX_API_WINDOW_TARGETS = 200_000  # targets named by those windows, added up
+MAX_STATE_BYTES = 64 * 1024 * 1024  # the snapshot or the journal, read back
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: the latest instant every output can write
+
+
+class NotKept(Exception):
+    """A window the book could not take: full (``full``), or not saved (the reason)."""
+
+    def __init__(self, reason: str, *, full: bool) -> None:
+        super().__init__(reason)
+        self.full = full
+
+
+def _document(window: Window) -> dict[str, Any]:
+    assert isinstance(window.schedule, OneOff)
+    return {"id": window.name, "targets": sorted([n, e] for n, e in window.targets or ()),
+            "start": window.schedule.start, "end": window.schedule.end, "comment": window.comment,
+            "created": window.created}
+
+
+def _window(item: Any) -> Window:
+    """A window as the state files hold it; ValueError, KeyError or TypeError when it is not one."""
+    targets = frozenset((str(n), str(e)) for n, e in item["targets"])
+    start, end, created = float(item["start"]), float(item["end"]), float(item["created"])
+    if not all(0.0 <= t <= LATEST for t in (start, end, created)) or end <= start:
+        raise ValueError("a window's times are out of range")
+    return Window(str(item["id"]), OneOff(start, end), targets, str(item["comment"])[:500], "api", created)
 
 
 class Book:
     """The windows opened through the API: kept across reloads, and across restarts in
-    ``state_dir`` (written whole to a new file that then replaces the old, so a crash leaves
-    one or the other; a file that cannot be read is reported and set aside, never fatal)."""
+    ``state_dir``. Each change is one line appended to a journal and synced, on a thread,
+    before it counts (a change that could not be saved is refused, and nothing of it kept);
+    now and then the windows are written whole to a snapshot that replaces the old one, and
+    the journal starts again. A file that cannot be read is reported and set aside, never
+    fatal; windows that have ended are not kept."""
 
     def __init__(self, state_dir: Path | None = None, *, clock: Clock = WALL) -> None:
         self._dir = state_dir
         self._clock = clock
         self._windows: dict[str, Window] = {}
+        self._targets = 0  # targets named by the windows, added up
+        self._journal_lines = 0
+        self._lock = asyncio.Lock()  # one change written at a time, in order
         if state_dir is not None:
-            self._windows = self._read(state_dir / STATE_FILE)
+            clean_temporaries(state_dir, STATE_FILE)
+            self._windows = self._read(state_dir)
+            self._targets = sum(len(w.targets or ()) for w in self._windows.values())
 
     def windows(self) -> list[Window]:
         return list(self._windows.values())
@@ -247,63 +285,128 @@ class Book:
     def get(self, window_id: str) -> Window | None:
         return self._windows.get(window_id)
 
-    def open(self, targets: Iterable[Key], start: float, end: float, comment: str) -> Window:
+    def room(self, targets: int) -> str | None:
+        """Why a window on ``targets`` targets cannot be opened now, or None."""
+        if len(self._windows) >= MAX_API_WINDOWS:
+            return (f"{MAX_API_WINDOWS} windows are open or planned already; end some "
+                    "(DELETE /api/v1/maintenance/ID) or name several targets in one window")
+        if self._targets + targets > MAX_API_WINDOW_TARGETS:
+            return (f"the open and planned windows would name more than {MAX_API_WINDOW_TARGETS} targets; "
+                    "end some, or cover a group with a configured window ('match' by labels)")
+        return None
+
+    async def open(self, targets: Iterable[Key], start: float, end: float, comment: str) -> Window:
+        """A new window, saved; :class:`NotKept` when there is no room or it could not be saved."""
         window = Window(secrets.token_hex(8), OneOff(start, end), frozenset(targets), comment, "api", self._clock())
-        self._windows[window.name] = window
-        self._save()
+        async with self._lock:
+            full = self.room(len(window.targets or ()))
+            if full is not None:
+                raise NotKept(full, full=True)
+            await self._write({"open": _document(window)})
+            self._windows[window.name] = window
+            self._targets += len(window.targets or ())
+        await self._compact_if_long()
         return window
 
-    def end(self, window_id: str) -> bool:
-        if self._windows.pop(window_id, None) is None:
-            return False
-        self._save()
+    async def end(self, window_id: str) -> bool:
+        """End a window; False when there is none. :class:`NotKept` when the end could not be saved."""
+        async with self._lock:
+            window = self._windows.get(window_id)
+            if window is None:
+                return False
+            await self._write({"end": window_id})
+            del self._windows[window_id]
+            self._targets -= len(window.targets or ())
+        await self._compact_if_long()
         return True
 
-    def expire(self, now: float) -> list[str]:
-        """Forget the windows that have ended: their ids."""
-        ended = [k for k, w in self._windows.items() if isinstance(w.schedule, OneOff) and w.schedule.end <= now]
-        for key in ended:
-            del self._windows[key]
-        if ended:
-            self._save()
+    def expire(self, now: float) -> list[Window]:
+        """Forget the windows that have ended (a restart would not read them back): those windows."""
+        ended = [w for w in self._windows.values() if isinstance(w.schedule, OneOff) and w.schedule.end <= now]
+        for window in ended:
+            del self._windows[window.name]
+            self._targets -= len(window.targets or ())
         return ended
 
     def move(self, state_dir: Path | None) -> None:
-        """Keep the windows in ``state_dir`` from now on (a reload changed it)."""
+        """Keep the windows in ``state_dir`` from now on (a reload changed it): written whole there."""
         if state_dir != self._dir:
             self._dir = state_dir
-            self._save()
+            if state_dir is not None:
+                self._snapshot(state_dir, failed="maintenance_not_saved")
 
-    def _save(self) -> None:
+    async def _write(self, change: dict[str, Any]) -> None:
         if self._dir is None:
             return
-        doc = {"format": FORMAT, "windows": [
-            {"id": w.name, "targets": sorted([n, e] for n, e in w.targets or ()), "start": w.schedule.start,
-             "end": w.schedule.end, "comment": w.comment, "created": w.created}
-            for w in self._windows.values() if isinstance(w.schedule, OneOff)]}
-        write_json(self._dir / STATE_FILE, doc, failed="maintenance_not_saved")
+        line = json.dumps(change, separators=(",", ":")).encode("utf-8")
+        try:
+            await asyncio.to_thread(append_line, self._dir / JOURNAL_FILE, line)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            event(log, logging.ERROR, "maintenance_not_saved", path=str(self._dir / JOURNAL_FILE), reason=reason)
+            raise NotKept(f"the change could not be saved ({reason}); nothing was changed", full=False) from None
+        self._journal_lines += 1
 
-    def _read(self, path: Path) -> dict[str, Window]:
+    async def _compact_if_long(self) -> None:
+        """The windows written whole once the journal is longer than they are (and 64 lines)."""
+        if self._dir is None or self._journal_lines <= max(64, 2 * len(self._windows)):
+            return
+        async with self._lock:
+            if self._journal_lines > max(64, 2 * len(self._windows)):
+                folder = self._dir
+                if await asyncio.to_thread(self._snapshot, folder, failed="maintenance_not_saved"):
+                    self._journal_lines = 0
+
+    def _snapshot(self, folder: Path, *, failed: str) -> bool:
+        """The windows written whole to ``folder``, then the journal emptied (a crash between the
+        two replays changes the snapshot already holds: harmless)."""
+        doc = {"format": FORMAT, "windows": [_document(w) for w in list(self._windows.values())]}
+        if not write_json(folder / STATE_FILE, doc, failed=failed):
+            return False
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError) as exc:
-            self._unreadable(path, getattr(exc, "strerror", None) or type(exc).__name__)
-            return {}
+            (folder / JOURNAL_FILE).unlink(missing_ok=True)
+        except OSError as exc:
+            event(log, logging.ERROR, failed, path=str(folder / JOURNAL_FILE), reason=exc.strerror or "unknown")
+            return False
+        return True
+
+    def _read(self, folder: Path) -> dict[str, Window]:
+        out: dict[str, Window] = {}
+        path = folder / STATE_FILE
         try:
-            doc = json.loads(text)
+            doc = json.loads(read_bounded(path, MAX_STATE_BYTES))
             if not isinstance(doc, Mapping) or doc.get("format") != FORMAT or not isinstance(doc.get("windows"), list):
                 raise ValueError(f"not a format {FORMAT} maintenance file")
-            out = {}
             for item in doc["windows"]:
-                targets = frozenset((str(n), str(e)) for n, e in item["targets"])
-                start, end, created = float(item["start"]), float(item["end"]), float(item["created"])
-                window = Window(str(item["id"]), OneOff(start, end), targets, str(item["comment"]), "api", created)
+                window = _window(item)
                 out[window.name] = window
+        except Unreadable as exc:
+            if "not found" not in str(exc):
+                self._unreadable(path, str(exc))
         except (ValueError, KeyError, TypeError) as exc:
             self._unreadable(path, str(exc) if isinstance(exc, ValueError) else "a window is malformed")
-            return {}
+            out = {}
+        journal = folder / JOURNAL_FILE
+        try:
+            lines = read_bounded(journal, MAX_STATE_BYTES).splitlines()
+        except Unreadable as exc:
+            if "not found" not in str(exc):
+                self._unreadable(journal, str(exc))
+            lines = []
+        for number, line in enumerate(lines, 1):
+            try:
+                change = json.loads(line)
+                if "open" in change:
+                    window = _window(change["open"])
+                    out[window.name] = window
+                else:
+                    out.pop(str(change["end"]), None)
+            except (ValueError, KeyError, TypeError):
+                if number == len(lines):
+                    break  # the last line, cut short by a crash while it was written: never counted
+                self._unreadable(journal, f"line {number} is not a change")
+                break
+        self._journal_lines = len(lines)
         now = self._clock()
         return {k: w for k, w in out.items() if isinstance(w.schedule, OneOff) and w.schedule.end > now}
 

@@ -10,6 +10,7 @@ report kept, it has no verdict (unknown, not down) until one period and its grac
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,7 @@ class Heartbeats:
             return False
         # kept and shown: never with the target's own token in it, should the job echo it
         text = said(scrub(message, target.secrets()), MESSAGE_LIMIT) if message else ""
-        self._reports.add(target.key, Report(self._reports.clock(), ok, duration, text))
+        self._reports.add(target.key, Report(self._reports.clock(), ok, duration, text, time.monotonic()))
         return True
 
 
@@ -93,8 +94,9 @@ class HeartbeatProbe(Probe):
                                                  f"every {format_seconds(o.period)} (+{format_seconds(o.grace)} grace)")
         if last.duration is not None:
             attempt.phases["job"] = last.duration
-        if now - last.at > allowed:
-            raise ProbeFailure(ErrorType.MISSED, f"last report {format_seconds(round(now - last.at))} ago; expected "
+        age = last.age(now)
+        if age > allowed:
+            raise ProbeFailure(ErrorType.MISSED, f"last report {format_seconds(round(age))} ago; expected "
                                                  f"every {format_seconds(o.period)} (+{format_seconds(o.grace)} grace)")
         if not last.ok:
             raise ProbeFailure(ErrorType.ASSERTION, f"the job reported failure: {last.message}" if last.message

@@ -3,6 +3,7 @@ survives a reload and a restart, and where suppression shows (series, spans, /he
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from otel_health.config import load
 from otel_health.probes import PROBES
-from otel_health.suppression import STATE_FILE
+from otel_health.suppression import JOURNAL_FILE, MAX_API_WINDOWS, STATE_FILE
 from tests.harness.clock import INSTANTS, WEDNESDAY_NOON, SetClock
 from tests.harness.procs import free_port
 from tests.harness.running import Running, keeping_every_trace, running_config
@@ -149,6 +150,9 @@ BAD = [
     ({"targets": ["db"], "start": "2000-01-01T00:00:00Z", "end": "2000-01-01T01:00:00Z"}, "already over"),
     (["db"], "must be a JSON object"),
     (b"{not json", "the body is not JSON"),
+    ({"targets": ["db"], "start": "2026-12-02T15:00:00Z", "duration": "1h"}, "further ahead than max_maintenance"),
+    ({"targets": ["db"], "start": "9999-12-31T23:00:00Z", "duration": "30m"}, "further ahead than max_maintenance"),
+    ({"targets": ["db"], "duration": "9" * 400}, "'duration' must be a duration"),
 ]
 
 
@@ -181,16 +185,16 @@ async def test_windows_survive_a_reload_and_a_restart_and_a_broken_state_file_is
     clock = SetClock(WEDNESDAY_NOON)  # one clock for the three runs: time goes on across a restart
     async with collector_at(setup, clock) as r:
         status, body = await call(r, "POST", "/api/v1/maintenance",
-                                  {"targets": ["web"], "start": "2030-01-01 09:00", "location": "Europe/Berlin",
+                                  {"targets": ["web"], "start": "2026-12-02 14:30", "location": "Europe/Berlin",
                                    "duration": "1h"})
-        assert status == 201 and body["window"]["start"] == "2030-01-01T08:00:00.000Z" and not body["window"]["active"]
+        assert status == 201 and body["window"]["start"] == "2026-12-02T13:30:00.000Z" and not body["window"]["active"]
         wid = body["window"]["id"]
         status, body = await call(r, "POST", "/api/v1/maintenance",
                                   {"targets": [{"name": "web", "environment": "staging"}], "duration": "1h"})
         assert status == 201
         now_id = body["window"]["id"]
         await r.wait_result("web")
-        assert r.state("web").suppressed is None  # prod's web: its window starts in 2030
+        assert r.state("web").suppressed is None  # prod's web: its window starts in an hour and a half
         staging = r.collector.store.get(("web", "staging"))
         assert staging is not None and staging.suppressed is not None
         setup.write_text(setup.read_text() + "  - name: extra\n    kind: tcp\n    host: 127.0.0.1\n    port: 1\n")
@@ -204,14 +208,15 @@ async def test_windows_survive_a_reload_and_a_restart_and_a_broken_state_file_is
         assert {wid, now_id} <= ids
         staging = r.collector.store.get(("web", "staging"))
         assert staging is not None and staging.suppressed is not None
-    state = setup.parent / "state" / STATE_FILE
-    state.write_text('{"format": 1, "windows": [{"id": 1}]')
+    folder = setup.parent / "state"
+    (folder / STATE_FILE).write_text('{"format": 1, "windows": [{"id": 1}]')
+    (folder / JOURNAL_FILE).write_text('{"open": {"id": 1}}\n{"end": "x"}\n')
     with caplog.at_level(logging.ERROR, logger="otel_health"):
         async with collector_at(setup, clock) as r:
             assert [w["source"] for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]] == ["config"]
             await r.wait_result("db")
-    assert "maintenance_state_unreadable" in caplog.text
-    assert (state.parent / f"{STATE_FILE}.unreadable").exists()
+    assert caplog.text.count("maintenance_state_unreadable") == 2
+    assert (folder / f"{STATE_FILE}.unreadable").exists() and (folder / f"{JOURNAL_FILE}.unreadable").exists()
 
 
 async def test_a_window_that_ends_by_itself_lets_go_within_a_tick(setup: Path) -> None:
@@ -252,3 +257,47 @@ async def test_the_recurring_window_opens_and_closes_with_the_clock_at_every_ins
             windows = (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]
             assert [w["active"] for w in windows if w["name"] == "sundays"] == [sunday], instant.name
         assert seen == {True, False}
+
+
+async def test_a_window_that_cannot_be_saved_is_refused_and_not_kept(setup: Path) -> None:
+    async with collector_at(setup) as r:
+        await r.wait_result("db")
+        journal = setup.parent / "state" / JOURNAL_FILE
+        journal.parent.mkdir(exist_ok=True)
+        journal.unlink(missing_ok=True)
+        journal.symlink_to("/dev/full")  # the disk is full
+        status, body = await call(r, "POST", "/api/v1/maintenance", {"targets": ["db"], "duration": "30m"})
+        assert status == 503 and "could not be saved (No space left on device)" in body["errors"][0]
+        assert r.state("db").suppressed is None
+        assert [w["source"] for w in (await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]] == ["config"]
+        journal.unlink()
+        status, body = await call(r, "POST", "/api/v1/maintenance", {"targets": ["db"], "duration": "30m"})
+        assert status == 201 and r.state("db").suppressed is not None
+
+
+async def test_a_flood_of_windows_is_bounded_and_never_holds_the_checks_back(setup: Path) -> None:
+    """Windows by the hundred, each naming every target, posted as fast as they are answered:
+    past the cap they are refused (409), and the canaries beside them never go falsely down."""
+    canaries = "".join(f"  - name: canary-{i}\n    kind: tcp\n    host: 127.0.0.1\n    port: {{port}}\n"
+                       f"    interval: 0.3s\n" for i in range(5))
+    async with collector_at(setup) as r:
+        await r.wait_result("db")
+        port = r.collector.port
+        setup.write_text(setup.read_text() + canaries.format(port=port))
+        assert (await call(r, "POST", "/-/reload"))[0] == 200
+        for i in range(5):
+            await r.wait_result(f"canary-{i}")
+        every = [{"name": t.name, "environment": t.environment} for t in r.collector.config.targets]
+        statuses = []
+        async with aiohttp.ClientSession() as session:
+            async def post(i: int) -> int:
+                async with session.post(f"{r.url}/api/v1/maintenance", headers=AUTH, json={
+                        "targets": every, "duration": "1h", "comment": f"flood {i}"}) as resp:
+                    return resp.status
+            for start in range(0, 1100, 50):
+                statuses += await asyncio.gather(*(post(i) for i in range(start, start + 50)))
+        assert statuses.count(201) == MAX_API_WINDOWS and set(statuses) == {201, 409}
+        assert len((await call(r, "GET", "/api/v1/maintenance"))[1]["windows"]) == MAX_API_WINDOWS + 1
+        runs = [run for i in range(5) for run in r.state(f"canary-{i}").history]
+    assert runs and all(run.up for run in runs), [run.detail for run in runs if not run.up]
+    assert max(run.lag for run in runs) < 0.25

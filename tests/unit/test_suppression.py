@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,9 +19,11 @@ from otel_health.probes import PROBES
 from otel_health.state import StateStore
 from otel_health.suppression import (
     DAY,
+    JOURNAL_FILE,
     STATE_FILE,
     WEEKDAYS,
     Book,
+    NotKept,
     OneOff,
     Recurring,
     Window,
@@ -178,34 +181,90 @@ def test_the_suppressed_series_is_always_there_with_one_reason_per_line(make_res
     assert list(info.points(api, None)) == [((("depends_on", "db"),), 1)] and list(info.points(db, None)) == []
 
 
-def test_the_book_keeps_windows_across_a_restart_in_state_dir(tmp_path: Path) -> None:
+async def test_the_book_keeps_windows_across_a_restart_in_state_dir(tmp_path: Path) -> None:
     now = [1000.0]
     book = Book(tmp_path / "state", clock=lambda: now[0])
-    kept = book.open([("db", "prod")], 1000.0, 5000.0, "deploy 42")
-    gone = book.open([("api", "prod")], 1000.0, 2000.0, "")
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [STATE_FILE]  # no temporary file left
+    kept = await book.open([("db", "prod")], 1000.0, 5000.0, "deploy 42")
+    gone = await book.open([("api", "prod")], 1000.0, 2000.0, "")
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [JOURNAL_FILE]  # one line a change
     again = Book(tmp_path / "state", clock=lambda: now[0])
     assert {w.name for w in again.windows()} == {kept.name, gone.name}
     assert again.get(kept.name) == kept
     now[0] = 3000.0
-    assert again.expire(now[0]) == [gone.name]
+    assert [w.name for w in again.expire(now[0])] == [gone.name]
     assert [w.name for w in Book(tmp_path / "state", clock=lambda: now[0]).windows()] == [kept.name]
-    assert again.end(kept.name) and not again.end(kept.name)
+    assert await again.end(kept.name) and not await again.end(kept.name)
     assert Book(tmp_path / "state", clock=lambda: now[0]).windows() == []
 
 
+async def test_the_journal_is_written_whole_now_and_then_and_a_torn_last_line_is_passed_over(tmp_path: Path) -> None:
+    book = Book(tmp_path, clock=lambda: 1000.0)
+    opened = [await book.open([("db", "prod")], 1000.0, 5000.0, f"w{i}") for i in range(70)]
+    for window in opened[:40]:
+        assert await book.end(window.name)
+    # the snapshot took over once the journal was longer than the windows (and 64 lines)
+    assert (tmp_path / STATE_FILE).exists()
+    assert len((tmp_path / JOURNAL_FILE).read_text().splitlines()) < 64
+    with (tmp_path / JOURNAL_FILE).open("a") as journal:
+        journal.write('{"open": {"id": "torn", "targ')  # a crash while a line was written
+    again = Book(tmp_path, clock=lambda: 1000.0)
+    assert {w.name for w in again.windows()} == {w.name for w in opened[40:]}
+    assert not (tmp_path / f"{JOURNAL_FILE}.unreadable").exists()
+
+
+async def test_a_change_that_cannot_be_saved_is_refused_and_nothing_is_kept(tmp_path: Path) -> None:
+    book = Book(tmp_path, clock=lambda: 1000.0)
+    kept = await book.open([("db", "prod")], 1000.0, 5000.0, "")
+    (tmp_path / JOURNAL_FILE).unlink()
+    (tmp_path / JOURNAL_FILE).symlink_to("/dev/full")  # every write: no space left on the device
+    with pytest.raises(NotKept, match="could not be saved") as refused:
+        await book.open([("api", "prod")], 1000.0, 5000.0, "")
+    assert not refused.value.full
+    with pytest.raises(NotKept):
+        await book.end(kept.name)
+    assert [w.name for w in book.windows()] == [kept.name]
+
+
+async def test_the_book_has_room_for_so_many_windows_and_targets(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_health import suppression
+
+    monkeypatch.setattr(suppression, "MAX_API_WINDOWS", 3)
+    monkeypatch.setattr(suppression, "MAX_API_WINDOW_TARGETS", 5)
+    book = Book(None, clock=lambda: 0.0)
+    for _ in range(2):
+        await book.open([("a", "p"), ("b", "p")], 0.0, 10.0, "")
+    with pytest.raises(NotKept, match="more than 5 targets") as full:
+        await book.open([("a", "p"), ("b", "p")], 0.0, 10.0, "")
+    assert full.value.full
+    await book.open([("a", "p")], 0.0, 10.0, "")
+    with pytest.raises(NotKept, match="3 windows are open"):
+        await book.open([("c", "p")], 0.0, 10.0, "")
+    assert len(book.expire(10.0)) == 3 and book.room(5) is None
+
+
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": 99, "windows": []}', b'{"format": 1, "windows": [{}]}',
-                                     b"\xff\xfe"])
-def test_a_state_file_that_cannot_be_read_is_reported_and_set_aside(tmp_path: Path, content: bytes,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+                                     b"\xff\xfe", b'{"format": 1, "windows": [{"id": "x", "targets": [], "start": 0, '
+                                     b'"end": 1e300, "comment": "", "created": 0}]}'])
+async def test_a_state_file_that_cannot_be_read_is_reported_and_set_aside(tmp_path: Path, content: bytes,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / STATE_FILE).write_bytes(content)
     with caplog.at_level(logging.ERROR, logger="otel_health"):
         book = Book(tmp_path)
     assert book.windows() == []
     assert "maintenance_state_unreadable" in caplog.text
     assert (tmp_path / f"{STATE_FILE}.unreadable").read_bytes() == content
-    book.open([("db", "prod")], 0.0, 2e9, "")  # and the book works on
-    assert json.loads((tmp_path / STATE_FILE).read_text())["format"] == 1
+    await book.open([("db", "prod")], 0.0, 2e9, "")  # and the book works on
+    assert "open" in json.loads((tmp_path / JOURNAL_FILE).read_text())
+
+
+def test_a_state_file_that_is_a_fifo_or_a_device_is_refused_at_once_and_crash_leftovers_go(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / STATE_FILE)
+    (tmp_path / f".{STATE_FILE}.abc123.tmp").write_text("half")
+    (tmp_path / JOURNAL_FILE).symlink_to("/dev/zero")
+    book = Book(tmp_path)  # neither blocks on the FIFO nor reads /dev/zero forever
+    assert book.windows() == []
+    assert not (tmp_path / f".{STATE_FILE}.abc123.tmp").exists()
 
 
 AM_CONFIG = """
