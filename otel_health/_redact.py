@@ -13,8 +13,8 @@ REDACTED = "REDACTED"
 # short keys credentials travel in (an OAuth code, a session id, a one-time password). The
 # README lists the same rule.
 _SENSITIVE_QUERY = re.compile(
-    r"(?i)^(.*(token|secret|password|passwd|pwd|key|signature|sig|credential|auth|session|jwt|ticket).*"
-    r"|code|sid|otp|nonce|state)$"
+    r"(?is)(.*(token|secret|pass|pwd|private|key|signature|sig|credential|auth|session|jwt|ticket).*"
+    r"|code|sid|otp|nonce|state|pw)"
 )
 _USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]*@")
 
@@ -31,7 +31,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, REDACTED if _SENSITIVE_QUERY.match(k) else v) for k, v in pairs], safe=REDACTED)
+        query = urlencode([(k, REDACTED if _SENSITIVE_QUERY.fullmatch(k) else v) for k, v in pairs], safe=REDACTED)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -174,13 +174,13 @@ class Fields:
             self.problem(name, f"must be a string, got {_describe(value)}")
             return default
         value = str(value)
-        if _ENV_REF_RE.match(value.strip()):
+        if _ENV_REF_RE.fullmatch(value.strip()):
             self.problem(name, "does not take ${...} references; only credential fields do")
             return default
         if choices is not None and value not in choices:
             self.problem(name, f"must be one of {', '.join(choices)}, got {_short(value)!r}")
             return default
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.problem(name, f"{_short(value)!r} is not valid{'; ' + hint if hint else ''}")
             return default
         return value
@@ -276,7 +276,7 @@ class Fields:
         return self._secret_from_file(file_key, file_ref)
 
     def resolve_secret(self, name: str, value: Any) -> Secret | None:
-        match = _ENV_REF_RE.match(value.strip()) if isinstance(value, str) else None
+        match = _ENV_REF_RE.fullmatch(value.strip()) if isinstance(value, str) else None
         if match is None and self.references is not None and isinstance(value, str) and STEP_REF_RE.search(value):
             # A value an earlier step of the suite takes from its answer, filled in as it runs.
             if self.known_references(name, value):
@@ -627,7 +627,7 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
             from_file = placement.shard is None and placement.replicas is None
             reporter.add("", "shard" if from_file else None, f"{exc}")
     location = placement.location
-    if location is not None and not _NAME_RE.match(location):
+    if location is not None and not _NAME_RE.fullmatch(location):
         reporter.add("", None, f"location {_short(location)!r} is not valid; a site's name: letters, digits, "
                                "'.', '_' or '-'")
     if reporter.problems:
@@ -735,7 +735,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         address = _ip_literal(entry)
         if address is not None:
             allowed_hosts.append(address)
-        elif not isinstance(entry, str) or not _HOST_NAME_RE.match(entry):
+        elif not isinstance(entry, str) or not _HOST_NAME_RE.fullmatch(entry):
             top.problem("allowed_hosts", f"entries must be host names such as otel-health.example or IP "
                                          f"addresses, got {_describe(entry)}")
         else:
@@ -763,7 +763,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
     location = top.text("location", pattern=_NAME_RE, hint="a site's name: letters, digits, '.', '_' or '-'")
     status.finish()
     api_token = top.secret("api_token")
-    if api_token is not None and not _TOKEN_RE.match(api_token.reveal()):
+    if api_token is not None and not _TOKEN_RE.fullmatch(api_token.reveal()):
         # What a client sends after "Bearer " is visible ASCII without spaces: nothing else could match.
         top.problem("api_token", "must be a bearer token: visible ASCII, no spaces, not empty; "
                                  "check the variable or the file")
@@ -835,7 +835,7 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
     successes = f.whole("success_threshold", defaults.success_threshold, minimum=1, maximum=1000)
     labels: list[tuple[str, str]] = []
     for key, value in f.mapping("labels").items():
-        if not isinstance(key, str) or not _LABEL_RE.match(key) or key.startswith("__"):
+        if not isinstance(key, str) or not _LABEL_RE.fullmatch(key) or key.startswith("__"):
             f.problem("labels", f"label name {_short(str(key))!r} is not a valid Prometheus label name; "
                                 "use [a-zA-Z_][a-zA-Z0-9_]*")
         elif key in RESERVED_LABELS:
@@ -851,7 +851,7 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
             labels.append((key, str(value)))
     depends_on: list[str] = []
     for entry in f.sequence("depends_on"):
-        if not isinstance(entry, str) or not _NAME_RE.match(entry):
+        if not isinstance(entry, str) or not _NAME_RE.fullmatch(entry):
             f.problem("depends_on", f"entries are names of other targets, got {_describe(entry)}")
         elif entry not in depends_on:
             depends_on.append(entry)
@@ -1087,7 +1087,7 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
         percent, salt = _keep_settings(None, reporter)
         return OtlpSettings(keep_percent=percent, keep_salt=salt)
     f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir)
-    endpoint = f.text("endpoint", pattern=re.compile(r"^https?://[^\s/]+"),
+    endpoint = f.text("endpoint", pattern=re.compile(r"https?://[^\s/]+\S*"),
                      hint="use a URL such as http://127.0.0.1:4318")
     protocol = f.text("protocol", choices=("grpc", "http/protobuf"))
     export_interval = f.duration("export_interval", 0.0, minimum=0.1, maximum=3600.0) or None

@@ -202,7 +202,7 @@ def parse_groups(data: bytes | str, fmt: str, limit: int = MAX_SD_BYTES) -> tupl
         if not isinstance(labels, Mapping):
             raise SdError(f"group {i}: 'labels' must be a mapping of label names to values")
         for key, value in labels.items():
-            if not isinstance(key, str) or not _LABEL_RE.match(key):
+            if not isinstance(key, str) or not _LABEL_RE.fullmatch(key):
                 raise SdError(f"group {i}: label name {str(key)[:60]!r} is not valid; use [a-zA-Z_][a-zA-Z0-9_]*")
             if not isinstance(value, str):
                 raise SdError(f"group {i}: label {key!r} must be text, got {_describe(value)}")
@@ -237,7 +237,7 @@ def split_address(address: str) -> tuple[str, str]:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise problem from None
-    elif not _HOST_NAME_RE.match(host):
+    elif not _HOST_NAME_RE.fullmatch(host):
         raise problem
     return host, port
 

@@ -236,7 +236,7 @@ def host_allowed(host: str | None, allowed: Collection[str], *, strict: bool = F
     Host is refused; otherwise any IP literal, and no Host (not a browser) passes."""
     if not host:
         return not strict
-    host = host.strip().lower()
+    host = host.lower()  # the HTTP parser has taken the white space around it off already
     if host.startswith("["):
         name = host[1:host.find("]")] if "]" in host else host[1:]
     else:

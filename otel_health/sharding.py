@@ -24,7 +24,7 @@ from dataclasses import dataclass
 __all__ = ["Shard", "ShardError", "elsewhere", "owner", "owners", "parse_shard", "spread"]
 
 MAX_SHARDS = 1000
-_ORDINAL = re.compile(r"-(\d+)$")
+_ORDINAL = re.compile(r"-(\d+)\Z")
 
 
 class ShardError(ValueError):

@@ -210,7 +210,7 @@ def _token_from(status: int, content_type: str, body: bytes, where: str) -> _Tok
     document = _document(content_type, body)
     if status != 200:
         code = document.get("error") if document is not None else None
-        said = f": {code}" if isinstance(code, str) and _ERROR_CODE.match(code) else ""
+        said = f": {code}" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
         description = document.get("error_description") if document is not None else None
         if said and isinstance(description, str) and description:
             said += f" ({server_words(description)[:120]})"
@@ -220,7 +220,7 @@ def _token_from(status: int, content_type: str, body: bytes, where: str) -> _Tok
     if document is None:
         raise ProbeFailure(ErrorType.PROTOCOL, f"{where} answered 200 with neither JSON nor a form")
     value = document.get("access_token")
-    if not isinstance(value, str) or not _TOKEN.match(value):
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise ProbeFailure(ErrorType.PROTOCOL, f"{where} answered without a usable access_token")
     kind = document.get("token_type", "Bearer")
     if not isinstance(kind, str) or kind.lower() != "bearer":

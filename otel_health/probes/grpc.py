@@ -129,7 +129,7 @@ def _parse_metadata(f: Fields) -> tuple[tuple[str, str | Secret], ...]:
     out: list[tuple[str, str | Secret]] = []
     for name, value in f.mapping("metadata").items():
         key = str(name).lower()
-        if not isinstance(name, str) or not _METADATA_KEY.match(key):
+        if not isinstance(name, str) or not _METADATA_KEY.fullmatch(key):
             f.problem("metadata", f"{str(name)[:40]!r} is not a gRPC metadata key (ASCII letters, digits, - _ .)")
             continue
         if key.endswith("-bin"):

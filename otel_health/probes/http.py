@@ -278,7 +278,7 @@ def _parse_headers(f: Fields) -> tuple[tuple[tuple[str, str | Secret], ...], str
     host: str | None = None
     seen: set[str] = set()
     for name, value in f.mapping("headers").items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             f.problem("headers", f"{str(name)[:40]!r} is not a valid header name")
             continue
         lower = name.lower()
@@ -474,7 +474,7 @@ def _parse_header_assertions(f: Fields, name: str, *, must_match: bool) -> tuple
             f.problem(name, f"{where} must be {{header: NAME, regexp: PATTERN, allow_missing: false}}")
             continue
         header, pattern, allow = item.get("header"), item.get("regexp"), item.get("allow_missing", False)
-        if not isinstance(header, str) or not _HEADER_NAME.match(header):
+        if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
             f.problem(name, f"{where}: 'header' must be a header name")
             continue
         if not isinstance(pattern, str):
@@ -593,7 +593,7 @@ def _parse_status(f: Fields) -> tuple[StatusRange, ...]:
     items = raw if isinstance(raw, list) else [raw]
     ranges: list[StatusRange] = []
     for item in items:
-        match = _STATUS_RE.match(str(item)) if isinstance(item, (int, str)) and not isinstance(item, bool) else None
+        match = _STATUS_RE.fullmatch(str(item)) if isinstance(item, (int, str)) and not isinstance(item, bool) else None
         if match is None:
             f.problem("expect_status", f"{str(item)[:40]!r} is not a status code or range; "
                                        "use codes and ranges such as [200, '300-399']")

@@ -168,7 +168,7 @@ def _extracts(f: Fields) -> tuple[Extract, ...]:
     out = []
     for value_name, spec in f.mapping("extract").items():
         where = f"extract.{value_name}"
-        if not isinstance(value_name, str) or not _VALUE_NAME.match(value_name):
+        if not isinstance(value_name, str) or not _VALUE_NAME.fullmatch(value_name):
             f.problem("extract", f"{str(value_name)[:40]!r} is not a value name (letters, digits, - and _)")
             continue
         if not isinstance(spec, dict):
