@@ -48,7 +48,7 @@ from .telemetry import (
     cardinality_limits,
     make_resource,
 )
-from .tuning import freeze_long_lived, raise_descriptor_limit, tune_gc
+from .tuning import freeze_long_lived, raise_descriptor_limit, release_freed_memory, tune_gc
 
 __all__ = ["Collector"]
 
@@ -234,6 +234,8 @@ class Collector:
         self.scheduler.set_targets(config.targets)
         for probe in self._probes.values():
             self._in_background(probe.retain(live))
+        if len(config.targets) < len(before.targets):
+            self._in_background(_give_back_memory())  # what the targets that went held
         self._settle_later()
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -454,6 +456,10 @@ class Maintenance:
         self._collector.store.remove_window(window_id)
         event(log, logging.INFO, "maintenance_closed", window=window_id)
         return True
+
+
+async def _give_back_memory() -> None:
+    await asyncio.to_thread(release_freed_memory)
 
 
 def _loopback(host: str) -> bool:

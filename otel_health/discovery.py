@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ._files import Unreadable, read_bounded
+
 if TYPE_CHECKING:  # the loader imports this module from inside its functions
     from .config import Defaults, Fields, KindSpec, Secret, Target, _Placed, _Reporter
 
@@ -69,6 +71,12 @@ HTTP_REFRESH = 60.0  # seconds between two polls of an endpoint (Prometheus' def
 HTTP_TIMEOUT = 10.0
 MAX_SD_BYTES = 16 * 1024 * 1024  # an endpoint's answer or a file, at most (16 MiB: ~100,000 targets)
 MAX_AGE_CAP = 3600.0  # Cache-Control: max-age lengthens the poll interval up to this
+# What one source may bring in: past any of these, a unit is bad and keeps its last good groups.
+# One process checks about 20,000 targets (README "Scaling"): a source stays within half of it.
+MAX_TARGETS = 10_000  # targets a source makes (max_targets)
+MAX_LABELS = 32  # labels of a group
+MAX_LABEL_NAME = 128  # characters of a label name
+MAX_LABEL_VALUE = 1024  # characters of a label value
 DEFAULT_NAME = "$(address)"
 _SAMPLE_ADDRESS = "sd.example:80"  # the target a template is checked with at load
 _FORMATS = {".json": "json", ".yml": "yaml", ".yaml": "yaml"}
@@ -109,6 +117,7 @@ class Source:
     template: Mapping[str, Any]
     copy_labels: bool = True
     where: str = ""  # "discovery[0] (inventory)": for problems
+    max_targets: int = MAX_TARGETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +210,19 @@ def parse_groups(data: bytes | str, fmt: str, limit: int = MAX_SD_BYTES) -> tupl
         labels = item.get("labels") or {}
         if not isinstance(labels, Mapping):
             raise SdError(f"group {i}: 'labels' must be a mapping of label names to values")
+        if len(labels) > MAX_LABELS:
+            raise SdError(f"group {i} has {len(labels)} labels, more than {MAX_LABELS}; keep the ones you route "
+                          "and query by")
         for key, value in labels.items():
             if not isinstance(key, str) or not _LABEL_RE.fullmatch(key):
                 raise SdError(f"group {i}: label name {str(key)[:60]!r} is not valid; use [a-zA-Z_][a-zA-Z0-9_]*")
+            if len(key) > MAX_LABEL_NAME:
+                raise SdError(f"group {i}: label name {key[:60]!r}… is longer than {MAX_LABEL_NAME} characters")
             if not isinstance(value, str):
                 raise SdError(f"group {i}: label {key!r} must be text, got {_describe(value)}")
+            if len(value) > MAX_LABEL_VALUE:
+                raise SdError(f"group {i}: label {key!r} is {len(value)} characters long, longer than "
+                              f"{MAX_LABEL_VALUE}; a label is a name to route and query by, not a document")
         groups.append(Group(tuple(targets), tuple(sorted(labels.items()))))
     return tuple(groups)
 
@@ -297,12 +314,13 @@ def parse_sources(top: Fields, reporter: _Reporter, kinds: Mapping[str, KindSpec
             f.problem("target_template", "is required: a target (kind and its options) whose text may say "
                                          "$(address), $(host), $(port) and $(labels.NAME)")
         copy_labels = f.flag("copy_labels", True)
+        max_targets = f.whole("max_targets", MAX_TARGETS, minimum=1, maximum=1_000_000)
         f.finish()
         before = len(reporter.problems)
         if template:
             _check_template(template, f"{where} ({name}): target_template", reporter, kinds, base_dir)
         if len(reporter.problems) == before and (file_sd is not None) != (http_sd is not None):
-            sources.append(Source(name, file_sd, http_sd, template, copy_labels, f"{where} ({name})"))
+            sources.append(Source(name, file_sd, http_sd, template, copy_labels, f"{where} ({name})", max_targets))
     return sources
 
 
@@ -420,14 +438,18 @@ def expand(sources: list[Source], found: Found, kinds: Mapping[str, KindSpec], d
             if groups is not None:
                 unit = _make(source, origin, groups, kinds, defaults, environment, base_dir, static, seen, reserved)
                 problem = unit if isinstance(unit, str) else None
+                if not isinstance(unit, str) and made + len(unit) > source.max_targets:
+                    problem = (f"would bring the source to {made + len(unit)} targets, more than its max_targets "
+                               f"({source.max_targets}); raise max_targets or split the inventory over instances "
+                               "(shard)")
             if problem is not None or groups is None:
                 if problem is not None:
                     problems.append((origin, problem))
                 groups = found.good.get(key)
                 unit = [] if groups is None else \
                     _make(source, origin, groups, kinds, defaults, environment, base_dir, static, seen, reserved)
-                if isinstance(unit, str):  # the last good groups are not good with this config: none
-                    unit, groups = [], None
+                if isinstance(unit, str) or made + len(unit) > source.max_targets:
+                    unit, groups = [], None  # the last good groups are not good with this config: none
             if groups is not None:
                 good[key] = groups
             assert not isinstance(unit, str)
@@ -446,11 +468,10 @@ def _units(source: Source, found: Found) -> Iterator[tuple[str, tuple[Group, ...
     if source.file_sd is not None:
         for path in _matched(source.file_sd):
             try:
-                with open(path, "rb") as handle:
-                    data = handle.read(MAX_SD_BYTES + 1)
-                yield path, parse_groups(data, _FORMATS[Path(path).suffix]), None
-            except OSError as exc:
-                yield path, None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+                text = read_bounded(Path(path), MAX_SD_BYTES)  # never a FIFO or a device
+                yield path, parse_groups(text, _FORMATS[Path(path).suffix]), None
+            except Unreadable as exc:
+                yield path, None, f"cannot be read ({exc})"
             except SdError as exc:
                 yield path, None, str(exc)
     elif source.http_sd is not None:

@@ -178,3 +178,35 @@ def test_an_endpoint_whose_ca_file_is_not_one_says_so_at_each_poll_without_stopp
     answer = asyncio.run(endpoint.fetch(None))
     assert answer is not None and answer.problem is not None and answer.problem.startswith("ca_file cannot be used")
     assert endpoint.failed and asyncio.run(endpoint.fetch(None)) is None  # the same problem: no news
+
+
+def test_a_source_brings_in_at_most_max_targets_and_bounded_labels_keeping_its_last_good_set(tmp_path: Path) -> None:
+    path = _config(tmp_path, '{kind: tcp, host: "$(host)", port: 80}',
+                   [{"targets": [f"h{i}:80" for i in range(5)], "labels": {"team": "web"}}],
+                   extra="")
+    text = path.read_text().replace("    target_template:", "    max_targets: 8\n    target_template:")
+    path.write_text(text)
+    good = load(path, PROBES)
+    assert len(good.targets) == 6 and good.discovery.status["inv"].ok
+    for bad, problem in [
+        ([{"targets": [f"h{i}:80" for i in range(9)]}], "more than its max_targets (8)"),
+        ([{"targets": ["h0:80"], "labels": {"big": "x" * 1025}}], "longer than 1024"),
+        ([{"targets": ["h0:80"], "labels": {f"l{i}": "v" for i in range(33)}}], "more than 32"),
+        ([{"targets": ["h0:80"], "labels": {"n" * 129: "v"}}], "longer than 128 characters"),
+    ]:
+        (tmp_path / "sd.json").write_text(json.dumps(bad))
+        again = load(path, PROBES, found=good.discovery.found({}))
+        assert len(again.targets) == 6, problem  # the last good five, and the configured one
+        (_, said), = again.discovery.status["inv"].problems
+        assert problem in said, said
+
+
+def test_a_discovery_file_that_is_a_fifo_is_a_bad_unit_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    path = _config(tmp_path, '{kind: tcp, host: "$(host)", port: 80}', [])
+    (tmp_path / "sd.json").unlink()
+    os.mkfifo(tmp_path / "sd.json")
+    config = load(path, PROBES)
+    (_, said), = config.discovery.status["inv"].problems
+    assert "not a regular file" in said
