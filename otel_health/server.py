@@ -19,7 +19,7 @@ import base64
 import hmac
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -101,6 +101,23 @@ class _MetricsRenderer:
             del data
         await asyncio.to_thread(release_freed_memory)
         return out
+
+
+class _OneAtATime:
+    """At most one computation of each kind in flight, on a thread: a request that comes while
+    one runs gets its answer. A flood of reads then costs one render at a time, however many
+    ask, and the event loop that runs the checks never renders."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def run(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(make))
+            self._inflight[key] = future
+            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(future)
 
 
 def window_document(window: Window, now: float) -> dict[str, Any]:
@@ -539,6 +556,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     the configuration's default environment, to say where a target it does not have is checked.
     ``clock``: the wall clock the page and the maintenance API read."""
     renderer = _MetricsRenderer(reader)
+    renders = _OneAtATime()
 
     def checked_elsewhere(name: str, environment: str | None) -> str:
         shard, default = sharding()
@@ -593,13 +611,17 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             # A browser asks for it: any user name, the token as the password.
             return web.Response(status=401, text="the status page needs the API token (as the password)\n",
                                 headers={"WWW-Authenticate": 'Basic realm="otel-health", charset="UTF-8"'})
-        states = store.snapshot()
-        group = request.query.get("group")
-        if group:
-            states = [s for s in states if status.group_of(s) == group]
-        text = await asyncio.to_thread(  # thousands of rows: off the event loop
-            status.render, states, now=clock(), trace_url=settings.trace_url if settings else None,
-            title=settings.status_title if settings else "Service status", every=request.query.get("all") == "1")
+        group = request.query.get("group") or ""
+        every = request.query.get("all") == "1"
+
+        def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
+            states = store.snapshot()
+            if group:
+                states = [s for s in states if status.group_of(s) == group]
+            return status.render(states, now=clock(), trace_url=settings.trace_url if settings else None,
+                                 title=settings.status_title if settings else "Service status", every=every)
+
+        text = await renders.run(("page", group[:200], every), render)
         return web.Response(text=text, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                                      "Content-Security-Policy": status.CSP})
@@ -635,7 +657,9 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     async def targets(request: web.Request) -> web.Response:
         if (refusal := refused(request, writes=False)) is not None:
             return refusal
-        return web.json_response(targets_document(store.snapshot(), store.windows()))
+        states, windows = store.snapshot(), store.windows()
+        body = await renders.run("targets", lambda: json.dumps(targets_document(states, windows)))
+        return web.Response(text=body, content_type="application/json")
 
     def error(status: int, message: str) -> web.Response:
         return web.json_response({"status": "error", "errors": [message]}, status=status)

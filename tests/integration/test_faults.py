@@ -388,3 +388,35 @@ async def test_no_answer_can_make_a_match_hold_the_loop(http_targets: servers.Ht
         history = runs[f"canary-{i}"]
         assert len(history) >= 10 and all(run.up for run in history), [(run.up, run.detail) for run in history]
         assert max(run.lag for run in history) < 0.25
+
+
+async def test_a_flood_of_reads_never_holds_the_checks_back(http_targets: servers.HttpTargets) -> None:
+    """Forty clients asking without pause for the whole status page, every target's document and
+    the scrape, at 300 targets: one render of each kind at a time, and the canaries beside them
+    keep their cadence and never go falsely down."""
+    h = http_targets
+    host, port = h.url("/").split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    text = "targets:\n" + "".join(
+        f"  - {{name: t{i}, kind: tcp, host: {host}, port: {port}, interval: 2s, timeout: 1s, labels: {{group: g{i % 7}}}}}\n"
+        for i in range(300)) + "".join(_http(f"canary-{i}", h.url("/ok"), timeout="0.3s", interval="0.3s")
+                                       for i in range(5))
+    async with running(text) as r:
+        for i in range(5):
+            await r.wait_result(f"canary-{i}")
+        served = {"/?all=1": 0, "/api/v1/targets": 0, "/metrics": 0}
+        deadline = time.monotonic() + 4.0
+
+        async def reader(session: aiohttp.ClientSession, path: str) -> None:
+            while time.monotonic() < deadline:
+                async with session.get(f"{r.url}{path}") as resp:
+                    await resp.read()
+                    assert resp.status == 200
+                    served[path] += 1
+
+        marks = {f"canary-{i}": len(r.state(f"canary-{i}").history) for i in range(5)}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=60)) as session:
+            await asyncio.gather(*(reader(session, path) for path in served for _ in range(40 // 3 + 1)))
+        runs = [run for name, seen in marks.items() for run in list(r.state(name).history)[seen:]]
+    assert all(served.values()), served
+    assert len(runs) >= 5 * 10 and all(run.up for run in runs), [run.detail for run in runs if not run.up]
+    assert max(run.lag for run in runs) < 0.25, sorted(run.lag for run in runs)[-5:]
