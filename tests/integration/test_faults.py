@@ -397,7 +397,8 @@ async def test_a_flood_of_reads_never_holds_the_checks_back(http_targets: server
     h = http_targets
     host, port = h.url("/").split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
     text = "targets:\n" + "".join(
-        f"  - {{name: t{i}, kind: tcp, host: {host}, port: {port}, interval: 2s, timeout: 1s, labels: {{group: g{i % 7}}}}}\n"
+        f"  - {{name: t{i}, kind: tcp, host: {host}, port: {port}, interval: 2s, timeout: 1s, "
+        f"labels: {{group: g{i % 7}}}}}\n"
         for i in range(300)) + "".join(_http(f"canary-{i}", h.url("/ok"), timeout="0.3s", interval="0.3s")
                                        for i in range(5))
     async with running(text) as r:
