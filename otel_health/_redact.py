@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact_url", "scrub"]
+__all__ = ["REDACTED", "encoded_forms", "redact_url", "scrub"]
 
 REDACTED = "REDACTED"
 # Query keys whose values are hidden: any key holding one of these words, or one of the
@@ -35,9 +38,35 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_MIN_ENCODED = 6  # characters: a shorter encoded form would hide ordinary text
+
+
+@functools.lru_cache(maxsize=4096)
+def encoded_forms(secret: str) -> tuple[str, ...]:
+    """The ways ``secret`` can be written where a target, a URL or a document carries it: as it
+    is, percent-encoded (a path or a query), form-encoded, JSON-escaped, and in base64 (standard
+    and URL-safe, at each of the three alignments it can take inside a longer base64 text, as in
+    a Basic credential), longest first."""
+    forms = {secret, quote(secret, safe=""), quote(secret, safe="/:@"), quote_plus(secret),
+             json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    raw = secret.encode("utf-8", "surrogatepass")
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        for shift in range(3):
+            text = encode(b"\0" * shift + raw).decode("ascii")
+            # the characters that depend on the secret's bytes alone
+            first = -(-shift * 8 // 6)
+            last = (shift + len(raw)) * 8 // 6
+            forms.add(text[first:last])
+    return tuple(sorted((f for f in forms if f == secret or len(f) >= _MIN_ENCODED), key=len, reverse=True))
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every known secret value and any URL userinfo replaced."""
+    """``text`` with every known secret value, in each of its :func:`encoded_forms`, and any
+    URL userinfo replaced."""
     for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, REDACTED)
+        if not secret:
+            continue
+        for form in encoded_forms(secret):
+            if form in text:
+                text = text.replace(form, REDACTED)
     return _USERINFO_IN_TEXT.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)

@@ -147,6 +147,8 @@ async def shop_login(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or body.get("user") != "checker":
         return web.json_response({"error": "who are you?"}, status=403)
     token, sid = secrets.token_hex(16), secrets.token_hex(8)
+    if request.query.get("tokens") == "base64":  # what base64 tokens hold: '+', '/' and '='
+        token = f"{secrets.token_hex(8)}+/{secrets.token_hex(8)}=="
     shop["open"].add(token)
     shop["issued"].append(token)
     shop["cookies"][token] = sid

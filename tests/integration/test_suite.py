@@ -3,9 +3,11 @@ from one step's answer used by the next and kept out of every output."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -88,14 +90,19 @@ async def test_a_hanging_step_costs_the_suites_timeout_and_the_cleanup_runs_with
     assert _state(h, "hang")["open"] == 0
 
 
+@pytest.mark.parametrize("tokens", ["hex", "base64"])
 async def test_values_taken_from_answers_and_cookies_are_in_no_output(
-    http_targets: HttpTargets, caplog: pytest.LogCaptureFixture,
+    http_targets: HttpTargets, caplog: pytest.LogCaptureFixture, tokens: str,
 ) -> None:
+    """The token a login answers with, in every form a URL, a form or a document writes it
+    (with '+', '/' and '=' a base64 token is percent-encoded in a URL), is in no output."""
     h = http_targets
     caplog.set_level(logging.DEBUG)
     leaky = (f"      - name: leak\n        url: {h.url('/headers')}?X-Echo=$(login.token)&next=$(login.token)\n"
              "        fail_if_header_matches: [{header: X-Echo, regexp: '.'}]\n")
-    text = "targets:\n" + _suite(h, "checkout", "secret").replace("    cleanup:\n", leaky + "    cleanup:\n")
+    key = f"secret-{tokens}"
+    text = "targets:\n" + _suite(h, "checkout", key).replace("    cleanup:\n", leaky + "    cleanup:\n").replace(
+        f"/shop/login?key={key}", f"/shop/login?key={key}&tokens={tokens}")
     async with running(text) as r:
         result = await r.wait_result("checkout", timeout=10)
         _, _, metrics = await r.get("/metrics")
@@ -105,12 +112,17 @@ async def test_values_taken_from_answers_and_cookies_are_in_no_output(
         spans = r.spans.get_finished_spans()
     assert (result.up, result.error_type) == (False, "assertion")
     assert result.detail.startswith("step 'leak': fail_if_header_matches: x-echo 'REDACTED' matches"), result.detail
-    state = _state(h, "secret")
-    tokens = state["issued"]
-    assert isinstance(tokens, list) and len(tokens) == 1
+    state = _state(h, key)
+    issued = state["issued"]
+    assert isinstance(issued, list) and len(issued) == 1
+    token = issued[0]
+    assert ("+" in token) == (tokens == "base64")
     exported = " ".join(s.to_json() for s in spans)
     assert "REDACTED" in exported  # the URL of the step, its token hidden
+    forms = {token, urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token), json.dumps(token)[1:-1],
+             base64.b64encode(token.encode()).decode()}
     for where, seen in (("detail", result.detail), ("metrics", metrics), ("health", health), ("targets", targets),
                         ("status page", page), ("spans", exported), ("logs", caplog.text)):
-        assert tokens[0] not in seen, f"the token taken from the login answer is in the {where}"
+        for form in forms:
+            assert form not in seen, f"the token taken from the login answer is in the {where} as {form!r}"
     assert "4711" in exported  # secret: false values are shown
