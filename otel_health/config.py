@@ -27,7 +27,7 @@ import yaml
 from ._files import Unreadable, read_bounded
 from .discovery import NONE_DISCOVERED, NOTHING_FOUND, Discovered, Found, expand, parse_sources
 from .sharding import Shard, ShardError, parse_shard
-from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, instant, weekday_set, zone
+from .suppression import DAY, OneOff, Recurring, Window, clock_minutes, gap_hint, instant, weekday_set, zone
 from .suppression import utc as dt_utc
 
 __all__ = [
@@ -898,7 +898,7 @@ def _parse_schedule(f: Fields) -> tuple[str | None, Recurring | OneOff, str] | N
                 f.problem(key, "is required for a one-off window")
             elif moment is None:
                 f.problem(key, f"must be a time such as 2026-12-24T22:00:00Z or 2026-12-24 22:00 (read in "
-                               f"'location'), got {_short(value)!r}")
+                               f"'location'), got {_short(value)!r}{gap_hint(value, where or dt_utc())}")
             moments.append(moment)
         start, end = moments
         if start is not None and end is not None:

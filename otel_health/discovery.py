@@ -149,6 +149,7 @@ class SourceStatus:
     targets: int = 0
     units: int = 0
     problems: tuple[tuple[str, str], ...] = ()  # (unit, problem)
+    read: bool = True  # False: nothing read yet (an endpoint not yet polled)
 
     @property
     def ok(self) -> bool:
@@ -458,7 +459,8 @@ def expand(sources: list[Source], found: Found, kinds: Mapping[str, KindSpec], d
                 targets.append(target)
                 placed.append(_Placed(target, _Reporter(origin), origin, windows))
                 made += 1
-        status[source.name] = SourceStatus(source.name, made, len(units), tuple(problems))
+        unread = source.http_sd is not None and found.answers.get(source.name) is None
+        status[source.name] = SourceStatus(source.name, made, len(units), tuple(problems), read=not unread)
     return Discovered(tuple(sources), good, status, stamps)
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hmac
 import ipaddress
 import json
+import time
 from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
@@ -32,7 +34,7 @@ from .config import Target, format_seconds, parse_duration
 from .logs import iso_time
 from .sharding import Shard, elsewhere
 from .state import HistoryEntry, StateStore, TargetState
-from .suppression import NotKept, Recurring, Suppressed, Window, instant, zone
+from .suppression import NotKept, Recurring, Suppressed, Window, gap_hint, instant, zone
 from .telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
 
@@ -101,6 +103,36 @@ class _MetricsRenderer:
             del data
         await asyncio.to_thread(release_freed_memory)
         return out
+
+
+GUESS_WINDOW = 60.0  # seconds
+GUESS_LIMIT = 20  # wrong tokens for one heartbeat target within the window, then 429 until it passes
+
+
+class _Guesses:
+    """Wrong heartbeat tokens by target: past :data:`GUESS_LIMIT` in :data:`GUESS_WINDOW`
+    seconds, a target's endpoint refuses every report (429) until the window has passed, so a
+    token cannot be guessed at the rate a network allows. A job with its own token rarely
+    reports more than once a minute; it is refused only while someone guesses."""
+
+    def __init__(self) -> None:
+        self._wrong: dict[tuple[str, str], collections.deque[float]] = {}
+
+    def barred(self, key: tuple[str, str]) -> bool:
+        wrong = self._wrong.get(key)
+        if wrong is None:
+            return False
+        cutoff = time.monotonic() - GUESS_WINDOW
+        while wrong and wrong[0] < cutoff:
+            wrong.popleft()
+        if not wrong:
+            del self._wrong[key]
+        return len(wrong) >= GUESS_LIMIT
+
+    def failed(self, key: tuple[str, str]) -> None:
+        if len(self._wrong) > 100_000:  # bounded: keys are configured heartbeat targets
+            self._wrong.clear()
+        self._wrong.setdefault(key, collections.deque(maxlen=GUESS_LIMIT)).append(time.monotonic())
 
 
 class _OneAtATime:
@@ -461,7 +493,7 @@ def _window_request(body: Any, api: MaintenanceApi, now: float,
     if body.get("start") is not None:
         given = instant(body["start"], where)
         if given is None:
-            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z")
+            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z" + gap_hint(body["start"], where))
         start = given
     if ("duration" in body) == ("end" in body):
         raise BadRequest("give either 'duration' (such as \"30m\") or 'end', one of them")
@@ -473,7 +505,7 @@ def _window_request(body: Any, api: MaintenanceApi, now: float,
     else:
         given = instant(body["end"], where)
         if given is None:
-            raise BadRequest("'end' must be a time such as 2026-12-24T23:00:00Z")
+            raise BadRequest("'end' must be a time such as 2026-12-24T23:00:00Z" + gap_hint(body["end"], where))
         end = given
     if end <= start:
         raise BadRequest("the window ends before it starts; give an 'end' after 'start'")
@@ -496,6 +528,8 @@ class Reporting(Protocol):
     """What ``POST /api/v1/heartbeat/{name}`` needs: which targets take reports, and taking one."""
 
     def takes(self, target: Target) -> bool: ...
+
+    def knows(self, target: Target, token: str) -> bool: ...
 
     def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool: ...
 
@@ -557,6 +591,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     ``clock``: the wall clock the page and the maintenance API read."""
     renderer = _MetricsRenderer(reader)
     renders = _OneAtATime()
+    guesses = _Guesses()
 
     def checked_elsewhere(name: str, environment: str | None) -> str:
         shard, default = sharding()
@@ -639,16 +674,23 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             return error(400, "that name is in several environments; add ?environment=NAME")
         given = request.headers.get("Authorization", "")
         token = given[7:] if given[:7].lower() == "bearer " else ""
+        assert heartbeats is not None
+        target = found[0]
+        if guesses.barred(target.key):
+            return web.json_response({"status": "error", "errors": [
+                "too many wrong tokens for this target; try again in a minute"]}, status=429,
+                headers={"Retry-After": str(int(GUESS_WINDOW))})
+        if not token or not heartbeats.knows(target, token):  # before the body is read: a stranger's costs nothing
+            guesses.failed(target.key)
+            return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
+                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
         try:
             raw = await request.read()
             ok, duration, message = _report_request(request.query, json.loads(raw) if raw.strip() else None)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, BadRequest) else "the body is not JSON; send a JSON object or nothing"
             return error(400, reason)
-        assert heartbeats is not None
-        if not token or not heartbeats.accept(found[0], token, ok=ok, duration=duration, message=message):
-            return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
-                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        heartbeats.accept(target, token, ok=ok, duration=duration, message=message)
         return web.json_response({"status": "success"})
 
     async def healthy(_: web.Request) -> web.Response:
@@ -676,7 +718,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         assert maintenance is not None
         try:
             body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
         try:
             keys, start, end, comment = _window_request(body, maintenance, clock(), checked_elsewhere)

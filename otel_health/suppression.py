@@ -27,8 +27,22 @@ from ._files import Unreadable, append_line, clean_temporaries, read_bounded, se
 from .clock import WALL, Clock
 from .logs import event
 
-__all__ = ["DAY", "WEEKDAYS", "Book", "OneOff", "Recurring", "Suppressed", "Window", "clock_minutes", "instant", "utc",
-           "weekday_set", "zone"]
+__all__ = [
+    "DAY",
+    "WEEKDAYS",
+    "Book",
+    "OneOff",
+    "Recurring",
+    "Suppressed",
+    "Window",
+    "clock_minutes",
+    "gap_hint",
+    "in_zone",
+    "instant",
+    "utc",
+    "weekday_set",
+    "zone",
+]
 
 log = logging.getLogger("otel_health")
 
@@ -118,7 +132,32 @@ def instant(value: Any, where: ZoneInfo) -> float | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=where)
+        if not in_zone(moment):
+            return None
     return moment.timestamp()
+
+
+def in_zone(moment: dt.datetime) -> bool:
+    """Whether a local time exists in its zone: one in the hour the clocks skip when they move
+    forward (02:30 in Berlin on the last Sunday of March) does not, and would be read with an
+    offset it never had."""
+    tz = moment.tzinfo
+    if tz is None:
+        return True
+    there = moment.astimezone(dt.UTC).astimezone(tz)
+    return there.replace(tzinfo=None, fold=0) == moment.replace(tzinfo=None, fold=0)
+
+
+def gap_hint(value: Any, where: ZoneInfo) -> str:
+    """Why ``value`` is not an instant, when the reason is a local time the clocks skip; else ''."""
+    try:
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return ""
+    if moment.tzinfo is None and not in_zone(moment.replace(tzinfo=where)):
+        return (f"; {moment:%Y-%m-%d %H:%M} does not exist in {where.key} (the clocks move forward then): "
+                "give a time outside that hour, or an offset")
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

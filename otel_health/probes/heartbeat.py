@@ -61,12 +61,17 @@ class Heartbeats:
     def takes(target: Target) -> bool:
         return isinstance(target.options, HeartbeatOptions)
 
-    def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool:
-        """Record a job's report for ``target`` if ``token`` is its token (compared in constant time)."""
+    @staticmethod
+    def knows(target: Target, token: str) -> bool:
+        """Whether ``token`` is ``target``'s own token (compared in constant time)."""
         options = target.options
         if not isinstance(options, HeartbeatOptions) or options.token is None:
             return False
-        if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), options.token.reveal().encode()):
+        return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), options.token.reveal().encode())
+
+    def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool:
+        """Record a job's report for ``target`` if ``token`` is its token."""
+        if not self.knows(target, token):
             return False
         # kept and shown: never with the target's own token in it, should the job echo it
         text = said(scrub(message, target.secrets()), MESSAGE_LIMIT) if message else ""

@@ -254,8 +254,9 @@ class Telemetry:
             for reader in self._readers:
                 forget(reader, lambda attributes: attributes.get("source") not in removed)
         self._discovery = {name: (st.targets, 1 if st.ok else 0) for name, st in status.items()}
-        self._discovery_time = {name: now if status[name].ok else self._discovery_time.get(name, 0.0)
-                                for name in status}
+        # Set once a source was read whole and valid: never for one that has not been read yet.
+        self._discovery_time = {name: now if status[name].ok and status[name].read
+                                else self._discovery_time.get(name, 0.0) for name in status}
         self._discovery_failures = {name: self._discovery_failures.get(name, 0) for name in status}
 
     def discovery_failed(self, source: str, reads: int = 1) -> None:

@@ -138,3 +138,16 @@ async def test_otel_health_ping_runs_the_command_and_reports_how_it_went(tmp_pat
             subprocess.run, [sys.executable, "-m", "otel_health", "ping", "backup", "--url", r.url, "--", "true"],
             capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "OTEL_HEALTH_PING_TOKEN": "bad"})
         assert done.returncode == 0 and "refused (401)" in done.stderr and TOKEN not in done.stderr
+
+
+async def test_guessing_a_token_is_stopped_and_a_hostile_body_is_a_400(tmp_path: Path) -> None:
+    async with collector_at(write_config(tmp_path)) as r:
+        await r.wait_result("web")
+        deep = b"[" * 60_000
+        assert (await report(r, "backup", raw=deep))[0] == 400  # the right token, a body nested past reading
+        assert (await report(r, "backup", token="", raw=deep))[0] == 401  # no token: the body is never read
+        statuses = [(await report(r, "backup", token=f"guess-{i}"))[0] for i in range(25)]
+        assert statuses[:19] == [401] * 19 and set(statuses[19:]) == {429}  # the tokenless one counted too
+        status, body = await report(r, "backup")  # while someone guesses, the target's endpoint waits
+        assert status == 429 and "try again" in body["errors"][0]
+        assert r.result("backup") is None or r.result("backup").error_type != "assertion"

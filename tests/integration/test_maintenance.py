@@ -153,6 +153,9 @@ BAD = [
     ({"targets": ["db"], "start": "2026-12-02T15:00:00Z", "duration": "1h"}, "further ahead than max_maintenance"),
     ({"targets": ["db"], "start": "9999-12-31T23:00:00Z", "duration": "30m"}, "further ahead than max_maintenance"),
     ({"targets": ["db"], "duration": "9" * 400}, "'duration' must be a duration"),
+    (b"[" * 60_000, "the body is not JSON"),
+    ({"targets": ["db"], "start": "2027-03-28 02:30", "location": "Europe/Berlin", "duration": "30m"},
+     "2027-03-28 02:30 does not exist in Europe/Berlin"),
 ]
 
 
