@@ -17,7 +17,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,23 +102,94 @@ class Secret:
         return hash((self._value, self.source))
 
 
+Where = tuple[str | int, ...]  # keys and indexes from the document's root to a value
+
+
 class _Reporter:
+    """Collects one line per problem: ``file:line:column: where: field 'name': message``. The line
+    and column are those of the value the problem is about, found (once, and only when there is
+    a problem) by reading the file's YAML events again with their marks."""
+
     def __init__(self, file: str, problems: list[str] | None = None, root: str | None = None, *,
-                 resolve_secrets: bool = True) -> None:
+                 resolve_secrets: bool = True, text: str | None = None) -> None:
         self.file = file
         self.root = root or file
         self.problems: list[str] = problems if problems is not None else []
         # False: a credential's reference is checked for its form, never read (validate --no-secrets)
         self.resolve_secrets = resolve_secrets
+        self._text = text
+        self._marks: dict[Where, tuple[int, int]] | None = None
 
-    def add(self, where: str, field_name: str | None, message: str) -> None:
-        prefix = f"{self.file}: {where}" if where else self.file
+    def add(self, where: str, field_name: str | None, message: str, path: Where | None = None) -> None:
+        at = self._at(path, field_name) if path is not None else None
+        file = f"{self.file}:{at[0]}:{at[1]}" if at is not None else self.file
+        prefix = f"{file}: {where}" if where else file
         if field_name is not None:
             prefix += f": field '{field_name}'"
         self.problems.append(f"{prefix}: {message}")
 
+    def _at(self, path: Where, field_name: str | None) -> tuple[int, int] | None:
+        """Line and column of the value at ``path`` (and ``field_name`` under it), or of the
+        nearest value above it that has a mark."""
+        if self._text is None:
+            return None
+        if self._marks is None:
+            self._marks = _marks_of(self._text)
+        marks = self._marks
+        if field_name is not None:
+            for key in ((*path, *field_name.split(".")), (*path, field_name)):
+                if key in marks:
+                    return marks[key]
+        key = path
+        while key and key not in marks:
+            key = key[:-1]
+        return marks.get(key, (1, 1))
+
+
+def _marks_of(text: str) -> dict[Where, tuple[int, int]]:
+    """Where each value of the first YAML document starts (line and column from 1), by its path."""
+    marks: dict[Where, tuple[int, int]] = {(): (1, 1)}
+    stack: list[list[Any]] = []  # [path, mapping?, pending key or next index]
+    try:
+        for event in yaml.parse(text, Loader=_CSafeLoader or yaml.SafeLoader):
+            if isinstance(event, yaml.DocumentEndEvent):
+                break
+            if isinstance(event, yaml.CollectionEndEvent):
+                done = stack.pop()
+                if stack and stack[-1][1] and stack[-1][2] is _KEY_PENDING:
+                    stack[-1][2] = done[0][-1] if done[0] else "?"  # a collection as a key: a key all the same
+                continue
+            if not isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent, yaml.AliasEvent)):
+                continue
+            path: Where = ()
+            if stack:
+                top = stack[-1]
+                if top[1]:
+                    if top[2] is _NO_KEY:  # this event is a key
+                        if isinstance(event, yaml.CollectionStartEvent):
+                            top[2] = _KEY_PENDING
+                            stack.append([(*top[0], "?"), isinstance(event, yaml.MappingStartEvent), _NO_KEY])
+                        else:
+                            top[2] = getattr(event, "value", "?")
+                        continue
+                    path = (*top[0], top[2])
+                    top[2] = _NO_KEY
+                else:
+                    path = (*top[0], top[2])
+                    top[2] += 1
+            start = event.start_mark
+            if start is not None:
+                marks[path] = (start.line + 1, start.column + 1)
+            if isinstance(event, yaml.CollectionStartEvent):
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                stack.append([path, mapping, _NO_KEY if mapping else 0])
+    except yaml.YAMLError:
+        pass  # the document read up to here; what follows keeps the nearest mark above it
+    return marks
+
 
 _MISSING: Any = object()
+_KEY_PENDING: Any = object()
 
 
 class Fields:
@@ -128,9 +199,11 @@ class Fields:
     whole file is checked in one pass. :meth:`finish` reports keys nobody asked for.
     """
 
-    def __init__(self, raw: Mapping[str, Any], where: str, reporter: _Reporter, base_dir: Path) -> None:
+    def __init__(self, raw: Mapping[str, Any], where: str, reporter: _Reporter, base_dir: Path,
+                 path: Where = ()) -> None:
         self._raw = raw
         self._where = where
+        self._path = path
         self._reporter = reporter
         self._base_dir = base_dir
         self._seen: set[str] = set()
@@ -138,8 +211,13 @@ class Fields:
         # where ``$(step.value)`` is accepted as credentials are (see ``probes.suite``).
         self.references: frozenset[str] | None = None
 
+    @property
+    def at(self) -> Where:
+        """The path from the document's root to this mapping."""
+        return self._path
+
     def problem(self, name: str | None, message: str) -> None:
-        self._reporter.add(self._where, name, message)
+        self._reporter.add(self._where, name, message, self._path)
 
     def has(self, name: str) -> bool:
         return name in self._raw
@@ -154,7 +232,8 @@ class Fields:
         value = self.mapping(name)
         if not value:
             return None
-        return Fields(value, f"{self._where}: {name}" if self._where else name, self._reporter, self._base_dir)
+        return Fields(value, f"{self._where}: {name}" if self._where else name, self._reporter, self._base_dir,
+                      (*self._path, name))
 
     def _get(self, name: str, default: Any, required: bool) -> Any:
         self._seen.add(name)
@@ -247,7 +326,7 @@ class Fields:
             where = f"{self._where}: {name}[{index}]" if self._where else f"{name}[{index}]"
             if isinstance(item.get("name"), str) and item["name"]:
                 where += f" ({_short(item['name'])})"
-            yield index, Fields(item, where, self._reporter, self._base_dir)
+            yield index, Fields(item, where, self._reporter, self._base_dir, (*self._path, name, index))
 
     def path(self, name: str) -> Path | None:
         value: str | None = self.text(name)
@@ -275,7 +354,10 @@ class Fields:
             return self.resolve_secret(name, inline)
         return self._secret_from_file(file_key, file_ref)
 
-    def resolve_secret(self, name: str, value: Any) -> Secret | None:
+    def resolve_secret(self, name: str, value: Any, *, as_value: bool = False) -> Secret | None:
+        """``value`` (``${ENV_VAR}``) as a credential; ``as_value``: it is a value in a mapping (a
+        header's), whose file form is ``{file: path}``, not a ``NAME_file`` field."""
+        file_form = "{file: /path/to/file}" if as_value else f"'{name}_file: /path/to/file'"
         match = _ENV_REF_RE.fullmatch(value.strip()) if isinstance(value, str) else None
         if match is None and self.references is not None and isinstance(value, str) and STEP_REF_RE.search(value):
             # A value an earlier step of the suite takes from its answer, filled in as it runs.
@@ -284,15 +366,14 @@ class Fields:
             return None
         if match is None:
             # The value is a credential written inline: never echo it back.
-            self.problem(name, "credentials are not accepted inline; write '${ENV_VAR}' "
-                               f"or use '{name}_file: /path/to/file'")
+            self.problem(name, f"credentials are not accepted inline; write '${{ENV_VAR}}' or {file_form}")
             return None
         var = match.group(1)
         if not self._reporter.resolve_secrets:
             return Secret(f"unresolved-{var}", f"env:{var}")
         resolved = os.environ.get(var)
         if resolved is None:
-            self.problem(name, f"environment variable {var} is not set; export it or use '{name}_file'")
+            self.problem(name, f"environment variable {var} is not set; export it or use {file_form}")
             return None
         return Secret(resolved, f"env:{var}")
 
@@ -318,7 +399,7 @@ class Fields:
                 self.problem(name, "a credential is '${ENV_VAR}' or {file: /path/to/file}")
                 return None
             return self._secret_from_file(name, value["file"])
-        return self.resolve_secret(name, value)
+        return self.resolve_secret(name, value, as_value=True)
 
     def _secret_from_file(self, key: str, value: Any) -> Secret | None:
         if not isinstance(value, str) or not value:
@@ -334,6 +415,10 @@ class Fields:
             return None
         return Secret(text.rstrip("\r\n"), f"file:{path}")
 
+    def ignore_rest(self) -> None:
+        """Take every field as read: the mapping has one problem that says it all."""
+        self._seen.update(str(key) for key in self._raw)
+
     def finish(self) -> None:
         known = sorted(self._seen)
         for key in self._raw:
@@ -342,7 +427,7 @@ class Fields:
             key_text = _short(str(key))
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known fields: {', '.join(known)}"
-            self._reporter.add(self._where, None, f"unknown field '{key_text}'{hint}")
+            self._reporter.add(self._where, None, f"unknown field '{key_text}'{hint}", (*self._path, str(key)))
 
 
 class KindOptions(Protocol):
@@ -505,9 +590,9 @@ def _yaml(text: str) -> Any:
         return yaml.load(text, Loader=_CSafeLoader)  # noqa: S506 - libyaml's safe loader; _built refused aliases
 
 
-def _alias_problem(event: yaml.AliasEvent) -> str:
-    line = f"line {event.start_mark.line + 1}: " if event.start_mark is not None else ""
-    return f"{line}YAML aliases (*name) are not supported"
+def _alias_problem(event: yaml.AliasEvent) -> yaml.YAMLError:
+    return yaml.MarkedYAMLError(problem="YAML aliases (*name) are not supported",
+                                problem_mark=event.start_mark)  # type: ignore[arg-type]
 
 
 MAX_DEPTH = 100  # levels of nesting: a config has a handful
@@ -536,7 +621,7 @@ def _built(text: str) -> Any:
     building = True
     for event in yaml.parse(text, Loader=_CSafeLoader):
         if isinstance(event, yaml.AliasEvent):
-            raise yaml.YAMLError(_alias_problem(event))
+            raise _alias_problem(event)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -597,7 +682,7 @@ class _SafeLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases (*name) are not supported")
+            raise _alias_problem(event)
         return super().compose_node(parent, index)
 
 
@@ -607,10 +692,10 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
         raw = _yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        at = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "1:1"
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{file}: {where}not valid YAML ({reason}); fix the syntax"]) from None
-    reporter = _Reporter(file, resolve_secrets=resolve_secrets)
+        raise ConfigError([f"{file}:{at}: not valid YAML ({reason}); fix the syntax"]) from None
+    reporter = _Reporter(file, resolve_secrets=resolve_secrets, text=text)
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -669,7 +754,7 @@ def _shard_spec(value: Any, reporter: _Reporter) -> tuple[str | None, int]:
 
 def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], base_dir: Path,
            found: Found = NOTHING_FOUND) -> Config | None:
-    top = Fields(raw, "", reporter, base_dir)
+    top = Fields(raw, "", reporter, base_dir, ())
     listen = top.text("listen", DEFAULT_LISTEN)
     host, port = _split_listen(listen, top)
     environment = top.text("environment", "default", pattern=_NAME_RE,
@@ -677,7 +762,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
     concurrency = top.whole("concurrency", 512, minimum=1, maximum=100_000)
     max_body = top.whole("max_body_bytes", 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024)
 
-    d = Fields(top.mapping("defaults"), "defaults", reporter, base_dir)
+    d = Fields(top.mapping("defaults"), "defaults", reporter, base_dir, ("defaults",))
     defaults = Defaults(
         interval=d.duration("interval", 15.0, minimum=0.1),
         timeout=d.duration("timeout", 5.0, maximum=3600.0),
@@ -686,13 +771,17 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
         failure_threshold=d.whole("failure_threshold", 1, minimum=1, maximum=1000),
         success_threshold=d.whole("success_threshold", 1, minimum=1, maximum=1000),
     )
+    if defaults.timeout > defaults.interval:
+        d.problem("timeout", f"{format_seconds(defaults.timeout)} is longer than the interval "
+                             f"{format_seconds(defaults.interval)}; make the timeout at most the interval")
     d.finish()
     otlp = _parse_otlp(top, reporter, base_dir)
 
     targets: list[Target] = []
     seen: dict[tuple[str, str], str] = {}
     placed: list[_Placed] = []
-    _parse_targets(top.sequence("targets"), reporter, kinds, defaults, environment, base_dir, seen, targets, placed)
+    _parse_targets(top.sequence("targets"), reporter, kinds, defaults, environment, base_dir, seen, targets, placed,
+                   ("targets",))
     files: list[str] = []
     for pattern in top.sequence("target_files"):
         if not isinstance(pattern, str) or not pattern:
@@ -713,23 +802,36 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
                                             f"({exc.strerror or type(exc).__name__}); fix it or the pattern")
         files.extend(matched)
     for name in files:
-        sub = _Reporter(name, reporter.problems, root=reporter.file, resolve_secrets=reporter.resolve_secrets)
         try:
-            raw_file = _yaml(read_bounded(Path(name), MAX_CONFIG_BYTES))
+            file_text = read_bounded(Path(name), MAX_CONFIG_BYTES)
         except Unreadable as exc:
-            sub.add("", None, f"cannot read targets: {exc}")
+            file_text = None
+            unreadable: Unreadable | None = exc
+        else:
+            unreadable = None
+        sub = _Reporter(name, reporter.problems, root=reporter.file, resolve_secrets=reporter.resolve_secrets,
+                        text=file_text)
+        try:
+            if unreadable is not None:
+                raise unreadable
+            raw_file = _yaml(file_text or "")
+        except Unreadable as exc:
+            sub.add("", None, f"cannot read targets: {exc}", ())
             continue
         except yaml.YAMLError as exc:
             reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            sub.add("", None, f"not valid YAML ({reason}); fix the file or remove it")
+            mark = getattr(exc, "problem_mark", None)
+            at = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else f"{name}:1:1"
+            sub.problems.append(f"{at}: not valid YAML ({reason}); fix the file or remove it")
             continue
         items = raw_file.get("targets") if isinstance(raw_file, Mapping) else raw_file
         if isinstance(raw_file, Mapping) and set(raw_file) - {"targets"}:
-            sub.add("", None, "a target file holds only 'targets:' (or a bare list of targets)")
+            sub.add("", None, "a target file holds only 'targets:' (or a bare list of targets)", ())
         if not isinstance(items, list):
-            sub.add("", None, "must hold a list of targets under 'targets:'")
+            sub.add("", None, "must hold a list of targets under 'targets:'", ())
             continue
-        _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets, placed)
+        _parse_targets(items, sub, kinds, defaults, environment, Path(name).parent, seen, targets, placed,
+                       ("targets",) if isinstance(raw_file, Mapping) else ())
     allowed_hosts: list[str] = []
     for entry in top.sequence("allowed_hosts"):
         address = _ip_literal(entry)
@@ -742,7 +844,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
             allowed_hosts.append(entry.lower().rstrip("."))
     # Configured targets depend on configured ones only: one that discovery may take away at the
     # next refresh would make the file refuse to load.
-    _check_dependencies(placed)
+    _check_dependencies(placed, seen.keys() - {p.target.key for p in placed})
     static_names = {t.name for t in targets}
     sources = parse_sources(top, reporter, kinds, base_dir)
     discovered = Discovered(tuple(sources))
@@ -757,7 +859,7 @@ def _parse(raw: Mapping[str, Any], reporter: _Reporter, kinds: Mapping[str, Kind
     state_dir = _parse_state_dir(top, base_dir)
     trace_url = top.text("trace_url", pattern=re.compile(r"^https?://[^\s]*\{trace_id\}[^\s]*$"),
                          hint="use a URL with {trace_id}, such as http://jaeger:16686/trace/{trace_id}")
-    status = Fields(top.mapping("status_page"), "status_page", reporter, base_dir)
+    status = Fields(top.mapping("status_page"), "status_page", reporter, base_dir, ("status_page",))
     status_title = status.text("title", "Service status")
     status_public = status.flag("public", False)
     location = top.text("location", pattern=_NAME_RE, hint="a site's name: letters, digits, '.', '_' or '-'")
@@ -788,33 +890,56 @@ class _Placed:
     reporter: _Reporter
     where: str
     windows: list[Window]
+    path: Where | None = None
 
     def problem(self, field_name: str, message: str) -> None:
-        self.reporter.add(self.where, field_name, message)
+        self.reporter.add(self.where, field_name, message, self.path)
 
 
 def _parse_targets(items: list[Any], reporter: _Reporter, kinds: Mapping[str, KindSpec], defaults: Defaults,
                    environment: str, base_dir: Path, seen: dict[tuple[str, str], str], out: list[Target],
-                   placed: list[_Placed]) -> None:
+                   placed: list[_Placed], at: Where = ("targets",)) -> None:
     for index, item in enumerate(items):
         where = f"targets[{index}]"
+        path: Where = (*at, index)
         if not isinstance(item, Mapping):
-            reporter.add(where, None, f"must be a mapping with at least 'name' and 'kind', got {_describe(item)}")
+            reporter.add(where, None, f"must be a mapping with at least 'name' and 'kind', got {_describe(item)}",
+                         path)
             continue
         name = item.get("name")
         if isinstance(name, str) and name:
             where = f"{where} ({_short(name)})"
         windows: list[Window] = []
-        target = _parse_target(Fields(item, where, reporter, base_dir), kinds, defaults, environment, windows)
+        target = _parse_target(Fields(item, where, reporter, base_dir, path), kinds, defaults, environment, windows)
         if target is None:
+            # it has problems of its own; its name is still a target's, so depending on it is no problem
+            env = item.get("environment", environment)
+            if isinstance(name, str) and isinstance(env, str):
+                seen.setdefault((name, env), where)
             continue
         if target.key in seen:
             reporter.add(where, "name", f"duplicates {seen[target.key]} in environment "
-                                        f"{target.environment!r}; give each target a unique name")
+                                        f"{target.environment!r}; give each target a unique name", path)
             continue
         seen[target.key] = f"targets[{index}]" + ("" if reporter.file == reporter.root else f" of {reporter.file}")
         out.append(target)
-        placed.append(_Placed(target, reporter, where, windows))
+        placed.append(_Placed(target, reporter, where, windows, path))
+
+
+# Names people write for a kind, and what to write instead.
+_KIND_ALIASES = {"postgresql": "postgres", "pg": "postgres", "psql": "postgres", "https": "http",
+                 "http2": "http' with 'http2: true", "h2": "http' with 'http2: true", "bolt": "neo4j",
+                 "tcps": "tcp' with 'tls: true", "rediss": "redis' with 'tls: true", "grpcs": "grpc' with 'tls: true",
+                 "ping": "tcp", "cron": "heartbeat", "job": "heartbeat"}
+
+
+def _kind_hint(kind: str, kinds: Mapping[str, KindSpec]) -> str:
+    lowered = kind.strip().lower()
+    near = lowered if lowered in kinds else _KIND_ALIASES.get(lowered)
+    if near is None:
+        close = difflib.get_close_matches(lowered, sorted(kinds), n=1, cutoff=0.6)
+        near = close[0] if close else None
+    return f"; did you mean '{near}'?" if near else ""
 
 
 def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, environment: str,
@@ -823,8 +948,9 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
                  hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
     kind = f.text("kind", required=True)
     if kind is not None and kind not in kinds:
-        f.problem("kind", f"unknown kind {_short(kind)!r}; use one of {', '.join(sorted(kinds))}")
-        kind = None
+        f.problem("kind", f"unknown kind {_short(kind)!r}{_kind_hint(kind, kinds)} (kinds: {', '.join(sorted(kinds))})")
+        f.ignore_rest()  # its other fields are another kind's: saying each is unknown would bury the one line
+        return None
     env = f.text("environment", environment, pattern=_NAME_RE, hint="use letters, digits, '.', '_' or '-'")
     interval = f.duration("interval", defaults.interval, minimum=0.1)
     timeout = f.duration("timeout", defaults.timeout, maximum=3600.0)
@@ -856,7 +982,7 @@ def _parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, 
         elif entry not in depends_on:
             depends_on.append(entry)
     schedules = [(i, _parse_schedule(wf)) for i, wf in f.each("maintenance")]
-    if timeout > interval:
+    if timeout > interval and (f.has("timeout") or f.has("interval")):  # else said once, at defaults
         f.problem("timeout", f"{format_seconds(timeout)} is longer than the interval {format_seconds(interval)}; "
                              "make the timeout at most the interval")
     options = kinds[kind].options_type.parse(f) if kind is not None else None
@@ -937,9 +1063,10 @@ def _parse_schedule(f: Fields) -> tuple[str | None, Recurring | OneOff, str] | N
     return name, schedule, comment
 
 
-def _check_dependencies(placed: list[_Placed]) -> None:
+def _check_dependencies(placed: list[_Placed], broken: Collection[tuple[str, str]] = ()) -> None:
     """Each dependency names another target of the same environment; no cycles (each reported
-    once, on its first target in file order)."""
+    once, on its first target in file order). ``broken``: targets written but with problems of
+    their own (reported already): a dependency on one is not unknown."""
     by_key = {p.target.key: p for p in placed}
     names: dict[str, list[str]] = {}
     for p in placed:
@@ -951,6 +1078,8 @@ def _check_dependencies(placed: list[_Placed]) -> None:
         for dep in target.depends_on:
             if dep == target.name:
                 p.problem("depends_on", f"{dep!r} is this target itself; a target cannot depend on itself")
+            elif (dep, target.environment) in broken:
+                continue
             elif (dep, target.environment) not in by_key:
                 close = difflib.get_close_matches(dep, names.get(target.environment, []), n=1)
                 elsewhere = sorted(e for (n, e) in by_key if n == dep)
@@ -1070,7 +1199,8 @@ def _keep_settings(f: Fields | None, reporter: _Reporter) -> tuple[float, str]:
         value = -1.0
     if not 0.0 <= value <= 100.0:  # also NaN
         if where:
-            reporter.add(where, "keep_percent", f"must be a percentage from 0 to 100, got {_short(percent)}")
+            reporter.add(where, "keep_percent", f"must be a percentage from 0 to 100, got {_short(percent)}",
+                         ("otlp",))
         else:
             reporter.add("", None, f"environment variable {KEEP_PERCENT_ENV} must be a percentage from 0 to 100, "
                                    f"got {_short(percent)!r}; fix or unset it")
@@ -1086,7 +1216,7 @@ def _parse_otlp(top: Fields, reporter: _Reporter, base_dir: Path) -> OtlpSetting
         top.mapping("otlp")
         percent, salt = _keep_settings(None, reporter)
         return OtlpSettings(keep_percent=percent, keep_salt=salt)
-    f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir)
+    f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir, ("otlp",))
     endpoint = f.text("endpoint", pattern=re.compile(r"https?://[^\s/]+\S*"),
                      hint="use a URL such as http://127.0.0.1:4318")
     protocol = f.text("protocol", choices=("grpc", "http/protobuf"))

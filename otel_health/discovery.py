@@ -40,7 +40,7 @@ import yaml
 from ._files import Unreadable, read_bounded
 
 if TYPE_CHECKING:  # the loader imports this module from inside its functions
-    from .config import Defaults, Fields, KindSpec, Secret, Target, _Placed, _Reporter
+    from .config import Defaults, Fields, KindSpec, Secret, Target, Where, _Placed, _Reporter
 
 __all__ = [
     "DISCOVERY_REFERENCE_RE",
@@ -319,14 +319,15 @@ def parse_sources(top: Fields, reporter: _Reporter, kinds: Mapping[str, KindSpec
         f.finish()
         before = len(reporter.problems)
         if template:
-            _check_template(template, f"{where} ({name}): target_template", reporter, kinds, base_dir)
+            _check_template(template, f"{where} ({name}): target_template", reporter, kinds, base_dir,
+                            (*f.at, "target_template"))
         if len(reporter.problems) == before and (file_sd is not None) != (http_sd is not None):
             sources.append(Source(name, file_sd, http_sd, template, copy_labels, f"{where} ({name})", max_targets))
     return sources
 
 
 def _check_template(template: Mapping[str, Any], where: str, reporter: _Reporter, kinds: Mapping[str, KindSpec],
-                    base_dir: Path) -> None:
+                    base_dir: Path, at: Where = ()) -> None:
     """The template's references and, as far as they can be known before a target is found,
     its fields: it is filled with a sample target, and problems in fields that hold no
     reference are reported (a reference's value is checked when a target is found)."""
@@ -337,10 +338,10 @@ def _check_template(template: Mapping[str, Any], where: str, reporter: _Reporter
             if not DISCOVERY_REFERENCE_RE.fullmatch(ref.group(0)):
                 reporter.add(where, path[-1] if path else None,
                              f"unknown reference {ref.group(0)!r}; use $(address), $(host), $(port) or "
-                             "$(labels.NAME)")
+                             "$(labels.NAME)", (*at, *path[:-1]))
         if DISCOVERY_REFERENCE_RE.search(text) and any(p == "file" or p.endswith("_file") for p in path):
             reporter.add(where, path[-1], "a file path cannot come from discovery (it could name any file); "
-                                          "write the path")
+                                          "write the path", (*at, *path[:-1]))
     class Captured(_Reporter):
         """Problems as (where, field, message), to tell the template's own from its references'."""
 
@@ -348,7 +349,7 @@ def _check_template(template: Mapping[str, Any], where: str, reporter: _Reporter
             super().__init__("template")
             self.found: list[tuple[str, str | None, str]] = []
 
-        def add(self, where: str, field_name: str | None, message: str) -> None:
+        def add(self, where: str, field_name: str | None, message: str, path: Where | None = None) -> None:
             self.found.append((where, field_name, message))
 
     scratch = Captured()
@@ -357,7 +358,7 @@ def _check_template(template: Mapping[str, Any], where: str, reporter: _Reporter
     referenced = {key for path, text in _strings(template) if _ANY_REFERENCE_RE.search(text) for key in path}
     for inner, field_name, message in scratch.found:
         if field_name is None or field_name not in referenced:
-            reporter.add(f"{where}: {inner}" if inner else where, field_name, message)
+            reporter.add(f"{where}: {inner}" if inner else where, field_name, message, at)
 
 
 def _strings(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:

@@ -36,7 +36,7 @@ def test_invalid_config_reports_each_promised_error_on_one_line(path: Path) -> N
     problems = info.value.problems
     for line in problems:
         assert "\n" not in line
-        assert line.startswith(f"{path}: "), line
+        assert re.match(rf"{re.escape(str(path))}:\d+:\d+: ", line), f"no line and column: {line}"
     for want in expected:
         assert any(want in line for line in problems), f"{want!r} not in:\n" + "\n".join(problems)
     if "invalid-many" not in path.name:
@@ -231,3 +231,64 @@ def test_validate_without_secrets_checks_their_form_and_reads_none(
     path.write_text("targets:\n  - {name: cache, kind: redis, host: 127.0.0.1, port: 6379, password: hunter2}\n")
     assert main(["validate", "--no-secrets", str(path)]) == 1
     assert "credentials are not accepted inline" in capsys.readouterr().err
+
+
+def test_an_unknown_kind_says_what_was_meant_once_and_its_name_stays_a_target() -> None:
+    text = ("targets:\n"
+            "  - {name: postgres, kind: postgresql, host: db, port: 5432, user: app, database: app, sslmode: disable}\n"
+            "  - {name: cache, kind: Redis, host: r, port: 6379}\n"
+            "  - {name: web, kind: http2, url: 'http://x/'}\n"
+            "  - {name: api, kind: http, url: 'http://api/', depends_on: [postgres, cache, web]}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_text(text, "c.yaml", PROBES)
+    assert refused.value.problems == [
+        "c.yaml:2:28: targets[0] (postgres): field 'kind': unknown kind 'postgresql'; did you mean 'postgres'? "
+        f"(kinds: {', '.join(sorted(PROBES))})",
+        f"c.yaml:3:25: targets[1] (cache): field 'kind': unknown kind 'Redis'; did you mean 'redis'? "
+        f"(kinds: {', '.join(sorted(PROBES))})",
+        f"c.yaml:4:23: targets[2] (web): field 'kind': unknown kind 'http2'; did you mean 'http' with 'http2: true'? "
+        f"(kinds: {', '.join(sorted(PROBES))})",
+    ]  # one line each: no cascade of unknown fields, no false unknown dependency
+    fixed = text.replace("postgresql", "postgres").replace("Redis", "redis").replace(
+        "kind: http2, url: 'http://x/'", "kind: http, url: 'https://x/', http2: true")
+    assert [t.kind for t in load_text(fixed, "c.yaml", PROBES).targets] == ["postgres", "redis", "http", "http"]
+
+
+def test_a_problem_in_defaults_is_said_once_where_it_is_written() -> None:
+    text = ("defaults:\n  interval: 5s\n  timeout: 10s\ntargets:\n"
+            + "".join(f"  - {{name: t{i}, kind: tcp, host: 127.0.0.1, port: 1}}\n" for i in range(5))
+            + "  - {name: own, kind: tcp, host: 127.0.0.1, port: 1, interval: 20s, timeout: 30s}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_text(text, "c.yaml", PROBES)
+    assert refused.value.problems == [
+        "c.yaml:3:12: defaults: field 'timeout': 10s is longer than the interval 5s; make the timeout at most the "
+        "interval",
+        "c.yaml:10:78: targets[5] (own): field 'timeout': 30s is longer than the interval 20s; make the timeout at "
+        "most the interval"]
+
+
+HINTED = [  # (config, what the fix hint names), each with a credential the way it must not be written
+    ("api_token: hunter2\ntargets: []\n", "api_token"),
+    ("targets:\n  - {name: a, kind: http, url: 'http://x/', headers: {X-Vault-Token: hunter2}}\n", "headers"),
+    ("targets:\n  - {name: b, kind: grpc, host: x, port: 1, metadata: {authorization: '${NOT_SET_ANYWHERE}'}}\n",
+     "metadata"),
+    ("targets:\n  - {name: c, kind: redis, host: x, port: 1, password: '${NOT_SET_ANYWHERE}'}\n", "password"),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), HINTED, ids=[f for _, f in HINTED])
+def test_every_fix_hint_names_a_form_the_loader_takes(text: str, field: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The form a hint suggests, written back into the config, loads."""
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    (tmp_path / "secret").write_text("s3cret-value")
+    with pytest.raises(ConfigError) as refused:
+        load_text(text, "c.yaml", PROBES, base_dir=tmp_path)
+    (problem,) = refused.value.problems
+    suggested = re.search(r"(\{file: /path/to/file\}|'(\w+)_file: /path/to/file')$", problem)
+    assert suggested is not None, problem
+    if suggested.group(2):  # NAME_file: path, beside the other fields
+        fixed = re.sub(rf"{suggested.group(2)}: ('[^']*'|[^,}}\n]+)", f"{suggested.group(2)}_file: secret", text)
+    else:  # the value becomes {file: path}
+        fixed = re.sub(r"(X-Vault-Token|authorization): ('[^']*'|[^,}]+)", r"\1: {file: secret}", text)
+    load_text(fixed, "c.yaml", PROBES, base_dir=tmp_path)

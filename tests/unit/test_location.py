@@ -25,7 +25,7 @@ def test_a_target_may_not_set_the_location_itself_and_a_bad_one_is_refused() -> 
     with pytest.raises(ConfigError) as info:
         load_text("targets:\n  - {name: api, kind: tcp, host: h, port: 9, labels: {location: mars}}\n", "l.yaml",
                   PROBES)
-    assert info.value.problems == ["l.yaml: targets[0] (api): field 'labels': label 'location' is reserved; "
+    assert info.value.problems == ["l.yaml:2:54: targets[0] (api): field 'labels': label 'location' is reserved; "
                                    "choose another name"]
     with pytest.raises(ConfigError, match="location 'on the moon' is not valid"):
         load_text(TARGETS, "l.yaml", PROBES, placement=Placement(location="on the moon"))
