@@ -30,7 +30,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def config_text(h: HttpTargets, closed: int, state_dir: Path, extra_target: str = "") -> str:
     return (
-        f"api_token_file: token\nstate_dir: {state_dir}\nmax_maintenance: 2h\nenvironment: prod\n"
+        f"listen: 127.0.0.1:0\napi_token_file: token\nstate_dir: {state_dir}\nmax_maintenance: 2h\nenvironment: prod\n"
         "defaults:\n  interval: 0.3s\n  timeout: 0.3s\n"
         "maintenance:\n"
         "  - {name: sundays, targets: [web], weekdays: [sunday], location: Europe/Berlin, comment: weekly backup}\n"

@@ -67,7 +67,7 @@ def config(h: HttpTargets, token: Path) -> str:
     return (
         f"api_token_file: {token}\n"
         "trace_url: http://jaeger.example:16686/trace/{trace_id}\n"
-        f"status_page: {{title: 'Stack {MARKUP}'}}\n"
+        f"status_page: {{title: 'Stack {MARKUP}', public: true}}\n"  # open to all beside a token, as a wall screen
         "defaults: {interval: 0.5s, timeout: 0.4s}\n"
         "targets:\n"
         f"  - {{name: web, kind: http, url: '{h.url('/ok')}', labels: {{group: 'front{MARKUP}', team: '{MARKUP}'}}}}\n"
@@ -110,7 +110,7 @@ async def test_the_page_says_what_a_person_needs_in_a_real_browser_and_is_valid_
         quiet, _ = await asyncio.to_thread(browser.load, f"{r.url}/", budget_ms=2000, scripts=False)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{r.url}/api/v1/targets") as api:
-                assert api.status == 401  # the page is read-only and open; the API is not
+                assert api.status == 401  # the page is read-only and public here; the API is not
             async with session.post(f"{r.url}/") as post:
                 assert post.status == 405
 
