@@ -113,6 +113,10 @@ def _interval(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((), c.target.interval),)
 
 
+def _critical(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), 1.0 if c.target.critical else 0.0),)
+
+
 def _info(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     result = c.result
     if result is None:
@@ -170,6 +174,8 @@ STATE_FAMILIES: tuple[StateFamily, ...] = (
                 _slow_threshold),
     StateFamily("tta_service_check_interval_seconds", "Configured interval between checks of the service", "s",
                 _interval),
+    StateFamily("tta_service_critical", "1 if the service is critical (a page when down), 0 if not (a warning)", "",
+                _critical),
     StateFamily("tta_service_info", "What the service reports about itself, as labels; always 1", "", _info),
     StateFamily("tta_service_phase_duration_seconds", "Duration of each step of the last check, by phase", "s",
                 _phases),

@@ -211,7 +211,7 @@ def test_the_down_alert_expression_finds_the_down_target_and_not_its_dependent(s
     record = dict(rule_exprs())["tta_service:suppressed"]
     assert {s["metric"]["service"] for s in stack.query(record)} == {"behind"}
     down = [expr for name, expr in rule_exprs() if name == "TTAServiceDown"]
-    assert len(down) == 2
+    assert len(down) == 4  # critical and not, each with and without dependencies
     found = [s["metric"]["service"] for expr in down
              for s in stack.query(expr.replace("tta_service:suppressed", f"({record})"))]
     assert found == ["broken"]
