@@ -31,7 +31,8 @@ async def test_alpn_h2_answers_are_judged_as_http1_answers_are(nginx_server: ser
                                       "      - {header: X-Served, regexp: '^HTTP/2.0$'}\n    body_contains: ok\n")
         + _http("json", n.url("/json"), ca + "    json_equals: {status: ok}\n    version_field: build.version\n")
         + _http("redirect", n.url("/redirect"), ca + "    body_contains: ok\n")
-        + _http("gzip", n.url("/page.html"), ca + "    body_regex: '(<p>served</p>\\n){1000}(<p>served</p>\\n){1000}'\n")
+        + _http("gzip", n.url("/page.html"),
+                ca + "    body_regex: '(<p>served</p>\\n){1000}(<p>served</p>\\n){1000}'\n")
         + _http("big", n.url("/big.bin"), ca)
         + _http("head", n.url("/big.bin"), ca + "    method: HEAD\n")
         + _http("post", n.url("/echo"), ca + "    method: POST\n    body: '{\"ping\": true}'\n"
