@@ -173,10 +173,13 @@ def window_document(window: Window, now: float) -> dict[str, Any]:
 def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[str, Any]]:
     """The stack's health in the IETF health-check response format, and the HTTP status.
 
-    A failing critical target makes ``fail`` (503); a failing non-critical one ``warn`` (200), and
-    so does a failing target whose alerts are suppressed (maintenance, a dependency down), with
-    the reason. Targets not checked yet are left out. Each check is named ``{service}:{check name}``
-    with the component type of its kind.
+    It follows the debounced state, as ``tta_service_state_up`` and the alerts do: a critical
+    target that is down (past its ``failure_threshold``) makes ``fail`` (503); a non-critical
+    one ``warn`` (200), and so does a down target whose alerts are suppressed (maintenance, a
+    dependency down), with the reason; a check that failed while the target is not down yet
+    (or passed while it is not up yet) is ``warn`` and says how far it is. Targets not checked
+    yet are left out. Each check is named ``{service}:{check name}`` with the component type of
+    its kind.
     """
     checks: dict[str, list[dict[str, Any]]] = {}
     worst = "pass"
@@ -186,7 +189,11 @@ def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[
             continue
         kind = kinds.get(target.kind)
         suppressed = state.suppressed
-        status = "pass" if result.up else ("fail" if target.critical and suppressed is None else "warn")
+        down = state.debounced_up is False
+        if down:
+            status = "fail" if target.critical and suppressed is None else "warn"
+        else:
+            status = "pass" if result.up else "warn"
         if status == "fail" or (status == "warn" and worst == "pass"):
             worst = status
         item: dict[str, Any] = {
@@ -200,8 +207,14 @@ def health_document(states: list[TargetState], kinds: Kinds) -> tuple[int, dict[
         }
         if not result.up:
             item["output"] = f"{result.error_type}: {result.detail}" if result.detail else str(result.error_type)
-            if suppressed is not None:
+            if not down:
+                item["output"] += (f" (failure {state.consecutive_failures} of the {target.failure_threshold} "
+                                   "that make it down)")
+            elif suppressed is not None:
                 item["output"] += f" (suppressed: {suppressed.describe()})"
+        elif down:
+            item["output"] = (f"up again, {state.consecutive_successes} of the {target.success_threshold} passing "
+                              "checks that make it up")
         if suppressed is not None:
             item["suppressedBy"] = suppressed.sources()
         check_name = kind.check_name if kind is not None else "connectivity"

@@ -369,3 +369,21 @@ async def test_with_a_token_the_status_page_asks_for_it_unless_made_public(publi
             assert (await client.get("/", headers={"Authorization": header})).status == 401, header
     finally:
         await client.close()
+
+
+def test_health_follows_the_debounced_state_as_the_series_and_the_alerts_do(make_target, make_result) -> None:
+    target = dataclasses.replace(make_target("api"), failure_threshold=2, success_threshold=2)
+    store = StateStore()
+    store.set_targets([target])
+    state = store.get(target.key)
+    assert state is not None
+    said = []
+    for up in (True, False, False, True, True):
+        store.update(state, make_result(up=up))
+        code, doc = health_document(store.snapshot(), PROBES)
+        item = doc["checks"]["api:responseTime"][0]
+        said.append((code, item["status"], item.get("output", ""), state.debounced_up))
+    assert [(code, status, up) for code, status, _, up in said] == [
+        (200, "pass", True), (200, "warn", True), (503, "fail", False), (503, "fail", False), (200, "pass", True)]
+    assert said[1][2].endswith("(failure 1 of the 2 that make it down)")
+    assert said[3][2] == "up again, 1 of the 2 passing checks that make it up"
