@@ -31,8 +31,20 @@ from ..errors import ErrorType, NoVerdict, ProbeFailure
 from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
 from ._reports import Reports
 
-__all__ = ["Attempt", "PasswordOptions", "Probe", "ProbeSettings", "Rule", "classify", "classify_os_error",
-           "close_within", "closes_finished", "os_cause", "server_words"]
+__all__ = [
+    "Attempt",
+    "PasswordOptions",
+    "Probe",
+    "ProbeSettings",
+    "Rule",
+    "classify",
+    "classify_os_error",
+    "close_within",
+    "closes_finished",
+    "host_port",
+    "os_cause",
+    "server_words",
+]
 
 
 _BACKOFF_FIRST = 0.1
@@ -62,6 +74,16 @@ class Attempt:
     version: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     tls_expiry: float | None = None
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _at(where: str, detail: str) -> str:
+    """``detail`` said of ``where`` (once: a detail that names it already is left as it is)."""
+    return f"{where}: {detail}" if where and where not in detail else detail
 
 
 def _drop_frames(exc: BaseException) -> None:
@@ -166,7 +188,7 @@ class Probe(ABC):
             duration=duration,
             started_at=started_at,
             error_type=error_type,
-            detail=said(scrub(detail, target.secrets()), DETAIL_LIMIT) if detail else "",
+            detail=said(scrub(_at(self.where(target), detail), target.secrets()), DETAIL_LIMIT) if detail else "",
             status_code=attempt.status_code,
             version=said(attempt.version, VALUE_LIMIT) if attempt.version else attempt.version,
             phases=attempt.phases,
@@ -198,6 +220,13 @@ class Probe(ABC):
                 raise
             finally:
                 attempt.phases[phase] = time.perf_counter() - start
+
+    def where(self, target: Target) -> str:
+        """What a failure is about, without credentials: the address (and database) the target's
+        options name, put before every detail of a failure; '' for a kind whose detail names it
+        (a suite's step, a heartbeat's job)."""
+        where = getattr(target.options, "where", None)
+        return str(where()) if callable(where) else ""
 
     async def retain(self, live: set[tuple[str, str]]) -> None:
         """Drop what is held for targets no longer configured (called after a reload)."""

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..config import Fields, Secret, Target, split_host_port
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe
+from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
 
 __all__ = ["DnsOptions", "DnsProbe", "RecordChecks"]
@@ -120,6 +120,9 @@ class DnsOptions:
 
     def secrets(self) -> Iterator[Secret]:
         return iter(())
+
+    def where(self) -> str:
+        return f"{self.query_name} {self.query_type} at {host_port(self.server, self.port)}"
 
     def public(self) -> dict[str, Any]:
         return {"server": self.server, "port": self.port, "query_name": self.query_name,

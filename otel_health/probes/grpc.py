@@ -30,7 +30,7 @@ from opentelemetry.trace import set_span_in_context
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, close_within
+from ._base import Attempt, Probe, ProbeSettings, close_within, host_port
 from .http import credential_header
 
 __all__ = ["GrpcOptions", "GrpcProbe", "grpc_modules"]
@@ -117,6 +117,10 @@ class GrpcOptions:
 
     def secrets(self) -> Iterator[Secret]:
         return (value for _, value in self.metadata if isinstance(value, Secret))
+
+    def where(self) -> str:
+        address = host_port(self.host, self.port)
+        return f"{address} service {self.service!r}" if self.service else address
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "service": self.service, "tls": self.tls,

@@ -213,6 +213,9 @@ class HttpOptions:
         if self.oauth2 is not None:
             yield from self.oauth2.secrets()
 
+    def where(self) -> str:
+        return redact_url(self.url)
+
     def public(self) -> dict[str, Any]:
         headers = {k: (f"{REDACTED} ({v.source})" if isinstance(v, Secret) else v) for k, v in self.headers}
         if self.host is not None:

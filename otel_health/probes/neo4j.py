@@ -24,6 +24,7 @@ import neo4j
 from neo4j import exceptions as nexc
 
 from .. import __version__
+from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import (
@@ -90,6 +91,10 @@ class Neo4jOptions(PasswordOptions):
             ca_file=ca_file,
         )
         return options if uri else None
+
+    def where(self) -> str:
+        uri = redact_url(self.uri)
+        return f"{uri} database {self.database}" if self.database else uri
 
     def public(self) -> dict[str, Any]:
         return {"uri": self.uri, "user": self.user, "password": self.password.source if self.password else None,

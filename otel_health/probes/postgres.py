@@ -29,6 +29,7 @@ from ._base import (
     Rule,
     classify,
     classify_os_error,
+    host_port,
     server_words,
 )
 from ._kept import Kept
@@ -75,6 +76,9 @@ class PostgresOptions(PasswordOptions):
             reuse_connection=f.flag("reuse_connection", False),
         )
         return options if host else None
+
+    def where(self) -> str:
+        return f"{host_port(self.host, self.port)}/{self.database}"
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "database": self.database, "user": self.user,

@@ -31,6 +31,7 @@ from ._base import (
     classify_os_error,
     close_within,
     closes_finished,
+    host_port,
     os_cause,
     server_words,
 )
@@ -85,6 +86,9 @@ class RedisOptions(PasswordOptions):
             fail_if_master_link_down=f.flag("fail_if_master_link_down", False),
         )
         return options if host else None
+
+    def where(self) -> str:
+        return f"{host_port(self.host, self.port)} db {self.db}" if self.db else host_port(self.host, self.port)
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "db": self.db, "tls": self.tls,

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe
+from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
 from ._tls import client_context
 
@@ -62,6 +62,9 @@ class TcpOptions:
 
     def secrets(self) -> Iterator[Secret]:
         return iter(())
+
+    def where(self) -> str:
+        return host_port(self.host, self.port)
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "tls": self.tls, "send": self.send is not None,

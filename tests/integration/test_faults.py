@@ -421,3 +421,45 @@ async def test_a_flood_of_reads_never_holds_the_checks_back(http_targets: server
     assert all(served.values()), served
     assert len(runs) >= 5 * 10 and all(run.up for run in runs), [run.detail for run in runs if not run.up]
     assert max(run.lag for run in runs) < 0.25, sorted(run.lag for run in runs)[-5:]
+
+
+async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of forty targets is read by where each failed: every kind's detail starts with the
+    address it checked (and the database), in one form, with no password or token in it."""
+    from otel_health.probes import PROBES
+    from tests.harness.checks import check_once
+    from tests.harness.procs import free_port
+
+    closed = free_port()
+    monkeypatch.setenv("WHERE_SECRET", "Zq7-where-secret-9")
+    common = "    interval: 1s\n    timeout: 0.5s\n"
+    text = (
+        f"  - name: web\n    kind: http\n    url: http://127.0.0.1:{closed}/health?token=abc\n"
+        f"{common}"
+        f"  - name: tcp\n    kind: tcp\n    host: 127.0.0.1\n    port: {closed}\n{common}"
+        f"  - name: cache\n    kind: redis\n    host: 127.0.0.1\n    port: {closed}\n    db: 2\n"
+        f"    password: ${{WHERE_SECRET}}\n{common}"
+        f"  - name: db\n    kind: postgres\n    host: 127.0.0.1\n    port: {closed}\n    database: orders\n"
+        f"    password: ${{WHERE_SECRET}}\n    sslmode: disable\n{common}"
+        f"  - name: graph\n    kind: neo4j\n    uri: bolt://127.0.0.1:{closed}\n"
+        f"    password: ${{WHERE_SECRET}}\n{common}"
+        f"  - name: rpc\n    kind: grpc\n    host: 127.0.0.1\n    port: {closed}\n    service: pay\n{common}"
+        f"  - name: names\n    kind: dns\n    server: 127.0.0.1:{closed}\n    query_name: example.com\n"
+        f"    transport: tcp\n{common}"
+    )
+    results = await check_once(text)
+    expected = {
+        "web": f"http://127.0.0.1:{closed}/health?token=REDACTED: ",
+        "tcp": f"127.0.0.1:{closed}: ",
+        "cache": f"127.0.0.1:{closed} db 2: ",
+        "db": f"127.0.0.1:{closed}/orders: ",
+        "graph": f"bolt://127.0.0.1:{closed}: ",
+        "rpc": f"127.0.0.1:{closed} service 'pay': ",
+        "names": f"example.com A at 127.0.0.1:{closed}: ",
+    }
+    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns"}
+    assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
+    for name, where in expected.items():
+        result = results[name]
+        assert not result.up and result.detail.startswith(where), (name, result.detail)
+        assert result.detail.count(where.rstrip(": ")) == 1 and "Zq7-where-secret-9" not in result.detail, result.detail

@@ -242,7 +242,7 @@ async def test_oauth2_tokens_are_shared_cached_refreshed_and_failures_named(
     assert len(history) >= 6 and all(e.up for e in history), [e.detail for e in history]
     down, garbage, wrong = results["oauth-down"], results["oauth-garbage"], results["oauth-wrong"]
     assert down is not None and down.error_type == ErrorType.CONNECTION_REFUSED
-    assert down.detail == f"OAuth2 token endpoint 127.0.0.1:{h.closed_port}: connection refused"
+    assert down.detail.endswith(f": OAuth2 token endpoint 127.0.0.1:{h.closed_port}: connection refused")
     assert garbage is not None and garbage.error_type == ErrorType.PROTOCOL
     assert "answered 200 with neither JSON nor a form" in garbage.detail
     assert wrong is not None and wrong.error_type == ErrorType.AUTH

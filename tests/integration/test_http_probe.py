@@ -59,7 +59,7 @@ async def test_each_failure_has_its_error_type(http_targets: HttpTargets) -> Non
     assert (ok.status_code, ok.version) == (200, "1.2.3")
     assert {"connect", "request", "body"} <= set(ok.phases)
     assert results["status500"].status_code == 500
-    assert results["status500"].detail == "status 500, expected 200-399"
+    assert results["status500"].detail.endswith("/status/500: status 500, expected 200-399")
     assert "certificate" in results["tls-untrusted"].detail
     assert "JSON field 'status' is \"ok\", expected \"down\"" == results["json"].detail
     assert 0.7 < results["hang"].duration < 1.2

@@ -80,7 +80,7 @@ async def test_what_a_running_collector_logs_parses(caplog: pytest.LogCaptureFix
     assert [e["msg"] for e in events if e["msg"].startswith("target_")][:3] == ["target_up", "target_down",
                                                                                "target_up"]
     down = next(e for e in events if e["msg"] == "target_down")
-    assert down["error_type"] == "protocol" and down["detail"] == "scripted protocol"
+    assert down["error_type"] == "protocol" and down["detail"] == "http://127.0.0.1:9/: scripted protocol"
     assert next(e for e in events if e["msg"] == "reload_rejected")["problem"] == "c.yaml: field 'x': bad\nnext"
     assert events[0]["msg"] == "started" and events[-1]["msg"] == "stopped"
     for e in events:

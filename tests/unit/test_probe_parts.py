@@ -348,7 +348,7 @@ async def test_a_classifier_that_fails_does_not_lose_the_result(make_target) -> 
     Broken.says = {"version": "1", "role": "r", "detail": "boom"}
     result = await Broken(ProbeSettings()).run(make_target("t"))
     assert (result.up, result.error_type) == (False, ErrorType.UNKNOWN)
-    assert result.detail == "ProbeFailure (not classified: KeyError)"
+    assert result.detail == "http://127.0.0.1/t: ProbeFailure (not classified: KeyError)"
 
 
 def test_query_values_that_carry_credentials_are_hidden() -> None:
