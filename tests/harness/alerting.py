@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from otel_health.alertmanager import SUPPRESSIBLE_ALERTS
+
 from .procs import Process, free_port
 from .servers import REPO, _http_ok, _require, get_json
 
@@ -26,8 +28,9 @@ def scaled_rules(*, suppression: bool = True) -> str:
     """The shipped rules with every ``for:`` divided by :data:`SCALE`, and without the
     suppression clause when ``suppression`` is false."""
     text = RULES.read_text()
-    if not suppression:
-        assert text.count(CLAUSE) == 7
+    if not suppression:  # once in each rule of an alert suppression holds back, and nowhere else
+        rules = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"] if r.get("alert") in SUPPRESSIBLE_ALERTS]
+        assert text.count(CLAUSE) == len(rules) > 0
         text = text.replace(CLAUSE, "")
     doc = yaml.safe_load(text)
     for group in doc["groups"]:

@@ -198,9 +198,10 @@ async def test_http_sd_is_polled_conditionally_with_its_token_and_a_failing_endp
         assert (await series(r, "otel_health_discovery_last_read_successful")) == {"registry": 1}
 
         # An answer of a megabyte arrives whole (many reads); one past max_bytes is refused.
-        def sized(name: str, size: int) -> str:
-            return json.dumps([{"targets": [f"127.0.0.1:{http_targets.port}"],
-                                "labels": {"service": name, "code": "200", "__meta_blob": "x" * size}}])
+        def sized(name: str, size: int) -> str:  # the bulk in white space: a label is at most 1,024 characters
+            groups = json.dumps([{"targets": [f"127.0.0.1:{http_targets.port}"],
+                                  "labels": {"service": name, "code": "200"}}])
+            return groups[:-1] + " " * size + "]"
 
         await sd_put(http_targets, key, sized("big", 1_000_000))
         await r.wait_for(lambda: [t.name for t in r.collector.config.targets] == ["big"], timeout=10,
