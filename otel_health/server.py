@@ -80,19 +80,31 @@ def _collect_finely(reader: BridgeReader) -> MetricsData | None:
         return reader.collect_sdk(Pacer().pause)  # nor for a third of a second at a time
 
 
+class _OneAtATime:
+    """At most one computation of each kind in flight: a request that comes while one runs gets
+    its answer. A flood of reads then costs one render at a time, however many ask."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def run(self, key: Hashable, start: Callable[[], Awaitable[Any]]) -> Any:
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(start())
+            self._inflight[key] = future
+            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(future)
+
+
 class _MetricsRenderer:
     def __init__(self, reader: BridgeReader) -> None:
         self._reader = reader
-        self._inflight: dict[bool, asyncio.Future[list[bytes]]] = {}
+        self._once = _OneAtATime()
 
     async def render(self, openmetrics: bool) -> list[bytes]:
         """The body in pieces (at 10,000 targets, joining them would double the peak memory)."""
-        future = self._inflight.get(openmetrics)
-        if future is None:
-            future = asyncio.ensure_future(self._render(openmetrics))
-            self._inflight[openmetrics] = future
-            future.add_done_callback(lambda _: self._inflight.pop(openmetrics, None))
-        return await asyncio.shield(future)
+        body: list[bytes] = await self._once.run(openmetrics, lambda: self._render(openmetrics))
+        return body
 
     async def _render(self, openmetrics: bool) -> list[bytes]:
         out: list[bytes] = []
@@ -133,23 +145,6 @@ class _Guesses:
         if len(self._wrong) > 100_000:  # bounded: keys are configured heartbeat targets
             self._wrong.clear()
         self._wrong.setdefault(key, collections.deque(maxlen=GUESS_LIMIT)).append(time.monotonic())
-
-
-class _OneAtATime:
-    """At most one computation of each kind in flight, on a thread: a request that comes while
-    one runs gets its answer. A flood of reads then costs one render at a time, however many
-    ask, and the event loop that runs the checks never renders."""
-
-    def __init__(self) -> None:
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
-
-    async def run(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        future = self._inflight.get(key)
-        if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(make))
-            self._inflight[key] = future
-            future.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return await asyncio.shield(future)
 
 
 def window_document(window: Window, now: float) -> dict[str, Any]:
@@ -603,7 +598,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     the configuration's default environment, to say where a target it does not have is checked.
     ``clock``: the wall clock the page and the maintenance API read."""
     renderer = _MetricsRenderer(reader)
-    renders = _OneAtATime()
+    renders = _OneAtATime()  # the page and the targets' document: rendered on a thread, one of a kind at a time
     guesses = _Guesses()
 
     def checked_elsewhere(name: str, environment: str | None) -> str:
@@ -669,7 +664,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             return status.render(states, now=clock(), trace_url=settings.trace_url if settings else None,
                                  title=settings.status_title if settings else "Service status", every=every)
 
-        text = await renders.run(("page", group[:200], every), render)
+        text = await renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))
         return web.Response(text=text, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                                      "Content-Security-Policy": status.CSP})
@@ -713,7 +708,8 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         if (refusal := refused(request, writes=False)) is not None:
             return refusal
         states, windows = store.snapshot(), store.windows()
-        body = await renders.run("targets", lambda: json.dumps(targets_document(states, windows)))
+        body = await renders.run("targets", lambda: asyncio.to_thread(
+            lambda: json.dumps(targets_document(states, windows))))
         return web.Response(text=body, content_type="application/json")
 
     def error(status: int, message: str) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -105,6 +106,19 @@ async def test_metrics_speaks_text_or_openmetrics_as_asked(make_target, make_res
         await client.close()
 
 
+def _app(**kw: Any) -> tuple[Any, list[int]]:
+    """The API over an empty store, and the reloads it was asked for."""
+    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
+    reloads: list[int] = []
+
+    async def reload() -> list[str]:
+        reloads.append(1)
+        return []
+
+    assert isinstance(pipeline.readers[0], BridgeReader)
+    return make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload, **kw), reloads
+
+
 def test_host_names_the_api_answers_to() -> None:
     from otel_health.server import host_allowed
 
@@ -131,16 +145,7 @@ async def test_without_a_token_only_this_machine_may_change_anything() -> None:
     when no token is set; reads stay open; from loopback, writes work as before."""
     from aiohttp import web
 
-    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
-    reloads: list[int] = []
-
-    async def reload() -> list[str]:
-        reloads.append(1)
-        return []
-
-    assert isinstance(pipeline.readers[0], BridgeReader)
-    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
-                   api_token=lambda: None)
+    app, reloads = _app(api_token=lambda: None)
 
     @web.middleware
     async def peer(request: web.Request, handler):  # type: ignore[no-untyped-def]
@@ -168,16 +173,7 @@ async def test_the_api_refuses_other_host_names_and_cross_site_writes_and_odd_to
                                                                                      make_result) -> None:
     import asyncio
 
-    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
-    reloads: list[int] = []
-
-    async def reload() -> list[str]:
-        reloads.append(1)
-        return []
-
-    assert isinstance(pipeline.readers[0], BridgeReader)
-    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
-                   api_token=lambda: "s3cret", allowed_hosts=lambda: {"localhost", "127.0.0.1"})
+    app, reloads = _app(api_token=lambda: "s3cret", allowed_hosts=lambda: {"localhost", "127.0.0.1"})
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     token = {"Authorization": "Bearer s3cret"}
@@ -343,15 +339,8 @@ async def test_with_a_token_the_status_page_asks_for_it_unless_made_public(publi
     import base64
     from types import SimpleNamespace
 
-    pipeline = Pipeline(lambda families, _: [BridgeReader(families=families)])
-
-    async def reload() -> list[str]:
-        return []
-
-    assert isinstance(pipeline.readers[0], BridgeReader)
     settings = SimpleNamespace(trace_url=None, status_title="Status", status_public=public)
-    app = make_app(reader=pipeline.readers[0], store=pipeline.store, kinds=PROBES, reload=reload,
-                   api_token=lambda: "s3cret", page=lambda: settings)
+    app, _ = _app(api_token=lambda: "s3cret", page=lambda: settings)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
