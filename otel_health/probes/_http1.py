@@ -35,7 +35,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -47,7 +46,8 @@ from ..errors import ErrorType, ProbeFailure
 from ._base import classify_os_error
 from ._codings import ACCEPT_ENCODING, Decoder, InvalidCoding, decoder_for
 from ._dns import Names
-from ._proxy import Proxies, Proxy
+from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, SECRET_HEADERS, Request, Response, Timings
+from ._proxy import Proxy
 
 if TYPE_CHECKING:
     from ._http2 import H2Exchange
@@ -55,13 +55,10 @@ if TYPE_CHECKING:
 __all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "MAX_REDIRECTS", "SECRET_HEADERS",
            "Http1Client", "Request", "Response", "ResponseReader", "Timings", "ascii_host"]
 
-MAX_HEAD_BYTES = 65536
-MAX_HEAD_FIELDS = 256
 MAX_REDIRECTS = 10
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 _TLS_GOODBYE = 2.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -74,90 +71,6 @@ _H2_CONNECTION_FIELDS = frozenset({"connection", "keep-alive", "proxy-connection
 
 def _invalid(what: str) -> ProbeFailure:
     return ProbeFailure(ErrorType.PROTOCOL, f"invalid HTTP response: {what}")
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One check's request, as the probe prepared it."""
-
-    url: str
-    method: str = "GET"
-    # One value per name, credentials revealed (never printed); Host, Content-Length and
-    # Connection are the client's, a configured Host comes as ``host``.
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    body: bytes | None = None
-    context: Callable[[], ssl.SSLContext] | None = None  # called for https URLs only
-    follow_redirects: bool = True
-    read_body: bool = True
-    max_body: int = 1 << 20
-    private: frozenset[str] = SECRET_HEADERS  # lower-case names that stay with the first origin
-    host: str | None = None  # a configured Host header, sent to the first origin
-    server_name: str | None = None  # the TLS server name there (configured, or the Host's name)
-    ip_protocol: str = "auto"  # "auto", "ip4" or "ip6"
-    source_ip: str | None = None
-    proxies: Proxies | None = None  # asked once per hop
-    # "off"; "alpn": HTTP/2 when TLS agrees on h2 (``context`` then offers it); "prior_knowledge":
-    # HTTP/2 from the first byte, also on plain connections (h2c).
-    http2: str = "off"
-
-
-@dataclass(slots=True)
-class Timings:
-    """perf_counter stamps of the last hop, and the time the hops before it took."""
-
-    start: float = 0.0
-    resolved: float | None = None   # names only
-    connected: float | None = None  # to the target, or to the proxy
-    tunneled: float | None = None   # https through a proxy: its CONNECT answered
-    secured: float | None = None    # https only
-    headers: float | None = None
-    done: float | None = None
-    redirects: float = 0.0
-
-    def next_hop(self, now: float) -> None:
-        self.redirects += now - self.start
-        self.start = now
-        self.resolved = self.connected = self.tunneled = self.secured = self.headers = self.done = None
-
-    def phases(self) -> dict[str, float]:
-        """Seconds per step: dns, connect, proxy (the CONNECT exchange), tls, request (until
-        the head), body, redirect."""
-        out: dict[str, float] = {}
-        mark = self.start
-        for name, stamp in (("dns", self.resolved), ("connect", self.connected), ("proxy", self.tunneled),
-                            ("tls", self.secured), ("request", self.headers), ("body", self.done)):
-            if stamp is not None:
-                out[name] = max(stamp - mark, 0.0)
-                mark = stamp
-        if self.redirects:
-            out["redirect"] = self.redirects
-        return out
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    version: str                          # "1.1", "1.0"
-    fields: list[tuple[str, str]]         # lower-case names, in order, values without surrounding spaces
-    body: bytes = b""                     # decoded, at most the cap; empty when not read
-    truncated: bool = False               # the body went past the cap and was cut there
-    peer_cert: bytes | None = None        # DER of the last TLS peer, also with verification off
-    trailers: list[tuple[str, str]] = field(default_factory=list)
-    url: str = ""                         # where the answer came from, after redirects
-    tls: bool = False                     # the answer came over TLS
-    downgraded: bool = False              # a redirect led from https to plain http on the way
-    cookies_set: list[tuple[str, str]] = field(default_factory=list)  # (URL, Set-Cookie) of every hop
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Fields by name, repeated ones joined with ", "."""
-        joined: dict[str, str] = {}
-        for name, value in self.fields:
-            joined[name] = f"{joined[name]}, {value}" if name in joined else value
-        return joined
-
-    def values(self, name: str) -> list[str]:
-        return [v for n, v in self.fields if n == name]
 
 
 class _Stop(Exception):

@@ -30,7 +30,7 @@ import h2.exceptions
 import h2.settings
 
 from ..errors import ErrorType, ProbeFailure
-from ._http1 import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Response, Timings
+from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Response, Timings
 
 __all__ = ["H2Exchange"]
 

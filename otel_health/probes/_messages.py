@@ -1,0 +1,101 @@
+"""What an HTTP check sends and gets, whatever the version: the request as the probe prepared
+it, the answer, the time of each step, and the bounds on an answer's head. The HTTP/1.1 and
+HTTP/2 exchanges both import from here, and nothing here imports either."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._proxy import Proxies
+
+__all__ = ["MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "SECRET_HEADERS", "Request", "Response", "Timings"]
+
+MAX_HEAD_BYTES = 65536
+MAX_HEAD_FIELDS = 256
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One check's request, as the probe prepared it."""
+
+    url: str
+    method: str = "GET"
+    # One value per name, credentials revealed (never printed); Host, Content-Length and
+    # Connection are the client's, a configured Host comes as ``host``.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    body: bytes | None = None
+    context: Callable[[], ssl.SSLContext] | None = None  # called for https URLs only
+    follow_redirects: bool = True
+    read_body: bool = True
+    max_body: int = 1 << 20
+    private: frozenset[str] = SECRET_HEADERS  # lower-case names that stay with the first origin
+    host: str | None = None  # a configured Host header, sent to the first origin
+    server_name: str | None = None  # the TLS server name there (configured, or the Host's name)
+    ip_protocol: str = "auto"  # "auto", "ip4" or "ip6"
+    source_ip: str | None = None
+    proxies: Proxies | None = None  # asked once per hop
+    # "off"; "alpn": HTTP/2 when TLS agrees on h2 (``context`` then offers it); "prior_knowledge":
+    # HTTP/2 from the first byte, also on plain connections (h2c).
+    http2: str = "off"
+
+
+@dataclass(slots=True)
+class Timings:
+    """perf_counter stamps of the last hop, and the time the hops before it took."""
+
+    start: float = 0.0
+    resolved: float | None = None   # names only
+    connected: float | None = None  # to the target, or to the proxy
+    tunneled: float | None = None   # https through a proxy: its CONNECT answered
+    secured: float | None = None    # https only
+    headers: float | None = None
+    done: float | None = None
+    redirects: float = 0.0
+
+    def next_hop(self, now: float) -> None:
+        self.redirects += now - self.start
+        self.start = now
+        self.resolved = self.connected = self.tunneled = self.secured = self.headers = self.done = None
+
+    def phases(self) -> dict[str, float]:
+        """Seconds per step: dns, connect, proxy (the CONNECT exchange), tls, request (until
+        the head), body, redirect."""
+        out: dict[str, float] = {}
+        mark = self.start
+        for name, stamp in (("dns", self.resolved), ("connect", self.connected), ("proxy", self.tunneled),
+                            ("tls", self.secured), ("request", self.headers), ("body", self.done)):
+            if stamp is not None:
+                out[name] = max(stamp - mark, 0.0)
+                mark = stamp
+        if self.redirects:
+            out["redirect"] = self.redirects
+        return out
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    version: str                          # "1.1", "1.0"
+    fields: list[tuple[str, str]]         # lower-case names, in order, values without surrounding spaces
+    body: bytes = b""                     # decoded, at most the cap; empty when not read
+    truncated: bool = False               # the body went past the cap and was cut there
+    peer_cert: bytes | None = None        # DER of the last TLS peer, also with verification off
+    trailers: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""                         # where the answer came from, after redirects
+    tls: bool = False                     # the answer came over TLS
+    downgraded: bool = False              # a redirect led from https to plain http on the way
+    cookies_set: list[tuple[str, str]] = field(default_factory=list)  # (URL, Set-Cookie) of every hop
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Fields by name, repeated ones joined with ", "."""
+        joined: dict[str, str] = {}
+        for name, value in self.fields:
+            joined[name] = f"{joined[name]}, {value}" if name in joined else value
+        return joined
+
+    def values(self, name: str) -> list[str]:
+        return [v for n, v in self.fields if n == name]
