@@ -572,9 +572,8 @@ def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *,
 def _yaml(text: str) -> Any:
     """Parsed YAML; yaml.YAMLError for bad syntax, aliases and nesting past what can be read.
 
-    With libyaml, the document is built straight from its C parser's events (:func:`_built`):
-    at 100,000 targets five times faster than its C loader, with a third of the peak memory
-    (no node graph is made; README, performance section). What the builder does not do itself
+    With libyaml, the document is built straight from its C parser's events (:func:`_built`),
+    so no node graph is made (README, performance section, has what that saves). What the builder does not do itself
     (merge keys, tagged collections, collections as keys, several documents) goes to libyaml's
     loader once the events have been read for the refusals; the pure-Python loader is the
     fallback without libyaml. ``tests/unit/test_config_yaml.py`` holds the builder to

@@ -1,10 +1,11 @@
 """The HTTP face of the collector.
 
-``/metrics`` (Prometheus bridge), ``/health`` (the stack, application/health+json),
-``/-/healthy`` (the collector itself), ``/api/v1/targets`` (settings without secrets, state
-and recent history), ``/api/v1/maintenance`` (windows: list, open, end) and ``POST /-/reload``.
-A large ``/metrics`` render never stalls the scheduler; scrapes that arrive during a render
-share it.
+``/`` (the status page), ``/metrics`` (Prometheus bridge), ``/health`` (the stack,
+application/health+json), ``/-/healthy`` (the collector itself), ``/api/v1/targets`` (settings
+without secrets, state and recent history), ``/api/v1/maintenance`` (windows: list, open, end),
+``/api/v1/heartbeat/{name}`` (a job reports in) and ``POST /-/reload``. Who may use which is in
+the README's "Who can do what". A large render never stalls the scheduler; requests that
+arrive during one share it.
 
 A render has two parts. Collecting the SDK's data cannot be split, so it runs on a worker
 thread, and while it does the interpreter switches threads more often than every 5 ms

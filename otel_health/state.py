@@ -50,9 +50,9 @@ _ERROR_INDEX = {name: i for i, name in enumerate(_ERROR_TYPES)}
 class History:
     """A target's last :data:`HISTORY_SIZE` checks, oldest first, packed in one buffer.
 
-    At 20,000 targets twenty tuples each were 400,000 objects (2.8 kB a target) that every
-    full garbage collection walked; here a check adds no object unless it has a detail or a
-    kept trace. Reads (the API, tests) get :class:`HistoryEntry` tuples made on the way out.
+    A check adds no object unless it has a detail or a kept trace, so the history of every
+    target costs the full garbage collection nothing to walk (README "Performance"). Reads
+    (the API, tests) get :class:`HistoryEntry` tuples made on the way out.
     """
 
     __slots__ = ("_count", "_first", "_rows", "_texts")

@@ -4,9 +4,10 @@ A check becomes telemetry in two calls: :meth:`Telemetry.check_span` opens the r
 (``health_check {service}``), and :meth:`Telemetry.record` puts the
 :class:`~otel_health.result.CheckResult` on the meters and on that span. The per-target
 state gauges are observable instruments over :class:`~.families.StateFamilies`, created
-here with the rest. This module names every instrument and the root span's attributes;
-a probe names the attributes of its own child spans (semantic conventions), and the
-bridge knows only the Prometheus naming rules.
+here with the rest. This module names the check's instruments and the root span's
+attributes; the per-target state families are named in :mod:`.families`, a probe names the
+attributes of its own child spans (semantic conventions), and the bridge knows only the
+Prometheus naming rules.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ cyclic GC (``otel_health.tuning``). A large export goes out in requests of at mo
 :data:`CHUNK_POINTS` data points, and the thread pauses after every :data:`PACE_POINTS` points
 it makes or encodes and every few hundred series it collects (``tuning.Pacer``): busy a third
 of the time in slices of a few milliseconds, it leaves the event loop the interpreter lock
-most of the time. Pauses between requests alone were too coarse: a request of 10,000 points
-took the thread 0.1-0.2 s, during which every callback of the loop waited for the lock.
+most of the time: a pause between requests alone would leave the loop waiting for the lock for
+as long as one request takes to make (README "Performance" has the figures).
 """
 
 from __future__ import annotations
