@@ -119,8 +119,7 @@ class GrpcOptions:
         return (value for _, value in self.metadata if isinstance(value, Secret))
 
     def where(self) -> str:
-        address = host_port(self.host, self.port)
-        return f"{address} service {self.service!r}" if self.service else address
+        return host_port(self.host, self.port)  # the service is named by the details that are about it
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "service": self.service, "tls": self.tls,

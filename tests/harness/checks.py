@@ -31,3 +31,11 @@ def assert_failed(results: Mapping[str, CheckResult], expected: Mapping[str, tup
         result = results[name]
         assert (result.up, result.error_type) == (False, error_type), (name, result.detail)
         assert words in result.detail, (name, result.detail)
+
+
+def what(detail: str) -> str:
+    """A failure's detail after the address it starts with (``Probe.where``: a URL, or
+    ``host:port`` and what follows it), which this asserts is there."""
+    where, sep, rest = detail.partition(": ")
+    assert sep and ("://" in where or ":" in where), f"no address before the detail: {detail!r}"
+    return rest

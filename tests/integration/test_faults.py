@@ -382,7 +382,7 @@ async def test_no_answer_can_make_a_match_hold_the_loop(http_targets: servers.Ht
     assert {(run.up, run.error_type) for run in runs["wide"]} == {(False, "assertion")}
     assert {(run.up, run.error_type) for run in runs["nested"]} == {(False, "assertion")}
     assert {(run.up, run.error_type, run.detail) for run in runs["deep"]} == {
-        (False, "assertion", "body is nested too deeply to read")}
+        (False, "assertion", f"{h.url('/fill/0?nest=200000')}: body is nested too deeply to read")}
     assert all(run.up for run in runs["tcp-nested"])
     for i in range(5):
         history = runs[f"canary-{i}"]
@@ -454,7 +454,7 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "cache": f"127.0.0.1:{closed} db 2: ",
         "db": f"127.0.0.1:{closed}/orders: ",
         "graph": f"bolt://127.0.0.1:{closed}: ",
-        "rpc": f"127.0.0.1:{closed} service 'pay': ",
+        "rpc": f"127.0.0.1:{closed}: ",
         "names": f"example.com A at 127.0.0.1:{closed}: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns"}

@@ -242,7 +242,7 @@ async def test_false_downs_a_real_client_would_not_give() -> None:
 async def test_false_ups_and_malformed_answers_are_protocol_errors(answer: bytes, detail: str) -> None:
     failure = await _raw_failure(answer[:7], answer[7:])  # split: nothing may hang on how the bytes come
     assert failure.error_type == ErrorType.PROTOCOL, failure.detail
-    assert ": invalid HTTP response: " in failure.detail and detail in failure.detail.lower(), failure.detail
+    assert failure.detail.startswith("invalid HTTP response: ") and detail in failure.detail.lower(), failure.detail
 
 
 async def test_answers_framed_every_way_are_read_to_their_end() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from otel_health.errors import ErrorType
 from tests.harness import servers
+from tests.harness.checks import what
 from tests.harness.running import running
 from tests.harness.servers import HttpTargets
 
@@ -74,7 +75,7 @@ async def test_targets_through_a_real_forward_proxy(
     async with running(text) as r:
         results = {name: await r.wait_result(name, timeout=15) for name in names}
         spans = r.spans.get_finished_spans()
-    got = {name: (res.error_type, res.detail) for name, res in results.items()}
+    got = {name: (res.error_type, what(res.detail) if res.detail else res.detail) for name, res in results.items()}
     assert all(results[n].up for n in ("plain", "tunnel", "bypassed", "authed", "authed-tunnel")), got
     # The proxy saw the absolute-form request and the CONNECT; the bypassed target went direct.
     seen = proxy.requests()
@@ -148,7 +149,7 @@ async def test_client_certificates_and_tls_policy(http_targets: HttpTargets, mon
              "server-name-missing", "fail-if-ssl", "fail-if-not-ssl", "downgraded", "ssl-kept"]
     async with running(text) as r:
         results = {name: await r.wait_result(name, timeout=15) for name in names}
-    got = {name: (res.error_type, res.detail) for name, res in results.items()}
+    got = {name: (res.error_type, what(res.detail) if res.detail else res.detail) for name, res in results.items()}
     for name in ("mtls-good", "mtls-encrypted", "tls12-ok", "server-name", "ssl-kept"):
         assert results[name].up, (name, got[name])
     assert got["mtls-none"][0] == ErrorType.TLS and "requires a client certificate" in got["mtls-none"][1]
@@ -180,7 +181,7 @@ async def test_header_body_and_version_assertions_name_the_assertion(http_target
     names = ["header-matches", "header-not-matches", "header-passes", "header-missing", "cookie", "body-not",
              "body-not-passes", "version-refused", "version-allowed"]
     results = await _results(text, names)
-    got = {name: (res.error_type, res.detail) for name, res in results.items()}  # type: ignore[attr-defined]
+    got = {name: (res.error_type, what(res.detail) if res.detail else res.detail) for name, res in results.items()}  # type: ignore[attr-defined]
     assert {n for n in names if got[n][0] is None} == {"header-passes", "body-not-passes", "version-allowed"}, got
     assert all(got[n][0] == ErrorType.ASSERTION for n in names if got[n][0] is not None)
     assert got["header-matches"][1] == "fail_if_header_matches: x-build 'canary-7' matches /canary/"

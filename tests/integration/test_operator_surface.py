@@ -61,7 +61,8 @@ async def test_health_is_pass_warn_or_fail(http_targets: HttpTargets, broken_cri
     if broken_present:
         cache = doc["checks"]["cache:responseTime"][0]
         assert cache["status"] == ("fail" if broken_critical else "warn")
-        assert cache["output"] == "http_status: status 500, expected 200-399"
+        assert cache["output"].startswith("http_status: http://") and cache["output"].endswith(
+            ": status 500, expected 200-399")
 
 
 async def test_targets_api_shows_settings_state_history_and_no_secret(
@@ -236,7 +237,7 @@ def test_check_json_is_stable_and_exit_code_follows_critical_targets(
     assert main(["check", "--config", str(path)]) == 1
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["SERVICE", "ENVIRONMENT", "KIND", "STATUS", "DURATION", "DETAIL"]
-    assert "DOWN" in table[2] and "http_status: status 503" in table[2]
+    assert "DOWN" in table[2] and "http_status: http://" in table[2] and ": status 503" in table[2]
 
 
 def test_probe_works_for_http_https_and_tcp_and_redacts_credentials(
@@ -267,7 +268,7 @@ def test_probe_takes_grpc_and_dns_urls(
     assert main(["probe", f"grpc://127.0.0.1:{g.port}"]) == 0
     assert main(["probe", f"grpc://127.0.0.1:{g.port}/api"]) == 0
     assert main(["probe", f"grpc://127.0.0.1:{g.port}/db"]) == 1
-    assert "not_serving: service 'db' is NOT_SERVING" in capsys.readouterr().out
+    assert f"not_serving: 127.0.0.1:{g.port}: service 'db' is NOT_SERVING" in capsys.readouterr().out
     assert main(["probe", f"grpcs://127.0.0.1:{g.tls_port}"]) == 1  # self-signed: not trusted
     assert "tls" in capsys.readouterr().out
     assert main(["probe", f"dns://{d.server}/www.{servers.ZONE}?type=A", "--json"]) == 0

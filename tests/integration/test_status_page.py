@@ -126,7 +126,7 @@ async def test_the_page_says_what_a_person_needs_in_a_real_browser_and_is_valid_
     assert "up" in rows["backup"] and "heartbeat" in rows["backup"]
     assert "up" in rows["web"] and f"team={MARKUP}" in rows["web"]
     assert "(slow)" in rows["sluggish"]
-    assert "down" in rows["broken"] and "http_status: status 503" in rows["broken"]
+    assert "down" in rows["broken"] and f"http_status: {http_targets.url('/status/503')}: status 503" in rows["broken"]
     assert "Alerts held back: dependency broken down" in rows["behind"]
     assert f"version {MARKUP}" in rows["marked"]
     assert "assertion" in rows["asserts"] and MARKUP in rows["asserts"]
