@@ -50,12 +50,14 @@ bench: bench-deps
 	$(BIN)/python -m benchmarks.status_page
 	$(BIN)/python -m benchmarks.bench_datastores
 	$(BIN)/python -m benchmarks.bench_http
+	$(BIN)/python -m benchmarks.bench_match
 
 bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320
 	$(BIN)/python -m benchmarks.bench_scale --targets 20000 --otlp --seconds 90
 	$(BIN)/python -m benchmarks.memory_per_target --otlp
 	$(BIN)/python -m benchmarks.churn
+	$(BIN)/python -m benchmarks.discovery_memory
 	$(BIN)/python -m benchmarks.collector_capacity
 	$(BIN)/python -m benchmarks.collector_capacity --keep 0
 
