@@ -372,7 +372,7 @@ class Book:
         if state_dir != self._dir:
             self._dir = state_dir
             if state_dir is not None:
-                self._snapshot(state_dir, failed="maintenance_not_saved")
+                self._snapshot(state_dir, self._document(), failed="maintenance_not_saved")
 
     async def _write(self, change: dict[str, Any]) -> None:
         if self._dir is None:
@@ -392,14 +392,17 @@ class Book:
             return
         async with self._lock:
             if self._journal_lines > max(64, 2 * len(self._windows)):
-                folder = self._dir
-                if await asyncio.to_thread(self._snapshot, folder, failed="maintenance_not_saved"):
+                doc = self._document()  # on the loop: the windows change only here
+                if await asyncio.to_thread(self._snapshot, self._dir, doc, failed="maintenance_not_saved"):
                     self._journal_lines = 0
 
-    def _snapshot(self, folder: Path, *, failed: str) -> bool:
-        """The windows written whole to ``folder``, then the journal emptied (a crash between the
-        two replays changes the snapshot already holds: harmless)."""
-        doc = {"format": FORMAT, "windows": [_document(w) for w in list(self._windows.values())]}
+    def _document(self) -> dict[str, Any]:
+        return {"format": FORMAT, "windows": [_document(w) for w in self._windows.values()]}
+
+    @staticmethod
+    def _snapshot(folder: Path, doc: dict[str, Any], *, failed: str) -> bool:
+        """``doc`` written whole to ``folder``, then the journal emptied (a crash between the two
+        replays changes the snapshot already holds: harmless)."""
         if not write_json(folder / STATE_FILE, doc, failed=failed):
             return False
         try:
