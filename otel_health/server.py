@@ -320,9 +320,11 @@ def _basic_password_is(request: web.BaseRequest, token: str | None) -> bool:
 
 def _from_loopback(request: web.BaseRequest) -> bool:
     try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
+        address = ipaddress.ip_address(request.remote or "")
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def cross_site(request: web.BaseRequest) -> bool:

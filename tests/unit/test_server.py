@@ -163,8 +163,9 @@ async def test_without_a_token_only_this_machine_may_change_anything() -> None:
             assert (await client.get("/api/v1/targets", headers={"X-Test-Peer": remote})).status == 200
         assert not reloads
         assert (await client.post("/-/reload", headers={"X-Test-Peer": "::1"})).status == 200
+        assert (await client.post("/-/reload", headers={"X-Test-Peer": "::ffff:127.0.0.1"})).status == 200
         assert (await client.post("/-/reload")).status == 200
-        assert len(reloads) == 2
+        assert len(reloads) == 3
     finally:
         await client.close()
 
