@@ -343,37 +343,60 @@ HEAD_TIMEOUT = 10.0  # seconds a connection has to send a complete request head
 MAX_BODY = 64 * 1024  # bytes of a request body: nothing the API takes is larger
 
 
+SCRAPE_RESERVE = 16  # connections past the limit kept for scrapes and health checks
+_SCRAPES = frozenset({(b"GET", b"/metrics"), (b"GET", b"/health"), (b"GET", b"/-/healthy"), (b"HEAD", b"/-/healthy")})
+_REQUEST_LINE = 8192  # bytes of a request line a reserved connection may take to say what it wants
+
+
+def _a_scrape(line: bytes) -> bool:
+    method, _, rest = line.partition(b" ")
+    return (method, rest.split(b" ", 1)[0].split(b"?", 1)[0]) in _SCRAPES
+
+
 class _Limits:
-    def __init__(self, connections: int, head_timeout: float) -> None:
+    def __init__(self, connections: int, head_timeout: float, reserve: int = SCRAPE_RESERVE) -> None:
         self.connections = connections
         self.head_timeout = head_timeout
+        self.reserve = reserve
         self.open = 0
+        self.reserved = 0
 
 
 class _Guard(asyncio.Protocol):
     """aiohttp's request handler behind two bounds aiohttp does not have: a complete request head
     within ``head_timeout`` (a client sending a byte a second is let go), and at most
-    ``connections`` open at once (the rest are closed at once), so a slow or greedy client
-    cannot hold the descriptors the probes need."""
+    ``connections`` open at once, so a slow or greedy client cannot hold the descriptors the
+    probes need. Past the limit, a few more connections (``reserve``) are held until their
+    request line says what they want: a scrape or a health check goes on, anything else is
+    closed; so clients that fill the pool cannot blank the scrape."""
 
     def __init__(self, inner: asyncio.Protocol, limits: _Limits) -> None:
         self._inner = inner
         self._limits = limits
         self._admitted = False
+        self._reserved = False  # admitted past the limit
+        self._waiting = False  # reserved, and its request line not read yet: the handler has not seen it
+        self._first = b""
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)  # a TCP transport (asyncio's or uvloop's)
-        if self._limits.open >= self._limits.connections:
-            stream.abort()
-            return
-        self._limits.open += 1
+        limits = self._limits
+        if limits.open >= limits.connections:
+            if limits.reserved >= limits.reserve:
+                stream.abort()
+                return
+            limits.reserved += 1
+            self._reserved = self._waiting = True
+        else:
+            limits.open += 1
         self._admitted = True
         self._transport = stream
         self._timer = self._head_timer()
-        self._inner.connection_made(transport)
+        if not self._waiting:
+            self._inner.connection_made(transport)
 
     def _head_timer(self) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(self._limits.head_timeout, self._too_slow)
@@ -384,6 +407,16 @@ class _Guard(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._waiting:
+            self._first += data
+            if b"\n" not in self._first and len(self._first) < _REQUEST_LINE:
+                return
+            assert self._transport is not None
+            if not _a_scrape(self._first):
+                self._transport.abort()
+                return
+            data, self._first, self._waiting = self._first, b"", False
+            self._inner.connection_made(self._transport)
         seen = self._tail + data
         if b"\r\n\r\n" in seen:  # a head is complete
             if self._timer is not None:
@@ -396,6 +429,8 @@ class _Guard(asyncio.Protocol):
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._waiting:
+            return False  # it never said what it wanted: close
         return self._inner.eof_received()
 
     def pause_writing(self) -> None:
@@ -408,11 +443,15 @@ class _Guard(asyncio.Protocol):
         if not self._admitted:
             return
         self._admitted = False
-        self._limits.open -= 1
+        if self._reserved:
+            self._limits.reserved -= 1
+        else:
+            self._limits.open -= 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._inner.connection_lost(exc)
+        if not self._waiting:  # the handler saw the connection
+            self._inner.connection_lost(exc)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:

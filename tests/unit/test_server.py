@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from otel_health.probes import PROBES
-from otel_health.server import HEALTH_CONTENT_TYPE, health_document, make_app, targets_document
+from otel_health.server import HEALTH_CONTENT_TYPE, SCRAPE_RESERVE, health_document, make_app, targets_document
 from otel_health.state import StateStore
 from otel_health.telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from tests.harness.pipeline import Pipeline
@@ -273,9 +273,19 @@ async def test_connections_past_the_limit_are_closed_and_bodies_are_bounded() ->
     try:
         idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
         await asyncio.sleep(0.1)
+        # the four hold every slot: past them, a request for anything but a scrape or a health
+        # check is closed as soon as its request line says so; a scrape is answered all the same
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once: the four hold every slot
+        writer.write(b"GET /api/v1/targets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
+        for path in ("/metrics", "/health", "/-/healthy"):
+            assert (await _get(port, path)).startswith(b"HTTP/1.1 "), path
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(SCRAPE_RESERVE)]  # the reserve
+        await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(_get(port, "/metrics"), 5) == b""  # past the reserve: closed at once
+        for _, w in held:
+            w.close()
         for _, w in idle:
             w.close()
         await asyncio.sleep(0.2)
