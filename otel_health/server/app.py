@@ -1,0 +1,320 @@
+"""The routes and their handlers over the store, the bridge and the collector's APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, Collection, Hashable
+from typing import Any, Protocol
+
+from aiohttp import web
+from opentelemetry.sdk.metrics.export import MetricsData
+
+from .. import status
+from ..clock import WALL, Clock
+from ..config import Target
+from ..sharding import Shard, elsewhere
+from ..state import StateStore
+from ..suppression import NotKept
+from ..telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
+from ..tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
+from .documents import HEALTH_CONTENT_TYPE, Kinds, health_document, targets_document, window_document
+from .guard import MAX_BODY, basic_password_is, bounded_body, cross_site, from_loopback, host_allowed
+from .requests import BadRequest, MaintenanceApi, report_request, window_request
+
+__all__ = ["PageSettings", "Reload", "Reporting", "make_app"]
+
+Reload = Callable[[], Awaitable[list[str]]]
+
+
+def _collect_finely(reader: BridgeReader) -> MetricsData | None:
+    with fine_switching():  # the loop must not wait 5 ms for the GIL at every callback
+        return reader.collect_sdk(Pacer().pause)  # nor for a third of a second at a time
+
+
+class _OneAtATime:
+    """At most one computation of each kind in flight: a request that comes while one runs gets
+    its answer. A flood of reads then costs one render at a time, however many ask."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def run(self, key: Hashable, start: Callable[[], Awaitable[Any]]) -> Any:
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(start())
+            self._inflight[key] = future
+            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(future)
+
+
+class _MetricsRenderer:
+    def __init__(self, reader: BridgeReader) -> None:
+        self._reader = reader
+        self._once = _OneAtATime()
+
+    async def render(self, openmetrics: bool) -> list[bytes]:
+        """The body in pieces (at 10,000 targets, joining them would double the peak memory)."""
+        body: list[bytes] = await self._once.run(openmetrics, lambda: self._render(openmetrics))
+        return body
+
+    async def _render(self, openmetrics: bool) -> list[bytes]:
+        out: list[bytes] = []
+        with no_cyclic_gc():  # the SDK's points live until the last step
+            data = await asyncio.to_thread(_collect_finely, self._reader)
+            for _ in self._reader.render_steps(data, out, openmetrics=openmetrics):
+                await asyncio.sleep(0)
+            del data
+        await asyncio.to_thread(release_freed_memory)
+        return out
+
+
+GUESS_WINDOW = 60.0  # seconds
+GUESS_LIMIT = 20  # wrong tokens for one heartbeat target within the window, then 429 until it passes
+
+
+class _Guesses:
+    """Wrong heartbeat tokens by target: past :data:`GUESS_LIMIT` in :data:`GUESS_WINDOW`
+    seconds, a target's endpoint refuses every report (429) until the window has passed, so a
+    token cannot be guessed at the rate a network allows. A job with its own token rarely
+    reports more than once a minute; it is refused only while someone guesses."""
+
+    def __init__(self) -> None:
+        self._wrong: dict[tuple[str, str], collections.deque[float]] = {}
+
+    def barred(self, key: tuple[str, str]) -> bool:
+        wrong = self._wrong.get(key)
+        if wrong is None:
+            return False
+        cutoff = time.monotonic() - GUESS_WINDOW
+        while wrong and wrong[0] < cutoff:
+            wrong.popleft()
+        if not wrong:
+            del self._wrong[key]
+        return len(wrong) >= GUESS_LIMIT
+
+    def failed(self, key: tuple[str, str]) -> None:
+        if len(self._wrong) > 100_000:  # bounded: keys are configured heartbeat targets
+            self._wrong.clear()
+        self._wrong.setdefault(key, collections.deque(maxlen=GUESS_LIMIT)).append(time.monotonic())
+
+
+class Reporting(Protocol):
+    """What ``POST /api/v1/heartbeat/{name}`` needs: which targets take reports, and taking one."""
+
+    def takes(self, target: Target) -> bool: ...
+
+    def knows(self, target: Target, token: str) -> bool: ...
+
+    def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool: ...
+
+
+class PageSettings(Protocol):
+    """What the status page reads of the running configuration."""
+
+    @property
+    def trace_url(self) -> str | None: ...
+
+    @property
+    def status_title(self) -> str: ...
+
+    @property
+    def status_public(self) -> bool: ...
+
+
+def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
+             api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
+             maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
+             heartbeats: Reporting | None = None,
+             sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, ""),
+             clock: Clock = WALL, strict_hosts: Callable[[], bool] = lambda: False) -> web.Application:
+    """The API. ``api_token`` guards the API and reload; without one, the writes (maintenance
+    windows, reload) answer only requests from this machine's loopback. ``allowed_hosts`` are
+    the host names the API and reload answer to (``strict_hosts``: and only those, see
+    :func:`host_allowed`): /metrics and /health answer any name, so Prometheus can scrape by pod
+    IP or service name. ``sharding``: this instance's shard and
+    the configuration's default environment, to say where a target it does not have is checked.
+    ``clock``: the wall clock the page and the maintenance API read."""
+    renderer = _MetricsRenderer(reader)
+    renders = _OneAtATime()  # the page and the targets' document: rendered on a thread, one of a kind at a time
+    guesses = _Guesses()
+
+    def checked_elsewhere(name: str, environment: str | None) -> str:
+        shard, default = sharding()
+        return elsewhere(shard, name, environment or default)
+
+    def authorized(request: web.Request) -> bool:
+        token = api_token()
+        if token is None:
+            return True
+        given = request.headers.get("Authorization", "")
+        # Header bytes that are not UTF-8 arrive as surrogate escapes: compare them, never fail.
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode())
+
+    def refused(request: web.Request, *, writes: bool) -> web.Response | None:
+        """The answer that refuses ``request``, or None when it may go on."""
+        if not host_allowed(request.headers.get("Host"), allowed_hosts(), strict=strict_hosts()):
+            return web.json_response({"status": "error", "errors": [
+                "this host name is not allowed: add it to 'allowed_hosts'"
+                + ("" if strict_hosts() else ", or use an IP address")]}, status=421)
+        if writes and cross_site(request):
+            return web.json_response({"status": "error", "errors": ["a cross-site request cannot change anything"]},
+                                     status=403)
+        if writes and api_token() is None and not from_loopback(request):
+            return web.json_response({"status": "error", "errors": [
+                "changes from another host need a credential: set 'api_token_file' (or 'api_token') in the "
+                "configuration and send it as a bearer token"]}, status=403)
+        if not authorized(request):
+            return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        return None
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+        pieces = await renderer.render(openmetrics)
+        response = web.StreamResponse()
+        response.headers["Content-Type"] = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
+        response.content_length = sum(len(piece) for piece in pieces)
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    async def health(_: web.Request) -> web.Response:
+        code, doc = health_document(store.snapshot(), kinds)
+        return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
+
+    async def status_page(request: web.Request) -> web.Response:
+        settings = page() if page is not None else None
+        if api_token() is not None and not (settings is not None and settings.status_public) \
+                and not authorized(request) and not basic_password_is(request, api_token()):
+            # A browser asks for it: any user name, the token as the password.
+            return web.Response(status=401, text="the status page needs the API token (as the password)\n",
+                                headers={"WWW-Authenticate": 'Basic realm="otel-health", charset="UTF-8"'})
+        group = request.query.get("group") or ""
+        every = request.query.get("all") == "1"
+
+        def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
+            states = store.snapshot()
+            if group:
+                states = [s for s in states if status.group_of(s) == group]
+            return status.render(states, now=clock(), trace_url=settings.trace_url if settings else None,
+                                 title=settings.status_title if settings else "Service status", every=every)
+
+        text = await renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))
+        return web.Response(text=text, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                                     "Content-Security-Policy": status.CSP})
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        if cross_site(request):
+            return error(403, "a cross-site request cannot change anything")
+        name, environment = request.match_info["name"], request.query.get("environment")
+        found = [s.target for s in store.snapshot() if s.target.name == name and heartbeats is not None
+                 and heartbeats.takes(s.target) and environment in (None, s.target.environment)]
+        if not found:
+            return error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'"
+                         + checked_elsewhere(name, environment))
+        if len(found) > 1:
+            return error(400, "that name is in several environments; add ?environment=NAME")
+        given = request.headers.get("Authorization", "")
+        token = given[7:] if given[:7].lower() == "bearer " else ""
+        assert heartbeats is not None
+        target = found[0]
+        if guesses.barred(target.key):
+            return web.json_response({"status": "error", "errors": [
+                "too many wrong tokens for this target; try again in a minute"]}, status=429,
+                headers={"Retry-After": str(int(GUESS_WINDOW))})
+        if not token or not heartbeats.knows(target, token):  # before the body is read: a stranger's costs nothing
+            guesses.failed(target.key)
+            return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
+                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        try:
+            raw = await request.read()
+            ok, duration, message = report_request(request.query, json.loads(raw) if raw.strip() else None)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = str(exc) if isinstance(exc, BadRequest) else "the body is not JSON; send a JSON object or nothing"
+            return error(400, reason)
+        heartbeats.accept(target, token, ok=ok, duration=duration, message=message)
+        return web.json_response({"status": "success"})
+
+    async def healthy(_: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def targets(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=False)) is not None:
+            return refusal
+        states, windows = store.snapshot(), store.windows()
+        body = await renders.run("targets", lambda: asyncio.to_thread(
+            lambda: json.dumps(targets_document(states, windows))))
+        return web.Response(text=body, content_type="application/json")
+
+    def error(status: int, message: str) -> web.Response:
+        return web.json_response({"status": "error", "errors": [message]}, status=status)
+
+    async def list_windows(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=False)) is not None:
+            return refusal
+        now = clock()
+        return web.json_response({"windows": [window_document(w, now) for w in store.windows()]})
+
+    async def open_window(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=True)) is not None:
+            return refusal
+        assert maintenance is not None
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
+        try:
+            keys, start, end, comment = window_request(body, maintenance, clock(), checked_elsewhere)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        try:
+            window = await maintenance.open(keys, start, end, comment)
+        except NotKept as exc:
+            return error(409 if exc.full else 503, str(exc))
+        return web.json_response({"status": "success", "window": window_document(window, clock())}, status=201,
+                                 headers={"Location": f"/api/v1/maintenance/{window.name}"})
+
+    async def end_window(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=True)) is not None:
+            return refusal
+        assert maintenance is not None
+        window_id = request.match_info["id"]
+        try:
+            ended = await maintenance.end(window_id)
+        except NotKept as exc:
+            return error(503, str(exc))
+        if ended:
+            return web.json_response({"status": "success"})
+        if any(w.name == window_id and w.source == "config" for w in store.windows()):
+            return error(409, f"window {window_id!r} is in the configuration; change the config to end it")
+        return error(404, "no such window; GET /api/v1/maintenance lists them")
+
+    async def do_reload(request: web.Request) -> web.Response:
+        if (refusal := refused(request, writes=True)) is not None:
+            return refusal
+        problems = await reload()
+        if problems:
+            return web.json_response({"status": "error", "errors": problems}, status=400)
+        return web.json_response({"status": "success"})
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[bounded_body])
+    app.router.add_get("/", status_page)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/api/v1/targets", targets)
+    app.router.add_post("/-/reload", do_reload)
+    if maintenance is not None:
+        app.router.add_get("/api/v1/maintenance", list_windows)
+        app.router.add_post("/api/v1/maintenance", open_window)
+        app.router.add_delete("/api/v1/maintenance/{id}", end_window)
+    if heartbeats is not None:
+        app.router.add_post("/api/v1/heartbeat/{name}", heartbeat)
+    return app

@@ -1,0 +1,137 @@
+"""What a write asks for, read and refused with the reason: a maintenance window, a job's report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from ..config import Target, format_seconds, parse_duration
+from ..suppression import Window, gap_hint, instant, zone
+
+__all__ = ["MAX_COMMENT", "MAX_REPORT_MESSAGE", "BadRequest", "MaintenanceApi", "report_request", "window_request"]
+
+
+class MaintenanceApi(Protocol):
+    """What the maintenance endpoints read and change (``collector.Maintenance``)."""
+
+    @property
+    def limit(self) -> float: ...
+
+    def targets(self) -> list[Target]: ...
+
+    def windows(self) -> list[Window]: ...
+
+    async def open(self, targets: list[tuple[str, str]], start: float, end: float, comment: str) -> Window: ...
+
+    async def end(self, window_id: str) -> bool: ...
+
+
+MAX_COMMENT = 500  # characters of a maintenance window's comment
+_WINDOW_FIELDS = ("targets", "duration", "start", "end", "location", "comment")
+
+
+class BadRequest(ValueError):
+    """A request the API refuses with 400: the reason, one line."""
+
+
+def window_request(body: Any, api: MaintenanceApi, now: float,
+                    elsewhere: Callable[[str, str | None], str] = lambda _name, _environment: "",
+                    ) -> tuple[list[tuple[str, str]], float, float, str]:
+    """What ``POST /api/v1/maintenance`` asks for: targets, start, end, comment; or BadRequest."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object with 'targets' and 'duration' (or 'end')")
+    unknown = sorted(str(k)[:40] for k in body if k not in _WINDOW_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: {', '.join(_WINDOW_FIELDS)}")
+    wanted = body.get("targets")
+    if not isinstance(wanted, list) or not wanted:
+        raise BadRequest("'targets' must be a non-empty list of target names or {\"name\", \"environment\"} objects")
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for target in api.targets():
+        by_name.setdefault(target.name, []).append(target.key)
+    keys: list[tuple[str, str]] = []
+    chosen: set[tuple[str, str]] = set()
+    for entry in wanted:
+        if isinstance(entry, str):
+            found = sorted(by_name.get(entry, ()))
+        elif isinstance(entry, dict) and set(entry) == {"name", "environment"} \
+                and all(isinstance(v, str) for v in entry.values()):
+            key = (entry["name"], entry["environment"])
+            found = [key] if key in by_name.get(key[0], ()) else []
+        else:
+            raise BadRequest("each of 'targets' is a name or {\"name\": …, \"environment\": …}")
+        if not found:
+            name, environment = (entry, None) if isinstance(entry, str) else (entry["name"], entry["environment"])
+            raise BadRequest(f"unknown target {json.dumps(entry)[:80]}; GET /api/v1/targets lists them"
+                             + elsewhere(name, environment))
+        for key in found:
+            if key not in chosen:
+                chosen.add(key)
+                keys.append(key)
+    location = body.get("location", "UTC")
+    where = zone(location) if isinstance(location, str) else None
+    if where is None:
+        raise BadRequest(f"unknown time zone {json.dumps(location)[:80]}; use an IANA name such as Europe/Berlin")
+    start = now
+    if body.get("start") is not None:
+        given = instant(body["start"], where)
+        if given is None:
+            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z" + gap_hint(body["start"], where))
+        start = given
+    if ("duration" in body) == ("end" in body):
+        raise BadRequest("give either 'duration' (such as \"30m\") or 'end', one of them")
+    if "duration" in body:
+        seconds = parse_duration(body["duration"]) if not isinstance(body["duration"], bool) else None
+        if seconds is None or seconds <= 0:
+            raise BadRequest("'duration' must be a duration such as 30m, 2h or 900 (seconds)")
+        end = start + seconds
+    else:
+        given = instant(body["end"], where)
+        if given is None:
+            raise BadRequest("'end' must be a time such as 2026-12-24T23:00:00Z" + gap_hint(body["end"], where))
+        end = given
+    if end <= start:
+        raise BadRequest("the window ends before it starts; give an 'end' after 'start'")
+    if end <= now:
+        raise BadRequest("the window is already over; give an 'end' in the future")
+    if end - start > api.limit:
+        raise BadRequest(f"the window is {format_seconds(end - start)} long, longer than max_maintenance "
+                         f"({format_seconds(api.limit)}); open a shorter one, or raise max_maintenance in the config")
+    if start - now > api.limit:
+        raise BadRequest(f"the window starts {format_seconds(start - now)} from now, further ahead than "
+                         f"max_maintenance ({format_seconds(api.limit)}); open it nearer the time, or plan it in "
+                         "the config")
+    comment = body.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+        raise BadRequest(f"'comment' must be text of at most {MAX_COMMENT} characters")
+    return keys, start, end, comment
+
+
+MAX_REPORT_MESSAGE = 2000  # characters of a job's message the API takes (500 are kept)
+
+
+def report_request(query: Mapping[str, str], body: Any) -> tuple[bool, float | None, str]:
+    """A job's report from the query (``?status=fail&duration=12.5&message=...``) and/or a JSON
+    object with the same fields; BadRequest with the reason."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be empty or a JSON object with 'status', 'duration', 'message'")
+    unknown = sorted(str(k)[:40] for k in [*query, *body] if k not in ("status", "duration", "message", "environment"))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: status, duration, message")
+    fields = {**{k: v for k, v in query.items() if k != "environment"}, **body}
+    status_text = fields.get("status", "ok")
+    if status_text not in ("ok", "fail"):
+        raise BadRequest("'status' is ok or fail")
+    duration = None
+    if fields.get("duration") is not None:
+        raw = fields["duration"]
+        duration = parse_duration(raw) if not isinstance(raw, bool) else None
+        if duration is None:
+            raise BadRequest("'duration' must be seconds (12.5) or a duration such as 3m")
+    message = fields.get("message", "")
+    if not isinstance(message, str) or len(message) > MAX_REPORT_MESSAGE:
+        raise BadRequest(f"'message' must be text of at most {MAX_REPORT_MESSAGE} characters")
+    return status_text == "ok", duration, message
