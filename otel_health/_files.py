@@ -21,7 +21,7 @@ from typing import Any
 
 from .logs import event
 
-__all__ = ["Unreadable", "append_line", "clean_temporaries", "read_bounded", "replace_file", "set_aside",
+__all__ = ["NotFound", "Unreadable", "append_line", "clean_temporaries", "read_bounded", "replace_file", "set_aside",
            "write_json"]
 
 log = logging.getLogger("otel_health")
@@ -31,6 +31,10 @@ class Unreadable(Exception):
     """A file that cannot be read: the reason, one line."""
 
 
+class NotFound(Unreadable):
+    """There is no such file."""
+
+
 def read_bounded(path: Path, limit: int) -> str:
     """A regular file's UTF-8 text, at most ``limit`` bytes. A FIFO, a device such as
     /dev/zero (also behind a symlink) or a directory is refused before anything is read, so
@@ -38,7 +42,7 @@ def read_bounded(path: Path, limit: int) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise Unreadable("file not found; give an existing file") from None
+        raise NotFound("file not found; give an existing file") from None
     except OSError as exc:
         raise Unreadable(f"{exc.strerror or type(exc).__name__}; check the path and permissions") from None
     with os.fdopen(fd, "rb") as handle:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
 import multiprocessing
 import os
@@ -33,7 +32,7 @@ from .discovery import NONE_DISCOVERED, Answer, Discovered, Endpoint, Found, Htt
 from .logs import event, iso_time
 from .probes import PROBES, Heartbeats, Probe, ProbeSettings, Reports
 from .scheduler import Scheduler, Start
-from .server import GuardedSite, make_app, make_runner
+from .server import GuardedSite, loopback, make_app, make_runner
 from .state import StateStore
 from .suppression import Book, Window
 from .telemetry import (
@@ -165,7 +164,7 @@ class Collector:
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
               targets=len(self.config.targets))
-        if self.config.api_token is None and not _loopback(self.config.listen_host):
+        if self.config.api_token is None and not loopback(self.config.listen_host):
             event(log, logging.WARNING, "writes_need_a_token", listen=self.config.listen_host,
                   reason="other hosts reach this address; maintenance windows and reloads are refused to them "
                          "until api_token_file (or api_token) is set")
@@ -460,15 +459,6 @@ class Maintenance:
 
 async def _give_back_memory() -> None:
     await asyncio.to_thread(release_freed_memory)
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _keep_policy(config: Config) -> KeepPolicy:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ._files import Unreadable, append_line, clean_temporaries, read_bounded, set_aside, write_json
+from ._files import NotFound, Unreadable, append_line, clean_temporaries, read_bounded, set_aside, write_json
 from .clock import WALL, Clock
 from .logs import event
 
@@ -422,18 +422,20 @@ class Book:
             for item in doc["windows"]:
                 window = _window(item)
                 out[window.name] = window
+        except NotFound:
+            pass
         except Unreadable as exc:
-            if "not found" not in str(exc):
-                self._unreadable(path, str(exc))
+            self._unreadable(path, str(exc))
         except (ValueError, KeyError, TypeError) as exc:
             self._unreadable(path, str(exc) if isinstance(exc, ValueError) else "a window is malformed")
             out = {}
         journal = folder / JOURNAL_FILE
         try:
             lines = read_bounded(journal, MAX_STATE_BYTES).splitlines()
+        except NotFound:
+            lines = []
         except Unreadable as exc:
-            if "not found" not in str(exc):
-                self._unreadable(journal, str(exc))
+            self._unreadable(journal, str(exc))
             lines = []
         for number, line in enumerate(lines, 1):
             try:

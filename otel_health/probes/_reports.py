@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._files import Unreadable, clean_temporaries, read_bounded, set_aside, write_json
+from .._files import NotFound, Unreadable, clean_temporaries, read_bounded, set_aside, write_json
 from ..clock import WALL, Clock
 from ..logs import event
 
@@ -115,9 +115,9 @@ class Reports:
                     at, bool(item["ok"]), None if duration is None else float(duration),
                     str(item["message"])[:MESSAGE_LIMIT])
             return out
+        except NotFound:
+            return {}
         except Unreadable as exc:
-            if "not found" in str(exc):
-                return {}
             reason = str(exc)
         except (ValueError, KeyError, TypeError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else "malformed"

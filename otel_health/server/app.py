@@ -198,11 +198,11 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         group = request.query.get("group") or ""
         every = request.query.get("all") == "1"
 
+        states = store.snapshot()  # on the loop, where the store changes; the rest on a thread
+
         def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
-            states = store.snapshot()
-            if group:
-                states = [s for s in states if status.group_of(s) == group]
-            return status.render(states, now=clock(), trace_url=settings.trace_url if settings else None,
+            shown = [s for s in states if status.group_of(s) == group] if group else states
+            return status.render(shown, now=clock(), trace_url=settings.trace_url if settings else None,
                                  title=settings.status_title if settings else "Service status", every=every)
 
         text = await renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))

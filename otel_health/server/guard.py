@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 __all__ = ["HEAD_TIMEOUT", "MAX_BODY", "SCRAPE_RESERVE", "GuardedSite", "basic_password_is", "bounded_body",
-           "cross_site", "from_loopback", "host_allowed", "make_runner"]
+           "cross_site", "from_loopback", "host_allowed", "loopback", "make_runner"]
 
 
 def host_allowed(host: str | None, allowed: Collection[str], *, strict: bool = False) -> bool:
@@ -49,13 +49,20 @@ def basic_password_is(request: web.BaseRequest, token: str | None) -> bool:
     return hmac.compare_digest(password, token.encode())
 
 
-def from_loopback(request: web.BaseRequest) -> bool:
+def loopback(host: str) -> bool:
+    """Whether ``host`` (a name, an address, ``[v6]``) is this machine's loopback."""
+    if host.lower() == "localhost":
+        return True
     try:
-        address = ipaddress.ip_address(request.remote or "")
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def from_loopback(request: web.BaseRequest) -> bool:
+    return loopback(request.remote or "")
 
 
 def cross_site(request: web.BaseRequest) -> bool:
