@@ -147,49 +147,26 @@ class _Reporter:
 
 
 def _marks_of(text: str) -> dict[Where, tuple[int, int]]:
-    """Where each value of the first YAML document starts (line and column from 1), by its path."""
+    """Where each value of the document starts (line and column from 1), by its path: from the
+    node graph PyYAML composes, read only when there is a problem to place."""
     marks: dict[Where, tuple[int, int]] = {(): (1, 1)}
-    stack: list[list[Any]] = []  # [path, mapping?, pending key or next index]
     try:
-        for event in yaml.parse(text, Loader=_CSafeLoader or yaml.SafeLoader):
-            if isinstance(event, yaml.DocumentEndEvent):
-                break
-            if isinstance(event, yaml.CollectionEndEvent):
-                done = stack.pop()
-                if stack and stack[-1][1] and stack[-1][2] is _KEY_PENDING:
-                    stack[-1][2] = done[0][-1] if done[0] else "?"  # a collection as a key: a key all the same
-                continue
-            if not isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent, yaml.AliasEvent)):
-                continue
-            path: Where = ()
-            if stack:
-                top = stack[-1]
-                if top[1]:
-                    if top[2] is _NO_KEY:  # this event is a key
-                        if isinstance(event, yaml.CollectionStartEvent):
-                            top[2] = _KEY_PENDING
-                            stack.append([(*top[0], "?"), isinstance(event, yaml.MappingStartEvent), _NO_KEY])
-                        else:
-                            top[2] = getattr(event, "value", "?")
-                        continue
-                    path = (*top[0], top[2])
-                    top[2] = _NO_KEY
-                else:
-                    path = (*top[0], top[2])
-                    top[2] += 1
-            start = event.start_mark
-            if start is not None:
-                marks[path] = (start.line + 1, start.column + 1)
-            if isinstance(event, yaml.CollectionStartEvent):
-                mapping = isinstance(event, yaml.MappingStartEvent)
-                stack.append([path, mapping, _NO_KEY if mapping else 0])
+        root = yaml.compose(text, Loader=_CSafeLoader or yaml.SafeLoader)
     except yaml.YAMLError:
-        pass  # the document read up to here; what follows keeps the nearest mark above it
+        return marks  # what cannot be composed keeps the nearest mark above it: the file's start
+    stack: list[tuple[Where, Any]] = [((), root)] if root is not None else []
+    while stack:  # depth first, without recursion
+        path, node = stack.pop()
+        if path:
+            marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            stack += [((*path, key.value), value) for key, value in node.value if isinstance(key, yaml.ScalarNode)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [((*path, index), value) for index, value in enumerate(node.value)]
     return marks
 
 
 _MISSING: Any = object()
-_KEY_PENDING: Any = object()
 
 
 class Fields:
