@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from otel_health.collector import Collector
-from otel_health.config import load
+from otel_health.config.loader import load
 from otel_health.probes import PROBES
 
 

@@ -104,7 +104,7 @@ async def bench_own_client(url: str, n: int) -> None:
 
 async def bench_otel_health(url: str, n: int) -> None:
     """The real path: HttpProbe.run, the root span, the child span, telemetry.record."""
-    from otel_health.config import load_text
+    from otel_health.config.loader import load_text
     from otel_health.probes import PROBES
     from otel_health.probes._base import ProbeSettings
     from otel_health.probes.http import HttpProbe

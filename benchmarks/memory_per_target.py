@@ -55,7 +55,7 @@ def _component(filename: str) -> str:
 
 async def measure(targets: int, rounds: int, otlp: bool) -> dict[str, int]:
     from otel_health.collector import Collector
-    from otel_health.config import load_text
+    from otel_health.config.loader import load_text
     from otel_health.errors import ErrorType
     from otel_health.probes import PROBES
     from otel_health.result import CheckResult

@@ -26,18 +26,10 @@ from ._files import Unreadable, read_bounded
 from ._redact import redact_url, scrub
 from .alertmanager import generate, merge
 from .collector import Collector
-from .config import (
-    AS_WRITTEN,
-    DEFAULT_LISTEN,
-    MAX_SECRET_BYTES,
-    Config,
-    ConfigError,
-    Placement,
-    Target,
-    load,
-    load_text,
-    split_host_port,
-)
+from .config import AS_WRITTEN, Config, ConfigError, Placement, Target, split_host_port
+from .config.fields import MAX_SECRET_BYTES
+from .config.loader import load, load_text
+from .config.values import DEFAULT_LISTEN
 from .discovery import NOTHING_FOUND, Found
 from .probes import PROBES, Probe, ProbeSettings
 from .result import CheckResult

@@ -28,7 +28,8 @@ from opentelemetry.sdk.trace import SpanProcessor
 from . import __version__
 from .clock import WALL, Clock
 from .config import Config, ConfigError, Target
-from .discovery import NONE_DISCOVERED, Answer, Discovered, Endpoint, Found, HttpSd, file_stamps
+from .discovery import NONE_DISCOVERED, Answer, Discovered, Found, HttpSd
+from .discovery.endpoints import Endpoint, file_stamps
 from .logs import event, iso_time
 from .probes import PROBES, Heartbeats, Probe, ProbeSettings, Reports
 from .scheduler import Scheduler, Start

@@ -31,6 +31,7 @@ __all__ = [
     "DAY",
     "WEEKDAYS",
     "Book",
+    "NotKept",
     "OneOff",
     "Recurring",
     "Suppressed",

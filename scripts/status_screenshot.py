@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from otel_health.collector import Collector  # noqa: E402
-from otel_health.config import load_text  # noqa: E402
+from otel_health.config.loader import load_text  # noqa: E402
 from otel_health.probes import PROBES  # noqa: E402
 from tests.harness import browser  # noqa: E402
 from tests.harness.procs import free_port  # noqa: E402

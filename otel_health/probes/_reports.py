@@ -20,7 +20,12 @@ from .._files import NotFound, Unreadable, clean_temporaries, read_bounded, set_
 from ..clock import WALL, Clock
 from ..logs import event
 
-__all__ = ["STATE_FILE", "Report", "Reports"]
+__all__ = [
+    "MESSAGE_LIMIT",
+    "STATE_FILE",
+    "Report",
+    "Reports",
+]
 
 log = logging.getLogger("otel_health")
 STATE_FILE = "heartbeats.json"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import email.message
 import functools
 import http.cookiejar
@@ -36,7 +37,8 @@ from urllib.parse import quote, urlsplit
 from opentelemetry import trace
 
 from .._redact import scrub
-from ..config import STEP_REF_RE, Fields, Secret, Target, format_seconds
+from ..config import Fields, Secret, Target, format_seconds
+from ..config.values import short
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
 from ._http1 import Response
@@ -48,6 +50,35 @@ __all__ = ["Extract", "Step", "SuiteOptions", "SuiteProbe"]
 MAX_STEPS = 20
 _STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _VALUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# A value taken from an earlier step of a suite: $(step.value). Parentheses, not braces, so it
+# is never read as an environment reference, nor eaten by a template tool's {{ }}.
+STEP_REF_RE = re.compile(r"\$\(([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class StepValues:
+    """The values earlier steps extract (``step.value``), accepted by a step's fields where a
+    credential is (the field reader's ``late`` hook) and filled in as the suite runs."""
+
+    names: frozenset[str]
+    source: str = "suite step"
+
+    def refers(self, text: str) -> bool:
+        return STEP_REF_RE.search(text) is not None
+
+    def known(self, fields: Fields, name: str, text: str) -> bool:
+        """Whether every ``$(step.value)`` in ``text`` names a value an earlier step makes;
+        each one that does not is reported."""
+        good = True
+        for ref in STEP_REF_RE.finditer(text):
+            if ref.group(1) not in self.names:
+                near = difflib.get_close_matches(ref.group(1), sorted(self.names), n=1)
+                hint = f"; did you mean $({near[0]})?" if near else (
+                    "; values come from an earlier step's 'extract'" if self.names else
+                    "; no earlier step extracts a value")
+                fields.problem(name, f"$({short(ref.group(1))}) is not a value of an earlier step{hint}")
+                good = False
+        return good
 _VALUE_CAP = 8192  # characters of an extracted value
 _ABSENT = object()
 
@@ -149,13 +180,13 @@ def _steps(f: Fields, key: str, known: set[str], names: set[str]) -> list[Step]:
                        hint="lower-case letters, digits, - and _, at most 40")
         if name is not None and name in names:
             sf.problem("name", f"{name!r} is the name of another step; step names are unique in a suite")
-        sf.references = frozenset(known)
+        values = sf.late = StepValues(frozenset(known))
         options = HttpOptions.parse(sf)
         extracts = _extracts(sf) if key == "steps" else ()
         if key != "steps" and sf.raw("extract") is not None:
             sf.problem("extract", "cleanup steps run last: nothing after them could use a value; remove it")
         if options is not None:
-            _check_references(sf, options)
+            _check_references(sf, options, values)
         sf.finish()
         if name is not None and options is not None:
             names.add(name)
@@ -201,17 +232,17 @@ def _extracts(f: Fields) -> tuple[Extract, ...]:
     return tuple(out)
 
 
-def _check_references(f: Fields, o: HttpOptions) -> None:
+def _check_references(f: Fields, o: HttpOptions, values: StepValues) -> None:
     parts = urlsplit(o.url)
     if STEP_REF_RE.search(parts.netloc):
         f.problem("url", "takes $(step.value) in its path and query only, not in the host")
     else:
-        f.known_references("url", o.url)
+        values.known(f, "url", o.url)
     if o.body is not None:
-        f.known_references("body", o.body)
+        values.known(f, "body", o.body)
     for name, value in o.headers:
         if isinstance(value, str):
-            f.known_references(f"headers.{name}", value)
+            values.known(f, f"headers.{name}", value)
 
 
 class _Jar:

@@ -131,7 +131,7 @@ def test_otel_health_and_the_collector_keep_the_same_traces_from_one_setting() -
 def test_the_shipped_configs_that_other_hosts_reach_take_a_token() -> None:
     """Every shipped configuration that listens beyond loopback guards its writes with a token
     from a secret (the compose stack's .env, the cluster's Secret), never written in the file."""
-    from otel_health.config import load_text
+    from otel_health.config.loader import load_text
     from otel_health.probes import PROBES
 
     configmap = yaml.safe_load((REPO / "deploy" / "kubernetes" / "configmap.yaml").read_text())["data"]["config.yaml"]

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from otel_health.sharding import parse_shard
 

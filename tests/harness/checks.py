@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES, ProbeSettings
 from otel_health.result import CheckResult

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_health.clock import WALL, Clock
 from otel_health.collector import Collector
-from otel_health.config import Config, load_text
+from otel_health.config import Config
+from otel_health.config.loader import load_text
 from otel_health.discovery import Found
 from otel_health.probes import PROBES
 from otel_health.result import CheckResult

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES, ProbeSettings
 from tests.harness import servers

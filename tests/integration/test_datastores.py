@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import SpanKind
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES, ProbeSettings
 from tests.harness import servers
 from tests.harness.running import running

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from otel_health import collector as collector_module
-from otel_health.config import load
+from otel_health.config.loader import load
 from otel_health.errors import ErrorType
 from otel_health.logs import LogfmtFormatter
 from otel_health.probes import PROBES

@@ -13,7 +13,7 @@ import tracemalloc
 import aiohttp
 import pytest
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES, ProbeSettings
 from tests.harness import h2faults, servers
 from tests.harness.running import running
@@ -144,7 +144,7 @@ async def test_postgres_at_max_connections_is_too_many_connections(
 async def test_a_burst_of_reloads_leaves_one_consistent_config(http_targets: servers.HttpTargets,
                                                                tmp_path) -> None:
     from otel_health.collector import Collector
-    from otel_health.config import load
+    from otel_health.config.loader import load
 
     h = http_targets
     path = tmp_path / "c.yaml"

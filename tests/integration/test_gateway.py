@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_health.collector import Collector
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from tests.harness import servers
 from tests.harness.procs import wait_until

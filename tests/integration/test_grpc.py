@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES
 from tests.harness import servers

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from otel_health.config import load
+from otel_health.config.loader import load
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES
 from otel_health.probes._reports import STATE_FILE

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from otel_health.config import load
+from otel_health.config.loader import load
 from otel_health.probes import PROBES
 from otel_health.suppression import JOURNAL_FILE, MAX_API_WINDOWS, STATE_FILE
 from tests.harness.clock import INSTANTS, WEDNESDAY_NOON, SetClock

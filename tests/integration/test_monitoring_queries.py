@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from otel_health.collector import Collector
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from tests.harness import servers
 from tests.harness.procs import free_port, wait_until

@@ -16,7 +16,7 @@ import pytest
 
 from otel_health.cli import main
 from otel_health.collector import Collector
-from otel_health.config import load
+from otel_health.config.loader import load
 from otel_health.probes import PROBES
 from tests.harness import servers
 from tests.harness.procs import Process, free_port, wait_until

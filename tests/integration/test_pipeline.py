@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_health.collector import Collector
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from otel_health.telemetry import KeepPolicy
 from tests.harness import servers

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from otel_health.state import StateStore
 from tests.harness.clock import INSTANTS, Instant, SetClock, at, reads_the_date

@@ -20,7 +20,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_health.collector import Collector
-from otel_health.config import OtlpSettings, Secret, Target, load_text
+from otel_health.config import OtlpSettings, Secret, Target
+from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType, ProbeFailure
 from otel_health.probes import PROBES, Attempt, Probe
 from otel_health.telemetry import ExportFailures, OtlpPlan
@@ -203,7 +204,7 @@ async def test_a_reload_that_changes_nothing_keeps_results_and_change_logs(caplo
 
 
 async def test_a_reload_that_cannot_be_read_keeps_the_old_config_and_says_so(tmp_path) -> None:
-    from otel_health.config import load
+    from otel_health.config.loader import load
 
     Scripted.outcomes = {"api": [None]}
     path = tmp_path / "c.yaml"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from otel_health.cli import main
-from otel_health.config import ConfigError, Secret, load, load_text
+from otel_health.config import ConfigError, Secret
+from otel_health.config.loader import load, load_text
 from otel_health.probes import PROBES
 from otel_health.probes.http import HttpOptions, StatusRange
 from otel_health.probes.tcp import TcpOptions

@@ -13,7 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_health.config import MAX_DEPTH, _built, _HandOver, _yaml
+from otel_health.config.yamldoc import MAX_DEPTH, _built, _HandOver
+from otel_health.config.yamldoc import read_yaml as _yaml
 
 TRICKY = [
     "", "~", "targets: []", "a: yes\nb: no\nc: on\nd: Off\ne: null\nf: ~\ng:\n",

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from otel_health.config import ConfigError, Placement, load
-from otel_health.discovery import Answer, Endpoint, Found, SdError, parse_groups, split_address
+from otel_health.config import ConfigError, Placement
+from otel_health.config.loader import load
+from otel_health.discovery import Answer, Found
+from otel_health.discovery.endpoints import Endpoint
+from otel_health.discovery.groups import SdError, parse_groups, split_address
 from otel_health.probes import PROBES
 
 

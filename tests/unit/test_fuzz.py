@@ -6,7 +6,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_health.config import ConfigError, load_text
+from otel_health.config import ConfigError
+from otel_health.config.loader import load_text
 from otel_health.errors import ProbeFailure
 from otel_health.probes import PROBES
 from otel_health.probes._base import Attempt

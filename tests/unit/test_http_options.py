@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType, ProbeFailure
 from otel_health.probes import PROBES
 from otel_health.probes._base import classify_os_error

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from otel_health.config import ConfigError, Placement, attributes_of, load_text
+from otel_health.config import ConfigError, Placement, attributes_of
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from otel_health.telemetry import make_resource
 

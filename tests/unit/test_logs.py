@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_health.collector import Collector
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
 from otel_health.logs import LogfmtFormatter, event, value
 from otel_health.probes import PROBES

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from otel_health.config import ConfigError, load, load_text
-from otel_health.discovery import SdError, parse_groups, split_address
+from otel_health.config import ConfigError
+from otel_health.config.loader import load, load_text
+from otel_health.discovery.groups import SdError, parse_groups, split_address
 from otel_health.probes import PROBES
 from otel_health.server import host_allowed
 

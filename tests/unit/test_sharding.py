@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from otel_health.cli import main
-from otel_health.config import ConfigError, Placement, load_text
+from otel_health.config import ConfigError, Placement
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from otel_health.sharding import Shard, ShardError, elsewhere, owner, owners, parse_shard, spread
 

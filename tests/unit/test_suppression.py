@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from otel_health.alertmanager import INTERVAL_PREFIX, SUPPRESSIBLE_ALERTS, generate, merge
-from otel_health.config import load_text
+from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 from otel_health.state import StateStore
 from otel_health.suppression import (

@@ -117,7 +117,8 @@ def test_the_trace_id_in_history_is_given_exactly_for_kept_traces(make_target, m
 
 def test_the_share_and_salt_come_from_the_config_else_the_variables_the_collector_reads(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from otel_health.config import ConfigError, load_text
+    from otel_health.config import ConfigError
+    from otel_health.config.loader import load_text
     from otel_health.probes import PROBES
 
     text = "targets:\n  - name: a\n    kind: http\n    url: http://127.0.0.1/\n"

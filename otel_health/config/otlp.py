@@ -1,0 +1,66 @@
+"""The ``otlp:`` section: where the Collector is, how often to push, and which healthy
+checks' traces are kept (the share otel-collector.yaml's tail sampling keeps too)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .fields import Fields, Reporter, Secret
+from .model import OtlpSettings
+from .values import short
+
+__all__ = ["KEEP_PERCENT_ENV", "KEEP_SALT_ENV", "parse_otlp"]
+
+
+KEEP_PERCENT_ENV, KEEP_SALT_ENV = "OTEL_HEALTH_KEEP_PERCENT", "OTEL_HEALTH_KEEP_SALT"
+
+
+def _keep_settings(f: Fields | None, reporter: Reporter) -> tuple[float, str]:
+    """The share of healthy checks' traces kept, and the salt that picks them: from the
+    config, else from the variables otel-collector.yaml reads too, else the Collector's defaults."""
+    percent: Any = f.raw("keep_percent") if f is not None else None
+    where = "otlp" if percent is not None else None
+    if percent is None:
+        percent = os.environ.get(KEEP_PERCENT_ENV, "").strip() or 1.0
+    try:
+        value = float(percent) if not isinstance(percent, bool) else -1.0
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0.0 <= value <= 100.0:  # also NaN
+        if where:
+            reporter.add(where, "keep_percent", f"must be a percentage from 0 to 100, got {short(percent)}",
+                         ("otlp",))
+        else:
+            reporter.add("", None, f"environment variable {KEEP_PERCENT_ENV} must be a percentage from 0 to 100, "
+                                   f"got {short(percent)!r}; fix or unset it")
+        value = 1.0
+    salt: str | None = f.text("keep_salt") if f is not None else None
+    if salt is None:
+        salt = os.environ.get(KEEP_SALT_ENV, "") or "default-hash-seed"
+    return value, salt
+
+
+def parse_otlp(top: Fields, reporter: Reporter, base_dir: Path) -> OtlpSettings:
+    if not top.has("otlp"):
+        top.mapping("otlp")
+        percent, salt = _keep_settings(None, reporter)
+        return OtlpSettings(keep_percent=percent, keep_salt=salt)
+    f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir, ("otlp",))
+    endpoint = f.text("endpoint", pattern=re.compile(r"https?://[^\s/]+\S*"),
+                     hint="use a URL such as http://127.0.0.1:4318")
+    protocol = f.text("protocol", choices=("grpc", "http/protobuf"))
+    export_interval = f.duration("export_interval", 0.0, minimum=0.1, maximum=3600.0) or None
+    shutdown_timeout = f.duration("shutdown_timeout", 3.0, minimum=0.1, maximum=60.0)
+    headers: list[tuple[str, Secret | str]] = []
+    for key, value in f.mapping("headers").items():
+        secret = f.resolve_secret(f"headers.{key}", value)
+        if secret is not None:
+            headers.append((str(key), secret))
+    percent, salt = _keep_settings(f, reporter)
+    f.finish()
+    return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,
+                        headers=tuple(headers), shutdown_timeout=shutdown_timeout, keep_percent=percent,
+                        keep_salt=salt)
