@@ -110,10 +110,11 @@ def bare_check(kind: str, address: dict) -> object:
     else:
         import functools
 
-        from otel_health.probes._http1 import Http1Client, Request, Timings
+        from otel_health.probes._client import HttpClient
+        from otel_health.probes._messages import Request, Timings
         from otel_health.probes._tls import client_context
 
-        client: list[Http1Client] = []
+        client: list[HttpClient] = []
         request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536)
         if kind in ("https", "http2"):
             request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536,
@@ -123,7 +124,7 @@ def bare_check(kind: str, address: dict) -> object:
 
         async def one() -> bool:
             if not client:
-                client.append(Http1Client())
+                client.append(HttpClient())
             response = await client[0].fetch(request, Timings())
             return response.status == 200
     return one

@@ -89,9 +89,10 @@ async def bench_aiohttp(url: str, n: int) -> None:
 
 async def bench_own_client(url: str, n: int) -> None:
     """otel-health's HTTP/1.1 client alone: no spans, no metrics."""
-    from otel_health.probes._http1 import Http1Client, Request, Timings
+    from otel_health.probes._client import HttpClient
+    from otel_health.probes._messages import Request, Timings
 
-    client = Http1Client()
+    client = HttpClient()
     request = Request(url, headers=(("User-Agent", "bench"),), max_body=65536)
 
     async def one() -> None:

@@ -13,7 +13,9 @@ from typing import Protocol
 
 import brotli
 
-__all__ = ["ACCEPT_ENCODING", "Decoder", "InvalidCoding", "decoder_for"]
+from ..errors import ErrorType, ProbeFailure
+
+__all__ = ["ACCEPT_ENCODING", "Body", "Decoder", "InvalidCoding", "decoder_for"]
 
 # What the probe asks for: exactly the codings it decodes.
 ACCEPT_ENCODING = "gzip, deflate, br"
@@ -136,3 +138,43 @@ def decoder_for(coding: str) -> Decoder | None:
 def _reason(exc: zlib.error) -> str:
     text = str(exc)
     return text.split(": ", 1)[-1] if ": " in text else text
+
+
+class Body:
+    """Where a response's body goes: decoded, cut at the cap."""
+
+    __slots__ = ("cap", "coding", "cut", "decoder", "out")
+
+    def __init__(self, coding: str, cap: int) -> None:
+        self.cap = cap
+        self.coding = coding
+        try:
+            self.decoder: Decoder | None = decoder_for(self.coding)
+        except InvalidCoding as exc:
+            raise _invalid(exc) from None
+        self.out = bytearray()
+        self.cut = False
+
+    def __call__(self, data: bytes) -> bool:
+        if self.decoder is not None:
+            try:
+                data = self.decoder.feed(data, self.cap + 1 - len(self.out))
+            except InvalidCoding as exc:
+                raise _invalid(exc) from None
+        self.out += data
+        if len(self.out) > self.cap:
+            self.cut = True
+            del self.out[self.cap:]
+            return False
+        return True
+
+    def finish(self) -> None:
+        if self.decoder is not None and not self.cut:
+            try:
+                self.decoder.finish()
+            except InvalidCoding as exc:
+                raise _invalid(exc) from None
+
+
+def _invalid(exc: InvalidCoding) -> ProbeFailure:
+    return ProbeFailure(ErrorType.PROTOCOL, f"invalid HTTP response: {exc}")

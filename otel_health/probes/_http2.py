@@ -1,6 +1,6 @@
 """The HTTP/2 exchange a health check makes: one request on a connection of its own, framed by
 the ``h2`` package (frames, HPACK, flow control, the state of the stream and what a valid
-header block is), on the connection :class:`~._http1.Http1Client` made: resolving, racing
+header block is), on the connection :class:`~._client.HttpClient` made: resolving, racing
 addresses, a proxy's tunnel and TLS stay that layer's, and so do redirects, caps, content
 codings and the timings.
 
@@ -30,11 +30,15 @@ import h2.exceptions
 import h2.settings
 
 from ..errors import ErrorType, ProbeFailure
-from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Response, Timings
+from ._codings import ACCEPT_ENCODING
+from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Hop, Response, Timings
 
-__all__ = ["H2Exchange"]
+__all__ = ["H2Exchange", "h2_headers"]
 
 _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Fields of an HTTP/1.1 connection that HTTP/2 forbids (RFC 9113 §8.2.2); Host becomes :authority.
+_CONNECTION_FIELDS = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+                                "host", "te"})
 _WINDOW = 1 << 20  # what the probe lets the server send before it gives window back
 
 
@@ -238,3 +242,28 @@ def _code(code: Any) -> str:
 def _said(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text[:1].lower() + text[1:200]
+
+
+def h2_headers(hop: Hop) -> list[tuple[str, str]]:
+    """The request's header block for HTTP/2 (RFC 9113 §8.3): the pseudo-headers, then the
+    same fields as on HTTP/1.1 in lower case, less those HTTP/2 forbids."""
+    path, authority = hop.target()
+    out = [(":method", hop.method), (":scheme", "https" if hop.tls else "http"),
+           (":authority", hop.host_header or authority), (":path", path)]
+    given = {name.lower() for name, _ in hop.headers}
+    if "accept" not in given:
+        out.append(("accept", "*/*"))
+    if hop.read_body and "accept-encoding" not in given:
+        out.append(("accept-encoding", ACCEPT_ENCODING))
+    for name, value in hop.headers:
+        lower = name.lower()
+        if lower in _CONNECTION_FIELDS:
+            continue
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ProbeFailure(ErrorType.PROTOCOL, f"header {name!r} has a line break in its value")
+        out.append((lower, value))
+    if hop.body is not None:
+        if "content-type" not in given:
+            out.append(("content-type", "text/plain; charset=utf-8"))
+        out.append(("content-length", str(len(hop.body))))
+    return out

@@ -7,14 +7,17 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import SplitResult, quote
 
 from ._proxy import Proxies
 
-__all__ = ["MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "SECRET_HEADERS", "Request", "Response", "Timings"]
+__all__ = ["MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "SECRET_HEADERS", "Hop", "Request", "Response", "Timings"]
 
 MAX_HEAD_BYTES = 65536
 MAX_HEAD_FIELDS = 256
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +102,35 @@ class Response:
 
     def values(self, name: str) -> list[str]:
         return [v for n, v in self.fields if n == name]
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One request of a check as the wire carries it: this hop's URL (after redirects), method,
+    headers and body, and the names it gives the origin. The client makes one per hop; the
+    head writers of HTTP/1.1 and HTTP/2 read it."""
+
+    parts: SplitResult
+    method: str
+    host: str  # as DNS and the Host header carry it (A-labels)
+    port: int
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    body: bytes | None = None
+    read_body: bool = True
+    host_header: str | None = None  # a configured Host: sent to the first origin only
+    server_name: str | None = None  # the TLS server name there
+
+    @property
+    def tls(self) -> bool:
+        return self.parts.scheme == "https"
+
+    def target(self) -> tuple[str, str]:
+        """The request target (path and query, percent-encoded) and the authority (the port
+        only when it is not the scheme's)."""
+        path = quote(self.parts.path or "/", safe=_PATH_SAFE, errors="surrogateescape")
+        if self.parts.query:
+            path += "?" + quote(self.parts.query, safe=_QUERY_SAFE, errors="surrogateescape")
+        authority = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port != (443 if self.tls else 80):
+            authority += f":{self.port}"
+        return path, authority

@@ -30,7 +30,8 @@ from .._redact import REDACTED, redact_url
 from ..config import Fields, Secret
 from ..errors import ErrorType, ProbeFailure
 from ._base import classify_os_error, server_words
-from ._http1 import Http1Client, Request, Timings
+from ._client import HttpClient
+from ._messages import Request, Timings
 from ._proxy import Proxies
 from ._tls import client_context
 
@@ -121,7 +122,7 @@ class _Token:
 class Tokens:
     """Access tokens by their settings, shared by the targets that use the same ones."""
 
-    def __init__(self, client: Http1Client, tracer: Tracer, user_agent: str) -> None:
+    def __init__(self, client: HttpClient, tracer: Tracer, user_agent: str) -> None:
         self._client = client
         self._tracer = tracer
         self._user_agent = user_agent

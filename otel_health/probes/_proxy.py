@@ -8,13 +8,20 @@ so a redirect to a host in ``no_proxy`` goes direct. Only ``http://`` proxies ar
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["NoProxy", "Proxies", "Proxy", "ProxyURL", "environment_proxies", "parse_proxy_url"]
+from ..config import Fields, Secret
+from ..errors import ProbeFailure
+from ._credentials import basic_authorization, basic_credentials
+from ._resolver import ascii_host
+
+__all__ = ["NoProxy", "Proxies", "Proxy", "ProxySettings", "ProxyURL", "environment_proxies", "parse_proxy_settings",
+           "parse_proxy_url"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,10 +36,6 @@ class Proxy:
     def label(self) -> str:
         """How details name the proxy: ``host:port``."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def basic_authorization(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +171,103 @@ def environment_proxies(environ: Mapping[str, str]) -> tuple[tuple[str, str] | N
         return None
 
     return pick("HTTP_PROXY"), pick("HTTPS_PROXY"), pick("NO_PROXY")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Where the proxy settings came from, for ``/api/v1/targets``, and its secrets."""
+
+    proxies: Proxies
+    shown: dict[str, Any]
+    secrets: tuple[Secret, ...] = field(default=(), repr=False)
+
+
+def parse_proxy_settings(f: Fields, environ: Mapping[str, str]) -> ProxySettings | None:
+    """The HTTP kind's proxy options (``proxy_url``, ``proxy_from_environment``, ``no_proxy``,
+    ``proxy_basic_auth``); None when there is no proxy, or a problem (reported)."""
+    url_text: str | None = f.text("proxy_url")
+    from_env = f.flag("proxy_from_environment", False)
+    raw_no_proxy = f.raw("no_proxy")
+    auth, user, password = basic_credentials(f, "proxy_basic_auth")
+    if isinstance(raw_no_proxy, str):
+        entries = _comma_list(raw_no_proxy)
+    elif isinstance(raw_no_proxy, list) and all(isinstance(e, str) for e in raw_no_proxy):
+        entries = [e.strip() for e in raw_no_proxy if e.strip()]
+    else:
+        entries = []
+        if raw_no_proxy is not None:
+            f.problem("no_proxy", "must be a list of hosts, domains and CIDR blocks (or one comma-separated string)")
+    if url_text is None and not from_env:
+        if raw_no_proxy is not None:
+            f.problem("no_proxy", "applies only with proxy_url or proxy_from_environment; remove it or add one")
+        if auth is not None:
+            f.problem("proxy_basic_auth", "needs proxy_url; remove it or add one")
+        return None
+    if url_text is not None and from_env:
+        f.problem("proxy_url", "and proxy_from_environment: true both choose the proxy; keep one")
+        return None
+    secrets: list[Secret] = []
+    if url_text is not None:
+        proxy_url = _proxy_url(f, "proxy_url", url_text)
+        if proxy_url is None:
+            return None
+        if proxy_url.user is not None:
+            f.problem("proxy_url", "must not hold credentials; use 'proxy_basic_auth' with 'password: ${ENV_VAR}'")
+            return None
+        authorization = None
+        if user is not None and password is not None:
+            authorization = basic_authorization(user, password.reveal())
+            secrets.append(password)
+        proxy = Proxy(proxy_url.host, proxy_url.port, authorization)
+        http_proxy: Proxy | None = proxy
+        https_proxy: Proxy | None = proxy
+        shown: dict[str, Any] = {"url": proxy_url.shown, "auth": "basic" if authorization else None}
+    else:
+        if auth is not None:
+            f.problem("proxy_basic_auth", "does not apply with proxy_from_environment: the variables' URLs "
+                                          "carry the proxy credentials")
+        http_var, https_var, no_var = environment_proxies(environ)
+        made: list[Proxy | None] = []
+        shown = {"from_environment": True}
+        for var in (http_var, https_var):
+            if var is None:
+                made.append(None)
+                continue
+            proxy_url = _proxy_url(f, "proxy_from_environment", var[1], variable=var[0])
+            if proxy_url is None:
+                return None
+            authorization = None
+            if proxy_url.user is not None:
+                secret = Secret(proxy_url.password or "", f"env:{var[0]}")
+                authorization = basic_authorization(proxy_url.user, secret.reveal())
+                secrets.append(secret)
+            made.append(Proxy(proxy_url.host, proxy_url.port, authorization))
+            shown[var[0]] = proxy_url.shown
+        http_proxy, https_proxy = made
+        if no_var is not None:
+            entries = _comma_list(no_var[1]) + entries
+    try:
+        no_proxy = NoProxy.parse(entries)
+    except ValueError as exc:
+        f.problem("no_proxy", f"{exc}; fix the entry")
+        return None
+    shown["no_proxy"] = entries
+    return ProxySettings(Proxies(http_proxy, https_proxy, no_proxy), shown, tuple(secrets))
+
+
+def _comma_list(text: str) -> list[str]:
+    return [e.strip() for e in text.split(",") if e.strip()]
+
+
+def _proxy_url(f: Fields, name: str, text: str, *, variable: str | None = None) -> ProxyURL | None:
+    what = f"the variable {variable}" if variable else "it"
+    try:
+        proxy_url = parse_proxy_url(text)
+        proxy_url = dataclasses.replace(proxy_url, host=ascii_host(proxy_url.host))
+    except ValueError as exc:
+        f.problem(name, f"{what} {exc}" if variable else str(exc))
+        return None
+    except ProbeFailure as exc:
+        f.problem(name, f"{what}: {exc.detail}; fix the host name")
+        return None
+    return proxy_url

@@ -31,7 +31,7 @@ from opentelemetry.trace import set_span_in_context
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings, close_within, host_port
-from .http import credential_header
+from ._credentials import credential_header
 
 __all__ = ["GrpcOptions", "GrpcProbe", "grpc_modules"]
 

@@ -41,9 +41,10 @@ from ..config import Fields, Secret, Target, format_seconds
 from ..config.values import short
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
-from ._http1 import Response
+from ._jsonpath import ABSENT, json_path
 from ._match import Pattern, PatternError, judged
-from .http import HttpOptions, HttpProbe, _json_path
+from ._messages import Response
+from .http import HttpOptions, HttpProbe
 
 __all__ = ["Extract", "Step", "SuiteOptions", "SuiteProbe"]
 
@@ -80,7 +81,6 @@ class StepValues:
                 good = False
         return good
 _VALUE_CAP = 8192  # characters of an extracted value
-_ABSENT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,22 +103,22 @@ class Extract:
 
     def take(self, response: Response) -> str:
         """The value, or ProbeFailure(assertion) saying why it is not there."""
-        found: Any = _ABSENT
+        found: Any = ABSENT
         if self.json is not None:
             try:
-                found = _json_path(json.loads(response.body.decode("utf-8", "replace")), self.json)
+                found = json_path(json.loads(response.body.decode("utf-8", "replace")), self.json)
             except (ValueError, RecursionError):
                 raise ProbeFailure(ErrorType.ASSERTION, f"extract {self.name}: the body is not JSON") from None
             if isinstance(found, bool) or not isinstance(found, (str, int, float)):
-                found = _ABSENT
+                found = ABSENT
         elif self.header is not None:
             values = response.values(self.header.lower())
-            found = values[0] if values else _ABSENT
+            found = values[0] if values else ABSENT
         elif self.regex is not None:
             value = self.regex.group(response.body)
             if value is not None:
                 found = value
-        if found is _ABSENT or found is None or str(found) == "":
+        if found is ABSENT or found is None or str(found) == "":
             raise ProbeFailure(ErrorType.ASSERTION, f"extract {self.name}: no value at {self.source()}")
         return str(found)[:_VALUE_CAP]
 

@@ -10,7 +10,8 @@ import pytest
 
 from otel_health.errors import ErrorType
 from otel_health.probes import ProbeSettings
-from otel_health.probes._http1 import Http1Client, Request, Timings
+from otel_health.probes._client import HttpClient
+from otel_health.probes._messages import Request, Timings
 from otel_health.probes._tls import client_context
 from tests.harness import h2faults, servers
 from tests.harness.checks import assert_failed, check_once
@@ -112,7 +113,7 @@ async def test_an_http2_server_that_misbehaves_gets_a_named_error_each_way() -> 
 
 async def test_trailers_arrive_after_the_body(nginx_server: servers.Nginx) -> None:
     n = nginx_server
-    client = Http1Client()
+    client = HttpClient()
     try:
         response = await client.fetch(Request(
             url=n.url("/trailers"), http2="alpn",

@@ -20,7 +20,8 @@ import brotli
 import pytest
 
 from otel_health.errors import ErrorType, ProbeFailure
-from otel_health.probes._http1 import MAX_HEAD_BYTES, Http1Client, Request, Response, Timings
+from otel_health.probes._client import HttpClient
+from otel_health.probes._messages import MAX_HEAD_BYTES, Request, Response, Timings
 from otel_health.probes._tls import client_context
 from tests.harness.servers import HttpTargets
 
@@ -34,9 +35,9 @@ def _no_tls() -> ssl.SSLContext:
 async def _fetch(url: str, method: str = "GET", headers: list[tuple[str, str]] | None = None,
                  body: bytes | None = None, *, follow: bool = True, read_body: bool = True, cap: int = 1 << 20,
                  private: frozenset[str] = frozenset({"authorization"}), timings: Timings | None = None,
-                 client: Http1Client | None = None, **options: Any) -> Response:
+                 client: HttpClient | None = None, **options: Any) -> Response:
     own = client is None
-    client = client or Http1Client()
+    client = client or HttpClient()
     request = Request(url, method, tuple(headers or ()), body, options.pop("context", _no_tls), follow, read_body,
                       cap, private, **options)
     try:
@@ -315,7 +316,7 @@ async def test_non_ascii_names_are_sent_as_uts46_says() -> None:
     heads: list[bytes] = []
     async with _raw_server(lambda _: [OK + b"Content-Length: 0\r\n\r\n"], heads) as url:
         port = int(url.rsplit(":", 1)[1].strip("/"))
-        client = Http1Client()
+        client = HttpClient()
 
         async def resolve(host: str, port: int) -> list[tuple[int, Any]]:
             asked.append(host)
@@ -360,7 +361,7 @@ async def test_every_address_is_raced_and_the_first_answer_wins(http_targets: Ht
     async with _syn_blackhole() as dead_port:
         with pytest.raises(TimeoutError):  # the first address really is a blackhole
             await asyncio.wait_for(asyncio.open_connection("127.0.0.1", dead_port), 0.5)
-        client = Http1Client()
+        client = HttpClient()
         addresses = [(socket.AF_INET, ("127.0.0.1", dead_port)), (socket.AF_INET, ("127.0.0.1", http_targets.port))]
 
         async def resolve(host: str, port: int) -> list[tuple[int, Any]]:
@@ -386,7 +387,7 @@ async def test_the_source_address_is_the_one_configured(http_targets: HttpTarget
 
 
 async def test_names_are_looked_up_once_while_a_lookup_is_running() -> None:
-    client = Http1Client()
+    client = HttpClient()
     calls = 0
     real = client.names._lookup
 
@@ -408,7 +409,7 @@ async def test_names_are_looked_up_once_while_a_lookup_is_running() -> None:
 def test_an_origin_is_the_same_however_it_is_written() -> None:
     from urllib.parse import urlsplit
 
-    from otel_health.probes._http1 import _origin
+    from otel_health.probes._client import _origin
 
     assert _origin(urlsplit("http://Example.com/a")) == _origin(urlsplit("http://example.com:80/b"))
     assert _origin(urlsplit("https://example.com/")) == _origin(urlsplit("https://example.com:443/"))

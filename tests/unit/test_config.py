@@ -174,7 +174,8 @@ def test_target_files_in_a_folder_that_cannot_be_read_are_a_problem_not_zero_tar
 def test_http_headers_one_per_name_credentials_by_reference_and_redacted(monkeypatch: pytest.MonkeyPatch,
                                                                           tmp_path: Path) -> None:
     from otel_health.probes import ProbeSettings
-    from otel_health.probes.http import HttpProbe, credential_header
+    from otel_health.probes._credentials import credential_header
+    from otel_health.probes.http import HttpProbe
 
     monkeypatch.setenv("OTEL_HEALTH_VAULT", "s.vault-token-from-env")
     (tmp_path / "key").write_text("api-key-from-file\n")

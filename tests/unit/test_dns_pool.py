@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_health.probes._dns import DaemonPool
+from otel_health.probes._resolver import DaemonPool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_results_and_errors_reach_the_caller_and_threads_stay_within_the_limit()
 def test_a_hung_job_does_not_hold_up_the_exit() -> None:
     script = textwrap.dedent("""
         import time
-        from otel_health.probes._dns import DaemonPool
+        from otel_health.probes._resolver import DaemonPool
         pool = DaemonPool(4, "hung")
         pool.submit(time.sleep, 60)
         time.sleep(0.2)

@@ -11,7 +11,7 @@ from otel_health.config.loader import load_text
 from otel_health.errors import ProbeFailure
 from otel_health.probes import PROBES
 from otel_health.probes._base import Attempt
-from otel_health.probes._http1 import Response
+from otel_health.probes._messages import Response
 from otel_health.probes.http import HttpOptions, _assert_body
 
 KEYS = ["name", "kind", "url", "host", "port", "interval", "timeout", "retries", "slow_threshold", "labels",

@@ -229,17 +229,19 @@ def test_every_http_option_survives_the_trip_back_from_the_reload_process(monkey
 def test_the_http2_header_block_has_the_pseudo_headers_first_and_no_connection_fields() -> None:
     from urllib.parse import urlsplit
 
-    from otel_health.probes._http1 import _h2_headers
+    from otel_health.probes._http2 import h2_headers
+    from otel_health.probes._messages import Hop
+
     headers = (("User-Agent", "otel-health"), ("Connection", "keep-alive"), ("Transfer-Encoding", "chunked"),
                ("X-Team", "core"), ("Upgrade", "h2c"), ("Keep-Alive", "1"))
-    block = _h2_headers("POST", urlsplit("https://api.example:8443/v1/health?full=1"), "api.example", 8443, True,
-                        headers, b"{}", True, None)
+    block = h2_headers(Hop(urlsplit("https://api.example:8443/v1/health?full=1"), "POST", "api.example", 8443,
+                           headers, b"{}", read_body=True))
     assert block[:4] == [(":method", "POST"), (":scheme", "https"), (":authority", "api.example:8443"),
                          (":path", "/v1/health?full=1")]
     names = [name for name, _ in block]
     assert names == [":method", ":scheme", ":authority", ":path", "accept", "accept-encoding", "user-agent",
                      "x-team", "content-type", "content-length"]
     assert dict(block)["content-length"] == "2"
-    configured_host = _h2_headers("GET", urlsplit("http://10.0.0.5/"), "10.0.0.5", 80, False, (), None, False,
-                                  "api.internal")
+    configured_host = h2_headers(Hop(urlsplit("http://10.0.0.5/"), "GET", "10.0.0.5", 80, (), None,
+                                     read_body=False, host_header="api.internal"))
     assert configured_host[2] == (":authority", "api.internal") and "accept-encoding" not in dict(configured_host)

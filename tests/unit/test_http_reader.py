@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from otel_health.errors import ProbeFailure
 from otel_health.probes._codings import InvalidCoding, decoder_for
-from otel_health.probes._http1 import Response, ResponseReader
+from otel_health.probes._http1 import ResponseReader
+from otel_health.probes._messages import Response
 
 
 @dataclass

@@ -6,8 +6,8 @@ import pytest
 
 from otel_health.config import Secret
 from otel_health.errors import ProbeFailure
-from otel_health.probes._http1 import Response
 from otel_health.probes._match import Pattern
+from otel_health.probes._messages import Response
 from otel_health.probes.http import HttpOptions
 from otel_health.probes.suite import Extract, _filled, _Jar
 

@@ -22,7 +22,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-__all__ = ["DNS_THREADS", "DaemonPool", "Names"]
+import idna
+
+from ..errors import ErrorType, ProbeFailure
+
+__all__ = ["DNS_THREADS", "DaemonPool", "Names", "ascii_host"]
 
 DNS_THREADS = 32
 _DNS_TTL = 10.0
@@ -142,3 +146,16 @@ def _unique(addresses: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
             seen.add(sockaddr)
             out.append((family, sockaddr))
     return out
+
+
+def ascii_host(host: str) -> str:
+    """The name as DNS and the Host header carry it: ASCII names unchanged (underscores
+    too), others mapped by UTS-46 (non-transitional, as browsers and curl do) to A-labels."""
+    if host.isascii():
+        return host
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
+                        for label in mapped.split("."))
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ProbeFailure(ErrorType.DNS, f"the host name cannot be encoded for DNS ({exc})") from None
