@@ -31,7 +31,7 @@ from .config import Config, ConfigError, Target
 from .discovery import NONE_DISCOVERED, Answer, Discovered, Found, HttpSd
 from .discovery.endpoints import Endpoint, file_stamps
 from .logs import event, iso_time
-from .probes import PROBES, Heartbeats, Probe, ProbeSettings, Reports
+from .probes import PROBES, Inboxes, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
 from .server import GuardedSite, loopback, make_app, make_runner
 from .state import StateStore
@@ -117,12 +117,12 @@ class Collector:
                                    resource=resource, in_flight=lambda: self.scheduler.in_flight,
                                    export_failures=failures, keep=_keep_policy(config), pushers=pushers,
                                    clock=clock)
-        # What jobs report in (heartbeat targets): the API writes, the heartbeat probe reads.
-        self.reports = Reports(config.state_dir, clock=clock)
         settings = ProbeSettings(max_body_bytes=config.max_body_bytes, user_agent=f"otel-health/{__version__}",
                                  tracer=self.telemetry.tracer_provider.get_tracer("otel_health.probes", __version__),
-                                 reports=self.reports, clock=clock)
+                                 state_dir=config.state_dir, clock=clock)
         self._probes = {kind: cls(settings) for kind, cls in probes.items()}
+        # What jobs report in (push kinds): the API writes through it, the tick keeps it.
+        self.inboxes = Inboxes(probe.inbox for probe in self._probes.values() if probe.inbox is not None)
         self._kinds = probes
         self._runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
@@ -135,6 +135,11 @@ class Collector:
         self._discovery_pending = False
         self._session: Any = None
 
+    @property
+    def probes(self) -> Mapping[str, Probe]:
+        """The probe of each kind, as this collector runs it."""
+        return self._probes
+
     async def start(self) -> None:
         self.store.set_targets(self.config.targets)
         self.telemetry.retain(self.store.attributes())  # what a reload compares against
@@ -145,7 +150,7 @@ class Collector:
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
-                       heartbeats=Heartbeats(self.reports),
+                       inbox=self.inboxes,
                        sharding=lambda: (self.config.shard, self.config.environment), clock=self.clock,
                        strict_hosts=lambda: bool(self.config.allowed_hosts))
         before, descriptors = raise_descriptor_limit()
@@ -197,7 +202,7 @@ class Collector:
                 self.store.remove_window(window.name)
             began, ended = self.store.tick(now)
             ended |= frozenset(w.name for w in expired)
-            write = self.reports.pending()  # at most once a tick, whatever the rate of reports
+            write = self.inboxes.pending()  # at most once a tick, whatever the rate of reports
             if write is not None:
                 await asyncio.to_thread(write)
             for name in sorted(began):
@@ -223,8 +228,8 @@ class Collector:
         self.store.set_targets(config.targets)
         self.maintenance.move(config.state_dir)
         self.windows_changed()
-        self.reports.move(config.state_dir)
-        self.reports.retain(live)
+        self.inboxes.move(config.state_dir)
+        self.inboxes.retain(live)
         self.telemetry.retain(self.store.attributes())
         self.telemetry.sharded(config.shard, config.targets_configured)
         self._discovery_changed(before.discovery, config.discovery)
@@ -384,7 +389,7 @@ class Collector:
             await self._session.close()
         for probe in self._probes.values():
             await probe.close()
-        self.reports.save()
+        self.inboxes.save()
         if self._runner is not None:
             await self._runner.cleanup()
         await asyncio.to_thread(self.telemetry.shutdown, self.config.otlp.shutdown_timeout)

@@ -10,10 +10,10 @@ the rest of otel-health sees only :class:`Probe`, its options and the
 from __future__ import annotations
 
 from ._base import Attempt, Probe, ProbeSettings
-from ._reports import Reports
+from ._inbox import Inbox, Inboxes
 from .dns import DnsProbe
 from .grpc import GrpcProbe
-from .heartbeat import HeartbeatProbe, Heartbeats
+from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
@@ -21,7 +21,7 @@ from .redis import RedisProbe
 from .suite import SuiteProbe
 from .tcp import TcpProbe
 
-__all__ = ["PROBES", "Attempt", "Heartbeats", "Probe", "ProbeSettings", "Reports"]
+__all__ = ["PROBES", "Attempt", "Inbox", "Inboxes", "Probe", "ProbeSettings"]
 
 PROBES: dict[str, type[Probe]] = {
     HttpProbe.kind: HttpProbe,

@@ -20,6 +20,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from opentelemetry import trace
@@ -29,7 +30,7 @@ from ..clock import WALL, Clock
 from ..config import Secret, Target
 from ..errors import ErrorType, NoVerdict, ProbeFailure
 from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
-from ._reports import Reports
+from ._inbox import Inbox
 
 __all__ = [
     "Attempt",
@@ -57,8 +58,9 @@ class ProbeSettings:
 
     max_body_bytes: int = 1024 * 1024
     user_agent: str = "otel-health"
-    # What jobs reported (heartbeat targets): filled by the API, read by the heartbeat probe.
-    reports: Reports = field(default_factory=Reports)
+    # Where what a push kind was told (a job's report) is kept across restarts; a reload
+    # moves it through the kind's inbox.
+    state_dir: Path | None = None
     # Child spans (connect, request, query) come from the collector's own provider.
     tracer: trace.Tracer = field(default_factory=lambda: trace.NoOpTracer())
     # The wall clock: when a check started, how many days a certificate has left.
@@ -132,6 +134,8 @@ class Probe(ABC):
 
     def __init__(self, settings: ProbeSettings) -> None:
         self.settings = settings
+        # A push kind's reports (see ``_inbox``): set by a kind that takes them, None for the others.
+        self.inbox: Inbox | None = None
         self._loaded = type(self)._load is Probe._load
 
     def _load(self) -> None:

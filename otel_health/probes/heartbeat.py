@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._redact import scrub
 from ..config import Fields, Secret, Target, format_seconds
 from ..errors import ErrorType, NoVerdict, ProbeFailure
 from ..result import said
-from ._base import Attempt, Probe
+from ._base import Attempt, Probe, ProbeSettings
 from ._reports import MESSAGE_LIMIT, Report, Reports
 
 __all__ = ["HeartbeatOptions", "HeartbeatProbe", "Heartbeats"]
@@ -52,10 +53,11 @@ class HeartbeatOptions:
 
 
 class Heartbeats:
-    """The API's side: which targets take reports, and taking one."""
+    """The heartbeat kind's inbox (``_inbox.Inbox``): which targets take reports, taking one,
+    and keeping them (``_reports``)."""
 
     def __init__(self, reports: Reports) -> None:
-        self._reports = reports
+        self.reports = reports
 
     @staticmethod
     def takes(target: Target) -> bool:
@@ -75,8 +77,20 @@ class Heartbeats:
             return False
         # kept and shown: never with the target's own token in it, should the job echo it
         text = said(scrub(message, target.secrets()), MESSAGE_LIMIT) if message else ""
-        self._reports.add(target.key, Report(self._reports.clock(), ok, duration, text, time.monotonic()))
+        self.reports.add(target.key, Report(self.reports.clock(), ok, duration, text, time.monotonic()))
         return True
+
+    def pending(self) -> Callable[[], bool] | None:
+        return self.reports.pending()
+
+    def save(self) -> None:
+        self.reports.save()
+
+    def move(self, state_dir: Path | None) -> None:
+        self.reports.move(state_dir)
+
+    def retain(self, live: Iterable[tuple[str, str]]) -> None:
+        self.reports.retain(live)
 
 
 class HeartbeatProbe(Probe):
@@ -85,9 +99,15 @@ class HeartbeatProbe(Probe):
     component_type = "component"
     check_name = "heartbeat"
 
+    def __init__(self, settings: ProbeSettings) -> None:
+        super().__init__(settings)
+        # What jobs report in: the API writes through the inbox, _check reads.
+        self.reports = Reports(settings.state_dir, clock=settings.clock)
+        self.inbox = Heartbeats(self.reports)
+
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: HeartbeatOptions = target.options
-        reports: Reports = self.settings.reports
+        reports = self.reports
         last = reports.last(target.key)
         now = reports.clock()
         allowed = o.period + o.grace

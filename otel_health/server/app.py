@@ -7,69 +7,26 @@ import collections
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, Collection, Hashable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
 from aiohttp import web
-from opentelemetry.sdk.metrics.export import MetricsData
 
 from .. import status
 from ..clock import WALL, Clock
-from ..config import Target
+from ..probes import Inbox
 from ..sharding import Shard, elsewhere
 from ..state import StateStore
 from ..suppression import NotKept
 from ..telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
-from ..tuning import Pacer, fine_switching, no_cyclic_gc, release_freed_memory
+from ..telemetry.render import MetricsRenderer, OneAtATime
 from .documents import HEALTH_CONTENT_TYPE, Kinds, health_document, targets_document, window_document
 from .guard import MAX_BODY, basic_password_is, bounded_body, cross_site, from_loopback, host_allowed
 from .requests import BadRequest, MaintenanceApi, report_request, window_request
 
-__all__ = ["PageSettings", "Reload", "Reporting", "make_app"]
+__all__ = ["PageSettings", "Reload", "make_app"]
 
 Reload = Callable[[], Awaitable[list[str]]]
-
-
-def _collect_finely(reader: BridgeReader) -> MetricsData | None:
-    with fine_switching():  # the loop must not wait 5 ms for the GIL at every callback
-        return reader.collect_sdk(Pacer().pause)  # nor for a third of a second at a time
-
-
-class _OneAtATime:
-    """At most one computation of each kind in flight: a request that comes while one runs gets
-    its answer. A flood of reads then costs one render at a time, however many ask."""
-
-    def __init__(self) -> None:
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
-
-    async def run(self, key: Hashable, start: Callable[[], Awaitable[Any]]) -> Any:
-        future = self._inflight.get(key)
-        if future is None:
-            future = asyncio.ensure_future(start())
-            self._inflight[key] = future
-            future.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return await asyncio.shield(future)
-
-
-class _MetricsRenderer:
-    def __init__(self, reader: BridgeReader) -> None:
-        self._reader = reader
-        self._once = _OneAtATime()
-
-    async def render(self, openmetrics: bool) -> list[bytes]:
-        """The body in pieces (at 10,000 targets, joining them would double the peak memory)."""
-        body: list[bytes] = await self._once.run(openmetrics, lambda: self._render(openmetrics))
-        return body
-
-    async def _render(self, openmetrics: bool) -> list[bytes]:
-        out: list[bytes] = []
-        with no_cyclic_gc():  # the SDK's points live until the last step
-            data = await asyncio.to_thread(_collect_finely, self._reader)
-            for _ in self._reader.render_steps(data, out, openmetrics=openmetrics):
-                await asyncio.sleep(0)
-            del data
-        await asyncio.to_thread(release_freed_memory)
-        return out
 
 
 GUESS_WINDOW = 60.0  # seconds
@@ -102,16 +59,6 @@ class _Guesses:
         self._wrong.setdefault(key, collections.deque(maxlen=GUESS_LIMIT)).append(time.monotonic())
 
 
-class Reporting(Protocol):
-    """What ``POST /api/v1/heartbeat/{name}`` needs: which targets take reports, and taking one."""
-
-    def takes(self, target: Target) -> bool: ...
-
-    def knows(self, target: Target, token: str) -> bool: ...
-
-    def accept(self, target: Target, token: str, *, ok: bool, duration: float | None, message: str) -> bool: ...
-
-
 class PageSettings(Protocol):
     """What the status page reads of the running configuration."""
 
@@ -128,7 +75,7 @@ class PageSettings(Protocol):
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
-             heartbeats: Reporting | None = None,
+             inbox: Inbox | None = None,
              sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, ""),
              clock: Clock = WALL, strict_hosts: Callable[[], bool] = lambda: False) -> web.Application:
     """The API. ``api_token`` guards the API and reload; without one, the writes (maintenance
@@ -138,8 +85,8 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     IP or service name. ``sharding``: this instance's shard and
     the configuration's default environment, to say where a target it does not have is checked.
     ``clock``: the wall clock the page and the maintenance API read."""
-    renderer = _MetricsRenderer(reader)
-    renders = _OneAtATime()  # the page and the targets' document: rendered on a thread, one of a kind at a time
+    renderer = MetricsRenderer(reader)
+    renders = OneAtATime()  # the page and the targets' document: rendered on a thread, one of a kind at a time
     guesses = _Guesses()
 
     def checked_elsewhere(name: str, environment: str | None) -> str:
@@ -214,8 +161,8 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         if cross_site(request):
             return error(403, "a cross-site request cannot change anything")
         name, environment = request.match_info["name"], request.query.get("environment")
-        found = [s.target for s in store.snapshot() if s.target.name == name and heartbeats is not None
-                 and heartbeats.takes(s.target) and environment in (None, s.target.environment)]
+        found = [s.target for s in store.snapshot() if s.target.name == name and inbox is not None
+                 and inbox.takes(s.target) and environment in (None, s.target.environment)]
         if not found:
             return error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'"
                          + checked_elsewhere(name, environment))
@@ -223,13 +170,13 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
             return error(400, "that name is in several environments; add ?environment=NAME")
         given = request.headers.get("Authorization", "")
         token = given[7:] if given[:7].lower() == "bearer " else ""
-        assert heartbeats is not None
+        assert inbox is not None
         target = found[0]
         if guesses.barred(target.key):
             return web.json_response({"status": "error", "errors": [
                 "too many wrong tokens for this target; try again in a minute"]}, status=429,
                 headers={"Retry-After": str(int(GUESS_WINDOW))})
-        if not token or not heartbeats.knows(target, token):  # before the body is read: a stranger's costs nothing
+        if not token or not inbox.knows(target, token):  # before the body is read: a stranger's costs nothing
             guesses.failed(target.key)
             return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
                                      status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
@@ -239,7 +186,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, BadRequest) else "the body is not JSON; send a JSON object or nothing"
             return error(400, reason)
-        heartbeats.accept(target, token, ok=ok, duration=duration, message=message)
+        inbox.accept(target, token, ok=ok, duration=duration, message=message)
         return web.json_response({"status": "success"})
 
     async def healthy(_: web.Request) -> web.Response:
@@ -315,6 +262,6 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         app.router.add_get("/api/v1/maintenance", list_windows)
         app.router.add_post("/api/v1/maintenance", open_window)
         app.router.add_delete("/api/v1/maintenance/{id}", end_window)
-    if heartbeats is not None:
+    if inbox is not None:
         app.router.add_post("/api/v1/heartbeat/{name}", heartbeat)
     return app

@@ -25,17 +25,11 @@ from __future__ import annotations
 
 from .bridge import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from .families import STATE_FAMILIES, StateFamilies, StateFamily
-from .instruments import (
-    CHECK_DURATION_BUCKETS,
-    LAG_BUCKETS,
-    SCOPE,
-    ExportFailures,
-    Telemetry,
-    cardinality_limits,
-    make_resource,
-)
+from .instruments import CHECK_DURATION_BUCKETS, LAG_BUCKETS, Telemetry
 from .otlp import OtlpPlan
+from .own import ExportFailures
 from .push import PushReader
+from .resource import SCOPE, cardinality_limits, make_resource
 from .traces import KeepPolicy
 
 __all__ = [

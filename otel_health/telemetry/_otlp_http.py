@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ..tuning import fine_switching
-from .instruments import ExportFailures
+from .own import ExportFailures
 from .wire import Unsupported, encode_metrics, encode_spans
 
 __all__ = ["HttpMetricExporter", "HttpSpanExporter"]

@@ -1,42 +1,32 @@
-"""The instrument and span contract: what a check's result becomes in OpenTelemetry.
+"""The check contract: what a check's result becomes in OpenTelemetry.
 
 A check becomes telemetry in two calls: :meth:`Telemetry.check_span` opens the root span
 (``health_check {service}``), and :meth:`Telemetry.record` puts the
-:class:`~otel_health.result.CheckResult` on the meters and on that span. The per-target
-state gauges are observable instruments over :class:`~.families.StateFamilies`, created
-here with the rest. This module names the check's instruments and the root span's
-attributes; the per-target state families are named in :mod:`.families`, a probe names the
-attributes of its own child spans (semantic conventions), and the bridge knows only the
-Prometheus naming rules.
+:class:`~otel_health.result.CheckResult` on the meters (``tta_service_*``) and on that span.
+The per-target state gauges are observable instruments over :class:`~.families.StateFamilies`,
+created here with the rest. This module names the check's instruments and the root span's
+attributes; the per-target state families are named in :mod:`.families`, the collector's own
+series in :mod:`.own`, a probe names the attributes of its own child spans (semantic
+conventions), and the bridge knows only the Prometheus naming rules.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
     MeterProvider,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
 )
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import __version__
@@ -50,18 +40,11 @@ from ..suppression import Suppressed
 from .collect import forget
 from .exemplars import latest_per_bucket
 from .families import StateFamilies
+from .own import ExportFailures, OwnSeries
+from .resource import METER_NAME, make_resource
 from .traces import CheckTracerProvider, KeepPolicy, LightSpan
 
-__all__ = [
-    "CHECK_DURATION_BUCKETS",
-    "LAG_BUCKETS",
-    "SCOPE",
-    "SHUTDOWN_TIMEOUT",
-    "ExportFailures",
-    "Telemetry",
-    "cardinality_limits",
-    "make_resource",
-]
+__all__ = ["CHECK_DURATION_BUCKETS", "LAG_BUCKETS", "SHUTDOWN_TIMEOUT", "Telemetry"]
 
 log = logging.getLogger("otel_health")
 
@@ -70,54 +53,7 @@ CHECK_DURATION_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
 LAG_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
-METER_NAME = "otel_health"
 SHUTDOWN_TIMEOUT = 3.0  # seconds the last export at shutdown may take
-SCOPE = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
-
-
-def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
-    """Per-reader limits roomy enough that no target's series fold into the overflow series."""
-    limit = max(200_000, targets * 20)
-    return {cls: limit for cls in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                                   ObservableUpDownCounter, ObservableGauge)}
-
-
-def make_resource(shard: Shard | None = None, location: str | None = None) -> Resource:
-    """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES honoured) plus our identity.
-
-    ``service.instance.id`` is a fresh UUID unless given, so two replicas never write the
-    same series on the Collector path (it becomes their ``instance`` label). A sharded
-    instance says which shard it is (``otel_health.shard.index``, ``otel_health.shard.count``),
-    and one with a ``location`` where it checks from (``otel_health.location``).
-    """
-    from_env = Resource.create()
-    ours: dict[str, Any] = {"service.name": "otel-health", "service.version": __version__,
-                            "service.instance.id": str(uuid.uuid4())}
-    if shard is not None:
-        ours |= {"otel_health.shard.index": shard.index, "otel_health.shard.count": shard.count,
-                 "otel_health.shard.replicas": shard.replicas}
-    if location is not None:
-        ours["otel_health.location"] = location
-    explicit = {k for k in ("service.name",) if os.environ.get("OTEL_SERVICE_NAME")}
-    explicit |= {pair.split("=", 1)[0].strip() for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
-                 if "=" in pair}
-    return from_env.merge(Resource({k: v for k, v in ours.items() if k not in explicit}))
-
-
-class ExportFailures:
-    """Telemetry export batches that failed, by signal: counted by the exporters (on their
-    own threads), reported by :class:`Telemetry` as ``otel_health_export_failures_total``."""
-
-    SIGNALS = ("traces", "metrics")
-
-    def __init__(self) -> None:
-        self._counts = dict.fromkeys(self.SIGNALS, 0)
-
-    def add(self, signal: str, count: int = 1) -> None:
-        self._counts[signal] = self._counts.get(signal, 0) + count
-
-    def counts(self) -> Mapping[str, int]:
-        return self._counts
 
 
 class Telemetry:
@@ -166,20 +102,12 @@ class Telemetry:
         self.tracer = self.tracer_provider.get_tracer("otel_health", __version__)
         self._families = families
         self._pushers = list(pushers)  # exporters over a reader's data, not readers of their own
-        self._in_flight = in_flight
-        self._export_failures = export_failures or ExportFailures()
-        self._clock = clock
+        # The collector's own series (otel_health_*): apart from the check contract.
+        self.own = OwnSeries(readers=self._readers, targets_here=lambda: len(families), in_flight=in_flight,
+                             export_failures=export_failures, clock=clock)
         # (service, environment, outcome, error type) -> (the target's attributes, the counter's)
         self._counter_attrs: dict[tuple[str, str, str, str], tuple[Mapping[str, str], dict[str, str]]] = {}
-        self._reload_ok = 1
-        self._reload_time = clock()
-        self._configured = 0
-        self._replicas = 1
-        self._shard_attrs = {"shard_index": "0", "shard_count": "1"}
         self._live: dict[tuple[str, str], Mapping[str, str]] = {}  # the targets as the last retain() saw them
-        self._discovery: dict[str, tuple[int, int]] = {}  # source -> (targets, last read good)
-        self._discovery_time: dict[str, float] = {}
-        self._discovery_failures: dict[str, int] = {}
         self._make_instruments()
 
     def _make_instruments(self) -> None:
@@ -192,34 +120,7 @@ class Telemetry:
                                             description="Duration of every check of the service")
         self._checks = m.create_counter("tta_service_checks", unit="",
                                         description="Checks of the service by outcome and error type")
-        self._lag = m.create_histogram("otel_health_scheduler_lag_seconds", unit="s",
-                                       description="Delay from a check's due time to its start")
-        m.create_observable_gauge("otel_health_checks_in_flight", [self._observe_in_flight],
-                                  description="Checks running now")
-        m.create_observable_gauge("otel_health_targets", [self._observe_targets],
-                                  description="Targets in the configuration, on every shard")
-        m.create_observable_gauge("otel_health_shard_targets", [self._observe_shard_targets],
-                                  description="Targets this instance checks: its shard of the configuration's")
-        m.create_observable_gauge("otel_health_shard_replicas", [self._observe_shard_replicas],
-                                  description="How many instances check each target (replicas of the shards)")
-        m.create_observable_gauge("otel_health_config_last_reload_successful", [self._observe_reload_ok],
-                                  description="1 if the last configuration load succeeded, else 0")
-        m.create_observable_gauge("otel_health_config_last_reload_success_timestamp_seconds",
-                                  [self._observe_reload_time], unit="s",
-                                  description="Unix time of the last successful configuration load")
-        m.create_observable_counter("otel_health_export_failures", [self._observe_export_failures], unit="",
-                                    description="Telemetry export batches that failed, by signal")
-        m.create_observable_gauge("otel_health_discovery_targets", [self._observe_discovery_targets],
-                                  description="Targets a discovery source makes now (its last good groups')")
-        m.create_observable_gauge("otel_health_discovery_last_read_successful", [self._observe_discovery_ok],
-                                  description="1 if every file or answer of a discovery source was last read and "
-                                              "valid, else 0 (its last good targets are kept)")
-        m.create_observable_gauge("otel_health_discovery_last_success_timestamp_seconds",
-                                  [self._observe_discovery_time], unit="s",
-                                  description="Unix time a discovery source was last read whole and valid")
-        m.create_observable_counter("otel_health_discovery_read_failures", [self._observe_discovery_failures],
-                                    unit="", description="Reads of a discovery file or endpoint that failed "
-                                                         "(unreadable, not valid, or a target that does not validate)")
+        self.own.make_instruments(m)
 
     def retain(self, live: Mapping[tuple[str, str], Mapping[str, str]]) -> None:
         """Forget what is held for targets no longer configured, or whose labels changed
@@ -240,34 +141,22 @@ class Telemetry:
         for reader in self._readers:
             forget(reader, current)
 
+    # What the collector tells its own series (see .own).
+
     def sharded(self, shard: Shard | None, configured: int) -> None:
-        """Which shard this instance is (none: 0 of 1) and how many targets all shards share."""
-        self._configured = configured
-        self._replicas = shard.replicas if shard else 1
-        self._shard_attrs = {"shard_index": str(shard.index if shard else 0),
-                             "shard_count": str(shard.count if shard else 1)}
+        self.own.sharded(shard, configured)
 
     def discovered(self, status: Mapping[str, SourceStatus]) -> None:
-        """Discovery as the last load left it, by source."""
-        now = self._clock()
-        removed = self._discovery.keys() - status.keys()
-        if removed:  # a source a reload took away: its series go, the failures counter's too
-            for reader in self._readers:
-                forget(reader, lambda attributes: attributes.get("source") not in removed)
-        self._discovery = {name: (st.targets, 1 if st.ok else 0) for name, st in status.items()}
-        # Set once a source was read whole and valid: never for one that has not been read yet.
-        self._discovery_time = {name: now if status[name].ok and status[name].read
-                                else self._discovery_time.get(name, 0.0) for name in status}
-        self._discovery_failures = {name: self._discovery_failures.get(name, 0) for name in status}
+        self.own.discovered(status)
 
     def discovery_failed(self, source: str, reads: int = 1) -> None:
-        if source in self._discovery_failures:
-            self._discovery_failures[source] += reads
+        self.own.discovery_failed(source, reads)
 
     def config_loaded(self, ok: bool) -> None:
-        self._reload_ok = 1 if ok else 0
-        if ok:
-            self._reload_time = self._clock()
+        self.own.config_loaded(ok)
+
+    def scheduler_lag(self, seconds: float) -> None:
+        self.own.scheduler_lag(seconds)
 
     @contextlib.contextmanager
     def check_span(self, target: Target) -> Iterator[Span]:
@@ -350,48 +239,6 @@ class Telemetry:
         # The detail is already scrubbed of the target's secrets; no stack trace is sent.
         span.add_event("exception", {"exception.type": error, "exception.message": result.detail})
 
-    def scheduler_lag(self, seconds: float) -> None:
-        self._lag.record(seconds, _EMPTY, context=_NO_SPAN)
-
-    def _observe_in_flight(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(self._in_flight())
-
-    def _observe_targets(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(max(self._configured, len(self._families)))
-
-    def _observe_shard_targets(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(len(self._families), self._shard_attrs)
-
-    def _observe_shard_replicas(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(self._replicas)
-
-    def _observe_reload_ok(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(self._reload_ok)
-
-    def _observe_reload_time(self, _: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(self._reload_time)
-
-    def _observe_discovery_targets(self, _: CallbackOptions) -> Iterator[Observation]:
-        for name, (targets, _ok) in self._discovery.items():
-            yield Observation(targets, {"source": name})
-
-    def _observe_discovery_ok(self, _: CallbackOptions) -> Iterator[Observation]:
-        for name, (_targets, ok) in self._discovery.items():
-            yield Observation(ok, {"source": name})
-
-    def _observe_discovery_time(self, _: CallbackOptions) -> Iterator[Observation]:
-        for name, at in self._discovery_time.items():
-            if at:
-                yield Observation(at, {"source": name})
-
-    def _observe_discovery_failures(self, _: CallbackOptions) -> Iterator[Observation]:
-        for name, count in self._discovery_failures.items():
-            yield Observation(count, {"source": name})
-
-    def _observe_export_failures(self, _: CallbackOptions) -> Iterator[Observation]:
-        for signal, count in self._export_failures.counts().items():
-            yield Observation(count, {"signal": signal})
-
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT) -> bool:
         """One last export of what is queued and of every series, then stop: at most
         ``timeout_s``. A Collector that is gone, or hangs, costs that bound and no more (an
@@ -412,7 +259,7 @@ class Telemetry:
         if done.wait(timeout_s):
             return True
         for signal in ExportFailures.SIGNALS:
-            self._export_failures.add(signal)
+            self.own.export_failures.add(signal)
         event(log, logging.WARNING, "telemetry_not_flushed", timeout_s=timeout_s,
               reason="the last export did not finish in time; what it held is dropped")
         return False

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ..config import OtlpSettings, Secret
-from .instruments import ExportFailures
+from .own import ExportFailures
 
 __all__ = ["SPAN_QUEUE", "OtlpPlan"]
 

@@ -16,8 +16,16 @@ import pytest
 from otel_health.config.loader import load
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES
-from otel_health.probes._reports import STATE_FILE
+from otel_health.probes._reports import STATE_FILE, Reports
+from otel_health.probes.heartbeat import HeartbeatProbe
 from tests.harness.running import Running, keeping_every_trace, running_config
+
+
+def _reports(r: Running) -> Reports:
+    """What the running collector's heartbeat kind holds of the jobs' reports."""
+    probe = r.collector.probes["heartbeat"]
+    assert isinstance(probe, HeartbeatProbe)
+    return probe.reports
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +81,7 @@ async def test_a_job_that_reports_is_up_one_that_fails_or_misses_is_down(tmp_pat
             >= {"up", "down"}
 
         # what a job can get wrong: each refused, nothing recorded
-        before = r.collector.reports.last(("backup", "default"))
+        before = _reports(r).last(("backup", "default"))
         assert (await report(r, "backup", token="wrong"))[0] == 401
         assert (await report(r, "backup", token=""))[0] == 401
         assert (await report(r, "nightly"))[0] == 404
@@ -81,12 +89,12 @@ async def test_a_job_that_reports_is_up_one_that_fails_or_misses_is_down(tmp_pat
         assert (await report(r, "backup", body={"status": "maybe"}))[0] == 400
         assert (await report(r, "backup", raw=b"{not json"))[0] == 400
         assert (await report(r, "backup", raw=json.dumps({"message": "x" * 100_000}).encode()))[0] == 413
-        assert r.collector.reports.last(("backup", "default")) == before
+        assert _reports(r).last(("backup", "default")) == before
 
         # a flood of reports: one record, whatever the count
         for _ in range(300):
             assert (await report(r, "backup", body={"message": "again"}))[0] == 200
-        assert len(r.collector.reports) == 1
+        assert len(_reports(r)) == 1
 
         # the job's token is a secret: never in an output, even when a job echoes it in its message
         assert (await report(r, "backup", body={"status": "fail", "message": f"token was {TOKEN}"}))[0] == 200
@@ -95,7 +103,7 @@ async def test_a_job_that_reports_is_up_one_that_fails_or_misses_is_down(tmp_pat
         outputs = [(await r.get(path))[2] for path in ("/metrics", "/health", "/", "/api/v1/targets")]
         outputs.append(" ".join(s.to_json() for s in r.spans.get_finished_spans()))
         assert all(TOKEN not in text for text in outputs)
-        assert TOKEN not in r.collector.reports.last(("backup", "default")).message  # type: ignore[union-attr]
+        assert TOKEN not in _reports(r).last(("backup", "default")).message  # type: ignore[union-attr]
         assert "REDACTED (file:" in outputs[3]
 
 
@@ -129,11 +137,11 @@ async def test_otel_health_ping_runs_the_command_and_reports_how_it_went(tmp_pat
 
         done = await ping("sh", "-c", "sleep 0.2; exit 3")
         assert done.returncode == 3, done.stderr  # the command's own status
-        last = r.collector.reports.last(("backup", "default"))
+        last = _reports(r).last(("backup", "default"))
         assert last is not None and not last.ok and last.message == "sh exited with status 3"
         assert last.duration is not None and last.duration >= 0.2
         done = await ping("true")
-        assert done.returncode == 0 and r.collector.reports.last(("backup", "default")).ok  # type: ignore[union-attr]
+        assert done.returncode == 0 and _reports(r).last(("backup", "default")).ok  # type: ignore[union-attr]
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "otel_health", "ping", "backup", "--url", r.url, "--", "true"],
             capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "OTEL_HEALTH_PING_TOKEN": "bad"})
