@@ -17,7 +17,9 @@ import yaml
 from otel_health.alertmanager import SUPPRESSIBLE_ALERTS
 
 from .procs import Process, free_port
-from .servers import REPO, _http_ok, _require, get_json
+from .servers.common import REPO, get_json
+from .servers.common import http_ok as _http_ok
+from .servers.common import require as _require
 
 RULES = REPO / "monitoring" / "rules" / "otel-health.rules.yml"
 CLAUSE = "unless on (service, environment) tta_service:suppressed"

@@ -39,3 +39,14 @@ def what(detail: str) -> str:
     where, sep, rest = detail.partition(": ")
     assert sep and ("://" in where or ":" in where), f"no address before the detail: {detail!r}"
     return rest
+
+
+def raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    """``outer`` as it is caught after being raised from ``inner`` (its cause and traceback set)."""
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise outer from exc
+    except BaseException as caught:
+        return caught

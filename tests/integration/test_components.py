@@ -58,7 +58,7 @@ def test_neo4j_answers_return_1_over_bolt_with_auth(neo4j_server: servers.Neo4j)
 
 
 def test_prometheus_is_ready(prometheus: servers.Prometheus) -> None:
-    assert servers._http_ok(f"{prometheus.url}/-/ready")
+    assert servers.http_ok(f"{prometheus.url}/-/ready")
     assert prometheus.query("vector(1)")[0]["value"][1] == "1"
 
 

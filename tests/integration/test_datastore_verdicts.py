@@ -19,7 +19,7 @@ import pytest
 from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES, ProbeSettings
-from tests.harness import servers
+from tests.harness import servers, targets
 from tests.harness.checks import check_once
 from tests.harness.procs import free_port
 
@@ -27,9 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 def _redis(name: str, port: int, *, user: str | None = None, extra: str = "", timeout: str = "1s") -> str:
-    who = f"    username: {user}\n" if user else ""
-    return (f"  - name: {name}\n    kind: redis\n    host: 127.0.0.1\n    port: {port}\n{who}"
-            f"    password: '${{DS_PASSWORD}}'\n    timeout: {timeout}\n{extra}")
+    return targets.redis(name, port, extra, username=user, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)
@@ -164,10 +162,8 @@ async def test_a_redis_that_cannot_persist_is_unavailable_in_its_own_words(
 # -- PostgreSQL -----------------------------------------------------------------------------
 def _pg(name: str, p: servers.Postgres, *, user: str = "postgres", database: str = "postgres",
         query: str | None = None, timeout: str = "1s", sslmode: str = "disable") -> str:
-    q = f"    query: \"{query}\"\n" if query else ""
-    return (f"  - name: {name}\n    kind: postgres\n    host: 127.0.0.1\n    port: {p.port}\n    user: {user}\n"
-            f"    password: '${{DS_PASSWORD}}'\n    database: {database}\n    sslmode: {sslmode}\n"
-            f"    timeout: {timeout}\n{q}")
+    return targets.postgres(name, p.port, user=user, database=database, sslmode=sslmode, timeout=timeout,
+                            query=query)
 
 
 def _ours(pg: servers.Postgres) -> int:

@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_health.config.loader import load_text
 from otel_health.probes import PROBES, ProbeSettings
-from tests.harness import servers
+from tests.harness import servers, targets
 from tests.harness.running import running
 
 pytestmark = pytest.mark.integration
@@ -24,24 +24,21 @@ pytestmark = pytest.mark.integration
 
 def _redis(name: str, r: servers.Redis, *, tls: bool = False, password: str = "${DS_PASSWORD}",
            interval: str = "0.3s", port: int | None = None) -> str:
-    tls_lines = f"    tls: true\n    ca_file: {r.ca_file}\n" if tls else ""
     port = port or (r.tls_port if tls else r.port)
-    return (f"  - name: {name}\n    kind: redis\n    host: 127.0.0.1\n    port: {port}\n"
-            f"    password: '{password}'\n    interval: {interval}\n    timeout: 0.3s\n{tls_lines}")
+    return targets.redis(name, port, {"tls": True, "ca_file": str(r.ca_file)} if tls else {}, password=password,
+                         interval=interval, timeout="0.3s")
 
 
 def _pg(name: str, p: servers.Postgres, *, sslmode: str = "disable", password: str = "${DS_PASSWORD}",
         database: str = "postgres", interval: str = "0.3s", port: int | None = None, timeout: str = "0.3s") -> str:
-    ca = f"    ca_file: {p.ca_file}\n" if sslmode.startswith("verify") else ""
-    return (f"  - name: {name}\n    kind: postgres\n    host: 127.0.0.1\n    port: {port or p.port}\n"
-            f"    user: postgres\n    password: '{password}'\n    database: {database}\n    sslmode: {sslmode}\n"
-            f"    interval: {interval}\n    timeout: {timeout}\n{ca}")
+    ca = {"ca_file": str(p.ca_file)} if sslmode.startswith("verify") else {}
+    return targets.postgres(name, port or p.port, ca, password=password, database=database, sslmode=sslmode,
+                            interval=interval, timeout=timeout)
 
 
 def _neo(name: str, n: servers.Neo4j, *, user: str = "neo4j", password: str = "${DS_PASSWORD}",
          interval: str = "1s", port: int | None = None, timeout: str = "1s") -> str:
-    return (f"  - name: {name}\n    kind: neo4j\n    uri: bolt://127.0.0.1:{port or n.port}\n    user: {user}\n"
-            f"    password: '{password}'\n    interval: {interval}\n    timeout: {timeout}\n")
+    return targets.neo4j(name, port or n.port, user=user, password=password, interval=interval, timeout=timeout)
 
 
 async def test_healthy_datastores_report_version_phases_and_db_spans(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import itertools
 import json
@@ -15,15 +16,13 @@ import pytest
 
 from otel_health.config.loader import load_text
 from otel_health.probes import PROBES, ProbeSettings
-from tests.harness import h2faults, servers
+from tests.harness import h2faults, servers, targets
 from tests.harness.running import running
 
 pytestmark = pytest.mark.integration
 
 
-def _http(name: str, url: str, extra: str = "", *, timeout: str = "1s", interval: str = "2s") -> str:
-    return (f"  - name: {name}\n    kind: http\n    url: {url}\n    interval: {interval}\n    timeout: {timeout}\n"
-            f"{extra}")
+_http = functools.partial(targets.http, interval="2s", timeout="1s")
 
 
 async def test_misbehaving_http_targets_each_end_within_their_bound(

@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 
 import pytest
+import yaml
 
 from otel_health.errors import ErrorType
 from otel_health.probes import ProbeSettings
 from otel_health.probes._client import HttpClient
 from otel_health.probes._messages import Request, Timings
 from otel_health.probes._tls import client_context
-from tests.harness import h2faults, servers
+from tests.harness import h2faults, servers, targets
 from tests.harness.checks import assert_failed, check_once
 from tests.harness.running import running
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def _http(name: str, url: str, extra: str = "", *, h2: str = "http2: true") -> str:
-    return f"  - name: {name}\n    kind: http\n    url: {url}\n    timeout: 3s\n    {h2}\n{extra}"
+    return targets.http(name, url, extra, interval=None, timeout="3s", **yaml.safe_load(h2))
 
 
 async def test_alpn_h2_answers_are_judged_as_http1_answers_are(nginx_server: servers.Nginx) -> None:

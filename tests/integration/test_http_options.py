@@ -5,6 +5,7 @@ an mTLS listener, TLS version limits, header and body assertions, OAuth2 client 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import aiohttp
 import pytest
 
 from otel_health.errors import ErrorType
-from tests.harness import servers
+from tests.harness import servers, targets
 from tests.harness.checks import what
 from tests.harness.running import running
 from tests.harness.servers import HttpTargets
@@ -36,9 +37,7 @@ def auth_proxy(tmp_path_factory: pytest.TempPathFactory, seeded_password: str) -
     server.stop()
 
 
-def _http(name: str, url: str, extra: str = "", *, interval: str = "5s", timeout: str = "2s") -> str:
-    return (f"  - name: {name}\n    kind: http\n    url: {url}\n    interval: {interval}\n    timeout: {timeout}\n"
-            f"{extra}")
+_http = functools.partial(targets.http, interval="5s", timeout="2s")
 
 
 async def _results(text: str, names: list[str], timeout: float = 15) -> dict[str, object]:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from otel_health.errors import ErrorType
+from tests.harness import targets
 from tests.harness.checks import what
 from tests.harness.running import running
 from tests.harness.servers import HttpTargets
@@ -14,9 +15,7 @@ from tests.harness.servers import HttpTargets
 pytestmark = pytest.mark.integration
 
 
-def _http(name: str, url: str, extra: str = "", *, interval: str = "1s", timeout: str = "0.8s") -> str:
-    return (f"  - name: {name}\n    kind: http\n    url: {url}\n    interval: {interval}\n"
-            f"    timeout: {timeout}\n{extra}")
+_http = targets.http  # every 1s, a 0.8s timeout
 
 
 async def test_each_failure_has_its_error_type(http_targets: HttpTargets) -> None:

@@ -51,3 +51,14 @@ def test_a_url_loses_its_credentials_and_secret_query_values() -> None:
     url = redact_url("https://u:p@api.example/x?private_key=1&passphrase=2&pw=3&page=4&x%0Atoken=5")
     assert url == ("https://REDACTED:REDACTED@api.example/x?private_key=REDACTED&passphrase=REDACTED&pw=REDACTED"
                    "&page=4&x%0Atoken=REDACTED")
+
+
+def test_query_values_that_carry_credentials_are_hidden() -> None:
+    from otel_health._redact import redact_url
+
+    url = ("https://h/cb?code=oauth-code-1&state=s1&session_id=sess-1&X-Amz-Signature=sig-1&sid=sid-1"
+           "&api_key=k-1&page=2&q=find")
+    shown = redact_url(url)
+    for secret in ("oauth-code-1", "s1", "sess-1", "sig-1", "sid-1", "k-1"):
+        assert f"={secret}" not in shown, secret
+    assert "page=2" in shown and "q=find" in shown

@@ -31,6 +31,7 @@ from otel_health.suppression import (
     weekday_set,
 )
 from otel_health.telemetry.families import STATE_FAMILIES
+from tests.harness import targets
 
 
 def _days(*names: str) -> frozenset[int]:
@@ -120,7 +121,7 @@ def _config(text: str):  # type: ignore[no-untyped-def]
 
 
 def _tcp(name: str, extra: str = "") -> str:
-    return f"  - name: {name}\n    kind: tcp\n    host: 127.0.0.1\n    port: 1\n{extra}"
+    return targets.tcp(name, extra=extra)
 
 
 def test_a_dependency_suppresses_its_dependents_by_its_debounced_state(make_result) -> None:

@@ -14,7 +14,7 @@ import pytest
 from otel_health import logs
 from otel_health.probes import PROBES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROBES_DIR = ROOT / "otel_health" / "probes"
 README = (ROOT / "README.md").read_text()
 FIXTURES = sorted((ROOT / "tests" / "testdata").glob("invalid-*.yaml"))
@@ -71,3 +71,18 @@ def test_a_kind_is_in_the_configuration_docs_and_the_health_document(kind: str) 
     assert probe.kind == kind
     assert probe.component_type and re.fullmatch(r"[a-z]+", probe.component_type)
     assert probe.check_name and re.fullmatch(r"[a-zA-Z]+", probe.check_name)
+    row = f"| `{kind}` | `{probe.component_type}` | `{probe.check_name}` |"
+    assert row in README, f"the README's /health table has no row {row!r} (the names /health gives the kind)"
+
+
+@pytest.mark.parametrize("kind", sorted(PROBES))
+def test_a_kind_has_its_unit_tests(kind: str) -> None:
+    """Tests mirror the package: a kind's own error table and option rules are tested in
+    tests/unit/probes/test_KIND.py (its protocol against a real server, in tests/integration)."""
+    path = ROOT / "tests" / "unit" / "probes" / f"test_{kind}.py"
+    assert path.is_file(), f"no {path.relative_to(ROOT)}: a kind's error table and options are tested there"
+    probe = PROBES[kind]
+    text = path.read_text()
+    assert any(mark in text for mark in (probe.__name__, f"probes.{kind} import", f"probes import {kind}",
+                                         f"kind: {kind}")), (
+        f"{path.relative_to(ROOT)} does not test the {kind} kind ({probe.__name__})")

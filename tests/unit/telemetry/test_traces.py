@@ -25,7 +25,7 @@ from otel_health.telemetry.traces import (
 )
 from tests.harness.pipeline import Pipeline
 
-VECTORS = Path(__file__).resolve().parents[1] / "testdata" / "collector-probabilistic-vectors.txt"
+VECTORS = Path(__file__).resolve().parents[2] / "testdata" / "collector-probabilistic-vectors.txt"
 
 
 def _vectors(kind: str) -> list[list[str]]:

@@ -12,7 +12,7 @@ import pytest
 
 from otel_health.probes._resolver import DaemonPool
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_results_and_errors_reach_the_caller_and_threads_stay_within_the_limit() -> None:

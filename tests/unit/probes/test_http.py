@@ -153,7 +153,7 @@ def test_tls_alerts_in_words(reason: str, words: str) -> None:
     assert error_type == ErrorType.TLS and detail.startswith(words) and reason in detail
 
 
-TLS_DATA = Path(__file__).resolve().parents[1] / "testdata" / "tls"
+TLS_DATA = Path(__file__).resolve().parents[2] / "testdata" / "tls"
 
 
 def test_certificate_and_key_problems_name_their_field() -> None:

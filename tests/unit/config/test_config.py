@@ -14,7 +14,7 @@ from otel_health.probes import PROBES
 from otel_health.probes.http import HttpOptions, StatusRange
 from otel_health.probes.tcp import TcpOptions
 
-TESTDATA = Path(__file__).parents[1] / "testdata"
+TESTDATA = Path(__file__).parents[2] / "testdata"
 INVALID = sorted(TESTDATA.glob("invalid-*.yaml"))
 
 

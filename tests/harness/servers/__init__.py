@@ -1,0 +1,53 @@
+"""The real servers the tests talk to, each started on free loopback ports: one module a server.
+
+Every ``start_*`` returns a handle with the addresses and a ``stop()``; start-up waits are
+bounded and a failure names the server and shows the end of its log.
+"""
+
+from __future__ import annotations
+
+from .common import REPO, get_json, http_ok, require
+from .grpc_health import Grpcd, start_grpcd
+from .http_targets import HttpTargets, start_http_targets
+from .jaeger import Jaeger, start_jaeger
+from .neo4j_server import Neo4j, start_neo4j
+from .nginx import Nginx, start_nginx
+from .nsd import BIG_TXT, ZONE, Nsd, start_nsd
+from .otelcol import OtelCollector, otelcol_binary, start_otelcol
+from .postgres import Postgres, start_postgres
+from .prometheus import Prometheus, start_prometheus
+from .redis_server import REDIS_USERS, Redis, start_redis
+from .tinyproxy import Tinyproxy, start_tinyproxy
+
+__all__ = [
+    "BIG_TXT",
+    "REDIS_USERS",
+    "REPO",
+    "ZONE",
+    "Grpcd",
+    "HttpTargets",
+    "Jaeger",
+    "Neo4j",
+    "Nginx",
+    "Nsd",
+    "OtelCollector",
+    "Postgres",
+    "Prometheus",
+    "Redis",
+    "Tinyproxy",
+    "get_json",
+    "http_ok",
+    "otelcol_binary",
+    "require",
+    "start_grpcd",
+    "start_http_targets",
+    "start_jaeger",
+    "start_neo4j",
+    "start_nginx",
+    "start_nsd",
+    "start_otelcol",
+    "start_postgres",
+    "start_prometheus",
+    "start_redis",
+    "start_tinyproxy",
+]
