@@ -32,7 +32,7 @@ COMPONENTS = (  # the first match wins
     ("otel_health/telemetry/push.py", "OTLP export"),
     ("otel_health/telemetry/bridge.py", "bridge caches (rendered label sets)"),
     ("otel_health/telemetry/instruments.py", "telemetry: counter attribute sets"),
-    ("otel_health/config.py", "config: the targets"),
+    ("otel_health/config/", "config: the targets"),
     ("otel_health/scheduler.py", "scheduler: timers, runs"),
 )
 

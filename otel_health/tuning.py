@@ -221,8 +221,8 @@ _trim = _malloc_trim()
 
 def release_freed_memory() -> None:
     """Give the memory freed by a large render or export back to the system (glibc's
-    ``malloc_trim``): the allocator keeps it otherwise, and at 20,000 targets that was about
-    40 MB after every export. A few milliseconds, without the GIL (ctypes releases it); run
-    it off the event loop."""
+    ``malloc_trim``), which the allocator would keep otherwise (the README's performance
+    section has how much). A few milliseconds, without the GIL (ctypes releases it); run it
+    off the event loop."""
     if _trim is not None:
         _trim(0)

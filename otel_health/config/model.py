@@ -50,11 +50,21 @@ class KindOptions(Protocol):
 
 
 class KindSpec(Protocol):
+    """A kind as the rest of the program knows it: the class attributes of its ``Probe``
+    (``probes.PROBES`` maps each kind's name to it). The loader reads its options type and
+    the labels it reports; ``/health`` how it names the kind's check."""
+
     @property
     def options_type(self) -> Any: ...
 
     @property
     def info_labels(self) -> tuple[str, ...]: ...
+
+    @property
+    def component_type(self) -> str: ...
+
+    @property
+    def check_name(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ def read_yaml(text: str) -> Any:
     so no node graph is made (README, performance section, has what that saves). What the builder does not do itself
     (merge keys, tagged collections, collections as keys, several documents) goes to libyaml's
     loader once the events have been read for the refusals; the pure-Python loader is the
-    fallback without libyaml. ``tests/unit/test_config_yaml.py`` holds the builder to
+    fallback without libyaml. ``tests/unit/config/test_yamldoc.py`` holds the builder to
     libyaml's safe loader."""
     if _CSafeLoader is None:
         try:

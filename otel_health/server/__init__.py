@@ -17,10 +17,10 @@ what a connection may hold), ``requests`` (what a write asks for), ``app`` (the 
 """
 
 from .app import PageSettings, Reload, make_app
-from .documents import HEALTH_CONTENT_TYPE, Kind, Kinds, health_document, targets_document, window_document
+from .documents import HEALTH_CONTENT_TYPE, Kinds, health_document, targets_document, window_document
 from .guard import HEAD_TIMEOUT, MAX_BODY, SCRAPE_RESERVE, GuardedSite, cross_site, host_allowed, loopback, make_runner
 from .requests import MaintenanceApi
 
-__all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "SCRAPE_RESERVE", "GuardedSite", "Kind", "Kinds",
+__all__ = ["HEAD_TIMEOUT", "HEALTH_CONTENT_TYPE", "MAX_BODY", "SCRAPE_RESERVE", "GuardedSite", "Kinds",
            "MaintenanceApi", "PageSettings", "Reload", "cross_site", "health_document", "host_allowed",
            "loopback", "make_app", "make_runner", "targets_document", "window_document"]

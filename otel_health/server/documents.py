@@ -4,28 +4,19 @@ settings and state, a maintenance window."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from ..config import KindSpec
 from ..logs import iso_time
 from ..state import HistoryEntry, TargetState
 from ..suppression import Recurring, Suppressed, Window
 
-__all__ = ["HEALTH_CONTENT_TYPE", "Kind", "Kinds", "health_document", "targets_document", "window_document"]
+__all__ = ["HEALTH_CONTENT_TYPE", "Kinds", "health_document", "targets_document", "window_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
 
-class Kind(Protocol):
-    """What ``/health`` reads of a probe kind (attributes of its ``Probe`` class)."""
-
-    @property
-    def component_type(self) -> str: ...
-
-    @property
-    def check_name(self) -> str: ...
-
-
-Kinds = Mapping[str, Kind]
+Kinds = Mapping[str, KindSpec]  # by kind name: probes.PROBES
 
 
 def window_document(window: Window, now: float) -> dict[str, Any]:

@@ -9,7 +9,7 @@ walks the same storage the same way and hands back the same ``MetricsData``, cal
 
 It reads the SDK's private storage (``SynchronousMeasurementConsumer`` and
 ``MetricReaderStorage``, opentelemetry-sdk pinned in ``pyproject.toml``);
-``tests/unit/test_collect.py`` holds it to the SDK's own collection. Anything it does not
+``tests/unit/telemetry/test_collect.py`` holds it to the SDK's own collection. Anything it does not
 know (another consumer, delta temporality, an unknown aggregation) goes to the SDK's own
 ``collect`` instead: :func:`collect` says it did not, and the caller collects as before.
 """

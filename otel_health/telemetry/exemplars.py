@@ -7,7 +7,7 @@ walks them all. Exemplars come only with the checks whose traces are kept (faile
 walking them took a third of a collection. :class:`LatestPerBucket` keeps what the SDK's
 ``AlignedHistogramBucketExemplarReservoir`` keeps (the latest measurement offered in each
 bucket since the last collection; one bucket for a counter) and holds nothing until then
-(``tests/unit/test_exemplars.py`` holds it to the SDK's reservoir).
+(``tests/unit/telemetry/test_exemplars.py`` holds it to the SDK's reservoir).
 """
 
 from __future__ import annotations

@@ -137,8 +137,8 @@ class PushReader(MetricReader):
 
     def _parts(self, sdk: MetricsData | None) -> Iterator[_Part]:
         """What one export sends, metric by metric: the state families first, in the meter's
-        scope, their points made as the requests are (at 20,000 targets, all of them at once
-        were 260,000 objects alive for the whole export), then the SDK's metrics."""
+        scope, their points made as the requests are (never all at once: the README's
+        performance section has what one export holds), then the SDK's metrics."""
         resource_metrics = list(sdk.resource_metrics) if sdk is not None else []
         if self._families is None:
             for rm in resource_metrics:

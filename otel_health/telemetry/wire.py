@@ -1,12 +1,11 @@
 """Spans and metrics to the bytes of OTLP export requests, written directly.
 
-The SDK's encoders build a protobuf object for every span, data point, attribute and value,
-then serialise them: with a span per check and one per request, that was a fifth of the
-whole process's CPU at 400 checks a second, and 1.7 s of CPU for each metric export at
-10,000 targets. Here the wire format is written as it is read: length-prefixed fields, with
-what repeats (resource, scope, each target's attribute pairs, each series' attribute set)
-encoded once and reused. The messages are the ones the SDK's ``encode_spans`` and
-``encode_metrics`` make (``tests/unit/test_wire.py`` parses both and compares).
+No protobuf object is built for a span, data point, attribute or value: the wire format is
+written as it is read, length-prefixed fields, with what repeats (resource, scope, each
+target's attribute pairs, each series' attribute set) encoded once and reused (the README's
+performance section has the cost against the SDK's encoders). The messages are the ones the
+SDK's ``encode_spans`` and ``encode_metrics`` make (``tests/unit/telemetry/test_wire.py``
+parses both and compares).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The package's shape, held: no import cycle between its modules, and each module's
-``__all__`` is what the others import of it (no private name crosses a module)."""
+"""The package's shape, held: no import cycle between its modules; each module's ``__all__``
+is what the others import of it (no private name crosses a module); no module long without
+a reason; no file the docs name missing."""
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +169,24 @@ def test_all_names_what_exists() -> None:
         module = importlib.import_module(name)
         wrong += [f"{name}.{n}" for n in getattr(module, "__all__", ()) if not hasattr(module, n)]
     assert not wrong, f"__all__ names what the module does not have: {wrong}"
+
+
+NAMED_PATH = re.compile(r"`{1,2}((?:otel_health|tests|benchmarks|scripts|monitoring|deploy|docs)/"
+                        r"[\w./-]+\.(?:py|ya?ml|md|json|txt))`")
+
+
+def test_every_file_the_docs_and_docstrings_name_exists() -> None:
+    """A moved module or test leaves no pointer behind: every repository path the README, the
+    docs and the package's docstrings name in backquotes is there."""
+    sources = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *MODULES.values()]
+    missing = sorted({f"{source.relative_to(ROOT)}: {found}" for source in sources
+                      for found in NAMED_PATH.findall(source.read_text()) if not (ROOT / found).exists()})
+    assert not missing, "named but not there:\n" + "\n".join(missing)
+
+
+def test_no_module_is_long_without_saying_why() -> None:
+    """One concern a module: past about 500 lines, a module says at its top why it is one."""
+    long = [f"{path.relative_to(ROOT)} ({n} lines)" for path in MODULES.values()
+            if (n := len(path.read_text().splitlines())) > 500
+            and "one module because" not in path.read_text()[:3000]]
+    assert not long, f"split these, or say at the top why each is one module ('one module because ...'): {long}"
