@@ -72,6 +72,195 @@ class PageSettings(Protocol):
     def status_public(self) -> bool: ...
 
 
+class _Routes:
+    """The handlers, over what :func:`make_app` is given (see there)."""
+
+    def __init__(self, *, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
+                 api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]],
+                 maintenance: MaintenanceApi | None, page: Callable[[], PageSettings] | None, inbox: Inbox | None,
+                 sharding: Callable[[], tuple[Shard | None, str]], clock: Clock,
+                 strict_hosts: Callable[[], bool]) -> None:
+        self.reader = reader
+        self.store = store
+        self.kinds = kinds
+        self.reload = reload
+        self.api_token = api_token
+        self.allowed_hosts = allowed_hosts
+        self.maintenance = maintenance
+        self.page = page
+        self.inbox = inbox
+        self.sharding = sharding
+        self.clock = clock
+        self.strict_hosts = strict_hosts
+        self.renderer = MetricsRenderer(reader)
+        # The page and the targets' document: rendered on a thread, one of a kind at a time.
+        self.renders = OneAtATime()
+        self.guesses = _Guesses()
+
+    def checked_elsewhere(self, name: str, environment: str | None) -> str:
+        shard, default = self.sharding()
+        return elsewhere(shard, name, environment or default)
+
+    def authorized(self, request: web.Request) -> bool:
+        token = self.api_token()
+        if token is None:
+            return True
+        given = request.headers.get("Authorization", "")
+        # Header bytes that are not UTF-8 arrive as surrogate escapes: compare them, never fail.
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode())
+
+    def refused(self, request: web.Request, *, writes: bool) -> web.Response | None:
+        """The answer that refuses ``request``, or None when it may go on."""
+        if not host_allowed(request.headers.get("Host"), self.allowed_hosts(), strict=self.strict_hosts()):
+            return web.json_response({"status": "error", "errors": [
+                "this host name is not allowed: add it to 'allowed_hosts'"
+                + ("" if self.strict_hosts() else ", or use an IP address")]}, status=421)
+        if writes and cross_site(request):
+            return web.json_response({"status": "error", "errors": ["a cross-site request cannot change anything"]},
+                                     status=403)
+        if writes and self.api_token() is None and not from_loopback(request):
+            return web.json_response({"status": "error", "errors": [
+                "changes from another host need a credential: set 'api_token_file' (or 'api_token') in the "
+                "configuration and send it as a bearer token"]}, status=403)
+        if not self.authorized(request):
+            return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        return None
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+        pieces = await self.renderer.render(openmetrics)
+        response = web.StreamResponse()
+        response.headers["Content-Type"] = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
+        response.content_length = sum(len(piece) for piece in pieces)
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    async def health(self, _: web.Request) -> web.Response:
+        code, doc = health_document(self.store.snapshot(), self.kinds)
+        return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
+
+    async def status_page(self, request: web.Request) -> web.Response:
+        settings = self.page() if self.page is not None else None
+        if self.api_token() is not None and not (settings is not None and settings.status_public) \
+                and not self.authorized(request) and not basic_password_is(request, self.api_token()):
+            # A browser asks for it: any user name, the token as the password.
+            return web.Response(status=401, text="the status page needs the API token (as the password)\n",
+                                headers={"WWW-Authenticate": 'Basic realm="otel-health", charset="UTF-8"'})
+        group = request.query.get("group") or ""
+        every = request.query.get("all") == "1"
+
+        states = self.store.snapshot()  # on the loop, where the store changes; the rest on a thread
+
+        def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
+            shown = [s for s in states if status.group_of(s) == group] if group else states
+            return status.render(shown, now=self.clock(), trace_url=settings.trace_url if settings else None,
+                                 title=settings.status_title if settings else "Service status", every=every)
+
+        text = await self.renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))
+        return web.Response(text=text, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                                     "Content-Security-Policy": status.CSP})
+
+    async def report(self, request: web.Request) -> web.Response:
+        """A job reports in to its push kind's target (its own token, bounded guesses)."""
+        if cross_site(request):
+            return self.error(403, "a cross-site request cannot change anything")
+        name, environment = request.match_info["name"], request.query.get("environment")
+        found = [s.target for s in self.store.snapshot() if s.target.name == name and self.inbox is not None
+                 and self.inbox.takes(s.target) and environment in (None, s.target.environment)]
+        if not found:
+            return self.error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'"
+                         + self.checked_elsewhere(name, environment))
+        if len(found) > 1:
+            return self.error(400, "that name is in several environments; add ?environment=NAME")
+        given = request.headers.get("Authorization", "")
+        token = given[7:] if given[:7].lower() == "bearer " else ""
+        assert self.inbox is not None
+        target = found[0]
+        if self.guesses.barred(target.key):
+            return web.json_response({"status": "error", "errors": [
+                "too many wrong tokens for this target; try again in a minute"]}, status=429,
+                headers={"Retry-After": str(int(GUESS_WINDOW))})
+        if not token or not self.inbox.knows(target, token):  # before the body is read: a stranger's costs nothing
+            self.guesses.failed(target.key)
+            return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
+                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
+        try:
+            raw = await request.read()
+            ok, duration, message = report_request(request.query, json.loads(raw) if raw.strip() else None)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = str(exc) if isinstance(exc, BadRequest) else "the body is not JSON; send a JSON object or nothing"
+            return self.error(400, reason)
+        self.inbox.accept(target, token, ok=ok, duration=duration, message=message)
+        return web.json_response({"status": "success"})
+
+    async def healthy(self, _: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def targets(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=False)) is not None:
+            return refusal
+        states, windows = self.store.snapshot(), self.store.windows()
+        body = await self.renders.run("targets", lambda: asyncio.to_thread(
+            lambda: json.dumps(targets_document(states, windows))))
+        return web.Response(text=body, content_type="application/json")
+
+    def error(self, status: int, message: str) -> web.Response:
+        return web.json_response({"status": "error", "errors": [message]}, status=status)
+
+    async def list_windows(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=False)) is not None:
+            return refusal
+        now = self.clock()
+        return web.json_response({"windows": [window_document(w, now) for w in self.store.windows()]})
+
+    async def open_window(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=True)) is not None:
+            return refusal
+        assert self.maintenance is not None
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return self.error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
+        try:
+            keys, start, end, comment = window_request(body, self.maintenance, self.clock(), self.checked_elsewhere)
+        except BadRequest as exc:
+            return self.error(400, str(exc))
+        try:
+            window = await self.maintenance.open(keys, start, end, comment)
+        except NotKept as exc:
+            return self.error(409 if exc.full else 503, str(exc))
+        return web.json_response({"status": "success", "window": window_document(window, self.clock())}, status=201,
+                                 headers={"Location": f"/api/v1/maintenance/{window.name}"})
+
+    async def end_window(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=True)) is not None:
+            return refusal
+        assert self.maintenance is not None
+        window_id = request.match_info["id"]
+        try:
+            ended = await self.maintenance.end(window_id)
+        except NotKept as exc:
+            return self.error(503, str(exc))
+        if ended:
+            return web.json_response({"status": "success"})
+        if any(w.name == window_id and w.source == "config" for w in self.store.windows()):
+            return self.error(409, f"window {window_id!r} is in the configuration; change the config to end it")
+        return self.error(404, "no such window; GET /api/v1/maintenance lists them")
+
+    async def do_reload(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=True)) is not None:
+            return refusal
+        problems = await self.reload()
+        if problems:
+            return web.json_response({"status": "error", "errors": problems}, status=400)
+        return web.json_response({"status": "success"})
+
+
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
@@ -85,183 +274,20 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     IP or service name. ``sharding``: this instance's shard and
     the configuration's default environment, to say where a target it does not have is checked.
     ``clock``: the wall clock the page and the maintenance API read."""
-    renderer = MetricsRenderer(reader)
-    renders = OneAtATime()  # the page and the targets' document: rendered on a thread, one of a kind at a time
-    guesses = _Guesses()
-
-    def checked_elsewhere(name: str, environment: str | None) -> str:
-        shard, default = sharding()
-        return elsewhere(shard, name, environment or default)
-
-    def authorized(request: web.Request) -> bool:
-        token = api_token()
-        if token is None:
-            return True
-        given = request.headers.get("Authorization", "")
-        # Header bytes that are not UTF-8 arrive as surrogate escapes: compare them, never fail.
-        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode())
-
-    def refused(request: web.Request, *, writes: bool) -> web.Response | None:
-        """The answer that refuses ``request``, or None when it may go on."""
-        if not host_allowed(request.headers.get("Host"), allowed_hosts(), strict=strict_hosts()):
-            return web.json_response({"status": "error", "errors": [
-                "this host name is not allowed: add it to 'allowed_hosts'"
-                + ("" if strict_hosts() else ", or use an IP address")]}, status=421)
-        if writes and cross_site(request):
-            return web.json_response({"status": "error", "errors": ["a cross-site request cannot change anything"]},
-                                     status=403)
-        if writes and api_token() is None and not from_loopback(request):
-            return web.json_response({"status": "error", "errors": [
-                "changes from another host need a credential: set 'api_token_file' (or 'api_token') in the "
-                "configuration and send it as a bearer token"]}, status=403)
-        if not authorized(request):
-            return web.json_response({"status": "error", "errors": ["a bearer token is required"]}, status=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
-        return None
-
-    async def metrics(request: web.Request) -> web.StreamResponse:
-        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
-        pieces = await renderer.render(openmetrics)
-        response = web.StreamResponse()
-        response.headers["Content-Type"] = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
-        response.content_length = sum(len(piece) for piece in pieces)
-        await response.prepare(request)
-        for piece in pieces:
-            await response.write(piece)
-        await response.write_eof()
-        return response
-
-    async def health(_: web.Request) -> web.Response:
-        code, doc = health_document(store.snapshot(), kinds)
-        return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
-
-    async def status_page(request: web.Request) -> web.Response:
-        settings = page() if page is not None else None
-        if api_token() is not None and not (settings is not None and settings.status_public) \
-                and not authorized(request) and not basic_password_is(request, api_token()):
-            # A browser asks for it: any user name, the token as the password.
-            return web.Response(status=401, text="the status page needs the API token (as the password)\n",
-                                headers={"WWW-Authenticate": 'Basic realm="otel-health", charset="UTF-8"'})
-        group = request.query.get("group") or ""
-        every = request.query.get("all") == "1"
-
-        states = store.snapshot()  # on the loop, where the store changes; the rest on a thread
-
-        def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
-            shown = [s for s in states if status.group_of(s) == group] if group else states
-            return status.render(shown, now=clock(), trace_url=settings.trace_url if settings else None,
-                                 title=settings.status_title if settings else "Service status", every=every)
-
-        text = await renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))
-        return web.Response(text=text, content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                                     "Content-Security-Policy": status.CSP})
-
-    async def heartbeat(request: web.Request) -> web.Response:
-        if cross_site(request):
-            return error(403, "a cross-site request cannot change anything")
-        name, environment = request.match_info["name"], request.query.get("environment")
-        found = [s.target for s in store.snapshot() if s.target.name == name and inbox is not None
-                 and inbox.takes(s.target) and environment in (None, s.target.environment)]
-        if not found:
-            return error(404, "no heartbeat target of that name; configure one with 'kind: heartbeat'"
-                         + checked_elsewhere(name, environment))
-        if len(found) > 1:
-            return error(400, "that name is in several environments; add ?environment=NAME")
-        given = request.headers.get("Authorization", "")
-        token = given[7:] if given[:7].lower() == "bearer " else ""
-        assert inbox is not None
-        target = found[0]
-        if guesses.barred(target.key):
-            return web.json_response({"status": "error", "errors": [
-                "too many wrong tokens for this target; try again in a minute"]}, status=429,
-                headers={"Retry-After": str(int(GUESS_WINDOW))})
-        if not token or not inbox.knows(target, token):  # before the body is read: a stranger's costs nothing
-            guesses.failed(target.key)
-            return web.json_response({"status": "error", "errors": ["the target's own token is required"]},
-                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="otel-health"'})
-        try:
-            raw = await request.read()
-            ok, duration, message = report_request(request.query, json.loads(raw) if raw.strip() else None)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            reason = str(exc) if isinstance(exc, BadRequest) else "the body is not JSON; send a JSON object or nothing"
-            return error(400, reason)
-        inbox.accept(target, token, ok=ok, duration=duration, message=message)
-        return web.json_response({"status": "success"})
-
-    async def healthy(_: web.Request) -> web.Response:
-        return web.Response(text="OK\n")
-
-    async def targets(request: web.Request) -> web.Response:
-        if (refusal := refused(request, writes=False)) is not None:
-            return refusal
-        states, windows = store.snapshot(), store.windows()
-        body = await renders.run("targets", lambda: asyncio.to_thread(
-            lambda: json.dumps(targets_document(states, windows))))
-        return web.Response(text=body, content_type="application/json")
-
-    def error(status: int, message: str) -> web.Response:
-        return web.json_response({"status": "error", "errors": [message]}, status=status)
-
-    async def list_windows(request: web.Request) -> web.Response:
-        if (refusal := refused(request, writes=False)) is not None:
-            return refusal
-        now = clock()
-        return web.json_response({"windows": [window_document(w, now) for w in store.windows()]})
-
-    async def open_window(request: web.Request) -> web.Response:
-        if (refusal := refused(request, writes=True)) is not None:
-            return refusal
-        assert maintenance is not None
-        try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return error(400, "the body is not JSON; send a JSON object with 'targets' and 'duration'")
-        try:
-            keys, start, end, comment = window_request(body, maintenance, clock(), checked_elsewhere)
-        except BadRequest as exc:
-            return error(400, str(exc))
-        try:
-            window = await maintenance.open(keys, start, end, comment)
-        except NotKept as exc:
-            return error(409 if exc.full else 503, str(exc))
-        return web.json_response({"status": "success", "window": window_document(window, clock())}, status=201,
-                                 headers={"Location": f"/api/v1/maintenance/{window.name}"})
-
-    async def end_window(request: web.Request) -> web.Response:
-        if (refusal := refused(request, writes=True)) is not None:
-            return refusal
-        assert maintenance is not None
-        window_id = request.match_info["id"]
-        try:
-            ended = await maintenance.end(window_id)
-        except NotKept as exc:
-            return error(503, str(exc))
-        if ended:
-            return web.json_response({"status": "success"})
-        if any(w.name == window_id and w.source == "config" for w in store.windows()):
-            return error(409, f"window {window_id!r} is in the configuration; change the config to end it")
-        return error(404, "no such window; GET /api/v1/maintenance lists them")
-
-    async def do_reload(request: web.Request) -> web.Response:
-        if (refusal := refused(request, writes=True)) is not None:
-            return refusal
-        problems = await reload()
-        if problems:
-            return web.json_response({"status": "error", "errors": problems}, status=400)
-        return web.json_response({"status": "success"})
-
+    r = _Routes(reader=reader, store=store, kinds=kinds, reload=reload, api_token=api_token,
+                allowed_hosts=allowed_hosts, maintenance=maintenance, page=page, inbox=inbox, sharding=sharding,
+                clock=clock, strict_hosts=strict_hosts)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[bounded_body])
-    app.router.add_get("/", status_page)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/health", health)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/api/v1/targets", targets)
-    app.router.add_post("/-/reload", do_reload)
+    app.router.add_get("/", r.status_page)
+    app.router.add_get("/metrics", r.metrics)
+    app.router.add_get("/health", r.health)
+    app.router.add_get("/-/healthy", r.healthy)
+    app.router.add_get("/api/v1/targets", r.targets)
+    app.router.add_post("/-/reload", r.do_reload)
     if maintenance is not None:
-        app.router.add_get("/api/v1/maintenance", list_windows)
-        app.router.add_post("/api/v1/maintenance", open_window)
-        app.router.add_delete("/api/v1/maintenance/{id}", end_window)
+        app.router.add_get("/api/v1/maintenance", r.list_windows)
+        app.router.add_post("/api/v1/maintenance", r.open_window)
+        app.router.add_delete("/api/v1/maintenance/{id}", r.end_window)
     if inbox is not None:
-        app.router.add_post("/api/v1/heartbeat/{name}", heartbeat)
+        app.router.add_post("/api/v1/heartbeat/{name}", r.report)
     return app
