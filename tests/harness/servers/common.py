@@ -15,7 +15,7 @@ from ..procs import StartError
 __all__ = ["REPO", "get_json", "http_ok", "require"]
 
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
