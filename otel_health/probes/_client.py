@@ -26,8 +26,8 @@ import aiohappyeyeballs
 from ..errors import ErrorType, ProbeFailure
 from ._base import classify_os_error
 from ._codings import Body
-from ._http1 import Exchange, ResponseReader, invalid, no_body, request_head
-from ._messages import Hop, Request, Response, Timings
+from ._http1 import Exchange, ResponseReader, no_body, request_head
+from ._messages import Hop, Request, Response, Timings, invalid
 from ._proxy import Proxy
 from ._resolver import Names, ascii_host
 

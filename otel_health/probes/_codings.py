@@ -13,7 +13,7 @@ from typing import Protocol
 
 import brotli
 
-from ..errors import ErrorType, ProbeFailure
+from ._messages import invalid
 
 __all__ = ["ACCEPT_ENCODING", "Body", "Decoder", "InvalidCoding", "decoder_for"]
 
@@ -151,7 +151,7 @@ class Body:
         try:
             self.decoder: Decoder | None = decoder_for(self.coding)
         except InvalidCoding as exc:
-            raise _invalid(exc) from None
+            raise invalid(str(exc)) from None
         self.out = bytearray()
         self.cut = False
 
@@ -160,7 +160,7 @@ class Body:
             try:
                 data = self.decoder.feed(data, self.cap + 1 - len(self.out))
             except InvalidCoding as exc:
-                raise _invalid(exc) from None
+                raise invalid(str(exc)) from None
         self.out += data
         if len(self.out) > self.cap:
             self.cut = True
@@ -173,8 +173,4 @@ class Body:
             try:
                 self.decoder.finish()
             except InvalidCoding as exc:
-                raise _invalid(exc) from None
-
-
-def _invalid(exc: InvalidCoding) -> ProbeFailure:
-    return ProbeFailure(ErrorType.PROTOCOL, f"invalid HTTP response: {exc}")
+                raise invalid(str(exc)) from None

@@ -35,16 +35,12 @@ import httptools
 
 from ..errors import ErrorType, ProbeFailure
 from ._codings import ACCEPT_ENCODING
-from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Hop, Response, Timings
+from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Hop, Response, Timings, invalid
 
-__all__ = ["Exchange", "ResponseReader", "invalid", "no_body", "request_head"]
+__all__ = ["Exchange", "ResponseReader", "no_body", "request_head"]
 
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CUT_SHORT = "server closed the connection without a complete response"
-
-
-def invalid(what: str) -> ProbeFailure:
-    return ProbeFailure(ErrorType.PROTOCOL, f"invalid HTTP response: {what}")
 
 
 class _Stop(Exception):

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, quote
 
+from ..errors import ErrorType, ProbeFailure
 from ._proxy import Proxies
 
-__all__ = ["MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "SECRET_HEADERS", "Hop", "Request", "Response", "Timings"]
+__all__ = ["MAX_HEAD_BYTES", "MAX_HEAD_FIELDS", "SECRET_HEADERS", "Hop", "Request", "Response", "Timings",
+           "invalid"]
 
 MAX_HEAD_BYTES = 65536
 MAX_HEAD_FIELDS = 256
@@ -134,3 +136,8 @@ class Hop:
         if self.port != (443 if self.tls else 80):
             authority += f":{self.port}"
         return path, authority
+
+
+def invalid(what: str) -> ProbeFailure:
+    """An answer that is not valid HTTP (``protocol``), saying what was wrong."""
+    return ProbeFailure(ErrorType.PROTOCOL, f"invalid HTTP response: {what}")

@@ -17,9 +17,7 @@ import yaml
 from otel_health.alertmanager import SUPPRESSIBLE_ALERTS
 
 from .procs import Process, free_port
-from .servers.common import REPO, get_json
-from .servers.common import http_ok as _http_ok
-from .servers.common import require as _require
+from .servers.common import REPO, get_json, http_ok, require
 
 RULES = REPO / "monitoring" / "rules" / "otel-health.rules.yml"
 CLAUSE = "unless on (service, environment) tta_service:suppressed"
@@ -64,7 +62,7 @@ class Alertmanager:
 
 def start_alertmanager(workdir: Path, config: Path) -> Alertmanager:
     """Alertmanager on a free port with no cluster port (``--cluster.listen-address=``)."""
-    binary = _require(shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
+    binary = require(shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
                       "prometheus-alertmanager")
     port = free_port()
     process = Process(
@@ -73,7 +71,7 @@ def start_alertmanager(workdir: Path, config: Path) -> Alertmanager:
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
         log_path=workdir / "alertmanager.log",
     )
-    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
+    process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
     return Alertmanager(port, process)
 
 
