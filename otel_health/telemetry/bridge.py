@@ -17,14 +17,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -40,6 +32,7 @@ from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
 from .collect import collect as paced_collect
 from .families import Point, StateFamilies, StateFamily
+from .resource import INSTRUMENT_TYPES
 
 __all__ = ["CONTENT_TYPE_OPENMETRICS", "CONTENT_TYPE_TEXT", "BridgeReader"]
 
@@ -62,8 +55,7 @@ class BridgeReader(MetricReader):
                  cardinality_limits: dict[type, int] | None = None) -> None:
         cumulative = AggregationTemporality.CUMULATIVE
         super().__init__(
-            preferred_temporality={cls: cumulative for cls in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                                                              ObservableUpDownCounter, ObservableGauge)},
+            preferred_temporality=dict.fromkeys(INSTRUMENT_TYPES, cumulative),
             cardinality_limits=cardinality_limits,
         )
         self._lock = threading.Lock()

@@ -22,17 +22,19 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from .. import __version__
 from ..sharding import Shard
 
-__all__ = ["METER_NAME", "SCOPE", "cardinality_limits", "make_resource"]
+__all__ = ["INSTRUMENT_TYPES", "METER_NAME", "SCOPE", "cardinality_limits", "make_resource"]
 
 METER_NAME = "otel_health"
 SCOPE = InstrumentationScope(METER_NAME, __version__)  # the meter's scope
+# Every kind of instrument the SDK has: what a reader's per-instrument settings are keyed by.
+INSTRUMENT_TYPES: tuple[type, ...] = (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
+                                      ObservableGauge)
 
 
 def cardinality_limits(targets: int = 10_000) -> dict[type, int]:
     """Per-reader limits roomy enough that no target's series fold into the overflow series."""
     limit = max(200_000, targets * 20)
-    return {cls: limit for cls in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                                   ObservableUpDownCounter, ObservableGauge)}
+    return dict.fromkeys(INSTRUMENT_TYPES, limit)
 
 
 def make_resource(shard: Shard | None = None, location: str | None = None) -> Resource:
