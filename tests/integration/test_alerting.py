@@ -150,8 +150,15 @@ async def test_only_the_dependency_pages_maintenance_holds_back_and_alertmanager
             await until(lambda: "legacy" in hook.services(), timeout=30, what="legacy's alert at the webhook")
 
             # 1. PostgreSQL stops: its alerts are notified, the API's (down with it) are not.
-            await asyncio.to_thread(pg.stop)
-            stopped = time.monotonic()
+            # 2. At the same time, a window opened through the API holds a stopped Redis's alerts
+            # back until it ends (both wait out the same scaled for: durations).
+            status, body = await request(r, "POST", "/api/v1/maintenance",
+                                         {"targets": ["cache"], "duration": "10m", "comment": "deploy 42"})
+            assert status == 201, body
+            window = body["window"]
+            assert isinstance(window, dict)
+            await asyncio.gather(asyncio.to_thread(pg.stop), asyncio.to_thread(redis.stop))
+            stopped = quiet_from = time.monotonic()
             await r.wait_for(lambda: r.state("player-api").suppressed is not None, timeout=10,
                              what="player-api suppressed by its dependency")
             assert r.state("player-api").suppressed.dependency == ("postgres",)
@@ -169,14 +176,8 @@ async def test_only_the_dependency_pages_maintenance_holds_back_and_alertmanager
             suppressed = prometheus.query('tta_service_suppressed{service="player-api", reason="dependency"}')
             assert up[0]["value"][1] == "0" and suppressed[0]["value"][1] == "1"
 
-            # 2. A window opened through the API holds a stopped Redis's alerts back until it ends.
-            status, body = await request(r, "POST", "/api/v1/maintenance",
-                                         {"targets": ["cache"], "duration": "10m", "comment": "deploy 42"})
-            assert status == 201, body
-            window = body["window"]
-            assert isinstance(window, dict)
-            await asyncio.to_thread(redis.stop)
-            quiet_from = time.monotonic()
+            # 2. Redis, stopped with PostgreSQL inside its window: down, warn in /health, and
+            # nothing notified past both its alerts' for: durations (waited out above).
             await r.wait_for(lambda: r.result("cache") is not None and not r.result("cache").up, timeout=10,
                              what="cache down")
             status, health = await request(r, "GET", "/health")
@@ -185,7 +186,7 @@ async def test_only_the_dependency_pages_maintenance_holds_back_and_alertmanager
             assert isinstance(checks, dict)
             assert checks["cache:connectivity"][0]["status"] == "warn"
             assert checks["player-api:connectivity"][0]["status"] == "warn"
-            await asyncio.sleep(360 / SCALE + 3)  # past both alerts' for:, scaled
+            assert time.monotonic() - quiet_from >= 360 / SCALE + 3  # past both alerts' for:, scaled
             assert "cache" not in hook.services(quiet_from)
             status, _ = await request(r, "DELETE", f"/api/v1/maintenance/{window['id']}")
             assert status == 200
