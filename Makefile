@@ -3,21 +3,34 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+STAMP := $(VENV)/.dev-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
+.PHONY: run test deps venv lock lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
 
-$(STAMP): pyproject.toml
+# Installs come from the lock files (scripts/lock.sh writes them from pyproject.toml's ranges):
+# `make run` gets the runtime only, the test targets the test tools too.
+$(RUNTIME_STAMP): pyproject.toml requirements/runtime.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -r requirements/runtime.txt
+	@# setuptools prints a notice box for every editable install; the install itself is silent
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+$(STAMP): $(RUNTIME_STAMP) requirements/dev.txt
+	$(BIN)/python -m pip install -q -r requirements/dev.txt
 	@touch $@
 
 venv: $(STAMP)
 
+## Re-resolve the lock files (LOCK_ARGS=--upgrade for the newest versions the ranges allow).
+lock: $(RUNTIME_STAMP)
+	PYTHON=$(BIN)/python scripts/lock.sh $(LOCK_ARGS)
+
 ## Run the collector (CONFIG=file.yaml to use your own; without it, a built-in default).
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/otel-health run $(if $(CONFIG),--config $(CONFIG))
 
 ## Install Debian packages and build the real components the tests use (cached).
@@ -41,7 +54,7 @@ integration: deps
 ## Benchmarks (own targets: they take minutes and want a quiet machine).
 bench-deps: deps
 	scripts/deps.sh --bench
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -r requirements/bench.txt
 
 bench: bench-deps
 	$(BIN)/python -m benchmarks.http_clients

@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``check``, ``validate``, ``probe``, ``alertmanager`` and ``ping``.
+"""Command line: ``run``, ``check``, ``validate``, ``init``, ``probe``, ``alertmanager`` and ``ping``.
 
 Exit codes: 0 all well; 1 a check failed (``check``: a critical target is down; ``probe``:
 the target is down; ``validate``: the file has problems); 2 the command could not run
@@ -82,9 +82,13 @@ def _placement(args: argparse.Namespace) -> Placement:
     return Placement(args.shard, args.replicas, args.location)
 
 
-def _load_or_report(path: str, placement: Placement = AS_WRITTEN, *, resolve_secrets: bool = True) -> Config | None:
-    """The config at ``path`` (placed as ``placement`` says), or None once its problems are printed."""
+def _load_or_report(path: str | None, placement: Placement = AS_WRITTEN, *,
+                    resolve_secrets: bool = True) -> Config | None:
+    """The config at ``path`` (placed as ``placement`` says; without one, the built-in default ``run``
+    uses), or None once its problems are printed."""
     try:
+        if path is None:
+            return _default_config(None)
         return load(path, PROBES, placement=placement, resolve_secrets=resolve_secrets)
     except ConfigError as exc:
         _print_problems(exc.problems)
@@ -120,12 +124,17 @@ def _run_loop(main: Any) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.file, resolve_secrets=not args.no_secrets)
+    if args.file and args.config and args.file != args.config:
+        print(f"otel-health validate: two files given ({args.file} and --config {args.config}); give one",
+              file=sys.stderr)
+        return 2
+    path = args.config or args.file
+    config = _load_or_report(path, resolve_secrets=not args.no_secrets)
     if config is None:
         return 1
     shard = f" (shard {config.shard} checks {len(config.targets)})" if config.shard is not None else ""
     unread = "; secrets checked for form only" if args.no_secrets else ""
-    print(f"{args.file}: ok, {config.targets_configured} targets{shard}{unread}")
+    print(f"{path or '<built-in default>'}: ok, {config.targets_configured} targets{shard}{unread}")
     for source in config.discovery.sources:
         status = config.discovery.status.get(source.name)
         if source.http_sd is not None:
@@ -196,6 +205,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         print(_table(rows))
     return 1 if failed else 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .starter import InitError, starter
+
+    try:
+        host, port = _listen(args.listen)
+        text = starter(args.urls, PROBES, listen=f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except (InitError, ConfigError) as exc:
+        print(f"otel-health init: {exc}", file=sys.stderr)
+        return 2
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "x" if not args.force else "w", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        print(f"otel-health init: --output {args.output}: the file exists; give another name or --force",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"otel-health init: --output {args.output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"{args.output}: written; next: otel-health validate --config {args.output}", file=sys.stderr)
+    return 0
 
 
 def _kind_for(url: str) -> type[Probe] | None:
@@ -340,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="check every target once; exit 1 if a critical one is down")
-    check.add_argument("--config", "-c", required=True, help="YAML config file")
+    check.add_argument("--config", "-c", help="YAML config file (without it, the built-in default run uses)")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.add_argument("--shard", metavar="I/N", help=_SHARD_HELP)
     check.add_argument("--replicas", type=int, metavar="R", help=_REPLICAS_HELP)
@@ -351,13 +386,25 @@ def main(argv: list[str] | None = None) -> int:
         "validate", help="check a config file and report every problem",
         description="Check a config file and report every problem, one line each (file, where, field, fix). "
                     "Exit status: 0 the file is good, 1 it has problems, 2 the command could not run.")
-    validate.add_argument("file")
+    validate.add_argument("--config", "-c", help="YAML config file (without it, the built-in default run uses)")
+    validate.add_argument("file", nargs="?", help="the same as --config")
     validate.add_argument("--no-secrets", action="store_true",
                           help="check credentials for their form only (${NAME}, a *_file field, {file: path}) and "
                                "read none: for a CI job or a pre-commit hook without the production secrets; "
                                "files that are not credentials (ca_file, cert_file, key_file, target_files) are "
                                "still read")
     validate.set_defaults(func=_cmd_validate)
+
+    init = sub.add_parser(
+        "init", help="write a commented starter config, or the targets for the URLs given",
+        description="Print a starter config. Given URLs (https://api/health redis://cache:6379 "
+                    "postgresql://db/app tcp://mq:5672 ..., the schemes 'probe' takes), write a target for each; "
+                    "a password in a URL becomes a ${NAME} reference, never the password itself.")
+    init.add_argument("urls", nargs="*", metavar="URL")
+    init.add_argument("--output", "-o", metavar="FILE", help="write here instead of to standard output")
+    init.add_argument("--force", action="store_true", help="with --output: replace a file that exists")
+    init.add_argument("--listen", default=DEFAULT_LISTEN, help=f"the config's listen: (default {DEFAULT_LISTEN})")
+    init.set_defaults(func=_cmd_init)
 
     probe = sub.add_parser("probe", help="check one URL now (http(s)://, tcp://HOST:PORT, ...)")
     probe.add_argument("url")

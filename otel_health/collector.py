@@ -48,6 +48,7 @@ from .telemetry import (
     cardinality_limits,
     make_resource,
 )
+from .telemetry.collector_drops import CollectorDrops
 from .tuning import freeze_long_lived, raise_descriptor_limit, release_freed_memory, tune_gc
 
 __all__ = ["Collector"]
@@ -134,6 +135,9 @@ class Collector:
         self._endpoints: dict[str, tuple[HttpSd, asyncio.Task[None]]] = {}
         self._discovery_pending = False
         self._session: Any = None
+        # Traces the Collector drops though they were sent to be kept: read from its own metrics.
+        self.collector_drops = CollectorDrops(lambda: self.config.otlp, user_agent=f"otel-health/{__version__}")
+        self.telemetry.own.collector_dropped = lambda: self.collector_drops.dropped
 
     @property
     def probes(self) -> Mapping[str, Probe]:
@@ -166,6 +170,7 @@ class Collector:
         self.scheduler.set_targets(self.config.targets)
         self._in_background(self._every_second())
         self._in_background(self._discover())
+        self._in_background(self._watch_collector())
         tune_gc()
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
@@ -341,6 +346,15 @@ class Collector:
                 self._answers[endpoint.source.name] = answer
                 self._discovery_pending = True
             await asyncio.sleep(endpoint.delay)
+
+    async def _watch_collector(self) -> None:
+        import aiohttp
+
+        while self.config.otlp.collector_metrics is None:  # a reload may name it
+            await asyncio.sleep(DISCOVERY_TICK)
+        if self._session is None:
+            self._session = aiohttp.ClientSession(trust_env=False)
+        await self.collector_drops.watch(self._session)
 
     async def _read_config(self, source: Callable[[], Config]) -> Config:
         if not self._isolate_reloads:

@@ -108,10 +108,14 @@ class OtlpSettings:
     export_interval: float | None = None
     headers: tuple[tuple[str, Secret | str], ...] = ()
     shutdown_timeout: float = 3.0  # seconds the last export at shutdown may take
-    # Healthy checks' traces kept, in percent, picked by trace id as the Collector's
-    # probabilistic policy picks them with this salt (OTEL_HEALTH_KEEP_PERCENT/_SALT).
+    # Healthy checks' traces kept, in percent, picked by trace id with this salt
+    # (OTEL_HEALTH_KEEP_PERCENT/_SALT). Decided here only: every trace sent is marked
+    # tta.check.kept, which the Collector's tail sampling keeps (otel-collector.yaml).
     keep_percent: float = 1.0
     keep_salt: str = "default-hash-seed"
+    # The Collector's own /metrics (its telemetry, port 8888): read to notice traces it drops.
+    collector_metrics: str | None = None
+    collector_metrics_interval: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

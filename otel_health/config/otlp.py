@@ -1,5 +1,6 @@
-"""The ``otlp:`` section: where the Collector is, how often to push, and which healthy
-checks' traces are kept (the share otel-collector.yaml's tail sampling keeps too)."""
+"""The ``otlp:`` section: where the Collector is, how often to push, which healthy checks'
+traces are kept (decided here; the Collector keeps what is marked so), and where the
+Collector's own metrics are read to notice a Collector that drops them anyway."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ KEEP_PERCENT_ENV, KEEP_SALT_ENV = "OTEL_HEALTH_KEEP_PERCENT", "OTEL_HEALTH_KEEP_
 
 def _keep_settings(f: Fields | None, reporter: Reporter) -> tuple[float, str]:
     """The share of healthy checks' traces kept, and the salt that picks them: from the
-    config, else from the variables otel-collector.yaml reads too, else the Collector's defaults."""
+    config, else from the variables, else 1% with the tail sampling processor's default salt."""
     percent: Any = f.raw("keep_percent") if f is not None else None
     where = "otlp" if percent is not None else None
     if percent is None:
@@ -60,7 +61,11 @@ def parse_otlp(top: Fields, reporter: Reporter, base_dir: Path) -> OtlpSettings:
         if secret is not None:
             headers.append((str(key), secret))
     percent, salt = _keep_settings(f, reporter)
+    collector_metrics = f.text("collector_metrics", pattern=re.compile(r"https?://[^\s/]+\S*"),
+                               hint="use the Collector's telemetry URL, such as http://127.0.0.1:8888/metrics")
+    watch_interval = f.duration("collector_metrics_interval", 30.0, minimum=1.0, maximum=3600.0)
     f.finish()
     return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,
                         headers=tuple(headers), shutdown_timeout=shutdown_timeout, keep_percent=percent,
-                        keep_salt=salt)
+                        keep_salt=salt, collector_metrics=collector_metrics,
+                        collector_metrics_interval=watch_interval)

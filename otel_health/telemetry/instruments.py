@@ -206,11 +206,15 @@ class Telemetry:
                 span.set_attribute("tta.check.suppressed_by", suppressed.sources())
 
     def _keeps(self, root: LightSpan) -> bool:
-        """Whether a trace is kept, decided when its root ends: as the Collector's tail sampling
-        decides (otel-collector.yaml), on the root's outcome, slowness and trace id."""
+        """Whether a trace is kept, decided when its root ends, on the root's outcome, slowness
+        and trace id. A kept root is marked ``tta.check.kept``: the one thing the Collector's
+        tail sampling keeps by (otel-collector.yaml), so the two cannot disagree."""
         attributes = root.attributes
-        return (attributes.get("tta.check.outcome") == "down" or attributes.get("tta.check.slow") is True
+        kept = (attributes.get("tta.check.outcome") == "down" or attributes.get("tta.check.slow") is True
                 or self.keep.keeps(root.context.trace_id))
+        if kept:
+            attributes["tta.check.kept"] = True
+        return kept
 
     def kept_trace_id(self, span: Span | None, result: CheckResult) -> str | None:
         """The check's trace id in hex when its trace will be kept, else None."""

@@ -1,5 +1,6 @@
 """The collector's own series (``otel_health_*``): checks in flight and the scheduler's lag,
-targets and shards, the last config load, discovery by source, and export failures. Apart
+targets and shards, the last config load, discovery by source, export failures, and traces
+the Collector dropped. Apart
 from the check contract (``tta_service_*``, :mod:`.instruments`): these say how the
 collector itself is doing, and its alerts (``OtelHealth*``) read them."""
 
@@ -62,6 +63,8 @@ class OwnSeries:
         self._discovery: dict[str, tuple[int, int]] = {}  # source -> (targets, last read good)
         self._discovery_time: dict[str, float] = {}
         self._discovery_failures: dict[str, int] = {}
+        # Traces the Collector dropped though they were sent to be kept (``collector_drops``).
+        self.collector_dropped: Callable[[], int] = lambda: 0
 
     def make_instruments(self, m: Meter) -> None:
         self._lag = m.create_histogram("otel_health_scheduler_lag_seconds", unit="s",
@@ -81,6 +84,9 @@ class OwnSeries:
                                   description="Unix time of the last successful configuration load")
         m.create_observable_counter("otel_health_export_failures", [self._observe_export_failures], unit="",
                                     description="Telemetry export batches that failed, by signal")
+        m.create_observable_counter("otel_health_collector_dropped_traces", [self._observe_collector_dropped],
+                                    unit="", description="Traces the Collector's tail sampling did not keep though "
+                                                         "otel-health sent them to be kept (otlp.collector_metrics)")
         m.create_observable_gauge("otel_health_discovery_targets", [self._observe_discovery_targets],
                                   description="Targets a discovery source makes now (its last good groups')")
         m.create_observable_gauge("otel_health_discovery_last_read_successful", [self._observe_discovery_ok],
@@ -124,6 +130,9 @@ class OwnSeries:
 
     def scheduler_lag(self, seconds: float) -> None:
         self._lag.record(seconds, _EMPTY, context=_NO_SPAN)
+
+    def _observe_collector_dropped(self, _: CallbackOptions) -> Iterator[Observation]:
+        yield Observation(self.collector_dropped())
 
     def _observe_in_flight(self, _: CallbackOptions) -> Iterator[Observation]:
         yield Observation(self._in_flight())

@@ -114,16 +114,19 @@ def test_the_image_runs_as_a_user_and_checks_its_health() -> None:
     assert "/-/healthy" in dockerfile and "HEALTHCHECK" in dockerfile
 
 
-def test_otel_health_and_the_collector_keep_the_same_traces_from_one_setting() -> None:
-    """The keep share and salt: one pair of variables for both, with the same defaults."""
-    keep = {"OTEL_HEALTH_KEEP_PERCENT": "${OTEL_HEALTH_KEEP_PERCENT:-1}",
-            "OTEL_HEALTH_KEEP_SALT": "${OTEL_HEALTH_KEEP_SALT:-default-hash-seed}"}
-    for service in ("otel-health", "otel-collector"):
-        assert {k: _env(service)[k] for k in keep} == keep, service
-    policy = next(p for p in yaml.safe_load((REPO / "otel-collector.yaml").read_text())["processors"]
-                  ["tail_sampling"]["policies"] if p["type"] == "probabilistic")["probabilistic"]
-    assert policy == {"sampling_percentage": keep["OTEL_HEALTH_KEEP_PERCENT"].replace("${", "${env:"),
-                      "hash_salt": keep["OTEL_HEALTH_KEEP_SALT"].replace("${", "${env:")}
+def test_the_share_of_traces_kept_is_set_in_one_place() -> None:
+    """otel-health decides and marks; the Collector keeps what is marked and reads no share of
+    its own, so nothing can set the two apart. The stack's otel-health watches the Collector."""
+    assert _env("otel-health")["OTEL_HEALTH_KEEP_PERCENT"] == "${OTEL_HEALTH_KEEP_PERCENT:-1}"
+    assert not {k for k in _env("otel-collector") if k.startswith("OTEL_HEALTH_")}
+    collector_yaml = (REPO / "otel-collector.yaml").read_text()
+    assert "OTEL_HEALTH_KEEP" not in collector_yaml
+    policies = yaml.safe_load(collector_yaml)["processors"]["tail_sampling"]["policies"]
+    assert policies == [{"name": "kept-by-otel-health", "type": "boolean_attribute",
+                         "boolean_attribute": {"key": "tta.check.kept", "value": True}}]
+    config = yaml.safe_load((COMPOSE / "otel-health.yaml").read_text())
+    assert config["otlp"]["collector_metrics"] == "http://otel-collector:8888/metrics"
+    assert "otel-collector:8888" in (REPO / "monitoring" / "prometheus.yml").read_text()
     defaults = OtlpSettings()
     assert (defaults.keep_percent, defaults.keep_salt) == (1.0, DEFAULT_KEEP_SALT)
 

@@ -50,7 +50,7 @@ async def test_a_gateway_sends_each_trace_whole_to_one_sampler_and_every_failed_
         monkeypatch: pytest.MonkeyPatch) -> None:
     files = [tmp_path / f"kept-{i}.json" for i in range(2)]
     samplers = [servers.start_otelcol(tmp_path / f"sampler-{i}", SAMPLER, {
-        "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}", "OTEL_HEALTH_KEEP_PERCENT": "0",
+        "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}",
         "OTELCOL_FILE_EXPORT_PATH": str(files[i]), "OTELCOL_LOG_LEVEL": "warn"}) for i in range(2)]
     gateway = servers.start_otelcol(tmp_path / "gateway", GATEWAY, {
         "OTELCOL_SAMPLERS": "[" + ", ".join(f"127.0.0.1:{s.otlp_grpc}" for s in samplers) + "]",

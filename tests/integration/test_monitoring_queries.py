@@ -98,7 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
     workdir = tmp_path_factory.mktemp("monitoring")
     collector = servers.start_otelcol(
         workdir, [REPO / "otel-collector.yaml", REPO / "tests" / "testdata" / "otel-collector.test.yaml"],
-        {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}", "OTEL_HEALTH_KEEP_PERCENT": "100",
+        {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}",
          "OTELCOL_FILE_EXPORT_PATH": str(workdir / "kept.json"), "OTELCOL_LOG_LEVEL": "warn"})
     port = free_port()
     h = http_targets

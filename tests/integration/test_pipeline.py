@@ -35,13 +35,11 @@ StartCollector = Callable[..., servers.OtelCollector]
 def start_collector(tmp_path: Path, jaeger: servers.Jaeger) -> Iterator[StartCollector]:
     started: list[servers.OtelCollector] = []
 
-    def start(keep_percent: float = 0, ports: dict[str, int] | None = None, salt: str | None = None
-              ) -> servers.OtelCollector:
+    def start(ports: dict[str, int] | None = None, *, extra: tuple[Path, ...] = ()) -> servers.OtelCollector:
         env = {"JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{jaeger.otlp_grpc}",
-               "OTEL_HEALTH_KEEP_PERCENT": str(keep_percent),
                "OTELCOL_FILE_EXPORT_PATH": str(tmp_path / f"kept-{len(started)}.json"),
-               "OTELCOL_LOG_LEVEL": "warn", **({"OTEL_HEALTH_KEEP_SALT": salt} if salt else {})}
-        collector = servers.start_otelcol(tmp_path / f"otelcol-{len(started)}", CONFIGS, env, ports)
+               "OTELCOL_LOG_LEVEL": "warn"}
+        collector = servers.start_otelcol(tmp_path / f"otelcol-{len(started)}", [*CONFIGS, *extra], env, ports)
         started.append(collector)
         return collector
 
@@ -102,61 +100,105 @@ def _tags(span: dict) -> dict:
     return {t["key"]: t["value"] for t in span["tags"]}
 
 
-@pytest.mark.parametrize(("ours", "theirs", "salt"), [(0, 0, None), (100, 30, "pipeline-salt"), (30, 30, None)])
-async def test_both_tiers_keep_the_traces_the_policy_predicts_trace_by_trace(
-    ours: float, theirs: float, salt: str | None, start_collector: StartCollector,
-    http_targets: servers.HttpTargets, jaeger: servers.Jaeger, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("ours", "salt"), [(0, None), (30, "pipeline-salt"), (100, None)])
+async def test_otel_health_decides_which_traces_are_kept_and_the_collector_keeps_exactly_those(
+    ours: float, salt: str | None, start_collector: StartCollector, http_targets: servers.HttpTargets,
+    jaeger: servers.Jaeger, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """otel-health keeps failed and slow checks and ``ours`` percent of the rest, the Collector
-    ``theirs`` percent of what it gets; both pick by trace id with the same salt (the variable
-    both read). Every check's traceparent is seen by the target; Jaeger must hold exactly the
-    traces predicted, one by one."""
+    """otel-health keeps failed and slow checks and ``ours`` percent of the rest, by trace id
+    with ``salt``, and marks each kept root; the shipped Collector reads no share of its own and
+    keeps what is marked. Every check's traceparent is seen by the target; Jaeger must hold
+    exactly the traces otel-health kept, one by one, and otel-health, reading the Collector's
+    own metrics, counts no trace dropped."""
     h = http_targets
-    collector = start_collector(theirs, salt=salt)
+    collector = start_collector()
     if salt:
         monkeypatch.setenv("OTEL_HEALTH_KEEP_SALT", salt)
     spans = InMemorySpanExporter()
-    service = f"otel-health-keep-{ours}-{theirs}-{free_port()}"
-    text = _config(h, collector).replace("export_interval: 0.5s\n", f"export_interval: 0.5s\n  keep_percent: {ours}\n")
+    service = f"otel-health-keep-{ours}-{free_port()}"
+    text = _config(h, collector).replace("export_interval: 0.5s\n", f"export_interval: 0.5s\n  keep_percent: {ours}\n"
+                                         f"  collector_metrics: {_telemetry(collector)}\n"
+                                         "  collector_metrics_interval: 1s\n")
     text += "".join(f"  - name: traced-{i}\n    kind: http\n    url: {h.url('/traced')}\n    interval: 0.1s\n"
                     "    timeout: 0.1s\n    slow_threshold: 0.1s\n" for i in range(4))
     before = len(h.seen())
     health = await _start(text, spans, monkeypatch, service)
     try:
         await asyncio.sleep(3.5)
+        await health.scheduler.stop(grace=1)  # the checks end; export and the Collector's watch go on
+        ours_policy = KeepPolicy(ours, salt or "")
+        sent = [seen["traceparent"] for seen in h.seen()[before:]]
+        assert len(sent) >= 40 and all(tp.endswith("-01") for tp in sent)  # every check's context goes out sampled
+        sent_ids = {int(tp.split("-")[1], 16) for tp in sent}
+        roots = _roots(spans)
+        kept = {s.context.trace_id: s for s in roots}
+        failed_or_slow = {tid for tid, s in kept.items()
+                          if s.attributes["tta.check.outcome"] == "down" or s.attributes["tta.check.slow"]}
+        assert failed_or_slow and kept
+        assert all(s.attributes["tta.check.kept"] is True for s in roots)  # the mark the Collector keeps by
+        # In the process: failed and slow checks, and exactly the healthy ones the share picks.
+        assert all(tid in failed_or_slow or ours_policy.keeps(tid) for tid in kept)
+        assert {tid for tid in sent_ids if ours_policy.keeps(tid)} <= set(kept)
+        if ours == 0:
+            assert set(kept) == failed_or_slow
+        # The Collector: everything it was sent, nothing else.
+        want = {format(tid, "032x") for tid in kept}
+        traces = await _settle(jaeger, service, len(want))
+        assert {t["traceID"].rjust(32, "0") for t in traces} == want
+        for trace in traces:
+            root = next(s for s in trace["spans"] if s["operationName"].startswith("health_check "))
+            tags = _tags(root)
+            if tags["tta.check.outcome"] == "down":
+                assert tags["otel.status_code"] == "ERROR"
+                assert tags["error.type"] in ("http_status", "timeout")
+        await asyncio.sleep(1.5)  # one more read of the Collector's count, after its last decision
+        assert health.collector_drops.dropped == 0
+        assert not [r for r in caplog.records if r.getMessage() in ("collector_drops_kept_traces",
+                                                                     "collector_metrics_unreadable")]
     finally:
         await health.stop(grace=1)
-    ours_policy, theirs_policy = KeepPolicy(ours, salt or ""), KeepPolicy(theirs, salt or "")
-    sent = [seen["traceparent"] for seen in h.seen()[before:]]
-    assert len(sent) >= 40 and all(tp.endswith("-01") for tp in sent)  # every check's context goes out sampled
-    sent_ids = {int(tp.split("-")[1], 16) for tp in sent}
-    roots = _roots(spans)
-    kept = {s.context.trace_id: s for s in roots}
-    failed_or_slow = {tid for tid, s in kept.items()
-                      if s.attributes["tta.check.outcome"] == "down" or s.attributes["tta.check.slow"]}
-    assert failed_or_slow and kept
-    # In the process: failed and slow checks, and exactly the healthy ones our share picks.
-    assert all(tid in failed_or_slow or ours_policy.keeps(tid) for tid in kept)
-    assert {tid for tid in sent_ids if ours_policy.keeps(tid)} <= set(kept)
-    # The Collector: of what it was sent, failed and slow ones and what its share picks.
-    want = {format(tid, "032x") for tid in kept if tid in failed_or_slow or theirs_policy.keeps(tid)}
-    traces = await _settle(jaeger, service, len(want))
-    assert {t["traceID"].rjust(32, "0") for t in traces} == want
-    if ours == theirs:
-        assert want == {format(tid, "032x") for tid in kept}  # both tiers agree: nothing sent is dropped
-    for trace in traces:
-        root = next(s for s in trace["spans"] if s["operationName"].startswith("health_check "))
-        tags = _tags(root)
-        if tags["tta.check.outcome"] == "down":
-            assert tags["otel.status_code"] == "ERROR"
-            assert tags["error.type"] in ("http_status", "timeout")
+
+
+def _telemetry(collector: servers.OtelCollector) -> str:
+    return f"http://127.0.0.1:{collector.telemetry_port}/metrics"
+
+
+async def test_a_collector_that_drops_what_otel_health_keeps_is_noticed_and_said(
+    start_collector: StartCollector, http_targets: servers.HttpTargets, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Collector with a share of its own (the policy of an older otel-collector.yaml) drops
+    traces otel-health sent to be kept: otel-health reads the Collector's own count and says so
+    in a log line and in otel_health_collector_dropped_traces_total."""
+    own_share = tmp_path / "own-share.yaml"
+    own_share.write_text("processors:\n  tail_sampling:\n    policies:\n      - name: share-of-its-own\n"
+                         "        type: probabilistic\n        probabilistic: {sampling_percentage: 0}\n")
+    collector = start_collector(extra=(own_share,))
+    text = _config(http_targets, collector).replace(
+        "export_interval: 0.5s\n", "export_interval: 0.5s\n  keep_percent: 100\n"
+        f"  collector_metrics: {_telemetry(collector)}\n  collector_metrics_interval: 1s\n")
+    health = await _start(text, InMemorySpanExporter(), monkeypatch, f"otel-health-drops-{free_port()}")
+    try:
+        deadline = time.monotonic() + 20.0
+        while health.collector_drops.dropped == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+        assert health.collector_drops.dropped > 0
+        said = [r for r in caplog.records if r.getMessage() == "collector_drops_kept_traces"]
+        assert len(said) == 1  # once, then at most every ten minutes
+        fields = said[0].fields  # type: ignore[attr-defined]
+        assert fields["collector"] == _telemetry(collector) and "tta.check.kept" in fields["fix"]
+        rendered = health.bridge.render().decode()
+        line = next(x for x in rendered.splitlines() if x.startswith("otel_health_collector_dropped_traces_total"))
+        assert float(line.rsplit(" ", 1)[1]) > 0
+    finally:
+        await health.stop(grace=1)
 
 
 async def test_collector_path_serves_the_same_series_as_the_bridge_with_exemplars(
     start_collector: StartCollector, http_targets: servers.HttpTargets, jaeger: servers.Jaeger,
     prometheus: servers.Prometheus, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    collector = start_collector(0)
+    collector = start_collector()
     spans = InMemorySpanExporter()
     service = f"otel-health-series-{free_port()}"
     health = await _start(_config(http_targets, collector), spans, monkeypatch, service)
@@ -224,7 +266,7 @@ async def test_collector_outage_never_stalls_probing_and_export_resumes(
     start_collector: StartCollector, http_targets: servers.HttpTargets, jaeger: servers.Jaeger,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    collector = start_collector(100)
+    collector = start_collector()
     spans = InMemorySpanExporter()
     service = f"otel-health-outage-{free_port()}"
     health = await _start(_config(http_targets, collector), spans, monkeypatch, service)
@@ -245,7 +287,7 @@ async def test_collector_outage_never_stalls_probing_and_export_resumes(
         lag = list(state.history)[-8:] if state is not None else []
         assert max(r.lag for r in lag) < 0.5
         # Back on the same ports: export resumes without a restart of otel-health.
-        again = await asyncio.to_thread(start_collector, 100, collector.ports)
+        again = await asyncio.to_thread(start_collector, collector.ports)
         mark = time.time()
         newest, deadline = 0.0, time.monotonic() + 30.0  # the exporters retry with backoff: poll, bounded
         while newest <= mark and time.monotonic() < deadline:
@@ -273,7 +315,7 @@ async def test_no_secret_reaches_the_collector_whatever_the_fault(
     postgres_server: servers.Postgres, monkeypatch: pytest.MonkeyPatch, seeded_password: str, tmp_path: Path,
 ) -> None:
     """Spans as the real Collector received and kept them (its file exporter), all traces kept."""
-    collector = start_collector(100)
+    collector = start_collector()
     spans = InMemorySpanExporter()
     h = http_targets
     monkeypatch.setenv("SEEDED", seeded_password)

@@ -114,3 +114,48 @@ def test_the_libraries_of_the_newer_kinds_load_only_when_a_check_needs_them() ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def _locked(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements" / f"{name}.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            dist, _, version = line.partition("==")
+            assert version, f"requirements/{name}.txt: {line!r} is not pinned with =="
+            pins[_normal(dist)] = version
+    return pins
+
+
+def test_the_lock_files_pin_versions_the_declared_ranges_allow() -> None:
+    """pyproject.toml says which versions work (ranges: installable next to other packages);
+    requirements/*.txt say which ones were tested, every distribution of each install."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    locks = {name: _locked(name) for name in ("runtime", "dev", "bench")}
+    groups = {"runtime": project["dependencies"],
+              "dev": project["dependencies"] + project["optional-dependencies"]["dev"],
+              "bench": project["dependencies"] + project["optional-dependencies"]["dev"]
+              + project["optional-dependencies"]["bench"]}
+    for name, specs in groups.items():
+        for spec in specs:
+            requirement = Requirement(spec)
+            if requirement.marker is not None and not requirement.marker.evaluate():
+                continue
+            locked = locks[name].get(_normal(requirement.name))
+            assert locked is not None, f"requirements/{name}.txt lacks {requirement.name}: run make lock"
+            assert requirement.specifier.contains(locked, prereleases=True), (
+                f"requirements/{name}.txt pins {requirement.name}=={locked}, outside {spec!r}: run make lock")
+        if name != "runtime":
+            assert locks["runtime"].items() <= locks[name].items(), f"{name}.txt disagrees with runtime.txt"
+    runtime = [Requirement(spec) for spec in project["dependencies"]]
+    assert all(r.specifier and not any(s.operator == "==" for s in r.specifier) for r in runtime), (
+        "runtime dependencies are ranges; exact versions belong in requirements/runtime.txt")
+
+
+def test_this_environment_was_installed_from_the_lock() -> None:
+    installed = {_normal(d.metadata["Name"]): d.version for d in md.distributions()}
+    locked = _locked("dev")
+    differs = {name: (version, installed.get(name)) for name, version in locked.items()
+               if installed.get(name) != version}
+    assert not differs, f"installed versions differ from requirements/dev.txt (locked, installed): {differs}"
