@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-stamp
 STAMP := $(VENV)/.dev-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lock lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
+.PHONY: run test deps venv lock reference lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
 
 # Installs come from the lock files (scripts/lock.sh writes them from pyproject.toml's ranges):
 # `make run` gets the runtime only, the test targets the test tools too.
@@ -85,6 +85,10 @@ profile: bench-deps
 ## A 30-minute run with faults mixed in: memory and descriptors must stay flat.
 soak: deps
 	$(BIN)/python -m benchmarks.soak
+
+## Rewrite docs/configuration.md from the loader's own fields and docs/fields.yaml.
+reference: $(RUNTIME_STAMP)
+	$(BIN)/python scripts/config_reference.py
 
 ## Regenerate the Grafana dashboards from monitoring/grafana/dashboards.py.
 dashboards: $(STAMP)

@@ -13,6 +13,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from .._files import Unreadable, read_bounded
 from .values import ENV_REF_RE, describe, format_seconds, parse_duration, short
 from .yamldoc import Where, marks_of
 
-__all__ = ["MAX_SECRET_BYTES", "ConfigError", "Fields", "LateValues", "Reporter", "Secret"]
+__all__ = ["MAX_SECRET_BYTES", "ConfigError", "Fields", "LateValues", "Read", "Reporter", "Secret"]
 
 MAX_SECRET_BYTES = 64 * 1024
 
@@ -90,6 +91,9 @@ class Reporter:
         self.resolve_secrets = resolve_secrets
         self._text = text
         self._marks: dict[Where, tuple[int, int]] | None = None
+        # Set to a list to have every field read noted in it (the configuration reference is
+        # made so: scripts/config_reference.py); a reader then also opens absent sections.
+        self.reads: list[Read] | None = None
 
     def add(self, where: str, field_name: str | None, message: str, path: Where | None = None) -> None:
         at = self._at(path, field_name) if path is not None else None
@@ -117,6 +121,20 @@ class Reporter:
         return marks.get(key, (1, 1))
 
 
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One field as the loader reads it: where, its name, its type and default, its bounds."""
+
+    at: Where
+    name: str
+    type: str
+    default: Any = None
+    required: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
 _MISSING: Any = object()
 
 
@@ -135,6 +153,7 @@ class Fields:
         self._reporter = reporter
         self._base_dir = base_dir
         self._seen: set[str] = set()
+        self._asked: set[str] = set()  # fields only asked about (has): known to did-you-mean too
         # Values filled in as the check runs, accepted where a credential is: set by a kind
         # that makes them (a suite step's ``$(step.value)``, see ``probes.suite``).
         self.late: LateValues | None = None
@@ -147,18 +166,27 @@ class Fields:
     def problem(self, name: str | None, message: str) -> None:
         self._reporter.add(self._where, name, message, self._path)
 
+    def _note(self, name: str, type_: str, default: Any = None, **bounds: Any) -> None:
+        reads = self._reporter.reads
+        if reads is not None:
+            at = tuple("[]" if isinstance(part, int) else part for part in self._path)
+            reads.append(Read(at, name, type_, None if default is _MISSING else default, **bounds))
+
     def has(self, name: str) -> bool:
+        self._note(name, "")  # a field asked about: its getter, when one runs, says its type
+        self._asked.add(name)
         return name in self._raw
 
     def raw(self, name: str) -> Any:
         """The value as written (None when absent), for fields with a shape of their own."""
+        self._note(name, "value")
         self._seen.add(name)
         return self._raw.get(name)
 
     def sub(self, name: str) -> Fields | None:
         """A reader for a nested mapping, or None when the field is absent or wrong."""
         value = self.mapping(name)
-        if not value:
+        if not value and self._reporter.reads is None:
             return None
         return Fields(value, f"{self._where}: {name}" if self._where else name, self._reporter, self._base_dir,
                       (*self._path, name))
@@ -174,6 +202,7 @@ class Fields:
     def text(self, name: str, default: Any = None, *, required: bool = False,
             choices: tuple[str, ...] | None = None, pattern: re.Pattern[str] | None = None,
             hint: str = "") -> Any:
+        self._note(name, "text", default, required=required, choices=choices)
         value = self._get(name, default, required)
         if value is _MISSING or value is default:
             return None if value is _MISSING else value
@@ -193,6 +222,7 @@ class Fields:
         return value
 
     def duration(self, name: str, default: float, *, minimum: float = 0.001, maximum: float = 86400.0) -> float:
+        self._note(name, "duration", default, minimum=minimum, maximum=maximum)
         value = self._get(name, default, False)
         if value is default:
             return float(default)
@@ -207,6 +237,7 @@ class Fields:
         return seconds
 
     def whole(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+        self._note(name, "whole number", default, minimum=minimum, maximum=maximum)
         value = self._get(name, default, False)
         if value is default:
             return int(default)
@@ -219,6 +250,7 @@ class Fields:
         return int(value)
 
     def flag(self, name: str, default: bool) -> bool:
+        self._note(name, "true/false", default)
         value = self._get(name, default, False)
         if value is default:
             return bool(default)
@@ -228,6 +260,7 @@ class Fields:
         return bool(value)
 
     def mapping(self, name: str) -> dict[str, Any]:
+        self._note(name, "mapping")
         value = self._get(name, None, False)
         if value is None:
             return {}
@@ -237,6 +270,7 @@ class Fields:
         return dict(value)
 
     def sequence(self, name: str) -> list[Any]:
+        self._note(name, "list")
         value = self._get(name, None, False)
         if value is None:
             return []
@@ -247,7 +281,11 @@ class Fields:
 
     def each(self, name: str) -> Iterator[tuple[int, Fields]]:
         """A reader for each mapping in the list ``name``; an entry that is not one is reported."""
-        for index, item in enumerate(self.sequence(name)):
+        self._note(name, "list of mappings")
+        items = self.sequence(name)
+        if not items and self._reporter.reads is not None:
+            items = [{}]  # noting reads: what one entry holds
+        for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 self.problem(name, f"entry {index} must be a mapping, got {describe(item)}")
                 continue
@@ -257,6 +295,7 @@ class Fields:
             yield index, Fields(item, where, self._reporter, self._base_dir, (*self._path, name, index))
 
     def path(self, name: str) -> Path | None:
+        self._note(name, "file path")
         value: str | None = self.text(name)
         if value is None:
             return None
@@ -268,6 +307,7 @@ class Fields:
 
     def secret(self, name: str, *, required: bool = False) -> Secret | None:
         """A credential: ``NAME: ${ENV_VAR}`` or ``NAME_file: path``; never an inline value."""
+        self._note(name, "credential", required=required)
         file_key = f"{name}_file"
         self._seen.update((name, file_key))
         inline, file_ref = self._raw.get(name), self._raw.get(file_key)
@@ -330,7 +370,7 @@ class Fields:
         self._seen.update(str(key) for key in self._raw)
 
     def finish(self) -> None:
-        known = sorted(self._seen)
+        known = sorted(self._seen | self._asked)
         for key in self._raw:
             if key in self._seen:
                 continue

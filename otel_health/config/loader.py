@@ -22,7 +22,7 @@ from .._files import Unreadable, read_bounded
 from ..discovery.model import NOTHING_FOUND, Discovered, Found
 from ..discovery.sources import expand, parse_sources
 from ..sharding import ShardError, parse_shard
-from .fields import ConfigError, Fields, Reporter
+from .fields import ConfigError, Fields, Read, Reporter
 from .model import AS_WRITTEN, DEFAULT_MAX_MAINTENANCE, RESERVED_LABELS, Config, Defaults, KindSpec, Placement, Target
 from .otlp import parse_otlp
 from .targets import Placed, check_dependencies, parse_targets
@@ -30,7 +30,7 @@ from .values import DEFAULT_LISTEN, HOST_NAME_RE, NAME_RE, describe, format_seco
 from .windows import check_window_names, parse_maintenance
 from .yamldoc import Where, read_yaml
 
-__all__ = ["MAX_CONFIG_BYTES", "load", "load_text"]
+__all__ = ["MAX_CONFIG_BYTES", "field_reads", "load", "load_text"]
 
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -93,6 +93,15 @@ def load_text(text: str, file: str, kinds: Mapping[str, KindSpec], *, base_dir: 
     # Every target was validated above (a problem in one is every shard's); this shard keeps its own.
     return replace(config, targets=tuple(t for t in config.targets if chosen.owns(t.name, t.environment)),
                    shard=chosen, targets_configured=len(config.targets))
+
+
+def field_reads(text: str, kinds: Mapping[str, KindSpec], *, base_dir: Path | None = None) -> list[Read]:
+    """Every field the loader reads for the config ``text``, sections it leaves absent opened
+    too (what the configuration reference lists); problems are not raised."""
+    reporter = Reporter("<reference>", resolve_secrets=False, text=text)
+    reporter.reads = []
+    _parse(read_yaml(text) or {}, reporter, kinds, base_dir or Path.cwd())
+    return reporter.reads
 
 
 def _located(config: Config, location: str | None) -> Config:
