@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-stamp
 STAMP := $(VENV)/.dev-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lock reference lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
+.PHONY: run test deps venv lock reference stack lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
 
 # Installs come from the lock files (scripts/lock.sh writes them from pyproject.toml's ranges):
 # `make run` gets the runtime only, the test targets the test tools too.
@@ -32,6 +32,12 @@ lock: $(RUNTIME_STAMP)
 ## Run the collector (CONFIG=file.yaml to use your own; without it, a built-in default).
 run: $(RUNTIME_STAMP)
 	$(BIN)/otel-health run $(if $(CONFIG),--config $(CONFIG))
+
+## The whole pipeline without Docker: otel-health, the Collector, Jaeger, Prometheus with the
+## shipped rules and Alertmanager, on ports that do not collide; Ctrl-C stops it all.
+## CONFIG=file.yaml for your targets; STACK_ARGS="--for 10s" to see alerts fire soon.
+stack: deps
+	$(BIN)/python scripts/stack.py $(if $(CONFIG),--config $(CONFIG)) $(STACK_ARGS)
 
 ## Install Debian packages and build the real components the tests use (cached).
 deps: $(STAMP)

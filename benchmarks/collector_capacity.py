@@ -8,7 +8,7 @@ slow one) over OTLP to a real Collector running otel-collector.yaml (memory limi
 sampling, batch, the Prometheus exporter, scraped every 15 s here), its kept traces dropped
 by the debug exporter (benchmarks/otelcol-capacity.yaml). The window starts after two
 intervals. Prints the spans and metric points the Collector accepted per second (its own
-telemetry), its CPU and RSS, and per core: the figures the README's Scaling section divides by.
+telemetry), its CPU and RSS, and per core: the figures docs/discovery-and-scaling.md's Scaling section divides by.
 """
 
 from __future__ import annotations

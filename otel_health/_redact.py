@@ -14,7 +14,7 @@ __all__ = ["REDACTED", "encoded_forms", "redact_url", "scrub"]
 REDACTED = "REDACTED"
 # Query keys whose values are hidden: any key holding one of these words, or one of the
 # short keys credentials travel in (an OAuth code, a session id, a one-time password). The
-# README lists the same rule.
+# docs/checks.md lists the same rule.
 _SENSITIVE_QUERY = re.compile(
     r"(?is)(.*(token|secret|pass|pwd|private|key|signature|sig|credential|auth|session|jwt|ticket).*"
     r"|code|sid|otp|nonce|state|pw)"

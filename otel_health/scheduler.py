@@ -9,7 +9,7 @@ stable hash of the target, so a thousand targets do not all fire together.
 Timers fire on a coarse grid (:data:`BATCH_WINDOW`): checks falling due within one window
 start together, a little late, in one turn of the loop. Their connects, writes and reads then
 share the loop's wake-ups instead of paying one each, which halves the CPU per check when
-checks are spread evenly in time (README, performance section); the cost is at most one
+checks are spread evenly in time (docs/performance.md); the cost is at most one
 window of scheduler lag.
 
 The check function is told when its check was due and when it started (:class:`Start`), so

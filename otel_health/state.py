@@ -51,7 +51,7 @@ class History:
     """A target's last :data:`HISTORY_SIZE` checks, oldest first, packed in one buffer.
 
     A check adds no object unless it has a detail or a kept trace, so the history of every
-    target costs the full garbage collection nothing to walk (README "Performance"). Reads
+    target costs the full garbage collection nothing to walk (docs/performance.md). Reads
     (the API, tests) get :class:`HistoryEntry` tuples made on the way out.
     """
 

@@ -14,7 +14,7 @@ Everything here changes the whole interpreter, so it lives together and nowhere 
 - **Open-file limit** (:func:`raise_descriptor_limit`): every check and every API connection
   is a descriptor; the soft limit is raised to the hard one where the system allows.
 
-The README's performance section has the measurements behind each number.
+docs/performance.md has the measurements behind each number.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ _trim = _malloc_trim()
 
 def release_freed_memory() -> None:
     """Give the memory freed by a large render or export back to the system (glibc's
-    ``malloc_trim``), which the allocator would keep otherwise (the README's performance
+    ``malloc_trim``), which the allocator would keep otherwise (docs/performance.md's
     section has how much). A few milliseconds, without the GIL (ctypes releases it); run it
     off the event loop."""
     if _trim is not None:

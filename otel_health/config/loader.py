@@ -30,7 +30,10 @@ from .values import DEFAULT_LISTEN, HOST_NAME_RE, NAME_RE, describe, format_seco
 from .windows import check_window_names, parse_maintenance
 from .yamldoc import Where, read_yaml
 
-__all__ = ["MAX_CONFIG_BYTES", "field_reads", "load", "load_text"]
+__all__ = ["MAX_CONFIG_BYTES", "TRACE_URL_ENV", "field_reads", "load", "load_text"]
+
+TRACE_URL_ENV = "OTEL_HEALTH_TRACE_URL"
+TRACE_URL_PATTERN = re.compile(r"^https?://[^\s]*\{trace_id\}[^\s]*$")
 
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -170,8 +173,10 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
     check_window_names(top, windows)
     max_maintenance = top.duration("max_maintenance", DEFAULT_MAX_MAINTENANCE, minimum=60.0, maximum=366 * 86400.0)
     state_dir = _parse_state_dir(top, base_dir)
-    trace_url = top.text("trace_url", pattern=re.compile(r"^https?://[^\s]*\{trace_id\}[^\s]*$"),
+    trace_url = top.text("trace_url", pattern=TRACE_URL_PATTERN,
                          hint="use a URL with {trace_id}, such as http://jaeger:16686/trace/{trace_id}")
+    if trace_url is None and TRACE_URL_PATTERN.fullmatch(os.environ.get(TRACE_URL_ENV, "")):
+        trace_url = os.environ[TRACE_URL_ENV]  # set by whoever runs the traces' backend (make stack)
     status = Fields(top.mapping("status_page"), "status_page", reporter, base_dir, ("status_page",))
     status_title = status.text("title", "Service status")
     status_public = status.flag("public", False)

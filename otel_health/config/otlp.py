@@ -13,10 +13,23 @@ from .fields import Fields, Reporter, Secret
 from .model import OtlpSettings
 from .values import short
 
-__all__ = ["KEEP_PERCENT_ENV", "KEEP_SALT_ENV", "parse_otlp"]
+__all__ = ["COLLECTOR_METRICS_ENV", "KEEP_PERCENT_ENV", "KEEP_SALT_ENV", "parse_otlp"]
 
 
 KEEP_PERCENT_ENV, KEEP_SALT_ENV = "OTEL_HEALTH_KEEP_PERCENT", "OTEL_HEALTH_KEEP_SALT"
+COLLECTOR_METRICS_ENV = "OTEL_HEALTH_COLLECTOR_METRICS"
+_URL = re.compile(r"https?://[^\s/]+\S*")
+
+
+def _collector_metrics(f: Fields | None) -> str | None:
+    """``collector_metrics`` from the config, else its variable (set by whoever runs the Collector)."""
+    written = f.text("collector_metrics", pattern=_URL,
+                     hint="use the Collector's telemetry URL, such as http://127.0.0.1:8888/metrics") \
+        if f is not None else None
+    if written is None and f is not None and f.has("collector_metrics"):
+        return None  # wrong, and said
+    from_env = os.environ.get(COLLECTOR_METRICS_ENV, "").strip()
+    return written or (from_env if _URL.fullmatch(from_env) else None)
 
 
 def _keep_settings(f: Fields | None, reporter: Reporter) -> tuple[float, str]:
@@ -48,9 +61,9 @@ def parse_otlp(top: Fields, reporter: Reporter, base_dir: Path) -> OtlpSettings:
     if not top.has("otlp"):
         top.mapping("otlp")
         percent, salt = _keep_settings(None, reporter)
-        return OtlpSettings(keep_percent=percent, keep_salt=salt)
+        return OtlpSettings(keep_percent=percent, keep_salt=salt, collector_metrics=_collector_metrics(None))
     f = Fields(top.mapping("otlp"), "otlp", reporter, base_dir, ("otlp",))
-    endpoint = f.text("endpoint", pattern=re.compile(r"https?://[^\s/]+\S*"),
+    endpoint = f.text("endpoint", pattern=_URL,
                      hint="use a URL such as http://127.0.0.1:4318")
     protocol = f.text("protocol", choices=("grpc", "http/protobuf"))
     export_interval = f.duration("export_interval", 0.0, minimum=0.1, maximum=3600.0) or None
@@ -61,8 +74,7 @@ def parse_otlp(top: Fields, reporter: Reporter, base_dir: Path) -> OtlpSettings:
         if secret is not None:
             headers.append((str(key), secret))
     percent, salt = _keep_settings(f, reporter)
-    collector_metrics = f.text("collector_metrics", pattern=re.compile(r"https?://[^\s/]+\S*"),
-                               hint="use the Collector's telemetry URL, such as http://127.0.0.1:8888/metrics")
+    collector_metrics = _collector_metrics(f)
     watch_interval = f.duration("collector_metrics_interval", 30.0, minimum=1.0, maximum=3600.0)
     f.finish()
     return OtlpSettings(endpoint=endpoint, protocol=protocol, export_interval=export_interval,

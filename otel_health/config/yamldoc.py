@@ -2,7 +2,7 @@
 
 Aliases are refused (a "billion laughs" file cannot expand) and so is nesting past
 :data:`MAX_DEPTH`. With libyaml, the document is built straight from its C parser's events
-(:func:`_built`), so no node graph is made; the README's performance section has what that
+(:func:`_built`), so no node graph is made; docs/performance.md has what that
 saves. ``tests/unit/config/test_yamldoc.py`` holds the builder to libyaml's safe loader."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def read_yaml(text: str) -> Any:
     """Parsed YAML; yaml.YAMLError for bad syntax, aliases and nesting past what can be read.
 
     With libyaml, the document is built straight from its C parser's events (:func:`_built`),
-    so no node graph is made (README, performance section, has what that saves). What the builder does not do itself
+    so no node graph is made (docs/performance.md has what that saves). What the builder does not do itself
     (merge keys, tagged collections, collections as keys, several documents) goes to libyaml's
     loader once the events have been read for the refusals; the pure-Python loader is the
     fallback without libyaml. ``tests/unit/config/test_yamldoc.py`` holds the builder to

@@ -52,7 +52,7 @@ MAX_AGE_CAP = 3600.0  # Cache-Control: max-age lengthens the poll interval up to
 
 
 # What one source may bring in: past any of these, a unit is bad and keeps its last good groups.
-# One process checks about 20,000 targets (README "Scaling"): a source stays within half of it.
+# One process checks about 20,000 targets (docs/discovery-and-scaling.md, "Scaling"): a source stays within half of it.
 MAX_TARGETS = 10_000  # targets a source makes (max_targets)
 
 

@@ -1,6 +1,6 @@
 """Which request headers carry credentials, and how a user and password become one. A header
 that does takes references only (``${ENV_VAR}``, ``{file: path}``), is redacted everywhere
-and never goes to another origin; the README lists the same rule."""
+and never goes to another origin; docs/checks.md lists the same rule."""
 
 from __future__ import annotations
 

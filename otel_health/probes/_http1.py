@@ -4,7 +4,7 @@ connection the client (``_client``) made. Sans-I/O but for :class:`Exchange`, th
 protocol that feeds the reader.
 
 Framing, the status line, header syntax, chunk sizes and trailers are llhttp's. Where llhttp needs help, the
-:class:`ResponseReader` gives it (the README's design section lists each point, with the
+:class:`ResponseReader` gives it (docs/design.md lists each point, with the
 divergences from other clients):
 
 - obs-fold is accepted (RFC 9112 §5.2: a client replaces it with spaces) through llhttp's

@@ -22,7 +22,7 @@ import re2
 __all__ = ["OFF_LOOP_BYTES", "Pattern", "PatternError", "judged"]
 
 # Above this many bytes of input, matching, decoding and JSON reading run on a thread: below it
-# the worst pattern RE2 takes costs the loop a fraction of a millisecond (README "Performance").
+# the worst pattern RE2 takes costs the loop a fraction of a millisecond (docs/performance.md).
 OFF_LOOP_BYTES = 16 * 1024
 MAX_PATTERN = 4096  # characters: a pattern's size bounds RE2's work per byte of input
 

@@ -4,7 +4,7 @@
 application/health+json), ``/-/healthy`` (the collector itself), ``/api/v1/targets`` (settings
 without secrets, state and recent history), ``/api/v1/maintenance`` (windows: list, open, end),
 ``/api/v1/heartbeat/{name}`` (a job reports in) and ``POST /-/reload``. Who may use which is in
-the README's "Who can do what". A large render never stalls the scheduler; requests that
+docs/http-api.md, "Who can do what". A large render never stalls the scheduler; requests that
 arrive during one share it.
 
 A render has two parts. Collecting the SDK's data cannot be split, so it runs on a worker

@@ -2,7 +2,7 @@
 
 The SDK's data is rendered straight to the Prometheus text format (0.0.4) or OpenMetrics
 (with exemplars), without building prometheus_client objects first: at 10,000 targets
-that detour costs several times the render itself (README, design section). The
+that detour costs several times the render itself (docs/design.md). The
 per-target state families come from :class:`~.families.StateFamilies`, not the SDK. Names follow
 the same rules as the OpenTelemetry Prometheus exporters: a monotonic sum gets ``_total``;
 instrument names already carry their unit suffix.

@@ -9,7 +9,7 @@ a removed target's series disappear with it. They are declared once, in
   the SDK collects for;
 - directly (:meth:`StateFamilies.collect`), for the Prometheus bridge and the OTLP push
   reader, which render the same values without the SDK's per-series storage: at 10,000
-  targets that storage costs seconds per collect and hundreds of megabytes (README,
+  targets that storage costs seconds per collect and hundreds of megabytes (docs/performance.md,
   performance section). While such a reader collects from the SDK it silences the callbacks
   on its own thread (:meth:`StateFamilies.bypassed`), so nothing is reported twice.
 """

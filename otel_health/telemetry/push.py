@@ -4,7 +4,7 @@ Like the Prometheus bridge, this reader takes counters and histograms from the S
 aggregation and the per-target state families from their source (the state store), turning
 them into OpenTelemetry data points at export time. Through the SDK's observable
 instruments the state families would cost every export seconds of callbacks and hundreds of
-megabytes of per-series storage at 10,000 targets (README, performance section).
+megabytes of per-series storage at 10,000 targets (docs/performance.md).
 
 With ``source`` (the bridge's :meth:`~.bridge.BridgeReader.collect_sdk`), the reader is not
 registered with the SDK at all: it exports what the bridge's cumulative storage holds, so
@@ -18,7 +18,7 @@ cyclic GC (``otel_health.tuning``). A large export goes out in requests of at mo
 it makes or encodes and every few hundred series it collects (``tuning.Pacer``): busy a third
 of the time in slices of a few milliseconds, it leaves the event loop the interpreter lock
 most of the time: a pause between requests alone would leave the loop waiting for the lock for
-as long as one request takes to make (README "Performance" has the figures).
+as long as one request takes to make (docs/performance.md has the figures).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class PushReader(MetricReader):
 
     def _parts(self, sdk: MetricsData | None) -> Iterator[_Part]:
         """What one export sends, metric by metric: the state families first, in the meter's
-        scope, their points made as the requests are (never all at once: the README's
+        scope, their points made as the requests are (never all at once: docs/performance.md's
         performance section has what one export holds), then the SDK's metrics."""
         resource_metrics = list(sdk.resource_metrics) if sdk is not None else []
         if self._families is None:

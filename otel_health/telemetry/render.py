@@ -1,7 +1,7 @@
 """The scrape's render scheduled so it never stalls the checks: at most one render of each kind
 in flight (a flood of scrapes costs one), the SDK's collect on a thread with fine GIL switching
 and paced slices, the text in steps between which the event loop runs, freed memory given back.
-The README's performance section has the measured bounds."""
+docs/performance.md has the measured bounds."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The Collector's tail sampling keeps a check's trace when it failed, when it was slow, and
 otherwise when its probabilistic policy picks the trace id. The same decision is taken here,
 when the check's root span ends, so a trace the Collector would drop is never built, queued,
-encoded or sent (the README's performance section has what that saves):
+encoded or sent (docs/performance.md has what that saves):
 
 - :class:`KeepPolicy` is the Collector's probabilistic policy (contrib ``tailsamplingprocessor``
   at v0.140): FNV-1a-64 over the salt and the trace id's 16 bytes, kept when at most

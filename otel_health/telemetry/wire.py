@@ -2,7 +2,7 @@
 
 No protobuf object is built for a span, data point, attribute or value: the wire format is
 written as it is read, length-prefixed fields, with what repeats (resource, scope, each
-target's attribute pairs, each series' attribute set) encoded once and reused (the README's
+target's attribute pairs, each series' attribute set) encoded once and reused (docs/performance.md's
 performance section has the cost against the SDK's encoders). The messages are the ones the
 SDK's ``encode_spans`` and ``encode_metrics`` make (``tests/unit/telemetry/test_wire.py``
 parses both and compares).

@@ -108,7 +108,7 @@ def test_the_import_mapping_tells_namespace_distributions_apart() -> None:
 
 def test_the_libraries_of_the_newer_kinds_load_only_when_a_check_needs_them() -> None:
     """grpcio (22 MB), dnspython and h2 are imported by the first check that uses them: the
-    10,000-target memory budget is measured without them (README, Performance)."""
+    10,000-target memory budget is measured without them (docs/performance.md)."""
     code = ("import sys, otel_health.cli, otel_health.collector, otel_health.probes, otel_health.server\n"
             "print(sorted(m for m in ('grpc', 'grpc_health', 'dns', 'h2', 'hpack') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,

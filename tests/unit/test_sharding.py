@@ -19,7 +19,7 @@ IDS = [(f"svc-{i}", "prod" if i % 3 else "staging") for i in range(12_000)]
 
 
 # Owners as this version computes them. A change here moves targets between the instances of a
-# deployment being upgraded one pod at a time: it must be a decision, said in the README.
+# deployment being upgraded one pod at a time: it must be a decision, said in docs/discovery-and-scaling.md.
 PINNED = {("api", "prod", 1): 0, ("api", "prod", 2): 0, ("api", "prod", 3): 2, ("api", "prod", 4): 3,
           ("api", "prod", 5): 3, ("api", "prod", 10): 3, ("svc-0", "staging", 7): 3, ("svc-2", "staging", 7): 5}
 

@@ -39,7 +39,7 @@ class Redis:
         self.process.stop()
 
 
-# Least-privilege users: what the README says a check needs, and one that lacks INFO.
+# Least-privilege users: what docs/checks.md says a check needs, and one that lacks INFO.
 REDIS_USERS = {"monitor": "+ping +info", "pingonly": "+ping"}
 
 

@@ -16,7 +16,9 @@ from otel_health.probes import PROBES
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBES_DIR = ROOT / "otel_health" / "probes"
-README = (ROOT / "README.md").read_text()
+CHECKS = (ROOT / "docs" / "checks.md").read_text()
+HTTP_API = (ROOT / "docs" / "http-api.md").read_text()
+REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
 FIXTURES = sorted((ROOT / "tests" / "testdata").glob("invalid-*.yaml"))
 
 # Libraries a kind may import that log nothing at INFO or above on their own, with the reason.
@@ -67,12 +69,13 @@ def test_a_kind_has_its_invalid_config_fixture(kind: str) -> None:
 @pytest.mark.parametrize("kind", sorted(PROBES))
 def test_a_kind_is_in_the_configuration_docs_and_the_health_document(kind: str) -> None:
     probe = PROBES[kind]
-    assert re.search(rf"kind: {kind}\b", README), f"the README's Configuration has no '{kind}' target"
+    assert re.search(rf"kind: {kind}\b", CHECKS), f"docs/checks.md's example configuration has no '{kind}' target"
+    assert f"## kind: {kind}\n" in REFERENCE, f"docs/configuration.md has no section for '{kind}': make reference"
     assert probe.kind == kind
     assert probe.component_type and re.fullmatch(r"[a-z]+", probe.component_type)
     assert probe.check_name and re.fullmatch(r"[a-zA-Z]+", probe.check_name)
     row = f"| `{kind}` | `{probe.component_type}` | `{probe.check_name}` |"
-    assert row in README, f"the README's /health table has no row {row!r} (the names /health gives the kind)"
+    assert row in HTTP_API, f"docs/http-api.md's /health table has no row {row!r} (the names /health gives the kind)"
 
 
 @pytest.mark.parametrize("kind", sorted(PROBES))
