@@ -65,15 +65,18 @@ class InitError(Exception):
 
 
 def _name(url: str, kind: str, options: Any, taken: set[str]) -> str:
-    host = getattr(options, "query_name", None) or urlsplit(url).hostname or kind  # a DNS check: its name
-    base = re.sub(r"[^A-Za-z0-9_.\-]+", "-", host.split(".")[0] if not _is_address(host) else host).strip("-._")
-    base = (base or kind)[:100]
+    """The host's first label (a DNS check: its query's), or the kind for an address; made unique."""
+    host = getattr(options, "query_name", None) or urlsplit(url).hostname or ""
+    first = "" if _is_address(host) else host.split(".")[0]
+    base = re.sub(r"[^A-Za-z0-9_.\-]+", "-", first).strip("-._")[:100] or kind
     if not base[0].isalnum():
         base = f"{kind}-{base}"
-    name = base if base not in taken else f"{base}-{kind}"
+    candidates = [base, *([f"{base}-{kind}"] if base != kind else [])]
+    name = next((c for c in candidates if c not in taken), "")
     number = 2
-    while name in taken:
-        name, number = f"{base}-{kind}-{number}", number + 1
+    while not name:
+        name = f"{base}-{number}" if f"{base}-{number}" not in taken else ""
+        number += 1
     taken.add(name)
     return name
 
@@ -83,7 +86,9 @@ def _is_address(host: str) -> bool:
 
 
 def _variable(name: str, field: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", f"{name}_{field}".upper()).strip("_")
+    """An environment variable's name for ``field`` of target ``name``: letters first, as ${...} needs."""
+    text = re.sub(r"[^A-Z0-9]+", "_", f"{name}_{field}".upper())
+    return re.sub(r"^[^A-Z]+", "", text).strip("_")
 
 
 def _fields(kind: str, name: str, options: Any) -> tuple[dict[str, Any], list[str]]:

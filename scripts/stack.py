@@ -87,10 +87,14 @@ class StackError(Exception):
     pass
 
 
-def _seconds(text: str) -> str:
-    if not re.fullmatch(r"\d+(ms|s|m|h)", text):
-        raise StackError(f"--for {text!r}: give a duration such as 10s or 1m")
+def _seconds(text: str, flag: str = "--for") -> str:
+    if not re.fullmatch(r"\d+(s|m|h)", text) or _as_seconds(text) == 0:
+        raise StackError(f"{flag} {text!r}: give a duration such as 10s or 1m")
     return text
+
+
+def _as_seconds(text: str) -> float:
+    return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
 
 
 def _rules(workdir: Path, alert_for: str | None) -> Path:
@@ -105,14 +109,14 @@ def _rules(workdir: Path, alert_for: str | None) -> Path:
     return folder
 
 
-def _prometheus_config(workdir: Path, ports: dict[str, int], listen: str, rules: Path) -> Path:
-    """monitoring/prometheus.yml with this machine's addresses, every 5s, and Alertmanager."""
+def _prometheus_config(workdir: Path, ports: dict[str, int], listen: str, rules: Path, every: str) -> Path:
+    """monitoring/prometheus.yml with this machine's addresses, every ``every``, and Alertmanager."""
     text = (REPO / "monitoring" / "prometheus.yml").read_text()
     text = text.replace("otel-collector:8889", f"127.0.0.1:{ports['collector_prometheus']}")
     text = text.replace("otel-collector:8888", f"127.0.0.1:{ports['collector_telemetry']}")
     text = text.replace("otel-health:8090", listen)
-    text = text.replace("scrape_interval: 15s", "scrape_interval: 5s").replace("evaluation_interval: 15s",
-                                                                               "evaluation_interval: 5s")
+    text = text.replace("scrape_interval: 15s", f"scrape_interval: {every}").replace(
+        "evaluation_interval: 15s", f"evaluation_interval: {every}")
     text = text.replace("  - rules/*.rules.yml", f"  - {rules}/*.rules.yml")
     text += ("\nalerting:\n  alertmanagers:\n    - static_configs:\n"
              f"        - targets: ['127.0.0.1:{ports['alertmanager']}']\n")
@@ -137,7 +141,7 @@ def _listen(config: Path | None) -> str:
     return f"{'127.0.0.1' if host in ('0.0.0.0', '', '::', '[::]') else host}:{port}"
 
 
-def plan(config: Path | None, workdir: Path, ports: dict[str, int], alert_for: str | None,
+def plan(config: Path | None, workdir: Path, ports: dict[str, int], alert_for: str | None, every: str = "5s",
          python: str = sys.executable) -> tuple[list[Part], dict[str, str]]:
     """What to start, in order, and the URLs to print."""
     collector = CACHE / "bin" / "otelcol-otel-health"
@@ -183,7 +187,7 @@ def plan(config: Path | None, workdir: Path, ports: dict[str, int], alert_for: s
                               f"--web.listen-address={loopback['alertmanager']}", "--cluster.listen-address=",
                               "--log.level=warn"],
              f"http://{loopback['alertmanager']}/-/ready"),
-        Part("prometheus", [prometheus, f"--config.file={_prometheus_config(workdir, ports, listen, rules)}",
+        Part("prometheus", [prometheus, f"--config.file={_prometheus_config(workdir, ports, listen, rules, every)}",
                             f"--storage.tsdb.path={workdir / 'prometheus-data'}",
                             f"--web.listen-address={loopback['prometheus']}", "--enable-feature=exemplar-storage",
                             "--web.enable-lifecycle", "--log.level=warn"],
@@ -191,7 +195,7 @@ def plan(config: Path | None, workdir: Path, ports: dict[str, int], alert_for: s
         Part("otel-health", [python, "-m", "otel_health", "run", *(["--config", str(config)] if config else [])],
              f"http://{listen}/-/healthy",
              {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{loopback['collector_otlp_http']}",
-              "OTEL_SERVICE_NAME": "otel-health", "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+              "OTEL_SERVICE_NAME": "otel-health", "OTEL_METRIC_EXPORT_INTERVAL": str(int(_as_seconds(every) * 1000)),
               "OTEL_HEALTH_COLLECTOR_METRICS": f"http://{loopback['collector_telemetry']}/metrics",
               "OTEL_HEALTH_TRACE_URL": f"http://{loopback['jaeger_query_http']}/api/traces/{{trace_id}}"}),
     ]
@@ -243,12 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=REPO / ".stack", help="logs and data (default .stack/)")
     parser.add_argument("--for", dest="alert_for", metavar="DURATION",
                         help="set every alert rule's for: to this (10s: see an alert fire soon)")
+    parser.add_argument("--every", metavar="DURATION", default="5s",
+                        help="how often Prometheus scrapes and evaluates the rules, and otel-health pushes (5s)")
     parser.add_argument("--free-ports", action="store_true", help="always take free ports, not the usual ones")
     args = parser.parse_args(argv)
     try:
         alert_for = _seconds(args.alert_for) if args.alert_for else None
+        every = _seconds(args.every, "--every")
         ports = choose_ports(always_free=args.free_ports)
-        parts, urls = plan(args.config.resolve() if args.config else None, args.workdir.resolve(), ports, alert_for)
+        parts, urls = plan(args.config.resolve() if args.config else None, args.workdir.resolve(), ports, alert_for,
+                           every)
     except StackError as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return 2

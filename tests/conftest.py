@@ -10,7 +10,8 @@ import traceback
 import warnings
 import weakref
 from asyncio import selector_events, sslproto
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +50,55 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.R
     server.stop()
 
 
+# The servers that take seconds to start (Neo4j's JVM, initdb): started side by side as soon as
+# the tests are collected, when a selected test uses them, while the first tests run.
+_EARLY_STARTS: dict[str, Callable[[pytest.TempPathFactory], Any]] = {
+    "neo4j_server": lambda f: servers.start_neo4j(f.mktemp("neo4j"), password=SEEDED_PASSWORD, tls=True,
+                                                  users=["wrongpw", "probe", "ratelimited"]),
+    "postgres_server": lambda f: servers.start_postgres(f.mktemp("postgres"), password=SEEDED_PASSWORD),
+}
+_EARLY: dict[str, Future[Any]] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = sorted({name for item in items for name in getattr(item, "fixturenames", ()) if name in _EARLY_STARTS})
+    if not wanted:
+        return
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
+    factory.getbasetemp()  # made here, once: threads making it side by side would each make one
+    pool = ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="early-start")
+    for name in wanted:
+        _EARLY[name] = pool.submit(_EARLY_STARTS[name], factory)
+    pool.shutdown(wait=False)
+
+
+def _early(name: str, factory: pytest.TempPathFactory) -> Any:
+    """The server started early for fixture ``name``, or one started now."""
+    future = _EARLY.pop(name, None)
+    return future.result(timeout=300) if future is not None else _EARLY_STARTS[name](factory)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop what was started early for a fixture no test ended up using."""
+    for future in _EARLY.values():
+        try:
+            future.result(timeout=300).stop()
+        except Exception as exc:  # it did not start: nothing to stop
+            print(f"harness: an early start ended with {exc!r}", file=sys.stderr)
+    _EARLY.clear()
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Postgres]:
-    server = servers.start_postgres(tmp_path_factory.mktemp("postgres"), password=SEEDED_PASSWORD)
+    server = _early("postgres_server", tmp_path_factory)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Neo4j]:
-    server = servers.start_neo4j(tmp_path_factory.mktemp("neo4j"), password=SEEDED_PASSWORD, tls=True,
-                                 users=["wrongpw", "probe", "ratelimited"])
+    server = _early("neo4j_server", tmp_path_factory)
     yield server
     server.stop()
 

@@ -24,9 +24,9 @@ CLAUSE = "unless on (service, environment) tta_service:suppressed"
 SCALE = 20  # the rules' for: durations, divided
 
 
-def scaled_rules(*, suppression: bool = True) -> str:
-    """The shipped rules with every ``for:`` divided by :data:`SCALE`, and without the
-    suppression clause when ``suppression`` is false."""
+def scaled_rules(*, suppression: bool = True, scale: int = SCALE) -> str:
+    """The shipped rules with every ``for:`` divided by ``scale`` (:data:`SCALE`), and without
+    the suppression clause when ``suppression`` is false."""
     text = RULES.read_text()
     if not suppression:  # once in each rule of an alert suppression holds back, and nowhere else
         rules = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"] if r.get("alert") in SUPPRESSIBLE_ALERTS]
@@ -39,7 +39,7 @@ def scaled_rules(*, suppression: bool = True) -> str:
                 match = re.fullmatch(r"(\d+)([smh])", rule["for"])
                 assert match, rule["for"]
                 seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
-                rule["for"] = f"{max(seconds // SCALE, 1) if seconds else 0}s"
+                rule["for"] = f"{max(seconds // scale, 1) if seconds else 0}s"
     return yaml.safe_dump(doc, sort_keys=False)
 
 

@@ -100,7 +100,7 @@ def _tags(span: dict) -> dict:
     return {t["key"]: t["value"] for t in span["tags"]}
 
 
-@pytest.mark.parametrize(("ours", "salt"), [(0, None), (30, "pipeline-salt"), (100, None)])
+@pytest.mark.parametrize(("ours", "salt"), [(0, None), (30, "pipeline-salt")])
 async def test_otel_health_decides_which_traces_are_kept_and_the_collector_keeps_exactly_those(
     ours: float, salt: str | None, start_collector: StartCollector, http_targets: servers.HttpTargets,
     jaeger: servers.Jaeger, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
@@ -109,7 +109,8 @@ async def test_otel_health_decides_which_traces_are_kept_and_the_collector_keeps
     with ``salt``, and marks each kept root; the shipped Collector reads no share of its own and
     keeps what is marked. Every check's traceparent is seen by the target; Jaeger must hold
     exactly the traces otel-health kept, one by one, and otel-health, reading the Collector's
-    own metrics, counts no trace dropped."""
+    own metrics, counts no trace dropped. (Every trace kept, 100 percent, is what the other
+    tests of this file run with.)"""
     h = http_targets
     collector = start_collector()
     if salt:

@@ -109,7 +109,7 @@ def test_a_stopped_shard_shows_up_in_prometheus_as_targets_checked_by_nobody(
     try:
         by_shard = _everyone_checked(three)
         rules = tmp_path / "rules.yml"
-        rules.write_text(scaled_rules())
+        rules.write_text(scaled_rules(scale=60))  # whether it fires, not when: 5m is 5s
         prometheus = servers.start_prometheus(tmp_path / "prometheus", yaml.safe_dump({
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(rules)],

@@ -159,3 +159,12 @@ def test_this_environment_was_installed_from_the_lock() -> None:
     differs = {name: (version, installed.get(name)) for name, version in locked.items()
                if installed.get(name) != version}
     assert not differs, f"installed versions differ from requirements/dev.txt (locked, installed): {differs}"
+
+
+def test_every_file_the_package_reads_is_in_its_package_data() -> None:
+    """A wheel (the image's install) holds only the .py files and package-data's globs."""
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["otel_health"]
+    files = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+             and "__pycache__" not in p.parts]
+    left_out = [str(f) for f in files if not any(f.match(g) for g in globs)]
+    assert files and not left_out, f"files of otel_health/ no package-data glob takes: {left_out}"

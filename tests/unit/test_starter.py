@@ -38,6 +38,8 @@ URLS = [
     "neo4j+ssc://graph6.internal",
     "grpc://svc.internal:50051/orders.Orders",
     "grpcs://svc2.internal:443",
+    f"redis://:{QUOTED}@10.0.0.5:6379",     # an address: named by its kind, a variable that starts with a letter
+    f"postgresql://app:{QUOTED}@[2001:db8::5]:5432/app",
 ]
 
 
@@ -59,7 +61,8 @@ def test_every_scheme_probe_takes_is_covered() -> None:
 
 def test_the_targets_init_writes_mean_what_probe_reads_from_the_same_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     text = starter(URLS, PROBES)
-    for variable in ("API_PASSWORD", "CACHE_PASSWORD", "DB_PASSWORD", "GRAPH_PASSWORD"):
+    for variable in ("API_PASSWORD", "CACHE_PASSWORD", "DB_PASSWORD", "GRAPH_PASSWORD", "REDIS_PASSWORD",
+                     "POSTGRES_PASSWORD"):
         assert f"${{{variable}}}" in text
         monkeypatch.setenv(variable, PASSWORD)
     config = load_text(text, "init.yaml", PROBES)
@@ -71,6 +74,7 @@ def test_the_targets_init_writes_mean_what_probe_reads_from_the_same_urls(monkey
         assert _plain(target.options) == _plain(cls.options_from_url(url)), url
     names = [t.name for t in config.targets]
     assert names[:3] == ["api", "web", "cache"] and "example" in names  # the DNS check is named by its query
+    assert names[-2:] == ["redis", "postgres"]
     assert len(set(names)) == len(names)
 
 
