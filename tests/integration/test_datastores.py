@@ -234,9 +234,11 @@ async def test_servers_stopped_mid_run_are_down_within_an_interval_and_recover(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded_password: str,
 ) -> None:
     monkeypatch.setenv("DS_PASSWORD", seeded_password)
-    redis = servers.start_redis(tmp_path / "redis", password=seeded_password)
-    pg = servers.start_postgres(tmp_path / "pg", password=seeded_password)
-    neo = servers.start_neo4j(tmp_path / "neo4j", password=seeded_password)
+    # Started side by side (Neo4j's JVM takes the longest): each on its own port and data directory.
+    redis, pg, neo = await asyncio.gather(
+        asyncio.to_thread(servers.start_redis, tmp_path / "redis", password=seeded_password),
+        asyncio.to_thread(servers.start_postgres, tmp_path / "pg", password=seeded_password),
+        asyncio.to_thread(servers.start_neo4j, tmp_path / "neo4j", password=seeded_password))
     try:
         text = ("targets:\n" + _redis("redis", redis, interval="0.5s") + _pg("pg", pg, interval="0.5s")
                 + _neo("neo4j", neo, interval="0.5s", timeout="0.5s"))
