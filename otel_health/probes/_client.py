@@ -26,6 +26,7 @@ import aiohappyeyeballs
 from ..errors import ErrorType, ProbeFailure
 from ._base import classify_os_error
 from ._codings import Body
+from ._cookies import Jar
 from ._http1 import Exchange, ResponseReader, no_body, request_head
 from ._messages import Hop, Request, Response, Timings, invalid
 from ._proxy import Proxy
@@ -76,18 +77,27 @@ class HttpClient:
         peer_cert = None
         downgraded = False
         cookies_set: list[tuple[str, str]] = []
+        jar: Jar | None = None  # made by the first Set-Cookie: a check's cookies across its redirects
+        configured_cookie = any(name.lower() == "cookie" for name, _ in headers)
         timings.start = time.perf_counter()
         for redirects in range(MAX_REDIRECTS + 1):
             if redirects:
                 timings.next_hop(time.perf_counter())
             parts = urlsplit(url)
-            hop = _hop(parts, method, headers, body, request.read_body, host_header, server_name)
+            sent = headers
+            if jar is not None and not configured_cookie and (cookie := jar.header(url)) is not None:
+                sent = (*headers, ("Cookie", cookie))
+            hop = _hop(parts, method, sent, body, request.read_body, host_header, server_name)
             response = await self._once(request, hop, timings)
             peer_cert = response.peer_cert or peer_cert
             response.peer_cert = peer_cert
             response.url = url
             response.downgraded = downgraded
-            cookies_set += [(url, value) for value in response.values("set-cookie")]
+            for value in response.values("set-cookie"):
+                cookies_set.append((url, value))
+                if not configured_cookie:
+                    jar = jar or Jar()
+                    jar.take(url, value)
             response.cookies_set = cookies_set
             if not (request.follow_redirects and response.status in _REDIRECTS):
                 return response
@@ -178,6 +188,7 @@ class HttpClient:
             if sink:
                 sink[0].finish()
                 response.body, response.truncated = bytes(sink[0].out), sink[0].cut
+                response.undecodable = sink[0].undecodable
             timings.done = time.perf_counter()
             complete = True
             return response

@@ -141,17 +141,20 @@ def _reason(exc: zlib.error) -> str:
 
 
 class Body:
-    """Where a response's body goes: decoded, cut at the cap."""
+    """Where a response's body goes: decoded, cut at the cap. A coding the probe did not ask for
+    is kept as it came and said in ``undecodable``: a check that reads nothing of the body passes
+    (as blackbox_exporter's does), one with a body assertion fails on it."""
 
-    __slots__ = ("cap", "coding", "cut", "decoder", "out")
+    __slots__ = ("cap", "coding", "cut", "decoder", "out", "undecodable")
 
     def __init__(self, coding: str, cap: int) -> None:
         self.cap = cap
         self.coding = coding
+        self.undecodable: str | None = None
         try:
             self.decoder: Decoder | None = decoder_for(self.coding)
         except InvalidCoding as exc:
-            raise invalid(str(exc)) from None
+            self.decoder, self.undecodable = None, str(exc)
         self.out = bytearray()
         self.cut = False
 

@@ -82,6 +82,7 @@ class HttpOptions:
     bearer_token: Secret | None = None
     traceparent: bool = True
     tls_min_days_left: float | None = None
+    body_size_limit: int | None = None  # a body past it fails the check (blackbox_exporter's body_size_limit)
     ip_protocol: str = "auto"
     source_ip: str | None = None
     body_not_regex: Pattern | None = None
@@ -128,6 +129,7 @@ class HttpOptions:
             bearer_token=bearer,
             traceparent=f.flag("traceparent", True),
             tls_min_days_left=_min_days(f, url),
+            body_size_limit=f.whole("body_size_limit", 0, minimum=0, maximum=1 << 30) or None,
             ip_protocol=ip_protocol,
             source_ip=source_ip,
             body_not_regex=_parse_regex(f, "body_not_regex"),
@@ -150,6 +152,8 @@ class HttpOptions:
                                                "proxy); use an https:// URL with 'http2: true', or no proxy")
         if not options.read_body and options.asserts_on_body:
             f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
+        if not options.read_body and options.body_size_limit:
+            f.problem("read_body", "is false, but body_size_limit needs the body; remove one of them")
         if options.server_name and url and not url.startswith("https://"):
             f.problem("server_name", "only applies to https:// URLs (it stays with the URL's origin); remove it")
         if options.fail_if_ssl and options.fail_if_not_ssl:

@@ -93,6 +93,7 @@ class Response:
     tls: bool = False                     # the answer came over TLS
     downgraded: bool = False              # a redirect led from https to plain http on the way
     cookies_set: list[tuple[str, str]] = field(default_factory=list)  # (URL, Set-Cookie) of every hop
+    undecodable: str | None = None        # why the body could not be decoded (a coding not asked for)
 
     @property
     def headers(self) -> dict[str, str]:

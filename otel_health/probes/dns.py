@@ -54,12 +54,17 @@ class RecordChecks:
             if hit is not None:
                 return f"{section} record {_shown(hit)!r} matches /{pattern.pattern}/"
         for pattern in self.fail_if_not_matches_regexp:
+            if not records:  # as blackbox_exporter: a match is required, and there is nothing to match
+                return f"no {section} record to match /{pattern.pattern}/"
             miss = next((r for r in records if not pattern.found(r)), None)
             if miss is not None:
                 return f"{section} record {_shown(miss)!r} does not match /{pattern.pattern}/"
         for pattern in self.fail_if_all_match_regexp:
-            if records and all(pattern.found(r) for r in records):
-                return f"every {section} record matches /{pattern.pattern}/"
+            # blackbox_exporter's meaning, whatever the name says: fail unless every record matches
+            # (an empty section passes), so a module moved from it keeps its verdicts.
+            miss = next((r for r in records if not pattern.found(r)), None)
+            if miss is not None:
+                return f"not every {section} record matches /{pattern.pattern}/: {_shown(miss)!r} does not"
         for pattern in self.fail_if_none_matches_regexp:
             if not any(pattern.found(r) for r in records):
                 return f"no {section} record matches /{pattern.pattern}/"

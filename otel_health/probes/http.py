@@ -116,7 +116,8 @@ class HttpProbe(Probe):
                                       client_cert=o.client_cert, min_version=o.tls_min_version,
                                       max_version=o.tls_max_version,
                                       alpn=("h2", "http/1.1") if o.http2 != "off" else ()),
-            follow_redirects=o.follow_redirects, read_body=o.read_body, max_body=self.settings.max_body_bytes,
+            follow_redirects=o.follow_redirects, read_body=o.read_body,
+            max_body=min(self.settings.max_body_bytes, o.body_size_limit or self.settings.max_body_bytes),
             private=private, host=o.host, server_name=server_name, ip_protocol=o.ip_protocol,
             source_ip=o.source_ip, proxies=o.proxy.proxies if o.proxy is not None else None, http2=o.http2)
         prepared = _Prepared(o, attributes, request, o.traceparent and "traceparent" not in headers)
@@ -169,7 +170,11 @@ class HttpProbe(Probe):
             expected = ", ".join(str(r) for r in o.expect_status)
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")
         _assert_head(response, o)
+        if o.body_size_limit is not None and response.truncated and o.body_size_limit <= self.settings.max_body_bytes:
+            raise ProbeFailure(ErrorType.ASSERTION, f"body is over body_size_limit, {o.body_size_limit} bytes")
         if o.asserts_on_body:
+            if response.undecodable is not None:
+                raise ProbeFailure(ErrorType.PROTOCOL, f"{response.undecodable}: the body assertions cannot read it")
             cap = self.settings.max_body_bytes
             await judged(len(response.body), lambda: _assert_body(response, o, attempt, cap))
         return response

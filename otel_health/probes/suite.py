@@ -22,13 +22,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import difflib
-import email.message
 import functools
-import http.cookiejar
 import json
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +38,7 @@ from ..config import Fields, Secret, Target, format_seconds
 from ..config.values import short
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
+from ._cookies import Jar
 from ._jsonpath import ABSENT, json_path
 from ._match import Pattern, PatternError, judged
 from ._messages import Response
@@ -245,38 +243,6 @@ def _check_references(f: Fields, o: HttpOptions, values: StepValues) -> None:
             values.known(f, f"headers.{name}", value)
 
 
-class _Jar:
-    """The cookies of one run, kept and sent back by the standard library's
-    :class:`http.cookiejar.CookieJar` (its default policy: domain, path, ``Secure``, expiry and
-    ``Max-Age``, no cookie for another site)."""
-
-    def __init__(self) -> None:
-        self._jar = http.cookiejar.CookieJar()
-
-    def take(self, response: Response) -> list[str]:
-        """Store what ``response`` (every redirect hop of it) set; the values the jar holds, to hide."""
-        for url, header in response.cookies_set:
-            # A Request is only the jar's view of the URL: nothing is opened.
-            self._jar.extract_cookies(_Headers(header), urllib.request.Request(url))  # type: ignore[arg-type]  # noqa: S310
-        return [c.value for c in self._jar if c.value]
-
-    def header(self, url: str) -> str | None:
-        request = urllib.request.Request(url)  # noqa: S310 - the jar's view of the URL, never opened
-        self._jar.add_cookie_header(request)
-        return request.get_header("Cookie")
-
-
-class _Headers:
-    """The one Set-Cookie header of an answer, as ``CookieJar.extract_cookies`` reads a response."""
-
-    def __init__(self, set_cookie: str) -> None:
-        self._message = email.message.Message()
-        self._message["Set-Cookie"] = set_cookie
-
-    def info(self) -> email.message.Message:
-        return self._message
-
-
 class SuiteProbe(Probe):
     kind = "suite"
     component_type = "component"
@@ -296,7 +262,7 @@ class SuiteProbe(Probe):
         budget = o.cleanup_budget(target.timeout)
         values: dict[str, str] = {}
         hidden: list[str] = []
-        jar = _Jar()
+        jar = Jar()
         failure: BaseException | None = None
         current = o.steps[0].name
         try:
@@ -328,7 +294,7 @@ class SuiteProbe(Probe):
             raise cleanup_failure
 
     async def _step(self, target: Target, step: Step, attempt: Attempt, values: dict[str, str], hidden: list[str],
-                    jar: _Jar, *, cleanup: bool = False) -> None:
+                    jar: Jar, *, cleanup: bool = False) -> None:
         began = time.perf_counter()
         what = f"cleanup step {step.name!r}" if cleanup else f"step {step.name!r}"
         options = _filled(step.options, values)
@@ -343,8 +309,10 @@ class SuiteProbe(Probe):
         ) as span:
             try:
                 response = await self._http.checked(step_target, inner, hidden)
-                hidden += [value for value in jar.take(response) if value not in hidden]
+                hidden += [value for value in jar.take_all(response.cookies_set) if value not in hidden]
                 for extract in step.extracts:
+                    if response.undecodable is not None and extract.header is None:
+                        raise ProbeFailure(ErrorType.PROTOCOL, f"extract {extract.name}: {response.undecodable}")
                     value = await judged(len(response.body), functools.partial(extract.take, response))
                     values[f"{step.name}.{extract.name}"] = value
                     if extract.secret:

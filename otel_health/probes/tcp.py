@@ -1,4 +1,10 @@
-"""TCP probe: connect (optionally TLS), optionally send bytes and expect an answer."""
+"""TCP probe: connect (optionally TLS), optionally send bytes and expect an answer.
+
+``expect`` is matched line by line, as blackbox_exporter's ``query_response`` reads: each line
+the server sends (without its ``\n`` and a ``\r`` before it) until one matches, so ``^`` and
+``$`` anchor each line (an IRC welcome after a NOTICE, ``+PONG`` after ``+OK``). A last line
+without a newline is matched when the server closes the connection; a line past 64 KiB
+fails the check, as blackbox_exporter's line reader does."""
 
 from __future__ import annotations
 
@@ -114,13 +120,26 @@ class TcpProbe(Probe):
             writer.write(o.send)
             await writer.drain()
         if o.expect is not None:
-            received = b""
-            while not o.expect.found(received):
-                chunk = await reader.read(4096)
-                if not chunk:
-                    raise ProbeFailure(ErrorType.ASSERTION,
-                                       f"connection closed before the answer matched /{_show(o.expect)}/")
-                received = (received + chunk)[-_MAX_READ:]
+            await _expect_line(o.expect, reader)
+
+
+async def _expect_line(expect: Pattern, reader: asyncio.StreamReader) -> None:
+    """Read lines until one matches ``expect``; the connection closed first is an assertion failure."""
+    pending = b""
+    while True:
+        chunk = await reader.read(4096)
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop() if chunk else b""  # at the close, the last line needs no newline
+        if not chunk and lines and not lines[-1]:
+            lines.pop()  # the answer ended with its newline: no line after it
+        for line in lines:
+            if expect.found(line[:-1] if line.endswith(b"\r") else line):
+                return
+        if len(pending) > _MAX_READ:
+            raise ProbeFailure(ErrorType.ASSERTION, f"a line of over {_MAX_READ // 1024} KiB came before one "
+                                                    f"matched /{_show(expect)}/")
+        if not chunk:
+            raise ProbeFailure(ErrorType.ASSERTION, f"connection closed before a line matched /{_show(expect)}/")
 
 
 def _show(pattern: Pattern) -> str:

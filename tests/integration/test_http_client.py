@@ -23,6 +23,7 @@ from otel_health.errors import ErrorType, ProbeFailure
 from otel_health.probes._client import HttpClient
 from otel_health.probes._messages import MAX_HEAD_BYTES, Request, Response, Timings
 from otel_health.probes._tls import client_context
+from tests.harness.checks import check_once
 from tests.harness.servers import HttpTargets
 
 pytestmark = pytest.mark.integration
@@ -234,8 +235,6 @@ async def test_false_downs_a_real_client_would_not_give() -> None:
                  id="gzip-garbage"),
     pytest.param(OK + b"Content-Encoding: gzip\r\nContent-Length: 10\r\n\r\n" + gzip.compress(b"x" * 100)[:10],
                  "ends inside its gzip stream", id="gzip-cut-inside"),
-    pytest.param(OK + b"Content-Encoding: zstd\r\nContent-Length: 0\r\n\r\n", "unsupported content coding",
-                 id="unasked-coding"),
     pytest.param(OK + b"X-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n", "headers longer than", id="head-too-long"),
     pytest.param(OK + b"".join(b"X-%d: 1\r\n" % i for i in range(300)) + b"\r\n", "header fields",
                  id="too-many-fields"),
@@ -281,6 +280,22 @@ async def test_codings_decode_whole_and_stop_at_the_cap() -> None:
         started = time.perf_counter()
         capped = await _fetch(url, cap=1 << 20)
     assert capped.truncated and len(capped.body) == 1 << 20 and time.perf_counter() - started < 5
+
+
+async def test_a_coding_not_asked_for_is_kept_as_it_came_and_said() -> None:
+    """blackbox_exporter's TestContentLength "unknown content-encoding": a check that reads nothing
+    of the body passes; one that asserts on it is a protocol error naming the coding."""
+    answer = OK + b"Content-Encoding: zstd\r\nContent-Length: 5\r\n\r\n(\xb5/\xfd\x00"
+    response = await _raw(answer)
+    assert (response.status, response.body) == (200, b"(\xb5/\xfd\x00")
+    assert response.undecodable == "unsupported content coding 'zstd'"
+    async with _raw_server(lambda _: [answer]) as url:
+        results = await check_once(f"  - name: status-only\n    kind: http\n    url: {url}\n"
+                                   f"  - name: reads-body\n    kind: http\n    url: {url}\n    body_contains: ok\n")
+    assert results["status-only"].up, results["status-only"].detail
+    reads = results["reads-body"]
+    assert (reads.up, reads.error_type) == (False, ErrorType.PROTOCOL)
+    assert reads.detail.endswith("unsupported content coding 'zstd': the body assertions cannot read it")
 
 
 async def test_answers_cut_short_are_resets() -> None:
@@ -415,3 +430,45 @@ def test_an_origin_is_the_same_however_it_is_written() -> None:
     assert _origin(urlsplit("https://example.com/")) == _origin(urlsplit("https://example.com:443/"))
     assert _origin(urlsplit("https://example.com/")) != _origin(urlsplit("http://example.com/"))
     assert _origin(urlsplit("http://example.com:8080/")) != _origin(urlsplit("http://example.com/"))
+
+
+async def test_a_body_over_body_size_limit_fails_as_blackbox_exporters_does(http_targets: HttpTargets) -> None:
+    """blackbox_exporter's TestMaxResponseLength, plain and compressed: the decoded body counts."""
+    size = len((await _fetch(http_targets.url("/ok"))).body)
+    unpacked = len((await _fetch(http_targets.url("/gzip"))).body)
+    results = await check_once("".join(
+        f"  - name: {name}\n    kind: http\n    url: {http_targets.url(path)}\n    body_size_limit: {limit}\n"
+        for name, path, limit in (("within", "/ok", size), ("over", "/ok", size - 1),
+                                  ("gzip-within", "/gzip", unpacked), ("gzip-over", "/gzip", unpacked - 1))))
+    assert results["within"].up and results["gzip-within"].up, results
+    for name, limit in (("over", size - 1), ("gzip-over", unpacked - 1)):
+        assert (results[name].up, results[name].error_type) == (False, ErrorType.ASSERTION), results[name]
+        assert results[name].detail.endswith(f"body is over body_size_limit, {limit} bytes")
+
+
+def _login_then_home(head: bytes) -> list[bytes]:
+    """blackbox_exporter's TestCookieJar: a cookie set on a 302 is what the redirect's target asks for."""
+    path = head.split(b" ", 2)[1]
+    if path.startswith(b"/login"):
+        return [b"HTTP/1.1 302 Found\r\nSet-Cookie: session=s3cr3t-session; Path=/; HttpOnly\r\n"
+                b"Set-Cookie: other=elsewhere; Domain=other.example; Path=/\r\n"
+                b"Location: /home\r\nContent-Length: 0\r\n\r\n"]
+    cookies = [line for line in head.split(b"\r\n") if line.lower().startswith(b"cookie:")]
+    if cookies == [b"Cookie: session=s3cr3t-session"]:
+        return [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+    return [b"HTTP/1.1 400 Bad Request\r\nContent-Length: 10\r\n\r\nno session"]
+
+
+async def test_a_cookie_set_on_a_redirect_goes_to_the_redirects_target() -> None:
+    heads: list[bytes] = []
+    async with _raw_server(_login_then_home, heads) as url:
+        response = await _fetch(url + "login")
+        assert (response.status, response.body) == (200, b"ok")
+        assert b"Cookie" not in heads[0] and b"Cookie: session=s3cr3t-session\r\n" in heads[1]
+        assert b"elsewhere" not in heads[1]  # a cookie for another site stays out
+        # a configured Cookie header is the check's own: the jar adds nothing to it
+        configured = await _fetch(url + "login", headers=[("Cookie", "mine=1")])
+        assert configured.status == 400 and b"Cookie: mine=1\r\n" in heads[-1] and b"session" not in heads[-1]
+        results = await check_once(f"  - name: login\n    kind: http\n    url: {url}login\n")
+    assert results["login"].up, results["login"].detail
+    assert "s3cr3t-session" not in repr(results["login"])

@@ -16,8 +16,14 @@ def test_dns_record_checks_read_as_blackbox_reads_them() -> None:
     assert checks(fail_if_matches_regexp=[r"\.11$"]).problem("answer", records) == (
         "answer record 'www.example.test. 300 IN A 192.0.2.11' matches /\\.11$/")
     assert checks(fail_if_not_matches_regexp=[r"\.10$"]).problem("answer", records) is not None
-    assert checks(fail_if_all_match_regexp=["192"]).problem("answer", records) == "every answer record matches /192/"
-    assert checks(fail_if_all_match_regexp=["192"]).problem("answer", []) is None  # nothing to match: no failure
+    # fail_if_all_match_regexp as blackbox_exporter's validRRs reads it (TestAuthoritativeDNSResponse):
+    # fail unless every record matches, whatever the name says; an empty section passes.
+    assert checks(fail_if_all_match_regexp=["192"]).problem("answer", records) is None
+    assert checks(fail_if_all_match_regexp=[r"\.10$"]).problem("answer", records) == (
+        "not every answer record matches /\\.10$/: 'www.example.test. 300 IN A 192.0.2.11' does not")
+    assert checks(fail_if_all_match_regexp=["192"]).problem("answer", []) is None
+    # fail_if_not_matches_regexp on an empty section: a match is required, there is none (TestRecursiveDNSResponse)
+    assert checks(fail_if_not_matches_regexp=["NS"]).problem("authority", []) == "no authority record to match /NS/"
     assert checks(fail_if_none_matches_regexp=["AAAA"]).problem("answer", records) == (
         "no answer record matches /AAAA/")
     assert checks(fail_if_none_matches_regexp=["AAAA"]).problem("answer", []) is not None

@@ -1,4 +1,4 @@
-"""The pure parts of suites: the cookie jar, references filled in, values taken from answers."""
+"""The pure parts of suites: references filled in, values taken from answers."""
 
 from __future__ import annotations
 
@@ -9,33 +9,11 @@ from otel_health.errors import ProbeFailure
 from otel_health.probes._match import Pattern
 from otel_health.probes._messages import Response
 from otel_health.probes.http import HttpOptions
-from otel_health.probes.suite import Extract, _filled, _Jar
+from otel_health.probes.suite import Extract, _filled
 
 
 def _answer(url: str, *cookies: str, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> Response:
     return Response(200, "1.1", list(headers), body=body, url=url, cookies_set=[(url, c) for c in cookies])
-
-
-def test_the_jar_sends_cookies_back_by_domain_path_and_secure() -> None:
-    jar = _Jar()
-    hidden = jar.take(_answer("https://shop.example.com/shop/login", "sid=abc; Path=/shop; HttpOnly",
-                              "pref=dark; Domain=example.com; Path=/", "lang=en", "safe=1; Secure",
-                              "other=x; Domain=elsewhere.example.net", "tld=x; Domain=com"))
-    assert sorted(hidden) == ["1", "abc", "dark", "en"]  # no cookie for another site, nor for a whole TLD
-    assert _cookies(jar, "https://shop.example.com/shop/orders/1") == {"sid=abc", "pref=dark", "lang=en", "safe=1"}
-    # without Path, a cookie's path is the directory of the URL that set it (/shop); /shopping is outside it
-    assert _cookies(jar, "https://shop.example.com/shopping") == {"pref=dark"}
-    assert _cookies(jar, "http://shop.example.com/shop/x") == {"sid=abc", "pref=dark", "lang=en"}  # Secure: https
-    assert _cookies(jar, "https://api.example.com/") == {"pref=dark"}  # Domain= covers the subdomains
-    assert _cookies(jar, "https://api.shop.example.com/") == {"pref=dark"}  # host-only cookies stay with the host
-    assert jar.header("https://elsewhere.example.net/") is None
-    jar.take(_answer("https://shop.example.com/shop/logout", "sid=; Path=/shop; Max-Age=0"))
-    assert _cookies(jar, "https://shop.example.com/shop/orders/1") == {"pref=dark", "lang=en", "safe=1"}
-
-
-def _cookies(jar: _Jar, url: str) -> set[str]:
-    header = jar.header(url)
-    return set(header.split("; ")) if header else set()
 
 
 def test_references_are_filled_in_and_percent_encoded_in_the_url() -> None:

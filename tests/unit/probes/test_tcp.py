@@ -37,3 +37,50 @@ def test_urls_map_to_options() -> None:
     assert TcpProbe.options_from_url("tcp://127.0.0.1:6379").tls is False
     with pytest.raises(ValueError, match="needs a host and a port"):
         TcpProbe.options_from_url("tcp://db.internal")
+
+
+async def _answers(payload: bytes, pattern: str, *, close: bool = True) -> str | None:
+    """The failure's detail (None: matched) of ``_expect_line`` reading ``payload`` from a real socket."""
+    import asyncio
+
+    from otel_health.errors import ProbeFailure
+    from otel_health.probes._match import Pattern
+    from otel_health.probes.tcp import _expect_line
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(payload)
+        await writer.drain()
+        if close:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await asyncio.wait_for(_expect_line(Pattern(pattern, latin1=True), reader), 5)
+        return None
+    except ProbeFailure as failure:
+        return failure.detail
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(("payload", "pattern", "matched"), [
+    # blackbox_exporter's TestTCPConnectionQueryResponseIRC and its Redis case: ^ anchors each line
+    (b":irc.example NOTICE * :*** Looking up your hostname\r\n:irc.example 001 nick :Welcome\r\n",
+     r"^:[^ ]+ 001", True),
+    (b"+OK\r\n+PONG\r\n", r"^\+PONG$", True),
+    (b"+OK\r\n+PONG\r\n", r"^\+PONGX", False),
+    (b"line one\nline two\n", r"one\nline", False),   # a pattern never spans lines
+    (b"220 ready", r"^220 ready$", True),              # the last line, without its newline, at the close
+    (b"220 ready\n", r"^$", False),                    # no empty line after the last newline
+    (b"x" * 70_000 + b"\nok\n", r"^ok$", False),      # a line past 64 KiB fails, as a line scanner does
+])
+async def test_expect_is_matched_line_by_line_as_blackbox_exporter_does(payload: bytes, pattern: str,
+                                                                        matched: bool) -> None:
+    detail = await _answers(payload, pattern)
+    assert (detail is None) == matched, detail
+    if payload.startswith(b"x"):
+        assert detail is not None and "a line of over 64 KiB" in detail
