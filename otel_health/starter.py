@@ -8,6 +8,7 @@ loaded with the config's loader before it is shown, so what ``init`` writes vali
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -82,7 +83,11 @@ def _name(url: str, kind: str, options: Any, taken: set[str]) -> str:
 
 
 def _is_address(host: str) -> bool:
-    return ":" in host or host.replace(".", "").isdigit()
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _variable(name: str, field: str) -> str:

@@ -28,6 +28,17 @@ def test_the_traces_not_kept_are_summed_from_the_final_decision_only() -> None:
     assert not_kept(f'{FAMILY}_total{{sampled="false"}} not-a-number\n') == 0
 
 
+def test_the_sum_agrees_with_the_prometheus_clients_own_parser() -> None:
+    """The one family is filtered by hand (the runtime carries no Prometheus parser); the
+    reference parser of the Prometheus client reads the same number from the same text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = "\n".join(line for line in TEXT.splitlines() if "_other" not in line) + "\n"
+    expected = sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == f"{FAMILY}_total" and sample.labels.get("sampled") == "false")
+    assert not_kept(text) == expected == 20
+
+
 def test_each_increase_is_counted_and_said_once_every_ten_minutes(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     drops = CollectorDrops(OtlpSettings, user_agent="t", monotonic=lambda: now[0])
