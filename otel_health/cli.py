@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``check``, ``validate``, ``init``, ``probe``, ``alertmanager`` and ``ping``.
+"""Command line: ``run``, ``check``, ``validate``, ``init``, ``import``, ``probe``, ``alertmanager`` and ``ping``.
 
 Exit codes: 0 all well; 1 a check failed (``check``: a critical target is down; ``probe``:
 the target is down; ``validate``: the file has problems); 2 the command could not run
@@ -233,6 +233,42 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .blackbox import import_blackbox
+
+    try:
+        modules = Path(args.config).read_text(encoding="utf-8")
+        jobs = Path(args.prometheus).read_text(encoding="utf-8")
+        imported = import_blackbox(modules, jobs, base_dir=Path(args.prometheus).resolve().parent)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, AttributeError, TypeError) as exc:
+        print(f"otel-health import blackbox: cannot read the configs ({str(exc).splitlines()[0]}); give "
+              "blackbox_exporter's config (--config) and Prometheus' (--prometheus)", file=sys.stderr)
+        return 2
+    text = imported.text(f"{args.config} and {args.prometheus}")
+    try:  # what it writes must load, as init's does (files it names may be on blackbox_exporter's host only)
+        load_text(text, "<import>", PROBES, resolve_secrets=False, placement=_EVERY_SHARD)
+    except ConfigError as exc:
+        missing = [p for p in exc.problems if "does not exist or is not a file" in p]
+        if len(missing) < len(exc.problems):
+            _print_problems([f"otel-health import blackbox: the result does not load: {p}" for p in exc.problems])
+            return 2
+        imported.notes += [f"{p.split(': ', 1)[1]} here: copy it to this machine or change the path"
+                           for p in missing]
+    text = imported.text(f"{args.config} and {args.prometheus}")
+    for note in imported.notes:
+        print(f"not carried: {note}", file=sys.stderr)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"otel-health import blackbox: --output {args.output}: {exc.strerror}", file=sys.stderr)
+            return 2
+    print(f"{len(imported.targets)} targets imported, {len(imported.notes)} notes", file=sys.stderr)
+    return 0
+
+
 def _kind_for(url: str) -> type[Probe] | None:
     scheme = urlsplit(url).scheme.lower()
     return next((cls for cls in PROBES.values() if scheme in cls.schemes), None)
@@ -405,6 +441,19 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("--force", action="store_true", help="with --output: replace a file that exists")
     init.add_argument("--listen", default=DEFAULT_LISTEN, help=f"the config's listen: (default {DEFAULT_LISTEN})")
     init.set_defaults(func=_cmd_init)
+
+    importer = sub.add_parser(
+        "import", help="write an otel-health config from blackbox_exporter's modules and the Prometheus jobs "
+                       "that use them",
+        description="Read blackbox_exporter's config and Prometheus' scrape jobs that probe through it; write "
+                    "the same targets and modules as an otel-health config. What cannot be carried is said, one "
+                    "line each, on standard error and in the file's head.")
+    importer.add_argument("source", choices=("blackbox",))
+    importer.add_argument("--config", "-c", required=True, metavar="BLACKBOX_YML", help="blackbox_exporter's config")
+    importer.add_argument("--prometheus", "-p", required=True, metavar="PROMETHEUS_YML",
+                          help="Prometheus' config with the scrape jobs (file_sd files are read relative to it)")
+    importer.add_argument("--output", "-o", metavar="FILE", help="write here instead of to standard output")
+    importer.set_defaults(func=_cmd_import)
 
     probe = sub.add_parser("probe", help="check one URL now (http(s)://, tcp://HOST:PORT, ...)")
     probe.add_argument("url")
