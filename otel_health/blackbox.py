@@ -226,8 +226,8 @@ class _Module:
             if shape not in (["expect"], ["send"], ["send", "expect"]):
                 raise _Skip(f"query_response of {len(steps)} steps ({', '.join(shape)}): one send, then one "
                             "expect, is what a tcp target takes here")
-            for step in steps:
-                fields.update({k: str(v) for k, v in step.items()})
+            for step in steps:  # blackbox_exporter ends what it sends with a newline
+                fields.update({k: f"{v}\n" if k == "send" else str(v) for k, v in step.items()})
         self._tls(o.get("tls_config"), fields, kind="tcp")
         self._ip(o, fields)
         self._drop(o, {"tls", "query_response", "tls_config", "source_ip_address"})

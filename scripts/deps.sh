@@ -21,9 +21,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v go >/dev/null || missing+=(golang-go)
 command -v mvn >/dev/null || missing+=(maven)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
-if [[ "${1:-}" == "--bench" ]]; then
-    command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
-fi
+# blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
+command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
