@@ -129,7 +129,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     path = args.config or args.file
-    config = _load_or_report(path, resolve_secrets=not args.no_secrets)
+    config = _load_or_report(path, _placement(args), resolve_secrets=not args.no_secrets)
     if config is None:
         return 1
     shard = f" (shard {config.shard} checks {len(config.targets)})" if config.shard is not None else ""
@@ -424,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
                     "Exit status: 0 the file is good, 1 it has problems, 2 the command could not run.")
     validate.add_argument("--config", "-c", help="YAML config file (without it, the built-in default run uses)")
     validate.add_argument("file", nargs="?", help="the same as --config")
+    validate.add_argument("--shard", metavar="I/N", help=_SHARD_HELP + " (to validate a StatefulSet's "
+                                                                   "'ordinal' shard off its pods)")
+    validate.add_argument("--replicas", type=int, metavar="R", help=_REPLICAS_HELP)
+    validate.add_argument("--location", metavar="NAME", help=_LOCATION_HELP)
     validate.add_argument("--no-secrets", action="store_true",
                           help="check credentials for their form only (${NAME}, a *_file field, {file: path}) and "
                                "read none: for a CI job or a pre-commit hook without the production secrets; "

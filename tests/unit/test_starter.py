@@ -132,3 +132,15 @@ def test_init_writes_a_file_once_and_validate_takes_it_as_check_does(tmp_path: P
     assert main(["validate", str(out), "--config", str(tmp_path / "other.yaml")]) == 2
     assert "give one" in capsys.readouterr().err
     assert main(["init", "--listen", "nowhere"]) == 2
+
+
+def test_validate_places_a_statefulsets_ordinal_shard_as_it_is_told(capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the cluster no host name ends in -N: `--shard` places it, as `check` and `run` take it."""
+    monkeypatch.setenv("HOSTNAME", "laptop")  # the name this test's machine has is not asked
+    example = str(Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "otel-health.yaml")
+    assert main(["validate", "--no-secrets", "--config", example]) == 1
+    assert "ends in no -NUMBER" in capsys.readouterr().err
+    assert main(["validate", "--no-secrets", "--config", example, "--shard", "0/3"]) == 0
+    assert "ok, 4 targets (shard 0/3 checks" in capsys.readouterr().out
+
