@@ -207,6 +207,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _write_output(command: str, output: str | None, text: str, *, replace: bool = True) -> bool:
+    """``text`` to standard output, or to the file ``--output`` names (an existing one only when
+    ``replace``); False once why it could not be written is said."""
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return True
+    try:
+        with open(output, "w" if replace else "x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        print(f"otel-health {command}: --output {output}: the file exists; give another name or --force",
+              file=sys.stderr)
+        return False
+    except OSError as exc:
+        print(f"otel-health {command}: --output {output}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     from .starter import InitError, starter
 
@@ -216,20 +235,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
     except (InitError, ConfigError) as exc:
         print(f"otel-health init: {exc}", file=sys.stderr)
         return 2
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-        return 0
-    try:
-        with open(args.output, "x" if not args.force else "w", encoding="utf-8") as out:
-            out.write(text)
-    except FileExistsError:
-        print(f"otel-health init: --output {args.output}: the file exists; give another name or --force",
-              file=sys.stderr)
+    if not _write_output("init", args.output, text, replace=args.force):
         return 2
-    except OSError as exc:
-        print(f"otel-health init: --output {args.output}: {exc.strerror}", file=sys.stderr)
-        return 2
-    print(f"{args.output}: written; next: otel-health validate --config {args.output}", file=sys.stderr)
+    if args.output not in (None, "-"):
+        print(f"{args.output}: written; next: otel-health validate --config {args.output}", file=sys.stderr)
     return 0
 
 
@@ -257,14 +266,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     text = imported.text(f"{args.config} and {args.prometheus}")
     for note in imported.notes:
         print(f"not carried: {note}", file=sys.stderr)
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-    else:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            print(f"otel-health import blackbox: --output {args.output}: {exc.strerror}", file=sys.stderr)
-            return 2
+    if not _write_output("import blackbox", args.output, text):
+        return 2
     print(f"{len(imported.targets)} targets imported, {len(imported.notes)} notes", file=sys.stderr)
     return 0
 
@@ -327,15 +330,7 @@ def _cmd_alertmanager(args: argparse.Namespace) -> int:
             "# dependencies, time intervals and muting routes for recurring maintenance windows.\n"
             "# Written by 'otel-health alertmanager'; run it again after changing the config.\n"
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-    else:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            print(f"otel-health alertmanager: --output {args.output}: {exc.strerror}", file=sys.stderr)
-            return 2
-    return 0
+    return 0 if _write_output("alertmanager", args.output, text) else 2
 
 
 PING_TOKEN_ENV = "OTEL_HEALTH_PING_TOKEN"  # noqa: S105 - the variable's name, not a token

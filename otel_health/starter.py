@@ -8,7 +8,6 @@ loaded with the config's loader before it is shown, so what ``init`` writes vali
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -21,6 +20,7 @@ import yaml
 from ._redact import redact_url
 from .config import ConfigError, Secret
 from .config.loader import load_text
+from .config.values import is_ip_address
 from .probes import Probe
 
 __all__ = ["InitError", "starter"]
@@ -68,7 +68,7 @@ class InitError(Exception):
 def _name(url: str, kind: str, options: Any, taken: set[str]) -> str:
     """The host's first label (a DNS check: its query's), or the kind for an address; made unique."""
     host = getattr(options, "query_name", None) or urlsplit(url).hostname or ""
-    first = "" if _is_address(host) else host.split(".")[0]
+    first = "" if is_ip_address(host) else host.split(".")[0]
     base = re.sub(r"[^A-Za-z0-9_.\-]+", "-", first).strip("-._")[:100] or kind
     if not base[0].isalnum():
         base = f"{kind}-{base}"
@@ -80,14 +80,6 @@ def _name(url: str, kind: str, options: Any, taken: set[str]) -> str:
         number += 1
     taken.add(name)
     return name
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _variable(name: str, field: str) -> str:

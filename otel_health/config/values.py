@@ -4,6 +4,7 @@ more than one line."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ __all__ = [
     "NAME_RE",
     "describe",
     "format_seconds",
+    "is_ip_address",
     "parse_duration",
     "short",
     "split_host_port",
@@ -92,3 +94,12 @@ def describe(value: Any) -> str:
 def short(value: Any, limit: int = 60) -> str:
     text = str(value).replace("\n", "\\n").replace("\r", "\\r")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_ip_address(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address (no brackets, no port)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

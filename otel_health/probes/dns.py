@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..config import Fields, Secret, Target, split_host_port
+from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
@@ -142,7 +143,7 @@ def _server(f: Fields) -> tuple[str | None, int]:
     if text is None:
         return None, 53
     try:
-        host, port = (text, 53) if _address(text) else split_host_port(text)
+        host, port = (text, 53) if is_ip_address(text) else split_host_port(text)
         ipaddress.ip_address(host)
     except ValueError:
         f.problem("server", f"{text[:60]!r} is not an IP address with an optional port (192.0.2.53, "
@@ -152,14 +153,6 @@ def _server(f: Fields) -> tuple[str | None, int]:
         f.problem("server", f"the port in {text[:60]!r} must be from 1 to 65535")
         return None, 53
     return host, port
-
-
-def _address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _record_checks(f: Fields) -> RecordChecks:

@@ -11,7 +11,7 @@ import re
 import shutil
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,27 +125,24 @@ async def _servers() -> AsyncIterator[dict[str, int]]:
         finally:
             writer.close()
 
-    async def irc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readline()
-            writer.write(b":irc.local NOTICE * :*** Looking up your hostname\r\n:irc.local 001 prober :Welcome\r\n")
-            await writer.drain()
-            await reader.read(100)
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    def lines(answer: bytes) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        """A server that waits for the client's first line, then answers ``answer``."""
 
-    async def redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readline()
-            writer.write(b"+OK\r\n+PONG\r\n")
-            await writer.drain()
-            await reader.read(100)
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readline()
+                writer.write(answer)
+                await writer.drain()
+                await reader.read(100)
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        return serve
+
+    irc = lines(b":irc.local NOTICE * :*** Looking up your hostname\r\n:irc.local 001 prober :Welcome\r\n")
+    redis = lines(b"+OK\r\n+PONG\r\n")
 
     started = [await asyncio.start_server(handler, "127.0.0.1", 0) for handler in (http, irc, redis)]
     try:
