@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-stamp
 STAMP := $(VENV)/.dev-stamp
 PYTEST_ARGS ?=
+# Two workers side by side, a test file to each at a time (tests/conftest.py); XDIST= runs them in one process.
+XDIST ?= -n 2 --dist loadfile
 
 .PHONY: run test deps venv lock reference stack lint unit integration clean bench bench-scale bench-deps profile dashboards soak status-screenshot
 
@@ -49,13 +51,13 @@ lint: $(STAMP)
 
 ## Lint, type-check and run every test (unit and integration against real servers).
 test: deps lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 integration: deps
-	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration $(XDIST) $(PYTEST_ARGS)
 
 ## Benchmarks (own targets: they take minutes and want a quiet machine).
 bench-deps: deps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import time
 import traceback
@@ -60,9 +61,50 @@ _EARLY_STARTS: dict[str, Callable[[pytest.TempPathFactory], Any]] = {
 _EARLY: dict[str, Future[Any]] = {}
 
 
+# `make test` runs the tests on two workers (pytest-xdist, ``-n 2 --dist loadfile``): a test file
+# is one unit of work, so its module fixtures are made once. The files that use the Neo4j server
+# all go to the first worker, the only one that starts Neo4j early.
+_FIRST_WORKER = "gw0"
+
+
+def _worker() -> str:
+    """This process's xdist worker, or "" when the tests run in one process."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """loadfile, in collection order (the long integration files first, the many short unit
+    files to even the ends), the files that use Neo4j sent to the first worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    uses_neo4j: dict[str, bool] = {}
+
+    def neo4j(scope: str) -> bool:
+        if scope not in uses_neo4j:
+            path = config.rootpath / scope
+            uses_neo4j[scope] = path.is_file() and "neo4j_server" in path.read_text()
+        return uses_neo4j[scope]
+
+    class Scheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _assign_work_unit(self, node: Any) -> None:
+            first = node.gateway.id == _FIRST_WORKER
+            pick = next((scope for scope in self.workqueue if neo4j(scope) == first), None)
+            if pick is not None:
+                self.workqueue.move_to_end(pick, last=False)
+            super()._assign_work_unit(node)
+
+    config.option.loadscopereorder = False
+    return Scheduling(config, log)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = sorted({name for item in items for name in getattr(item, "fixturenames", ()) if name in _EARLY_STARTS})
+    if _worker() not in ("", _FIRST_WORKER):
+        wanted = [name for name in wanted if name != "neo4j_server"]
     if not wanted:
         return
     factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
