@@ -72,6 +72,7 @@ bench: bench-deps
 	$(BIN)/python -m benchmarks.bench_datastores
 	$(BIN)/python -m benchmarks.bench_http
 	$(BIN)/python -m benchmarks.bench_match
+	$(BIN)/python -m benchmarks.bench_assertions
 
 bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320

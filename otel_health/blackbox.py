@@ -65,14 +65,9 @@ _HARMLESS = {
     "dont_fragment": "ICMP",
 }
 _NOT_YET = {
-    "compression": "requiring a coding is not an option yet",
-    "fail_if_body_json_matches_cel": "CEL is not evaluated yet",
-    "fail_if_body_json_not_matches_cel": "CEL is not evaluated yet",
-    "body_file": "a request body from a file is not an option yet (write it as body)",
     "http_headers": "headers from values, secrets or files: write them as headers",
     "proxy_connect_header": "headers on a proxy's CONNECT are not an option yet",
     "dns_over_tls": "DNS over TLS is not spoken yet",
-    "query_class": "only the IN class is asked",
     "expect_bytes": "byte patterns are not an option yet",
 }
 
@@ -157,6 +152,11 @@ class _Module:
         headers = {}
         for name, value in (o.get("headers") or {}).items():
             headers[str(name)] = self.secret("header", str(name), value) if credential_header(str(name)) else str(value)
+        if o.get("compression"):
+            fields["compression"] = str(o["compression"]).lower()
+            headers = {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}  # compression asks
+        if o.get("body_file"):
+            fields["body_file"] = str(o["body_file"])
         if headers:
             fields["headers"] = headers
         patterns = o.get("fail_if_body_matches_regexp") or []
@@ -167,6 +167,10 @@ class _Module:
             raise _Skip("fail_if_body_not_matches_regexp with several patterns: one body_regex is matched here")
         if required:
             fields["body_regex"] = required[0]
+        if o.get("fail_if_body_json_not_matches_cel"):
+            fields["body_cel"] = str(o["fail_if_body_json_not_matches_cel"])
+        if o.get("fail_if_body_json_matches_cel"):
+            fields["body_not_cel"] = str(o["fail_if_body_json_matches_cel"])
         self._auth(o, fields)
         self._tls(o.get("tls_config"), fields, kind="http")
         self._ip(o, fields)
@@ -174,6 +178,8 @@ class _Module:
                        "proxy_url", "proxy_from_environment", "fail_if_header_matches", "fail_if_header_not_matches",
                        "follow_redirects", "enable_http2", "no_proxy", "body_size_limit", "source_ip_address",
                        "headers", "fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp", "basic_auth",
+                       "fail_if_body_json_matches_cel", "fail_if_body_json_not_matches_cel", "compression",
+                       "body_file",
                        "authorization", "bearer_token", "bearer_token_file", "oauth2", "tls_config"})
         return fields
 
@@ -218,34 +224,53 @@ class _Module:
         fields: dict[str, Any] = {"kind": "tcp", "host": host, "port": port}
         if o.get("tls"):
             fields["tls"] = True
-        steps = o.get("query_response") or []
-        sends = [s for s in steps if isinstance(s, Mapping) and set(s) == {"send"}]
-        expects = [s for s in steps if isinstance(s, Mapping) and set(s) == {"expect"}]
-        if steps:
-            shape = [("send" if s in sends else "expect" if s in expects else "other") for s in steps]
-            if shape not in (["expect"], ["send"], ["send", "expect"]):
-                raise _Skip(f"query_response of {len(steps)} steps ({', '.join(shape)}): one send, then one "
-                            "expect, is what a tcp target takes here")
-            for step in steps:  # blackbox_exporter ends what it sends with a newline
-                fields.update({k: f"{v}\n" if k == "send" else str(v) for k, v in step.items()})
+        dialog = [self._step(step) for step in o.get("query_response") or []]
+        dialog = [step for step in dialog if step]
+        if len(dialog) == 1 and len(dialog[0]) == 1 and set(dialog[0]) <= {"send", "expect"}:
+            fields.update(dialog[0])  # one send or one expect: the target's own
+        elif dialog:
+            fields["dialog"] = dialog
         self._tls(o.get("tls_config"), fields, kind="tcp")
         self._ip(o, fields)
-        self._drop(o, {"tls", "query_response", "tls_config", "source_ip_address"})
         if o.get("source_ip_address"):
-            self.notes.append(f"module {self.name}: source_ip_address (a tcp target connects from any address)")
+            fields["source_ip"] = str(o["source_ip_address"])
+        self._drop(o, {"tls", "query_response", "tls_config", "source_ip_address"})
         return fields
+
+    def _step(self, step: Any) -> dict[str, Any]:
+        """A query_response step as a dialog step: blackbox_exporter ends what it sends with a newline."""
+        if not isinstance(step, Mapping):
+            raise _Skip("a query_response step is not a mapping")
+        unknown = sorted(set(step) - {"expect", "send", "starttls", "labels", "expect_bytes"})
+        if unknown:
+            raise _Skip(f"query_response: {', '.join(unknown)}: not an option otel-health knows")
+        if step.get("expect_bytes"):
+            raise _Skip(f"query_response expect_bytes: {_NOT_YET['expect_bytes']}")
+        if step.get("labels"):
+            note = (f"module {self.name}: labels of a query_response step (its probe_expect_info series; the "
+                    "match still decides the verdict)")
+            if note not in self.notes:
+                self.notes.append(note)
+        ours: dict[str, Any] = {}
+        if step.get("expect"):
+            ours["expect"] = str(step["expect"])
+        if step.get("send"):
+            ours["send"] = f"{step['send']}\n"
+        if step.get("starttls"):
+            ours["starttls"] = True
+        return ours
 
     def dns(self, target: str) -> dict[str, Any]:
         o = self._options("dns")
         if not o.get("query_name"):
             raise _Skip("no query_name")
-        query_type = str(o.get("query_type", "ANY")).upper()
-        if query_type == "ANY":
-            raise _Skip("query_type ANY (blackbox's default): name the record type to ask for")
+        query_type = str(o.get("query_type", "ANY")).upper()  # blackbox's default: ANY, said
         host, port = _host_port(target, 53)
         fields: dict[str, Any] = {"kind": "dns", "server": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                                   "query_name": str(o["query_name"]), "query_type": query_type,
                                   "min_answers": 0}  # blackbox passes a NOERROR answer without records
+        if str(o.get("query_class", "IN")).upper() != "IN":
+            fields["query_class"] = str(o["query_class"]).upper()
         if o.get("valid_rcodes"):
             fields["valid_rcodes"] = [str(r) for r in o["valid_rcodes"]]
         if str(o.get("transport_protocol", "udp")) == "tcp":
@@ -256,8 +281,9 @@ class _Module:
             if o.get(section):
                 fields[section] = {k: list(v) for k, v in o[section].items() if v}
         self._ip(o, fields)
-        self._drop(o, {"query_name", "query_type", "valid_rcodes", "transport_protocol", "recursion_desired",
-                       "validate_answer_rrs", "validate_authority_rrs", "validate_additional_rrs", "tls_config"})
+        self._drop(o, {"query_name", "query_type", "query_class", "valid_rcodes", "transport_protocol",
+                       "recursion_desired", "validate_answer_rrs", "validate_authority_rrs",
+                       "validate_additional_rrs", "tls_config"})
         return fields
 
     def grpc(self, target: str) -> dict[str, Any]:

@@ -172,6 +172,11 @@ class Fields:
             at = tuple("[]" if isinstance(part, int) else part for part in self._path)
             reads.append(Read(at, name, type_, None if default is _MISSING else default, **bounds))
 
+    @property
+    def empty(self) -> bool:
+        """Whether the mapping holds no field at all."""
+        return not self._raw
+
     def has(self, name: str) -> bool:
         self._note(name, "")  # a field asked about: its getter, when one runs, says its type
         self._asked.add(name)

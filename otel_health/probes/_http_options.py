@@ -17,8 +17,18 @@ from urllib.parse import urlsplit
 from .._redact import REDACTED, redact_url
 from ..config import Fields, Secret
 from ..errors import ProbeFailure
+from ._cel import CelExpression
 from ._credentials import basic_credentials, credential_header
-from ._match import Pattern, PatternError
+from ._http_assertions import (
+    HEADER_NAME,
+    HeaderAssertion,
+    body_file,
+    header_assertions,
+    http_versions,
+    parse_cel,
+    parse_regex,
+)
+from ._match import Pattern
 from ._oauth2 import OAuth2Options
 from ._proxy import ProxySettings, parse_proxy_settings
 from ._resolver import ascii_host
@@ -28,11 +38,10 @@ __all__ = ["HeaderAssertion", "HttpOptions", "StatusRange"]
 
 # Set by the probe for every request; configuring them would break the exchange.
 _PROBE_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "proxy-authorization"})
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_RE = re.compile(r"^\s*([1-5]\d\d)\s*(?:-\s*([1-5]\d\d)\s*)?$")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _IP_PROTOCOLS = ("auto", "ip4", "ip6")
-_HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2.0")
+_CODINGS = ("gzip", "br", "deflate", "identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +54,6 @@ class StatusRange:
 
     def __str__(self) -> str:
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderAssertion:
-    """``fail_if_header_matches`` (``must_match`` False) or ``fail_if_header_not_matches``."""
-
-    header: str  # lower case
-    regexp: Pattern
-    must_match: bool
-    allow_missing: bool = False
-
-    @property
-    def option(self) -> str:
-        return "fail_if_header_not_matches" if self.must_match else "fail_if_header_matches"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +93,23 @@ class HttpOptions:
     fail_if_not_ssl: bool = False
     oauth2: OAuth2Options | None = None
     http2: str = "off"  # "off", "alpn" (h2 when TLS agrees), "prior_knowledge" (h2 from the first byte)
+    compression: str | None = None  # the coding the answer must come in (asked for by Accept-Encoding)
+    body_file: Path | None = None  # the request body's file, read with the config (body_data)
+    body_data: bytes | None = None
+    body_cel: CelExpression | None = None  # must be true of the JSON answer
+    body_not_cel: CelExpression | None = None  # must not be
 
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
         url = _parse_url(f)
         headers, host = _parse_headers(f)
         user, password, bearer = _parse_auth(f, headers)
-        body_regex = _parse_regex(f, "body_regex")
+        body_regex = parse_regex(f, "body_regex")
         ip_protocol, source_ip = _parse_addressing(f)
         oauth2 = _parse_oauth2(f, headers, user is not None or bearer is not None)
         client_cert, key_password = _parse_client_cert(f)
         tls_min, tls_max = _parse_tls_versions(f)
+        body_path, body_data = body_file(f)
         options = cls(
             url=url or "",
             method=f.text("method", "GET", choices=_METHODS),
@@ -132,10 +133,10 @@ class HttpOptions:
             body_size_limit=f.whole("body_size_limit", 0, minimum=0, maximum=1 << 30) or None,
             ip_protocol=ip_protocol,
             source_ip=source_ip,
-            body_not_regex=_parse_regex(f, "body_not_regex"),
-            header_assertions=_parse_header_assertions(f, "fail_if_header_matches", must_match=False)
-            + _parse_header_assertions(f, "fail_if_header_not_matches", must_match=True),
-            valid_http_versions=_parse_versions(f),
+            body_not_regex=parse_regex(f, "body_not_regex"),
+            header_assertions=header_assertions(f, "fail_if_header_matches", must_match=False)
+            + header_assertions(f, "fail_if_header_not_matches", must_match=True),
+            valid_http_versions=http_versions(f),
             proxy=parse_proxy_settings(f, os.environ),
             client_cert=client_cert,
             key_password=key_password,
@@ -146,6 +147,11 @@ class HttpOptions:
             fail_if_not_ssl=f.flag("fail_if_not_ssl", False),
             oauth2=oauth2,
             http2=_parse_http2(f, url),
+            compression=f.text("compression", None, choices=_CODINGS),
+            body_file=body_path,
+            body_data=body_data,
+            body_cel=parse_cel(f, "body_cel"),
+            body_not_cel=parse_cel(f, "body_not_cel"),
         )
         if options.http2 == "prior_knowledge" and options.proxy is not None:
             f.problem("http2_prior_knowledge", "cannot go through a forward proxy (it speaks HTTP/1.1 to the "
@@ -154,6 +160,12 @@ class HttpOptions:
             f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
         if not options.read_body and options.body_size_limit:
             f.problem("read_body", "is false, but body_size_limit needs the body; remove one of them")
+        if options.body is not None and options.body_file is not None:
+            f.problem("body_file", "and body are both given; keep one")
+        if options.compression and any(name.lower() == "accept-encoding" for name, _ in headers):
+            f.problem("compression", "asks for its coding by Accept-Encoding, which headers set too; remove the header")
+        if options.compression and not options.read_body:
+            f.problem("read_body", "is false, but compression needs the body; remove one of them")
         if options.server_name and url and not url.startswith("https://"):
             f.problem("server_name", "only applies to https:// URLs (it stays with the URL's origin); remove it")
         if options.fail_if_ssl and options.fail_if_not_ssl:
@@ -163,7 +175,7 @@ class HttpOptions:
     @property
     def asserts_on_body(self) -> bool:
         return bool(self.body_contains or self.body_regex or self.body_not_regex or self.json_equals
-                    or self.version_field)
+                    or self.version_field or self.body_cel or self.body_not_cel)
 
     def secrets(self) -> Iterator[Secret]:
         for _, value in self.headers:
@@ -191,6 +203,8 @@ class HttpOptions:
             "url": redact_url(self.url),
             "method": self.method,
             "headers": headers,
+            "body_file": str(self.body_file) if self.body_file is not None else None,
+            "compression": self.compression,
             "expect_status": [str(r) for r in self.expect_status],
             "read_body": self.read_body,
             "follow_redirects": self.follow_redirects,
@@ -212,6 +226,8 @@ class HttpOptions:
                 "headers": [{"option": a.option, "header": a.header, "regexp": a.regexp.pattern,
                              "allow_missing": a.allow_missing} for a in self.header_assertions],
                 "valid_http_versions": list(self.valid_http_versions), "http2": self.http2,
+                "body_cel": self.body_cel.source if self.body_cel else None,
+                "body_not_cel": self.body_not_cel.source if self.body_not_cel else None,
             },
         }
 
@@ -248,7 +264,7 @@ def _parse_headers(f: Fields) -> tuple[tuple[tuple[str, str | Secret], ...], str
     host: str | None = None
     seen: set[str] = set()
     for name, value in f.mapping("headers").items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             f.problem("headers", f"{str(name)[:40]!r} is not a valid header name")
             continue
         lower = name.lower()
@@ -317,20 +333,6 @@ def _parse_auth(f: Fields, headers: tuple[tuple[str, str | Secret], ...]) -> tup
     if (basic is not None or bearer is not None) and any(n.lower() == "authorization" for n, _ in headers):
         f.problem("headers", "Authorization is set twice ('basic_auth' or 'bearer_token', and a header); keep one")
     return user, password, bearer
-
-
-def _parse_regex(f: Fields, name: str) -> Pattern | None:
-    text = f.text(name)
-    return _compiled(f, name, text) if text is not None else None
-
-
-def _compiled(f: Fields, name: str, pattern: str, where: str = "") -> Pattern | None:
-    """``pattern`` compiled by RE2, or None with the problem reported (``where``: an item of a list)."""
-    try:
-        return Pattern(pattern)
-    except PatternError as exc:
-        f.problem(name, f"{where}{'regexp ' if where else ''}{exc}")
-        return None
 
 
 def _parse_addressing(f: Fields) -> tuple[str, str | None]:
@@ -413,40 +415,6 @@ def _parse_http2(f: Fields, url: str | None) -> str:
                            "or 'http2_prior_knowledge: true' for a server that speaks HTTP/2 without TLS (h2c)")
         return "off"
     return "alpn" if alpn else "off"
-
-
-def _parse_versions(f: Fields) -> tuple[str, ...]:
-    versions: list[str] = []
-    for item in f.sequence("valid_http_versions"):
-        if item not in _HTTP_VERSIONS:
-            f.problem("valid_http_versions", f"{str(item)[:20]!r} is not one of {', '.join(_HTTP_VERSIONS)}")
-        elif item not in versions:
-            versions.append(item)
-    return tuple(versions)
-
-
-def _parse_header_assertions(f: Fields, name: str, *, must_match: bool) -> tuple[HeaderAssertion, ...]:
-    found: list[HeaderAssertion] = []
-    for i, item in enumerate(f.sequence(name)):
-        where = f"item {i + 1}"
-        if not isinstance(item, Mapping) or not set(item) <= {"header", "regexp", "allow_missing"}:
-            f.problem(name, f"{where} must be {{header: NAME, regexp: PATTERN, allow_missing: false}}")
-            continue
-        header, pattern, allow = item.get("header"), item.get("regexp"), item.get("allow_missing", False)
-        if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
-            f.problem(name, f"{where}: 'header' must be a header name")
-            continue
-        if not isinstance(pattern, str):
-            f.problem(name, f"{where}: 'regexp' must be a regular expression")
-            continue
-        if not isinstance(allow, bool):
-            f.problem(name, f"{where}: 'allow_missing' must be true or false")
-            continue
-        compiled = _compiled(f, name, pattern, f"{where}: ")
-        if compiled is None:
-            continue
-        found.append(HeaderAssertion(header.lower(), compiled, must_match, allow))
-    return tuple(found)
 
 
 def _min_days(f: Fields, url: str | None) -> float | None:

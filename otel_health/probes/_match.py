@@ -14,6 +14,7 @@ runs every other check never waits on it (:func:`judged`).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,6 +26,7 @@ __all__ = ["OFF_LOOP_BYTES", "Pattern", "PatternError", "judged"]
 # the worst pattern RE2 takes costs the loop a fraction of a millisecond (docs/performance.md).
 OFF_LOOP_BYTES = 16 * 1024
 MAX_PATTERN = 4096  # characters: a pattern's size bounds RE2's work per byte of input
+_REFERENCE = re.compile(rb"\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")  # Go's Regexp.Expand
 
 T = TypeVar("T")
 
@@ -73,6 +75,29 @@ class Pattern:
             return None
         value = match.group(name.encode() if name.encode() in self._compiled.groupindex else 1)
         return None if value is None else bytes(value).decode("latin-1" if self._latin1 else "utf-8", "replace")
+
+    def expand(self, template: bytes, data: bytes) -> bytes | None:
+        """``template`` with ``$1``, ``${1}``, ``$name``, ``${name}`` replaced by the groups of the
+        first match in ``data`` (a group that did not take part, or is not there, by nothing;
+        ``$$`` by ``$``), as Go's ``Regexp.Expand`` and so blackbox_exporter's ``send`` does; None
+        when the pattern does not match. Needs ``captures``."""
+        match = self._compiled.search(self._text(data))
+        if match is None:
+            return None
+        names = self._compiled.groupindex
+
+        def one(reference: re.Match[bytes]) -> bytes:
+            if reference.group(0) == b"$$":
+                return b"$"
+            name = reference.group(1) or reference.group(2)
+            if name.isdigit():
+                index = int(name)
+                value = match.group(index) if index <= self._compiled.groups else None
+            else:
+                value = match.group(name) if name in names else None
+            return bytes(value) if value is not None else b""
+
+        return _REFERENCE.sub(one, template)
 
     def _text(self, data: bytes | str) -> bytes:
         """What RE2 reads: with UTF-8, a byte that is not UTF-8 becomes U+FFFD, as Go's regexp

@@ -30,7 +30,8 @@ from ._match import Pattern, PatternError
 
 __all__ = ["DnsOptions", "DnsProbe", "RecordChecks"]
 
-QUERY_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "SOA", "NS", "PTR", "CAA")
+QUERY_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "SOA", "NS", "PTR", "CAA", "ANY")
+QUERY_CLASSES = ("IN", "CH", "HS")
 RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET",
           "NOTAUTH", "NOTZONE")
 _NAME_RE = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_*]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?\.)*"
@@ -81,6 +82,7 @@ class DnsOptions:
     port: int
     query_name: str
     query_type: str = "A"
+    query_class: str = "IN"
     transport: str = "udp"  # udp (with TCP when truncated) or tcp
     recursion_desired: bool = True
     valid_rcodes: tuple[str, ...] = ("NOERROR",)
@@ -116,6 +118,7 @@ class DnsOptions:
                 sub.finish()
         options = cls(
             server=server or "", port=port, query_name=name or "", query_type=query_type,
+            query_class=f.text("query_class", "IN", choices=QUERY_CLASSES) or "IN",
             transport=f.text("transport", "udp", choices=("udp", "tcp")) or "udp",
             recursion_desired=f.flag("recursion_desired", True),
             valid_rcodes=tuple(rcodes) or ("NOERROR",), min_answers=min_answers,
@@ -128,11 +131,12 @@ class DnsOptions:
         return iter(())
 
     def where(self) -> str:
-        return f"{self.query_name} {self.query_type} at {host_port(self.server, self.port)}"
+        asked = self.query_type if self.query_class == "IN" else f"{self.query_class} {self.query_type}"
+        return f"{self.query_name} {asked} at {host_port(self.server, self.port)}"
 
     def public(self) -> dict[str, Any]:
         return {"server": self.server, "port": self.port, "query_name": self.query_name,
-                "query_type": self.query_type, "transport": self.transport,
+                "query_type": self.query_type, "query_class": self.query_class, "transport": self.transport,
                 "recursion_desired": self.recursion_desired, "valid_rcodes": list(self.valid_rcodes),
                 "min_answers": self.min_answers, "max_answers": self.max_answers,
                 **{f"validate_{section}_rrs": checks.public() for section, checks in self.checks}}
@@ -222,11 +226,12 @@ class DnsProbe(Probe):
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: DnsOptions = target.options
         asyncquery, _, flags, message, rcode, rdatatype = dns_modules()
-        query = message.make_query(o.query_name, rdatatype.from_text(o.query_type))
+        query = message.make_query(o.query_name, rdatatype.from_text(o.query_type), o.query_class)
         if not o.recursion_desired:
             query.flags &= ~flags.RD
         attributes: dict[str, str | int] = {"server.address": o.server, "server.port": o.port,
-                                            "dns.question.name": o.query_name, "dns.question.type": o.query_type}
+                                            "dns.question.name": o.query_name, "dns.question.type": o.query_type,
+                                            "dns.question.class": o.query_class}
         with self.step(attempt, "query", f"DNS {o.query_type}", attributes) as span:
             if o.transport == "tcp":
                 answer = await asyncquery.tcp(query, o.server, port=o.port)

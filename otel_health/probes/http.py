@@ -25,6 +25,7 @@ from .._redact import redact_url, scrub
 from ..config import Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, ProbeSettings
+from ._cel import values_in
 from ._client import HttpClient
 from ._credentials import basic_authorization, credential_header
 from ._http_options import HttpOptions, StatusRange
@@ -107,11 +108,13 @@ class HttpProbe(Probe):
             headers["authorization"] = ("Authorization", f"Bearer {o.bearer_token.reveal()}")
         for name, value in o.headers:
             headers[name.lower()] = (name, value.reveal() if isinstance(value, Secret) else value)
+        if o.compression is not None:
+            headers["accept-encoding"] = ("Accept-Encoding", o.compression)
         private = SECRET_HEADERS | {k.lower() for k, v in o.headers if isinstance(v, Secret) or credential_header(k)}
         server_name = o.server_name or (urlsplit(f"//{o.host}").hostname if o.host else None)
         request = Request(
             url=o.url, method=o.method, headers=tuple(headers.values()),
-            body=o.body.encode() if o.body is not None else None,
+            body=o.body.encode() if o.body is not None else o.body_data,
             context=functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file,
                                       client_cert=o.client_cert, min_version=o.tls_min_version,
                                       max_version=o.tls_max_version,
@@ -170,6 +173,11 @@ class HttpProbe(Probe):
             expected = ", ".join(str(r) for r in o.expect_status)
             raise ProbeFailure(ErrorType.HTTP_STATUS, f"status {code}, expected {expected}")
         _assert_head(response, o)
+        if o.compression is not None:
+            coding = ",".join(response.values("content-encoding")).strip().lower() or "identity"
+            if coding != o.compression:
+                raise ProbeFailure(ErrorType.ASSERTION, f"compression: the answer came as {coding}, "
+                                                        f"{o.compression} was asked for")
         if o.body_size_limit is not None and response.truncated and o.body_size_limit <= self.settings.max_body_bytes:
             raise ProbeFailure(ErrorType.ASSERTION, f"body is over body_size_limit, {o.body_size_limit} bytes")
         if o.asserts_on_body:
@@ -272,17 +280,18 @@ def _assert_body(response: Response, o: HttpOptions, attempt: Attempt, cap: int)
         raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{o.body_regex.pattern[:80]}/{cut}")
     if o.body_not_regex is not None and o.body_not_regex.found(body):
         raise ProbeFailure(ErrorType.ASSERTION, f"body_not_regex: the body matches /{o.body_not_regex.pattern[:80]}/")
-    if o.body_contains is None and not (o.json_equals or o.version_field):
+    json_wanted = bool(o.json_equals or o.version_field or o.body_cel or o.body_not_cel)
+    if o.body_contains is None and not json_wanted:
         return
     text = body.decode("utf-8", errors="replace")
     if o.body_contains is not None and o.body_contains not in text:
         raise ProbeFailure(ErrorType.ASSERTION, f"body does not contain {o.body_contains[:80]!r}{cut}")
-    if not (o.json_equals or o.version_field):
+    if not json_wanted:
         return
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        if o.json_equals:
+        if o.json_equals or o.body_cel or o.body_not_cel:
             why = "nested too deeply to read" if isinstance(exc, RecursionError) else "not valid JSON"
             raise ProbeFailure(ErrorType.ASSERTION, f"body is {why}{cut}") from None
         return
@@ -297,3 +306,7 @@ def _assert_body(response: Response, o: HttpOptions, attempt: Attempt, cap: int)
         if actual != expected:
             raise ProbeFailure(ErrorType.ASSERTION,
                                f"JSON field {path!r} is {short_json(actual)}, expected {short_json(expected)}")
+    if o.body_cel is not None and not o.body_cel.holds(document, values_in(body), "body_cel"):
+        raise ProbeFailure(ErrorType.ASSERTION, f"body_cel: {o.body_cel.source[:80]!r} is false{cut}")
+    if o.body_not_cel is not None and o.body_not_cel.holds(document, values_in(body), "body_not_cel"):
+        raise ProbeFailure(ErrorType.ASSERTION, f"body_not_cel: {o.body_not_cel.source[:80]!r} is true{cut}")

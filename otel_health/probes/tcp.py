@@ -1,16 +1,22 @@
-"""TCP probe: connect (optionally TLS), optionally send bytes and expect an answer.
+"""TCP probe: connect (optionally TLS), then optionally a dialog: lines sent, lines expected,
+an upgrade to TLS (STARTTLS) on the way, as blackbox_exporter's ``query_response`` does.
 
-``expect`` is matched line by line, as blackbox_exporter's ``query_response`` reads: each line
-the server sends (without its ``\n`` and a ``\r`` before it) until one matches, so ``^`` and
-``$`` anchor each line (an IRC welcome after a NOTICE, ``+PONG`` after ``+OK``). A last line
-without a newline is matched when the server closes the connection; a line past 64 KiB
-fails the check, as blackbox_exporter's line reader does."""
+Each step of ``dialog`` is read as blackbox_exporter reads one of ``query_response``: first its
+``expect`` (lines the server sends, each without its ``\n`` and a ``\r`` before it, until one
+matches: ``^`` and ``$`` anchor each line, so an IRC welcome after a NOTICE and ``+PONG`` after
+``+OK`` are found), then its ``send`` (``${1}`` or ``${name}`` in it replaced by the groups of
+that step's match, as Go's ``Regexp.Expand`` does), then its ``starttls``. A last line without a
+newline is matched when the server closes the connection; a line past 64 KiB fails the check,
+as blackbox_exporter's line reader does. ``send`` and ``expect`` at the top are the one-line
+dialog: the send, then the expect."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import re
+import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +24,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Fields, Secret, Target
+from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
-from ._tls import client_context
+from ._tls import client_context, not_after_or_none
 
 __all__ = ["TcpOptions", "TcpProbe"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,253}$")
 _MAX_READ = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a dialog: expect a line, then send, then upgrade to TLS (each optional)."""
+
+    expect: Pattern | None = None
+    send: bytes | None = None
+    starttls: bool = False
+    expands: bool = False  # the send refers to the expect's groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +54,9 @@ class TcpOptions:
     tls_verify: bool = True
     ca_file: Path | None = None
     server_name: str | None = None
-    send: bytes | None = None
-    expect: Pattern | None = None
+    dialog: tuple[Step, ...] = ()
+    ip_protocol: str = "auto"
+    source_ip: str | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
@@ -47,24 +65,40 @@ class TcpOptions:
         if not f.has("port"):
             f.problem("port", "is required: the TCP port to connect to, 1-65535")
         send = f.text("send")
-        expect_text = f.text("expect")
-        expect = None
-        if expect_text is not None:
-            try:
-                expect = Pattern(_unescape(expect_text), latin1=True)
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        expect = _pattern(f, "expect", f.text("expect"))
+        dialog: list[Step] = []
+        if send is not None:
+            dialog.append(Step(send=_unescape(send).encode("latin-1", errors="replace")))
+        if expect is not None:
+            dialog.append(Step(expect=expect))
+        steps = list(f.each("dialog"))
+        if steps and (send is not None or f.has("expect")):
+            f.problem("dialog", "and send or expect are both given; write the send and the expect as steps of dialog")
+        tls = f.flag("tls", False)
+        for _, step in steps:
+            parsed = _step(step)
+            if parsed is not None:
+                dialog.append(parsed)
+            if parsed is not None and parsed.starttls and tls:
+                step.problem("starttls", "is true, but the connection is TLS from the start (tls: true); keep one")
         options = cls(
             host=host or "",
             port=port,
-            tls=f.flag("tls", False),
+            tls=tls,
             tls_verify=f.flag("tls_verify", True),
             ca_file=f.path("ca_file"),
             server_name=f.text("server_name"),
-            send=_unescape(send).encode("latin-1", errors="replace") if send is not None else None,
-            expect=expect,
+            dialog=tuple(dialog),
+            ip_protocol=f.text("ip_protocol", "auto", choices=_IP_PROTOCOLS),
+            source_ip=f.text("source_ip"),
         )
+        if options.source_ip is not None and not is_ip_address(options.source_ip):
+            f.problem("source_ip", f"{options.source_ip[:60]!r} is not an IP address; give one of this host's")
         return options if host and port else None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or any(step.starttls for step in self.dialog)
 
     def secrets(self) -> Iterator[Secret]:
         return iter(())
@@ -73,8 +107,36 @@ class TcpOptions:
         return host_port(self.host, self.port)
 
     def public(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "tls": self.tls, "send": self.send is not None,
-                "expect": self.expect.pattern if self.expect is not None else None}
+        return {"host": self.host, "port": self.port, "tls": self.tls, "ip_protocol": self.ip_protocol,
+                "source_ip": self.source_ip,
+                "dialog": [{"expect": s.expect.pattern if s.expect is not None else None, "send": s.send is not None,
+                            "starttls": s.starttls} for s in self.dialog]}
+
+
+def _pattern(f: Fields, name: str, text: str | None, *, captures: bool = False) -> Pattern | None:
+    if text is None:
+        return None
+    try:
+        return Pattern(_unescape(text), latin1=True, captures=captures)
+    except PatternError as exc:
+        f.problem(name, str(exc))
+        return None
+
+
+def _step(f: Fields) -> Step | None:
+    send = f.text("send")
+    raw = _unescape(send).encode("latin-1", errors="replace") if send is not None else None
+    expands = raw is not None and b"$" in raw
+    expect = _pattern(f, "expect", f.text("expect"), captures=expands)
+    starttls = f.flag("starttls", False)
+    f.finish()
+    if raw is None and expect is None and not starttls:
+        if f.empty:  # a step with other fields has had them named
+            f.problem(None, "a step needs expect, send or starttls")
+        return None
+    if expect is None and re.search(rb"\$\{[A-Za-z0-9_]+\}", raw or b""):  # without an expect, $ is sent as is
+        f.problem("send", "refers to a group (${1}), but the step has no expect to take it from; add one")
+    return Step(expect=expect, send=raw, starttls=starttls, expands=expands and expect is not None)
 
 
 def _unescape(text: str) -> str:
@@ -98,48 +160,73 @@ class TcpProbe(Probe):
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: TcpOptions = target.options
-        context = client_context(verify=o.tls_verify, ca_file=o.ca_file) if o.tls else None
+        context = client_context(verify=o.tls_verify, ca_file=o.ca_file) if o.uses_tls else None
+        server_name = (o.server_name or o.host) if context else None
         attributes: dict[str, str | int] = {"server.address": o.host, "server.port": o.port,
                                             "network.transport": "tcp"}
         with self.step(attempt, "connect", "connect", attributes):
             reader, writer = await asyncio.open_connection(
-                o.host, o.port, ssl=context, server_hostname=(o.server_name or o.host) if context else None,
-                limit=_MAX_READ,
+                o.host, o.port, ssl=context if o.tls else None, server_hostname=server_name if o.tls else None,
+                limit=_MAX_READ, family=_FAMILIES[o.ip_protocol],
+                local_addr=(o.source_ip, 0) if o.source_ip is not None else None,
             )
         try:
-            if o.send is not None or o.expect is not None:
+            if o.tls:
+                attempt.tls_expiry = _expiry(writer)
+            if o.dialog:
                 with self.step(attempt, "exchange", "exchange", attributes):
-                    await self._exchange(o, reader, writer)
+                    await self._dialog(o, reader, writer, context, server_name, attempt)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def _exchange(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if o.send is not None:
-            writer.write(o.send)
-            await writer.drain()
-        if o.expect is not None:
-            await _expect_line(o.expect, reader)
+    async def _dialog(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      context: ssl.SSLContext | None, server_name: str | None, attempt: Attempt) -> None:
+        for number, step in enumerate(o.dialog, 1):
+            line = b""
+            if step.expect is not None:
+                line = await _expect_line(step.expect, reader, number if len(o.dialog) > 1 else 0)
+            if step.send is not None:
+                send = step.send
+                if step.expands and step.expect is not None:
+                    send = step.expect.expand(send, line) or send
+                writer.write(send)
+                await writer.drain()
+            if step.starttls and context is not None:
+                await writer.start_tls(context, server_hostname=server_name)
+                attempt.tls_expiry = _expiry(writer)
 
 
-async def _expect_line(expect: Pattern, reader: asyncio.StreamReader) -> None:
-    """Read lines until one matches ``expect``; the connection closed first is an assertion failure."""
-    pending = b""
+_FAMILIES = {"auto": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+_IP_PROTOCOLS = tuple(_FAMILIES)
+
+
+def _expiry(writer: asyncio.StreamWriter) -> float | None:
+    ssl_object = writer.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return not_after_or_none(der) if der else None
+
+
+async def _expect_line(expect: Pattern, reader: asyncio.StreamReader, step: int) -> bytes:
+    """Lines until one matches ``expect``, which is returned (without its line end); the
+    connection closed first is an assertion failure. ``step``: its number in the dialog, or 0."""
+    where = f"step {step}: " if step else ""
     while True:
-        chunk = await reader.read(4096)
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop() if chunk else b""  # at the close, the last line needs no newline
-        if not chunk and lines and not lines[-1]:
-            lines.pop()  # the answer ended with its newline: no line after it
-        for line in lines:
-            if expect.found(line[:-1] if line.endswith(b"\r") else line):
-                return
-        if len(pending) > _MAX_READ:
-            raise ProbeFailure(ErrorType.ASSERTION, f"a line of over {_MAX_READ // 1024} KiB came before one "
-                                                    f"matched /{_show(expect)}/")
-        if not chunk:
-            raise ProbeFailure(ErrorType.ASSERTION, f"connection closed before a line matched /{_show(expect)}/")
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:  # closed: a last line needs no newline
+            line = exc.partial
+            if not line:
+                raise ProbeFailure(ErrorType.ASSERTION, f"{where}connection closed before a line matched "
+                                                        f"/{_show(expect)}/") from None
+        except asyncio.LimitOverrunError:
+            raise ProbeFailure(ErrorType.ASSERTION, f"{where}a line of over {_MAX_READ // 1024} KiB came before "
+                                                    f"one matched /{_show(expect)}/") from None
+        line = line[:-1] if line.endswith(b"\n") else line
+        line = line[:-1] if line.endswith(b"\r") else line
+        if expect.found(line):
+            return line
 
 
 def _show(pattern: Pattern) -> str:

@@ -73,8 +73,9 @@ def test_full_config_parses_with_defaults_overrides_and_secrets(monkeypatch: pyt
     assert frontend.options.basic_auth_password.reveal() == "file-secret-value"
     assert (frontend.interval, frontend.timeout, frontend.critical) == (30.0, 5.0, False)
     assert isinstance(redis.options, TcpOptions)
-    assert redis.options.send == b"PING\r\n"
-    assert redis.options.expect is not None and redis.options.expect.found(b"+PONG\r\n")
+    send, expect = redis.options.dialog  # the one-line dialog: the send, then the expect
+    assert send.send == b"PING\r\n" and send.expect is None
+    assert expect.expect is not None and expect.expect.found(b"+PONG\r\n") and expect.send is None
 
 
 def test_empty_config_uses_documented_defaults() -> None:

@@ -31,6 +31,7 @@ SILENT = {
     "aiohappyeyeballs": "debug only",
     "grpc_health": "generated message classes",
     "google": "protobuf runtime: no logging of a check's data",
+    "cel": "the Rust CEL interpreter: no logging",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 

@@ -18,10 +18,28 @@ def test_send_and_expect_take_escapes_and_match_bytes_as_latin1() -> None:
                                                                            "expect": "^220 "})), "t.yaml", PROBES)
     options = config.targets[0].options
     assert isinstance(options, TcpOptions)
-    assert options.send == b"EHLO x\r\n"
-    assert options.expect is not None and options.expect.found(b"220 mail.example ESMTP\r\n")
-    assert not options.expect.found(b"554 no\r\n")
-    assert options.public() == {"host": "127.0.0.1", "port": 25, "tls": False, "send": True, "expect": "^220 "}
+    send, expect = options.dialog
+    assert send.send == b"EHLO x\r\n"
+    assert expect.expect is not None and expect.expect.found(b"220 mail.example ESMTP\r\n")
+    assert not expect.expect.found(b"554 no\r\n")
+    assert options.public() == {"host": "127.0.0.1", "port": 25, "tls": False, "ip_protocol": "auto", "source_ip": None,
+                                "dialog": [{"expect": None, "send": True, "starttls": False},
+                                           {"expect": "^220 ", "send": False, "starttls": False}]}
+
+
+def test_a_dialog_reads_its_steps_and_knows_which_sends_take_groups() -> None:
+    config = load_text(targets.config(targets.tcp("smtp", port=25, extra={"dialog": [
+        {"expect": "^220 "}, {"send": "EHLO x\\r\\n"}, {"expect": "^250-STARTTLS"}, {"send": "STARTTLS\\r\\n"},
+        {"expect": "^220"}, {"starttls": True}, {"expect": "^PING :(?P<token>\\S+)", "send": "PONG ${token} $$\\r\\n"},
+        {"send": "costs $5\\r\\n"}]})), "t.yaml", PROBES)
+    options = config.targets[0].options
+    assert isinstance(options, TcpOptions) and options.uses_tls and not options.tls
+    assert [(s.expect is not None, s.send, s.starttls, s.expands) for s in options.dialog] == [
+        (True, None, False, False), (False, b"EHLO x\r\n", False, False), (True, None, False, False),
+        (False, b"STARTTLS\r\n", False, False), (True, None, False, False), (False, None, True, False),
+        (True, b"PONG ${token} $$\r\n", False, True), (False, b"costs $5\r\n", False, False)]
+    ping = options.dialog[6]
+    assert ping.expect is not None and ping.expect.expand(ping.send or b"", b"PING :abc") == b"PONG abc $\r\n"
 
 
 def test_a_port_is_required_and_bounded() -> None:
@@ -57,7 +75,7 @@ async def _answers(payload: bytes, pattern: str, *, close: bool = True) -> str |
     port = server.sockets[0].getsockname()[1]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        await asyncio.wait_for(_expect_line(Pattern(pattern, latin1=True), reader), 5)
+        await asyncio.wait_for(_expect_line(Pattern(pattern, latin1=True), reader, 0), 5)
         return None
     except ProbeFailure as failure:
         return failure.detail
