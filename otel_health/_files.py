@@ -45,9 +45,10 @@ def read_bounded(path: Path, limit: int) -> str:
         raise NotFound("file not found; give an existing file") from None
     except OSError as exc:
         raise Unreadable(f"{exc.strerror or type(exc).__name__}; check the path and permissions") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise Unreadable("not a regular file (a FIFO, device or directory); give a file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unreadable("not a regular file (a FIFO, device or directory); give a file")
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise Unreadable(f"larger than {limit // 1024} KiB; split it into several files")

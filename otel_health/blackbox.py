@@ -159,14 +159,11 @@ class _Module:
             fields["body_file"] = str(o["body_file"])
         if headers:
             fields["headers"] = headers
-        patterns = o.get("fail_if_body_matches_regexp") or []
-        if patterns:
-            fields["body_not_regex"] = "|".join(f"(?:{p})" for p in patterns)
-        required = o.get("fail_if_body_not_matches_regexp") or []
-        if len(required) > 1:
-            raise _Skip("fail_if_body_not_matches_regexp with several patterns: one body_regex is matched here")
-        if required:
-            fields["body_regex"] = required[0]
+        for theirs, ours in (("fail_if_body_matches_regexp", "body_not_regex"),
+                             ("fail_if_body_not_matches_regexp", "body_regex")):
+            patterns = [str(p) for p in o.get(theirs) or []]
+            if patterns:
+                fields[ours] = patterns[0] if len(patterns) == 1 else patterns
         if o.get("fail_if_body_json_not_matches_cel"):
             fields["body_cel"] = str(o["fail_if_body_json_not_matches_cel"])
         if o.get("fail_if_body_json_matches_cel"):

@@ -14,7 +14,7 @@ from ._cel import CelError, CelExpression
 from ._match import Pattern, PatternError
 
 __all__ = ["HEADER_NAME", "MAX_BODY_FILE", "HeaderAssertion", "body_file", "header_assertions", "http_versions",
-           "parse_cel", "parse_regex"]
+           "parse_cel", "parse_regexes"]
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2.0")
@@ -63,9 +63,18 @@ def parse_cel(f: Fields, name: str) -> CelExpression | None:
         return None
 
 
-def parse_regex(f: Fields, name: str) -> Pattern | None:
-    text = f.text(name)
-    return _compiled(f, name, text) if text is not None else None
+def parse_regexes(f: Fields, name: str) -> tuple[Pattern, ...]:
+    """A pattern, or a list of them (blackbox_exporter's lists), each compiled by RE2."""
+    value = f.raw(name)
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(item, str) for item in items):
+        f.problem(name, "must be an RE2 pattern or a list of them")
+        return ()
+    listed = isinstance(value, list)
+    compiled = [_compiled(f, name, text, f"item {i + 1}: " if listed else "") for i, text in enumerate(items)]
+    return tuple(pattern for pattern in compiled if pattern is not None)
 
 
 def _compiled(f: Fields, name: str, pattern: str, where: str = "") -> Pattern | None:

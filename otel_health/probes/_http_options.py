@@ -26,7 +26,7 @@ from ._http_assertions import (
     header_assertions,
     http_versions,
     parse_cel,
-    parse_regex,
+    parse_regexes,
 )
 from ._match import Pattern
 from ._oauth2 import OAuth2Options
@@ -65,7 +65,7 @@ class HttpOptions:
     expect_status: tuple[StatusRange, ...] = (StatusRange(200, 399),)
     body: str | None = None
     body_contains: str | None = None
-    body_regex: Pattern | None = None
+    body_regex: tuple[Pattern, ...] = ()  # each must match
     json_equals: tuple[tuple[str, Any], ...] = ()
     version_field: str | None = None
     read_body: bool = True
@@ -80,7 +80,7 @@ class HttpOptions:
     body_size_limit: int | None = None  # a body past it fails the check (blackbox_exporter's body_size_limit)
     ip_protocol: str = "auto"
     source_ip: str | None = None
-    body_not_regex: Pattern | None = None
+    body_not_regex: tuple[Pattern, ...] = ()  # none may match
     header_assertions: tuple[HeaderAssertion, ...] = ()
     valid_http_versions: tuple[str, ...] = ()  # empty: any
     proxy: ProxySettings | None = None
@@ -104,7 +104,7 @@ class HttpOptions:
         url = _parse_url(f)
         headers, host = _parse_headers(f)
         user, password, bearer = _parse_auth(f, headers)
-        body_regex = parse_regex(f, "body_regex")
+        body_regex = parse_regexes(f, "body_regex")
         ip_protocol, source_ip = _parse_addressing(f)
         oauth2 = _parse_oauth2(f, headers, user is not None or bearer is not None)
         client_cert, key_password = _parse_client_cert(f)
@@ -133,7 +133,7 @@ class HttpOptions:
             body_size_limit=f.whole("body_size_limit", 0, minimum=0, maximum=1 << 30) or None,
             ip_protocol=ip_protocol,
             source_ip=source_ip,
-            body_not_regex=parse_regex(f, "body_not_regex"),
+            body_not_regex=parse_regexes(f, "body_not_regex"),
             header_assertions=header_assertions(f, "fail_if_header_matches", must_match=False)
             + header_assertions(f, "fail_if_header_not_matches", must_match=True),
             valid_http_versions=http_versions(f),
@@ -222,7 +222,8 @@ class HttpOptions:
                     "server_name": self.server_name, "fail_if_ssl": self.fail_if_ssl,
                     "fail_if_not_ssl": self.fail_if_not_ssl},
             "assertions": {
-                "body_not_regex": self.body_not_regex.pattern if self.body_not_regex else None,
+                "body_regex": [p.pattern for p in self.body_regex],
+                "body_not_regex": [p.pattern for p in self.body_not_regex],
                 "headers": [{"option": a.option, "header": a.header, "regexp": a.regexp.pattern,
                              "allow_missing": a.allow_missing} for a in self.header_assertions],
                 "valid_http_versions": list(self.valid_http_versions), "http2": self.http2,

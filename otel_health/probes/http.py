@@ -276,10 +276,12 @@ def _assert_body(response: Response, o: HttpOptions, attempt: Attempt, cap: int)
     # A body cut at the cap says so: the text looked for may lie past it.
     cut = f" (the body was cut at max_body_bytes, {cap} bytes)" if response.truncated else ""
     body = response.body
-    if o.body_regex is not None and not o.body_regex.found(body):
-        raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{o.body_regex.pattern[:80]}/{cut}")
-    if o.body_not_regex is not None and o.body_not_regex.found(body):
-        raise ProbeFailure(ErrorType.ASSERTION, f"body_not_regex: the body matches /{o.body_not_regex.pattern[:80]}/")
+    for pattern in o.body_regex:
+        if not pattern.found(body):
+            raise ProbeFailure(ErrorType.ASSERTION, f"body does not match /{pattern.pattern[:80]}/{cut}")
+    for pattern in o.body_not_regex:
+        if pattern.found(body):
+            raise ProbeFailure(ErrorType.ASSERTION, f"body_not_regex: the body matches /{pattern.pattern[:80]}/")
     json_wanted = bool(o.json_equals or o.version_field or o.body_cel or o.body_not_cel)
     if o.body_contains is None and not json_wanted:
         return

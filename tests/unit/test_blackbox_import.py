@@ -53,7 +53,7 @@ def test_a_modules_meaning_is_kept_where_the_defaults_differ() -> None:
     post = targets["api.example.com-2"]
     assert post["expect_status"] == [200, 201] and post["method"] == "POST" and post["interval"] == "1m"
     assert post["timeout"] == "10s"  # no module timeout: the scrape's, Prometheus' default
-    assert post["body_regex"] == '"status":\\s*"ok"' and post["body_not_regex"] == "(?:degraded)|(?:maintenance)"
+    assert post["body_regex"] == '"status":\\s*"ok"' and post["body_not_regex"] == ["degraded", "maintenance"]
     auth = targets["admin.example.com"]
     assert (auth["tls_verify"], auth["ip_protocol"], auth["body_size_limit"], auth["fail_if_not_ssl"]) == (
         False, "ip4", 1 << 20, True)

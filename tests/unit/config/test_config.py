@@ -139,11 +139,13 @@ def test_target_files_that_are_not_regular_or_too_deep_are_problems(tmp_path: Pa
     (tmp_path / "targets.d").mkdir()
     os.mkfifo(tmp_path / "targets.d" / "a.yaml")
     (tmp_path / "targets.d" / "b.yaml").write_text("[" * 50_000)
+    (tmp_path / "targets.d" / "c.yaml").mkdir()  # a folder a glob matches
     with pytest.raises(ConfigError) as info:
         load_text("target_files: ['targets.d/*.yaml']\n", "c.yaml", PROBES, base_dir=tmp_path)
     problems = "\n".join(info.value.problems)
     assert "a.yaml" in problems and "not a regular file" in problems
     assert "b.yaml" in problems and "nested deeper" in problems
+    assert "c.yaml" in problems and "(a FIFO, device or directory)" in problems
 
 
 @pytest.mark.parametrize("token", ["", "  spaced-token  ", "two words", "t\u00f6ken"])
