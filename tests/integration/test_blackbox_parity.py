@@ -31,125 +31,38 @@ from tests.harness.servers.nsd import ZONE
 pytestmark = pytest.mark.integration
 
 
+ROWS_FILE = Path(__file__).parents[1] / "testdata" / "blackbox" / "rows.yaml"
+BINARY = (0, 23)  # Debian's prometheus-blackbox-exporter
+
+
 @dataclass(frozen=True)
 class Row:
     name: str             # where in blackbox_exporter's tests the fact comes from
     prober: str           # http, tcp, dns
-    target: str           # a path on the HTTP server, "irc", "redis", or a DNS name and type
+    target: str           # a path (https: or https-localhost: before it for TLS), a server, a DNS name and type
     module: dict[str, Any]
     success: bool
     # a named divergence: otel-health's verdict where it differs from blackbox_exporter's, and why
     ours: bool | None = None
     why: str = ""
     # the blackbox_exporter release that brought the option: a row newer than the binary installed
-    # (Debian's 0.23.0) is held to the verdict its test states, by otel-health alone
+    # is held to the verdict its test states, by otel-health alone
     since: tuple[int, int] = (0, 0)
 
-
-# TestFailIfBodyMatchesCEL and TestFailIfBodyNotMatchesCEL (0.27): the bodies, then each row's
-# expression, verdict with fail_if_body_json_matches_cel and with fail_if_body_json_not_matches_cel.
-CEL_BODIES = {"foo-bar": b'{"foo": {"bar": "baz"}}', "empty-object": b"{}", "text": b"hello world",
-              "string": b'"foo"', "list": b'["foo","bar","baz"]', "true": b"true", "empty": b"",
-              "emoji": "\U0001f920\U0001f920\U0001f920".encode(),
-              "emoji-json": '{"foo": {"bar": "\U0001f920\U0001f920\U0001f920"}}'.encode()}
-_CEL_CASES = [
-    ("foo-bar", "body.foo.bar == 'baz'", False, True),
-    ("foo-bar", "body.foo.bar == 'qux'", True, False),
-    ("empty-object", "body.foo.bar == 'qux'", False, False),
-    ("foo-bar", "body.foo.bar", False, False),
-    ("text", "body.foo.bar == 'baz'", False, False),
-    ("empty-object", "body.foo.bar == 'baz'", False, None),
-    ("empty-object", "!has(body.foo)", None, True),
-    ("string", "body == 'foo'", False, True),
-    ("list", "body[2] == 'baz'", False, True),
-    ("true", "body", False, True),
-    ("empty", "body.foo.bar == 'baz'", False, False),
-    ("emoji", "body.foo.bar == 'baz'", False, False),
-    ("emoji-json", "body.foo.bar == '\U0001f63f\U0001f63f\U0001f63f'", True, None),
-    ("emoji-json", "body.foo.bar == '\U0001f920\U0001f920\U0001f920'", None, True),
-]
-CEL_ROWS = [Row(f"TestFailIfBody{'' if option == 'matches' else 'Not'}MatchesCEL {body} {expression}", "http",
-                f"/cel/{body}", {f"fail_if_body_json_{option}_cel": expression}, verdict, since=(0, 27))
-            for body, expression, matches, not_matches in _CEL_CASES
-            for option, verdict in (("matches", matches), ("not_matches", not_matches)) if verdict is not None]
+    @property
+    def expected(self) -> bool:
+        return self.success if self.ours is None else self.ours
 
 
-SMTP_STARTTLS = [{"expect": "^220.*ESMTP.*$"}, {"send": "EHLO tls.prober"}, {"expect": "^250-STARTTLS"},
-                 {"send": "STARTTLS"}, {"expect": "^220"}, {"starttls": True}, {"send": "EHLO tls.prober"},
-                 {"expect": "^250-AUTH"}, {"send": "QUIT"}]
+def _rows() -> tuple[list[Row], dict[str, dict[str, Any]]]:
+    data = yaml.safe_load(ROWS_FILE.read_text(encoding="utf-8"))
+    rows = [Row(**{**entry, "module": entry.get("module") or {},
+                   "since": tuple(int(n) for n in str(entry.get("since", "0.0")).split("."))})
+            for entry in data["rows"]]
+    return rows, data["answers"]
 
-ROWS = [
-    Row("TestRedirectFollow", "http", "/redirect-ok", {}, True),
-    Row("TestValidHTTPVersion-default status", "http", "/ok", {}, True),
-    Row("TestHTTPStatusCodes 500", "http", "/status-500", {}, False),
-    Row("TestHTTPStatusCodes 500 in valid_status_codes", "http", "/status-500", {"valid_status_codes": [500]}, True),
-    Row("TestHTTPStatusCodes 302 not followed", "http", "/redirect-ok", {"follow_redirects": False}, False),
-    Row("TestCookieJar", "http", "/login", {}, True),
-    Row("TestFailIfBodyMatchesRegexp", "http", "/degraded", {"fail_if_body_matches_regexp": ["degraded"]}, False),
-    Row("TestFailIfBodyNotMatchesRegexp", "http", "/degraded", {"fail_if_body_not_matches_regexp": ["healthy"]},
-        False),
-    Row("TestFailIfHeaderMatches", "http", "/ok",
-        {"fail_if_header_matches": [{"header": "X-State", "regexp": "green"}]}, False),
-    Row("TestFailIfHeaderNotMatches allow_missing", "http", "/ok",
-        {"fail_if_header_not_matches": [{"header": "X-Absent", "regexp": ".", "allow_missing": True}]}, True),
-    Row("TestContentLength unknown content-encoding", "http", "/zstd", {}, True),
-    Row("TestMaxResponseLength over", "http", "/big", {"body_size_limit": "1000B"}, False),
-    Row("TestMaxResponseLength within", "http", "/big", {"body_size_limit": "4096B"}, True),
-    Row("TestMaxResponseLength compressed, without compression:", "http", "/big-gzip", {"body_size_limit": "1000B"},
-        True, ours=False, why="blackbox_exporter (without `compression`) counts the body as it came, 30 bytes of "
-        "gzip; otel-health the decoded body, 2,048 bytes: a limit is on what the check reads into memory"),
-    Row("TestFailIfNotSSL", "http", "/ok", {"fail_if_not_ssl": True}, False),
-    Row("TestPost", "http", "/post-only", {"method": "POST"}, True),
-    Row("TestPost, a GET", "http", "/post-only", {}, False),
-    Row("TestBody body", "http", "/body", {"method": "POST", "body": "Test Body"}, True),
-    Row("TestBody body_file", "http", "/body", {"method": "POST", "body_file": "BODY_FILE"}, True, since=(0, 24)),
-    Row("TestBody, another body", "http", "/body", {"method": "POST", "body": "Other Body"}, False),
-    Row("TestHandlingOfCompressionSetting gzip", "http", "/coded/gzip", {"compression": "gzip"}, True),
-    Row("TestHandlingOfCompressionSetting brotli", "http", "/coded/br", {"compression": "br"}, True),
-    Row("TestHandlingOfCompressionSetting deflate (raw)", "http", "/coded/deflate", {"compression": "deflate"}, True),
-    Row("TestHandlingOfCompressionSetting identity", "http", "/coded/identity", {"compression": "identity"}, True),
-    Row("TestHandlingOfCompressionSetting compression encoding mismatch", "http", "/coded/gzip",
-        {"compression": "deflate"}, False),
-    Row("TestTCPConnectionQueryResponseIRC", "tcp", "irc",
-        {"query_response": [{"send": "NICK prober"}, {"expect": "^:[^ ]+ 001"}]}, True),
-    Row("TestTCPConnectionQueryResponseMatching +PONG after +OK", "tcp", "redis",
-        {"query_response": [{"send": "PING"}, {"expect": "^\\+PONG"}]}, True),
-    Row("TestTCPConnectionQueryResponseMatching no match", "tcp", "redis",
-        {"query_response": [{"send": "PING"}, {"expect": "^\\+PANG"}]}, False),
-    Row("TestTCPConnectionQueryResponseIRC whole dialog", "tcp", "irc",
-        {"query_response": [{"send": "NICK prober"}, {"send": "USER prober prober prober :prober"},
-                            {"expect": "^:[^ ]+ 001"}]}, True),
-    Row("TestTCPConnectionQueryResponseIRC blacklisted", "tcp", "irc-refused",
-        {"query_response": [{"send": "NICK prober"}, {"send": "USER prober prober prober :prober"},
-                            {"expect": "^:[^ ]+ 001"}]}, False),
-    # its server reads what ${1} made of the banner: here it answers OK only to the right version
-    Row("TestTCPConnectionQueryResponseMatching send from the match", "tcp", "ssh",
-        {"query_response": [{"expect": "^SSH-2.0-([^ -]+)(?: (.*))?$", "send": "CONFIRM ${1}"},
-                            {"expect": "^OK"}]}, True),
-    Row("TestTCPConnectionQueryResponseMatching send from the match, wrong group", "tcp", "ssh",
-        {"query_response": [{"expect": "^SSH-2.0-([^ -]+)(?: (.*))?$", "send": "CONFIRM ${2}"},
-                            {"expect": "^OK"}]}, False),
-    Row("TestTCPConnectionQueryResponseStartTLS", "tcp", "smtp", {"query_response": SMTP_STARTTLS,
-                                                                  "tls_config": {"ca_file": "CA"}}, True),
-    Row("TestTCPConnectionQueryResponseStartTLS, its CA not given", "tcp", "smtp",
-        {"query_response": SMTP_STARTTLS}, False),
-    Row("TestAuthoritativeDNSResponse fail_if_all_match, all match", "dns", "www A",
-        {"validate_answer_rrs": {"fail_if_all_match_regexp": ["192\\.0\\.2\\."]}}, True),
-    Row("TestAuthoritativeDNSResponse fail_if_all_match, one does not", "dns", "www A",
-        {"validate_answer_rrs": {"fail_if_all_match_regexp": ["192\\.0\\.2\\.10$"]}}, False),
-    Row("TestRecursiveDNSResponse fail_if_not_matches on an empty section", "dns", "www MX",
-        {"validate_answer_rrs": {"fail_if_not_matches_regexp": ["MX"]}}, False),
-    Row("TestAuthoritativeDNSResponse NOERROR without records", "dns", "www MX", {}, True),
-    Row("TestRecursiveDNSResponse query_type by default (ANY)", "dns", "www -", {}, True),
-    Row("TestRecursiveDNSResponse ANY, an A record among the answers", "dns", "www -",
-        {"validate_answer_rrs": {"fail_if_not_matches_regexp": ["\\sA\\s+192\\.0\\.2\\."]}}, True),
-    Row("TestRecursiveDNSResponse query_class CH (the zone is IN: refused)", "dns", "www TXT",
-        {"query_class": "CH"}, False),
-    Row("TestAuthoritativeDNSResponse fail_if_matches", "dns", "www A",
-        {"validate_answer_rrs": {"fail_if_matches_regexp": ["192\\.0\\.2\\.11$"]}}, False),
-    *CEL_ROWS,
-]
-BINARY = (0, 23)  # Debian's prometheus-blackbox-exporter
+
+ROWS, ANSWERS = _rows()
 
 
 def _coded(coding: bytes, data: bytes) -> bytes:
@@ -168,16 +81,39 @@ def _coded(coding: bytes, data: bytes) -> bytes:
     return data
 
 
-def _http_answer(path: bytes, head: bytes, body: bytes = b"") -> bytes:
+def _http_answer(path: bytes, head: bytes, body: bytes = b"", https_port: int = 0) -> bytes:
     import gzip
 
     def ok(body: bytes, extra: bytes = b"") -> bytes:
         return b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
+    def redirect(location: str) -> bytes:
+        return b"HTTP/1.1 302 Found\r\nLocation: " + location.encode() + b"\r\nContent-Length: 0\r\n\r\n"
+
+    refused = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.decode("latin-1").partition(":")
+                                                            for line in head.split(b"\r\n")[1:] if b":" in line)}
+    canned = ANSWERS.get(path.decode())
+    if canned is not None:
+        extra = b"".join(f"{name}: {value}\r\n".encode() for name, value in canned.get("headers", []))
+        return ok(str(canned.get("body", "")).encode(), extra)
+    if match := re.fullmatch(rb"/status-(\d{3})", path):
+        return b"HTTP/1.1 %s Status\r\nContent-Length: 0\r\n\r\n" % match.group(1)
+    if match := re.fullmatch(rb"/hops-(\d+)", path):  # TestRedirectionLimit: this many redirects to go
+        left = int(match.group(1))
+        return redirect(f"/hops-{left - 1}") if left else ok(b"arrived")
+    if path == b"/redirect-https":
+        return redirect(f"https://127.0.0.1:{https_port}/ok")
+    if path == b"/expect-headers":  # TestHTTPHeaders' server
+        wanted = {"host": "my-secret-vhost.com", "user-agent": "unsuspicious-user", "accept-language": "en-US"}
+        return ok(b"as expected") if all(fields.get(k) == v for k, v in wanted.items()) else refused
+    if path == b"/basic-auth":
+        return ok(b"in") if fields.get("authorization") == "Basic dXNlcm5hbWU6cGFzc3dvcmQ=" else refused
+    if path == b"/bearer":
+        return ok(b"in") if fields.get("authorization") == "Bearer mysecret" else refused
+
     if path == b"/ok":
         return ok(b"ok", b"X-State: green\r\n")
-    if path == b"/status-500":
-        return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
     if path == b"/redirect-ok":
         return b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n"
     if path == b"/login":
@@ -199,8 +135,6 @@ def _http_answer(path: bytes, head: bytes, body: bytes = b"") -> bytes:
     if path.startswith(b"/coded/"):
         coding = path[7:]
         return ok(_coded(coding, b"hello world" * 10), b"Content-Encoding: " + coding + b"\r\n")
-    if path.startswith(b"/cel/"):
-        return ok(CEL_BODIES[path[5:].decode()])
     if path == b"/big-gzip":
         return ok(gzip.compress(b"x" * 2048), b"Content-Encoding: gzip\r\n")
     return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
@@ -208,18 +142,21 @@ def _http_answer(path: bytes, head: bytes, body: bytes = b"") -> bytes:
 
 @asynccontextmanager
 async def _servers(server_tls: ssl.SSLContext) -> AsyncIterator[dict[str, int]]:
-    """The HTTP server the rows name, IRC-like ones (a NOTICE before the welcome, or before a
-    refusal), a Redis-like one (+OK before +PONG), an SSH-like banner and an SMTP server with
-    STARTTLS: each answers as blackbox_exporter's tests' servers do."""
+    """The HTTP server the rows name (plain and TLS), IRC-like ones (a NOTICE before the
+    welcome, or before a refusal), a Redis-like one (+OK before +PONG), an SSH-like banner, an
+    SMTP server with STARTTLS, a TLS server that says hello, a port nobody listens on, and DNS
+    servers that answer as the handlers of blackbox_exporter's dns tests do (UDP and TCP on one
+    port each): each answers as blackbox_exporter's tests' servers do."""
+    ports: dict[str, int] = {}
 
     async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
             body = await reader.readexactly(int(length.group(1))) if length else b""
-            writer.write(_http_answer(head.split(b" ", 2)[1], head, body))
+            writer.write(_http_answer(head.split(b" ", 2)[1], head, body, ports.get("https", 0)))
             await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
@@ -269,13 +206,125 @@ async def _servers(server_tls: ssl.SSLContext) -> AsyncIterator[dict[str, int]]:
         finally:
             writer.close()
 
+    async def tls_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(b"hello\n")
+            await writer.drain()
+            await reader.read(100)
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
     handlers = {"http": http, "irc": irc, "irc-refused": irc_refused, "redis": redis, "ssh": ssh, "smtp": smtp}
     started = [await asyncio.start_server(handler, "127.0.0.1", 0) for handler in handlers.values()]
+    started += [await asyncio.start_server(http, "127.0.0.1", 0, ssl=server_tls),
+                await asyncio.start_server(tls_hello, "127.0.0.1", 0, ssl=server_tls)]
+    names = [*handlers, "https", "tls"]
+    ports.update({name: s.sockets[0].getsockname()[1] for name, s in zip(names, started, strict=True)})
+    ports["closed"] = free_port()
+    closers = []
+    for handler in ("recursive", "authoritative", "servfail"):
+        ports[f"bb:{handler}"], close = await _go_dns_server(handler)
+        closers.append(close)
     try:
-        yield {name: s.sockets[0].getsockname()[1] for name, s in zip(handlers, started, strict=True)}
+        yield ports
     finally:
         for server in started:
             server.close()
+        for close in closers:
+            close()
+
+
+def _go_dns_answer(handler: str, wire: bytes) -> bytes:
+    """What the handler of blackbox_exporter's dns_test.go of that name answers (miekg/dns there,
+    dnspython here): recursiveDNSHandler, authoritativeDNSHandler, dns.HandleFailed."""
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+
+    query = dns.message.from_wire(wire)
+    response = dns.message.make_response(query)
+
+    def records(*texts: str) -> list[dns.rrset.RRset]:
+        found = []
+        for text in texts:
+            name, ttl, rdclass, rdtype, rdata = text.split(None, 4)
+            found.append(dns.rrset.from_text(name, int(ttl), rdclass, rdtype, rdata))
+        return found
+
+    question = query.question[0]
+    if handler == "servfail":
+        response.set_rcode(dns.rcode.SERVFAIL)
+    elif handler == "recursive":
+        if not query.flags & dns.flags.RD:
+            response.set_rcode(dns.rcode.REFUSED)
+        else:
+            response.answer += records("example.com. 3600 IN A 127.0.0.1", "example.com. 3600 IN A 127.0.0.2")
+    else:
+        if question.rdtype == dns.rdatatype.SOA:
+            response.answer += records("example.com. 3600 IN SOA ns.example.com. noc.example.com. 1000 7200 3600 "
+                                       "1209600 3600")
+        elif question.rdclass == dns.rdataclass.CH and question.rdtype == dns.rdatatype.TXT:
+            response.answer += records('example.com. 3600 CH TXT "goCHAOS"')
+        else:
+            response.answer += records("example.com. 3600 IN A 127.0.0.1")
+        response.authority += records("example.com. 7200 IN NS ns1.isp.net.", "example.com. 7200 IN NS ns2.isp.net.")
+        response.additional += records("ns1.isp.net. 7200 IN A 127.0.0.1", "ns1.isp.net. 7200 IN AAAA ::1",
+                                       "ns2.isp.net. 7200 IN A 127.0.0.2")
+    return response.to_wire()
+
+
+async def _go_dns_server(handler: str) -> tuple[int, Callable[[], None]]:
+    """UDP and TCP on one loopback port answering as ``handler``; (port, close)."""
+    loop = asyncio.get_running_loop()
+
+    class Udp(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(_go_dns_answer(handler, data), addr)  # type: ignore[attr-defined]
+
+    async def tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                answer = _go_dns_answer(handler, await reader.readexactly(size))
+                writer.write(len(answer).to_bytes(2, "big") + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    for _ in range(20):  # the UDP port's number taken for TCP too; another pair when TCP has it already
+        udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+        port = udp.get_extra_info("sockname")[1]
+        try:
+            stream = await asyncio.start_server(tcp, "127.0.0.1", port)
+        except OSError:
+            udp.close()
+            continue
+
+        def close(udp: asyncio.BaseTransport = udp, stream: asyncio.Server = stream) -> None:
+            udp.close()
+            stream.close()
+
+        return port, close
+    raise RuntimeError("no loopback port free for both UDP and TCP")
+
+
+def _filled(value: Any, files: dict[str, str]) -> Any:
+    """``value`` with each placeholder (CA, BODY_FILE, ...) replaced by the file's path."""
+    if isinstance(value, dict):
+        return {k: _filled(v, files) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, files) for v in value]
+    return files.get(value, value) if isinstance(value, str) else value
 
 
 def _start_blackbox(workdir: Path, modules: dict[str, Any]) -> tuple[Process, int]:
@@ -301,28 +350,29 @@ def _theirs(port: int, module: str, target: str) -> bool:
 async def test_blackbox_exporters_own_rows_get_its_verdicts_from_both(tmp_path: Path,
                                                                       dns_server: servers.Nsd) -> None:
     cert, key = tls.self_signed(tmp_path / "tls")
-    body_file = tmp_path / "body.txt"
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
+    files = {"CA": str(cert), "BODY_FILE": str(tmp_path / "body.txt"), "PASSWORD_FILE": str(tmp_path / "password"),
+             "TOKEN_FILE": str(tmp_path / "token")}
+    for name, text in (("body.txt", "Test Body"), ("password", "password"), ("token", "mysecret")):
+        (tmp_path / name).write_text(text)
     async with _servers(server_tls) as ports:
         targets, modules, jobs = [], {}, []
         for i, row in enumerate(ROWS):
-            module: dict[str, Any] = {"prober": row.prober, "timeout": "2s"}
+            module: dict[str, Any] = {"prober": row.prober, "timeout": "2s",
+                                      row.prober: {"preferred_ip_protocol": "ip4", **_filled(row.module, files)}}
             if row.prober == "http":
-                module["http"] = {"preferred_ip_protocol": "ip4", **row.module}
-                if "body_file" in row.module:
-                    body_file.write_text("Test Body")
-                    module["http"]["body_file"] = str(body_file)
-                target = f"http://127.0.0.1:{ports['http']}{row.target}"
+                scheme, _, path = row.target.rpartition(":")
+                host = {"": f"http://127.0.0.1:{ports['http']}", "https": f"https://127.0.0.1:{ports['https']}",
+                        "https-localhost": f"https://localhost:{ports['https']}"}[scheme]
+                target = host + path
             elif row.prober == "tcp":
-                module["tcp"] = {"preferred_ip_protocol": "ip4", **row.module}
-                if "tls_config" in row.module:
-                    module["tcp"]["tls_config"] = {"ca_file": str(cert)}
+                target = f"127.0.0.1:{ports[row.target]}"
+            elif row.target.startswith("bb:"):
                 target = f"127.0.0.1:{ports[row.target]}"
             else:
                 name, query_type = row.target.split()
-                module["dns"] = {"preferred_ip_protocol": "ip4", "query_name": f"{name}.{ZONE}",
-                                 "recursion_desired": False, **row.module}
+                module["dns"].update({"query_name": f"{name}.{ZONE}", "recursion_desired": False, **row.module})
                 if query_type != "-":  # "-": blackbox_exporter's default, ANY
                     module["dns"]["query_type"] = query_type
                 target = f"127.0.0.1:{dns_server.port}"
@@ -346,8 +396,6 @@ async def test_blackbox_exporters_own_rows_get_its_verdicts_from_both(tmp_path: 
     for i, answer in zip(runs, answers, strict=True):
         theirs[i] = answer
     differs = [(row.name, f"blackbox {theirs[i]}, expected {row.success}",
-                f"otel-health {ours[f'row{i}'].up}, expected {row.success if row.ours is None else row.ours}",
-                ours[f"row{i}"].detail)
-               for i, row in enumerate(ROWS)
-               if theirs[i] != row.success or ours[f"row{i}"].up != (row.success if row.ours is None else row.ours)]
+                f"otel-health {ours[f'row{i}'].up}, expected {row.expected}", ours[f"row{i}"].detail)
+               for i, row in enumerate(ROWS) if theirs[i] != row.success or ours[f"row{i}"].up != row.expected]
     assert not differs, "\n".join(map(str, differs))
