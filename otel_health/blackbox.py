@@ -139,7 +139,7 @@ class _Module:
                     "proxy_from_environment", "fail_if_header_matches", "fail_if_header_not_matches"):
             if o.get(key) not in (None, "", [], False) or (key == "method" and o.get(key)):
                 fields[key] = o[key]
-        if o.get("follow_redirects") is False:
+        if o.get("follow_redirects") is False or o.get("no_follow_redirects") is True:  # the latter: before 0.21
             fields["follow_redirects"] = False
         if o.get("enable_http2") is False:
             pass  # HTTP/1.1 is the default here
@@ -173,7 +173,8 @@ class _Module:
         self._ip(o, fields)
         self._drop(o, {"valid_status_codes", "method", "body", "fail_if_ssl", "fail_if_not_ssl", "valid_http_versions",
                        "proxy_url", "proxy_from_environment", "fail_if_header_matches", "fail_if_header_not_matches",
-                       "follow_redirects", "enable_http2", "no_proxy", "body_size_limit", "source_ip_address",
+                       "follow_redirects", "no_follow_redirects", "enable_http2", "no_proxy", "body_size_limit",
+                       "source_ip_address",
                        "headers", "fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp", "basic_auth",
                        "fail_if_body_json_matches_cel", "fail_if_body_json_not_matches_cel", "compression",
                        "body_file",
@@ -291,9 +292,18 @@ class _Module:
             fields["service"] = str(o["service"])
         if o.get("tls"):
             fields["tls"] = True
+        metadata: dict[str, str] = {}
+        for key, values in (o.get("metadata") or {}).items():  # Go's metadata.MD: a key, its values
+            values = values if isinstance(values, list) else [values]
+            if len(values) != 1:
+                raise _Skip(f"metadata {key!r} with {len(values)} values: one value a key is sent here")
+            name = str(key).lower()
+            metadata[name] = self.secret("metadata", name, values[0]) if credential_header(name) else str(values[0])
+        if metadata:
+            fields["metadata"] = metadata
         self._tls(o.get("tls_config"), fields, kind="grpc")
         self._ip(o, fields)
-        self._drop(o, {"service", "tls", "tls_config"})
+        self._drop(o, {"service", "tls", "tls_config", "metadata"})
         return fields
 
 

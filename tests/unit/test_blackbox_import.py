@@ -16,7 +16,7 @@ from otel_health.config.loader import load_text
 from otel_health.probes import PROBES
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "blackbox"
-SECRETS = ("inline-password-5512", "inline-api-key-7731")
+SECRETS = ("inline-password-5512", "inline-api-key-7731", "inline-grpc-token-9912")
 
 
 def _imported() -> tuple[dict[str, dict], list[str], str]:
@@ -78,11 +78,14 @@ def test_an_inline_credential_becomes_a_reference_and_is_written_nowhere() -> No
                                                          "password": "${ADMIN_EXAMPLE_COM_PASSWORD}"}
     assert targets["api.example.com-2"]["headers"]["X-Api-Key"] == "${API_EXAMPLE_COM_2_X_API_KEY}"
     assert targets["api.example.com-2"]["headers"]["Content-Type"] == "application/json"
+    assert targets["orders.example.com"]["metadata"] == {"x-team": "orders",
+                                                         "authorization": "${ORDERS_EXAMPLE_COM_AUTHORIZATION}"}
     for secret in SECRETS:
         for form in (secret, base64.b64encode(secret.encode()).decode(), base64.b64encode(
                 f"monitor:{secret}".encode()).decode()):
             assert form not in text
-    assert "Credentials are read from the environment: API_EXAMPLE_COM_2_X_API_KEY, ADMIN_EXAMPLE_COM_PASSWORD" in text
+    assert ("Credentials are read from the environment: API_EXAMPLE_COM_2_X_API_KEY, ADMIN_EXAMPLE_COM_PASSWORD, "
+            "ORDERS_EXAMPLE_COM_AUTHORIZATION") in text
 
 
 def test_the_command_writes_a_config_that_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
