@@ -73,6 +73,7 @@ bench: bench-deps
 	$(BIN)/python -m benchmarks.bench_http
 	$(BIN)/python -m benchmarks.bench_match
 	$(BIN)/python -m benchmarks.bench_assertions
+	$(BIN)/python -m benchmarks.bench_tls
 
 bench-scale: bench-deps
 	$(BIN)/python -m benchmarks.bench_scale --seconds 320
