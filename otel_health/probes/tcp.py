@@ -28,6 +28,7 @@ from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
+from ._starttls import PRESETS
 from ._tls import client_context, not_after_or_none
 
 __all__ = ["TcpOptions", "TcpProbe"]
@@ -57,6 +58,7 @@ class TcpOptions:
     dialog: tuple[Step, ...] = ()
     ip_protocol: str = "auto"
     source_ip: str | None = None
+    starttls: str | None = None  # smtp, imap, pop3: the protocol's own upgrade, before the dialog
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
@@ -75,12 +77,16 @@ class TcpOptions:
         if steps and (send is not None or f.has("expect")):
             f.problem("dialog", "and send or expect are both given; write the send and the expect as steps of dialog")
         tls = f.flag("tls", False)
+        preset = f.text("starttls", None, choices=tuple(PRESETS))
+        if preset is not None and tls:
+            f.problem("starttls", "upgrades a plain connection, but tls: true makes it TLS from the start; keep one")
         for _, step in steps:
             parsed = _step(step)
             if parsed is not None:
                 dialog.append(parsed)
-            if parsed is not None and parsed.starttls and tls:
-                step.problem("starttls", "is true, but the connection is TLS from the start (tls: true); keep one")
+            if parsed is not None and parsed.starttls and (tls or preset is not None):
+                step.problem("starttls", "is true, but the connection is TLS already (tls: true, or the target's "
+                                         "starttls); keep one")
         options = cls(
             host=host or "",
             port=port,
@@ -91,6 +97,7 @@ class TcpOptions:
             dialog=tuple(dialog),
             ip_protocol=f.text("ip_protocol", "auto", choices=_IP_PROTOCOLS),
             source_ip=f.text("source_ip"),
+            starttls=preset,
         )
         if options.source_ip is not None and not is_ip_address(options.source_ip):
             f.problem("source_ip", f"{options.source_ip[:60]!r} is not an IP address; give one of this host's")
@@ -98,7 +105,7 @@ class TcpOptions:
 
     @property
     def uses_tls(self) -> bool:
-        return self.tls or any(step.starttls for step in self.dialog)
+        return self.tls or self.starttls is not None or any(step.starttls for step in self.dialog)
 
     def secrets(self) -> Iterator[Secret]:
         return iter(())
@@ -107,8 +114,8 @@ class TcpOptions:
         return host_port(self.host, self.port)
 
     def public(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "tls": self.tls, "ip_protocol": self.ip_protocol,
-                "source_ip": self.source_ip,
+        return {"host": self.host, "port": self.port, "tls": self.tls, "starttls": self.starttls,
+                "ip_protocol": self.ip_protocol, "source_ip": self.source_ip,
                 "dialog": [{"expect": s.expect.pattern if s.expect is not None else None, "send": s.send is not None,
                             "starttls": s.starttls} for s in self.dialog]}
 
@@ -173,13 +180,23 @@ class TcpProbe(Probe):
         try:
             if o.tls:
                 attempt.tls_expiry = _expiry(writer)
+            if o.starttls is not None and context is not None:
+                with self.step(attempt, "starttls", f"STARTTLS {o.starttls}", attributes):
+                    await PRESETS[o.starttls](reader, writer)
+                    await writer.start_tls(context, server_hostname=server_name)
+                attempt.tls_expiry = _expiry(writer)
             if o.dialog:
                 with self.step(attempt, "exchange", "exchange", attributes):
                     await self._dialog(o, reader, writer, context, server_name, attempt)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            if writer.get_extra_info("ssl_object") is not None:
+                # A TLS goodbye waits for the peer's close_notify, which many servers never send
+                # (Exim, Dovecot): the check is over, the connection goes at once.
+                writer.transport.abort()
+            else:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     async def _dialog(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       context: ssl.SSLContext | None, server_name: str | None, attempt: Attempt) -> None:

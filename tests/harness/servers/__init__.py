@@ -10,6 +10,7 @@ from .common import REPO, get_json, http_ok, require
 from .grpc_health import Grpcd, start_grpcd
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
+from .mail import Dovecot, Exim, start_dovecot, start_exim
 from .neo4j_server import Neo4j, start_neo4j
 from .nginx import Nginx, start_nginx
 from .nsd import BIG_TXT, ZONE, Nsd, start_nsd
@@ -24,6 +25,8 @@ __all__ = [
     "REDIS_USERS",
     "REPO",
     "ZONE",
+    "Dovecot",
+    "Exim",
     "Grpcd",
     "HttpTargets",
     "Jaeger",
@@ -39,6 +42,8 @@ __all__ = [
     "http_ok",
     "otelcol_binary",
     "require",
+    "start_dovecot",
+    "start_exim",
     "start_grpcd",
     "start_http_targets",
     "start_jaeger",

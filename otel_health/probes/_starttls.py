@@ -1,0 +1,142 @@
+"""A protocol's own way to TLS (``starttls: smtp``, ``imap``, ``pop3`` on a TCP target): the
+greeting, the server's word that it offers STARTTLS, the command and its go-ahead, each read as
+its RFC says. The caller upgrades the connection once a preset returns; a server that is not
+the protocol is ``protocol``, one that does not offer STARTTLS or refuses it ``assertion``,
+each naming what it said.
+
+- SMTP (RFC 5321, 3207): a 220 greeting, ``EHLO`` answered 250 with a ``STARTTLS`` line,
+  ``STARTTLS`` answered 220. Replies of several lines (``250-``) are read to their last line.
+- IMAP (RFC 9051, 3501): an ``* OK`` greeting, ``STARTTLS`` among the capabilities (the
+  greeting's, else ``CAPABILITY``'s), ``STARTTLS`` answered ``OK``.
+- POP3 (RFC 1939, 2595): a ``+OK`` greeting, ``STLS`` among ``CAPA``'s lines (a server without
+  ``CAPA`` is asked anyway), ``STLS`` answered ``+OK``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from ..errors import ErrorType, ProbeFailure
+
+__all__ = ["PRESETS"]
+
+_MAX_LINES = 200  # lines of one reply: a server that never ends one is not waited for past it
+_HELLO = "otel-health"
+
+
+async def _line(reader: asyncio.StreamReader, protocol: str) -> str:
+    try:
+        raw = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        said = f" after {_shown(exc.partial.decode('latin-1'))}" if exc.partial else ""
+        raise ProbeFailure(ErrorType.CONNECTION_RESET, f"{protocol}: the server closed the connection{said}") from None
+    except asyncio.LimitOverrunError:
+        raise ProbeFailure(ErrorType.PROTOCOL, f"{protocol}: a line of over 64 KiB; not a {protocol} server") from None
+    return raw.decode("latin-1").rstrip("\r\n")
+
+
+def _shown(line: str) -> str:
+    return repr(line[:80])
+
+
+def _send(writer: asyncio.StreamWriter, command: str) -> None:
+    writer.write(command.encode("ascii") + b"\r\n")
+
+
+async def _smtp_reply(reader: asyncio.StreamReader) -> tuple[str, list[str]]:
+    """A reply's code and its lines (``250-a``, ``250-b``, ``250 c``)."""
+    lines: list[str] = []
+    while len(lines) < _MAX_LINES:
+        line = await _line(reader, "smtp")
+        lines.append(line)
+        if len(line) < 4 or line[3] != "-":
+            return line[:3], lines
+    raise ProbeFailure(ErrorType.PROTOCOL, f"smtp: a reply of over {_MAX_LINES} lines")
+
+
+async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    code, lines = await _smtp_reply(reader)
+    if code != "220":
+        kind = ErrorType.PROTOCOL if not code.isdigit() else ErrorType.ASSERTION
+        raise ProbeFailure(kind, f"smtp: the greeting is {_shown(lines[-1])}, not 220")
+    _send(writer, f"EHLO {_HELLO}")
+    code, lines = await _smtp_reply(reader)
+    if code != "250":
+        raise ProbeFailure(ErrorType.ASSERTION, f"smtp: EHLO was answered {_shown(lines[-1])}")
+    extensions = [line[4:].split()[0].upper() for line in lines[1:] if line[4:].split()]  # the first: hello
+    if "STARTTLS" not in extensions:
+        raise ProbeFailure(ErrorType.ASSERTION, "smtp: the server does not offer STARTTLS (its EHLO extensions: "
+                                                f"{', '.join(extensions)[:120] or 'none'})")
+    _send(writer, "STARTTLS")
+    code, lines = await _smtp_reply(reader)
+    if code != "220":
+        raise ProbeFailure(ErrorType.ASSERTION, f"smtp: STARTTLS was answered {_shown(lines[-1])}")
+
+
+def _imap_capabilities(line: str) -> set[str]:
+    upper = line.upper()
+    if upper.startswith("* CAPABILITY "):
+        return set(upper.split()[2:])
+    start = upper.find("[CAPABILITY ")
+    if start < 0:
+        return set()
+    return set(upper[start + 1:upper.find("]", start)].split()[1:])
+
+
+async def _imap_tagged(reader: asyncio.StreamReader, tag: str) -> tuple[str, list[str]]:
+    """The lines up to the one that starts with ``tag``, and that line's status (OK, NO, BAD)."""
+    lines: list[str] = []
+    while len(lines) < _MAX_LINES:
+        line = await _line(reader, "imap")
+        lines.append(line)
+        if line.startswith(f"{tag} "):
+            return (line[len(tag) + 1:].split() or [""])[0].upper(), lines
+    raise ProbeFailure(ErrorType.PROTOCOL, f"imap: no answer to {tag} in {_MAX_LINES} lines")
+
+
+async def imap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    greeting = await _line(reader, "imap")
+    if not greeting.upper().startswith("* OK"):
+        kind = ErrorType.ASSERTION if greeting.startswith("* ") else ErrorType.PROTOCOL
+        raise ProbeFailure(kind, f"imap: the greeting is {_shown(greeting)}, not * OK")
+    capabilities = _imap_capabilities(greeting)
+    if "STARTTLS" not in capabilities:
+        _send(writer, "a1 CAPABILITY")
+        status, lines = await _imap_tagged(reader, "a1")
+        for line in lines:
+            capabilities |= _imap_capabilities(line)
+        if status != "OK" or "STARTTLS" not in capabilities:
+            raise ProbeFailure(ErrorType.ASSERTION, "imap: the server does not offer STARTTLS (capabilities: "
+                                                    f"{' '.join(sorted(capabilities))[:120]})")
+    _send(writer, "a2 STARTTLS")
+    status, lines = await _imap_tagged(reader, "a2")
+    if status != "OK":
+        raise ProbeFailure(ErrorType.ASSERTION, f"imap: STARTTLS was answered {_shown(lines[-1])}")
+
+
+async def pop3(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    greeting = await _line(reader, "pop3")
+    if not greeting.startswith("+OK"):
+        kind = ErrorType.ASSERTION if greeting.startswith("-ERR") else ErrorType.PROTOCOL
+        raise ProbeFailure(kind, f"pop3: the greeting is {_shown(greeting)}, not +OK")
+    _send(writer, "CAPA")
+    answer = await _line(reader, "pop3")
+    if answer.startswith("+OK"):
+        capabilities: list[str] = []
+        while len(capabilities) < _MAX_LINES:
+            line = await _line(reader, "pop3")
+            if line == ".":
+                break
+            capabilities.append(line.split()[0].upper() if line.split() else "")
+        if "STLS" not in capabilities:
+            raise ProbeFailure(ErrorType.ASSERTION, "pop3: the server does not offer STLS (capabilities: "
+                                                    f"{' '.join(capabilities)[:120]})")
+    _send(writer, "STLS")
+    answer = await _line(reader, "pop3")
+    if not answer.startswith("+OK"):
+        raise ProbeFailure(ErrorType.ASSERTION, f"pop3: STLS was answered {_shown(answer)}")
+
+
+PRESETS: dict[str, Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]] = {
+    "smtp": smtp, "imap": imap, "pop3": pop3}

@@ -1,0 +1,79 @@
+"""STARTTLS on a TCP target (``starttls: smtp``, ``imap``, ``pop3``) against real mail servers:
+Exim for SMTP, Dovecot for IMAP and POP3, each on free loopback ports with a certificate of its
+own; and what a check says when the server does not offer it, is not that protocol, or shows a
+certificate nobody vouches for."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from otel_health.errors import ErrorType
+from tests.harness import servers, targets
+from tests.harness.checks import check_once, what
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def exim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Exim]:
+    server = servers.start_exim(tmp_path_factory.mktemp("exim"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Dovecot]:
+    server = servers.start_dovecot(tmp_path_factory.mktemp("dovecot"))
+    yield server
+    server.stop()
+
+
+def _not_after(cert: Path) -> float:
+    """The certificate's end as openssl reads it (``notAfter=Dec  9 00:07:12 2026 GMT``)."""
+    out = subprocess.run(["openssl", "x509", "-enddate", "-noout", "-in", str(cert)], capture_output=True,
+                         text=True, check=True, timeout=30).stdout.strip().split("=", 1)[1]
+    return datetime.strptime(out.replace("GMT", "+0000"), "%b %d %H:%M:%S %Y %z").timestamp()
+
+
+def _tcp(name: str, port: int, **fields: object) -> str:
+    return targets.tcp(name, port=port, timeout="3s", **fields)
+
+
+async def test_each_preset_upgrades_a_real_server_and_reports_its_certificate(
+        exim: servers.Exim, dovecot: servers.Dovecot) -> None:
+    results = await check_once(
+        _tcp("smtp", exim.port, starttls="smtp", ca_file=str(exim.cert))
+        + _tcp("imap", dovecot.imap_port, starttls="imap", ca_file=str(dovecot.cert))
+        + _tcp("pop3", dovecot.pop3_port, starttls="pop3", ca_file=str(dovecot.cert))
+        # the dialog goes on over TLS: Exim answers EHLO again, with its extensions for a secured session
+        + _tcp("smtp-then", exim.port, starttls="smtp", ca_file=str(exim.cert),
+               dialog=[{"send": "EHLO checker\\r\\n"}, {"expect": "^250 "}, {"send": "QUIT\\r\\n"},
+                       {"expect": "^221 "}]))
+    certificates = {"smtp": exim.cert, "smtp-then": exim.cert, "imap": dovecot.cert, "pop3": dovecot.cert}
+    for name, result in results.items():
+        assert result.up, (name, result.detail)
+        assert {"connect", "starttls"} <= set(result.phases), (name, result.phases)
+        assert result.tls_expiry == _not_after(certificates[name]), name  # the certificate behind the upgrade
+    assert "exchange" in results["smtp-then"].phases
+
+
+async def test_a_server_without_starttls_another_protocol_and_an_unknown_certificate_are_named(
+        exim: servers.Exim, dovecot: servers.Dovecot) -> None:
+    results = await check_once(
+        _tcp("not-offered", exim.plain_port, starttls="smtp", ca_file=str(exim.cert))
+        + _tcp("imap-is-not-smtp", dovecot.imap_port, starttls="smtp", ca_file=str(dovecot.cert))
+        + _tcp("smtp-is-not-pop3", exim.port, starttls="pop3", ca_file=str(exim.cert))
+        + _tcp("unknown-ca", dovecot.imap_port, starttls="imap"))
+    assert (results["not-offered"].error_type, results["imap-is-not-smtp"].error_type,
+            results["smtp-is-not-pop3"].error_type, results["unknown-ca"].error_type) == (
+        ErrorType.ASSERTION, ErrorType.PROTOCOL, ErrorType.PROTOCOL, ErrorType.TLS)
+    assert what(results["not-offered"].detail).startswith("smtp: the server does not offer STARTTLS (its EHLO "
+                                                          "extensions: SIZE, 8BITMIME")
+    assert what(results["imap-is-not-smtp"].detail).startswith("smtp: the greeting is '* OK [CAPABILITY")
+    assert what(results["smtp-is-not-pop3"].detail).startswith("pop3: the greeting is '220 mail.otel-health.test")
+    assert "certificate" in results["unknown-ca"].detail
