@@ -21,9 +21,10 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v go >/dev/null || missing+=(golang-go)
 command -v mvn >/dev/null || missing+=(maven)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
-# mail servers for STARTTLS: Exim (SMTP), Dovecot (IMAP, POP3); instances of their own, not the services
+# mail and chat servers for STARTTLS: Exim (SMTP), Dovecot (IMAP, POP3), Prosody (XMPP); instances of their own
 command -v exim4 >/dev/null || [[ -x /usr/sbin/exim4 ]] || missing+=(exim4-daemon-light)
 command -v dovecot >/dev/null || [[ -x /usr/sbin/dovecot ]] || missing+=(dovecot-imapd dovecot-pop3d)
+command -v prosody >/dev/null || missing+=(prosody lua-unbound)  # XMPP
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 

@@ -10,12 +10,18 @@ each naming what it said.
   greeting's, else ``CAPABILITY``'s), ``STARTTLS`` answered ``OK``.
 - POP3 (RFC 1939, 2595): a ``+OK`` greeting, ``STLS`` among ``CAPA``'s lines (a server without
   ``CAPA`` is asked anyway), ``STLS`` answered ``+OK``.
+- XMPP (RFC 6120): a client stream to the domain (the target's ``server_name``, else its host),
+  ``<starttls/>`` among the stream's features, ``<starttls/>`` answered ``<proceed/>``. The
+  stream is read by the standard library's XML pull parser (expat), at most 64 KiB of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, cast
+from xml.sax.saxutils import quoteattr
 
 from ..errors import ErrorType, ProbeFailure
 
@@ -138,5 +144,79 @@ async def pop3(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         raise ProbeFailure(ErrorType.ASSERTION, f"pop3: STLS was answered {_shown(answer)}")
 
 
-PRESETS: dict[str, Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]] = {
-    "smtp": smtp, "imap": imap, "pop3": pop3}
+_STREAMS = "http://etherx.jabber.org/streams"
+_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+_MAX_XML = 64 * 1024
+
+
+class _XmppStream:
+    """The server's side of the stream, parsed as it comes; ``element`` waits for the next
+    complete element at the stream's top level (depth counted across waits)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+        self.depth = 0
+        self.read = 0
+
+    def _events(self) -> list[tuple[str, Any]]:
+        try:  # a parse error is raised here, by the events after it (feed queues it)
+            return list(cast("Iterator[tuple[str, Any]]", self.parser.read_events()))
+        except ET.ParseError as exc:
+            raise ProbeFailure(ErrorType.PROTOCOL, f"xmpp: not an XML stream ({exc})") from None
+
+    async def element(self, wanted: set[str]) -> ET.Element:
+        while True:
+            for event, found in self._events():
+                if not isinstance(found, ET.Element):
+                    continue
+                if event == "start":
+                    self.depth += 1
+                    continue
+                self.depth -= 1
+                if found.tag == f"{{{_STREAMS}}}error":
+                    said = [child.tag.rsplit("}", 1)[-1] for child in found if not child.tag.endswith("}text")]
+                    raise ProbeFailure(ErrorType.ASSERTION, f"xmpp: the server ended the stream "
+                                                            f"({', '.join(said) or 'error'})")
+                if found.tag in wanted and self.depth == 1:
+                    return found
+            chunk = await self.reader.read(4096)
+            self.read += len(chunk)
+            if not chunk:
+                raise ProbeFailure(ErrorType.CONNECTION_RESET, "xmpp: the server closed the connection")
+            if self.read > _MAX_XML:
+                raise ProbeFailure(ErrorType.PROTOCOL, f"xmpp: over {_MAX_XML // 1024} KiB before the answer")
+            try:
+                self.parser.feed(chunk)
+            except ET.ParseError as exc:  # raised by feed too, when its events were read
+                raise ProbeFailure(ErrorType.PROTOCOL, f"xmpp: not an XML stream ({exc})") from None
+
+
+async def xmpp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, domain: str) -> None:
+    stream = _XmppStream(reader)
+    writer.write(f"<?xml version='1.0'?><stream:stream to={quoteattr(domain)} version='1.0' xmlns='jabber:client' "
+                 f"xmlns:stream='{_STREAMS}'>".encode())
+    features = await stream.element({f"{{{_STREAMS}}}features"})
+    offered = [child.tag.rsplit("}", 1)[-1] for child in features]
+    if features.find(f"{{{_TLS}}}starttls") is None:
+        raise ProbeFailure(ErrorType.ASSERTION, "xmpp: the server does not offer STARTTLS (its stream features: "
+                                                f"{', '.join(offered)[:120] or 'none'})")
+    writer.write(f"<starttls xmlns='{_TLS}'/>".encode())
+    answer = await stream.element({f"{{{_TLS}}}proceed", f"{{{_TLS}}}failure"})
+    if answer.tag.endswith("failure"):
+        raise ProbeFailure(ErrorType.ASSERTION, "xmpp: STARTTLS was answered <failure/>")
+
+
+Preset = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
+
+
+def _lines_only(preset: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> Preset:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, domain: str) -> None:
+        await preset(reader, writer)
+
+    return run
+
+
+# Each takes the connection and the server's name (the XMPP domain).
+PRESETS: dict[str, Preset] = {"smtp": _lines_only(smtp), "imap": _lines_only(imap), "pop3": _lines_only(pop3),
+                              "xmpp": xmpp}

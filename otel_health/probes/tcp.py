@@ -58,7 +58,7 @@ class TcpOptions:
     dialog: tuple[Step, ...] = ()
     ip_protocol: str = "auto"
     source_ip: str | None = None
-    starttls: str | None = None  # smtp, imap, pop3: the protocol's own upgrade, before the dialog
+    starttls: str | None = None  # smtp, imap, pop3, xmpp: the protocol's own upgrade, before the dialog
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
@@ -182,7 +182,7 @@ class TcpProbe(Probe):
                 attempt.tls_expiry = _expiry(writer)
             if o.starttls is not None and context is not None:
                 with self.step(attempt, "starttls", f"STARTTLS {o.starttls}", attributes):
-                    await PRESETS[o.starttls](reader, writer)
+                    await PRESETS[o.starttls](reader, writer, server_name or o.host)
                     await writer.start_tls(context, server_hostname=server_name)
                 attempt.tls_expiry = _expiry(writer)
             if o.dialog:

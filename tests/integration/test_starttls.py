@@ -27,6 +27,13 @@ def exim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Exim]:
 
 
 @pytest.fixture(scope="module")
+def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Prosody]:
+    server = servers.start_prosody(tmp_path_factory.mktemp("prosody"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Dovecot]:
     server = servers.start_dovecot(tmp_path_factory.mktemp("dovecot"))
     yield server
@@ -45,8 +52,10 @@ def _tcp(name: str, port: int, **fields: object) -> str:
 
 
 async def test_each_preset_upgrades_a_real_server_and_reports_its_certificate(
-        exim: servers.Exim, dovecot: servers.Dovecot) -> None:
+        exim: servers.Exim, dovecot: servers.Dovecot, prosody: servers.Prosody) -> None:
     results = await check_once(
+        # the XMPP domain is the server name: the one the certificate is for
+        _tcp("xmpp", prosody.port, starttls="xmpp", server_name=prosody.domain, ca_file=str(prosody.cert)) +
         _tcp("smtp", exim.port, starttls="smtp", ca_file=str(exim.cert))
         + _tcp("imap", dovecot.imap_port, starttls="imap", ca_file=str(dovecot.cert))
         + _tcp("pop3", dovecot.pop3_port, starttls="pop3", ca_file=str(dovecot.cert))
@@ -54,7 +63,8 @@ async def test_each_preset_upgrades_a_real_server_and_reports_its_certificate(
         + _tcp("smtp-then", exim.port, starttls="smtp", ca_file=str(exim.cert),
                dialog=[{"send": "EHLO checker\\r\\n"}, {"expect": "^250 "}, {"send": "QUIT\\r\\n"},
                        {"expect": "^221 "}]))
-    certificates = {"smtp": exim.cert, "smtp-then": exim.cert, "imap": dovecot.cert, "pop3": dovecot.cert}
+    certificates = {"smtp": exim.cert, "smtp-then": exim.cert, "imap": dovecot.cert, "pop3": dovecot.cert,
+                     "xmpp": prosody.cert}
     for name, result in results.items():
         assert result.up, (name, result.detail)
         assert {"connect", "starttls"} <= set(result.phases), (name, result.phases)
@@ -63,8 +73,11 @@ async def test_each_preset_upgrades_a_real_server_and_reports_its_certificate(
 
 
 async def test_a_server_without_starttls_another_protocol_and_an_unknown_certificate_are_named(
-        exim: servers.Exim, dovecot: servers.Dovecot) -> None:
+        exim: servers.Exim, dovecot: servers.Dovecot, prosody: servers.Prosody) -> None:
     results = await check_once(
+        _tcp("xmpp-not-offered", prosody.port, starttls="xmpp", server_name=prosody.plain_domain)
+        + _tcp("xmpp-unknown-domain", prosody.port, starttls="xmpp", server_name="nowhere.test")
+        + _tcp("smtp-is-not-xmpp", exim.port, starttls="xmpp", server_name="localhost") +
         _tcp("not-offered", exim.plain_port, starttls="smtp", ca_file=str(exim.cert))
         + _tcp("imap-is-not-smtp", dovecot.imap_port, starttls="smtp", ca_file=str(dovecot.cert))
         + _tcp("smtp-is-not-pop3", exim.port, starttls="pop3", ca_file=str(exim.cert))
@@ -77,3 +90,8 @@ async def test_a_server_without_starttls_another_protocol_and_an_unknown_certifi
     assert what(results["imap-is-not-smtp"].detail).startswith("smtp: the greeting is '* OK [CAPABILITY")
     assert what(results["smtp-is-not-pop3"].detail).startswith("pop3: the greeting is '220 mail.otel-health.test")
     assert "certificate" in results["unknown-ca"].detail
+    assert [(results[n].error_type, what(results[n].detail)) for n in ("xmpp-not-offered", "xmpp-unknown-domain")] == [
+        (ErrorType.ASSERTION, "xmpp: the server does not offer STARTTLS (its stream features: mechanisms)"),
+        (ErrorType.ASSERTION, "xmpp: the server ended the stream (host-unknown)")]
+    assert results["smtp-is-not-xmpp"].error_type == ErrorType.PROTOCOL, results["smtp-is-not-xmpp"].detail
+    assert what(results["smtp-is-not-xmpp"].detail).startswith("xmpp: not an XML stream")

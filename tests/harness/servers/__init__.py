@@ -10,7 +10,7 @@ from .common import REPO, get_json, http_ok, require
 from .grpc_health import Grpcd, start_grpcd
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
-from .mail import Dovecot, Exim, start_dovecot, start_exim
+from .mail import Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
 from .neo4j_server import Neo4j, start_neo4j
 from .nginx import Nginx, start_nginx
 from .nsd import BIG_TXT, ZONE, Nsd, start_nsd
@@ -36,6 +36,7 @@ __all__ = [
     "OtelCollector",
     "Postgres",
     "Prometheus",
+    "Prosody",
     "Redis",
     "Tinyproxy",
     "get_json",
@@ -53,6 +54,7 @@ __all__ = [
     "start_otelcol",
     "start_postgres",
     "start_prometheus",
+    "start_prosody",
     "start_redis",
     "start_tinyproxy",
 ]

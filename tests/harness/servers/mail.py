@@ -1,7 +1,7 @@
-"""Mail servers for STARTTLS: Exim (Debian's exim4-daemon-light) for SMTP, Dovecot (Debian's
-dovecot-imapd and dovecot-pop3d) for IMAP and POP3, each an instance of its own on free loopback
-ports with a self-signed certificate; neither the packages' system services nor their
-configuration is used."""
+"""Mail and chat servers for STARTTLS: Exim (Debian's exim4-daemon-light) for SMTP, Dovecot
+(Debian's dovecot-imapd and dovecot-pop3d) for IMAP and POP3, Prosody (Debian's prosody) for
+XMPP, each an instance of its own on free loopback ports with a self-signed certificate; neither
+the packages' system services nor their configuration is used."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..procs import Process, free_port, port_open
 from ..tls import self_signed
 from .common import require
 
-__all__ = ["Dovecot", "Exim", "start_dovecot", "start_exim"]
+__all__ = ["Dovecot", "Exim", "Prosody", "start_dovecot", "start_exim", "start_prosody"]
 
 
 @dataclass
@@ -86,3 +86,36 @@ def start_dovecot(workdir: Path) -> Dovecot:
     process = Process("dovecot", [str(dovecot), "-c", str(config), "-F"], log_path=workdir / "dovecot.out")
     process.wait_ready(lambda: port_open(imap_port) and port_open(pop3_port), timeout=30)
     return Dovecot(imap_port, pop3_port, cert, process)
+
+
+@dataclass
+class Prosody:
+    port: int
+    cert: Path
+    domain: str        # offers STARTTLS (the certificate is for it)
+    plain_domain: str  # does not (mod_tls off for that host)
+    process: Process
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_prosody(workdir: Path) -> Prosody:
+    prosody = require(shutil.which("prosody"), "prosody (Debian packages prosody, lua-unbound)")
+    cert, key = self_signed(workdir / "tls")
+    (workdir / "data").mkdir(exist_ok=True)
+    (workdir / "certs").mkdir(exist_ok=True)
+    port = free_port()
+    config = workdir / "prosody.cfg.lua"
+    config.write_text(
+        f'pidfile = "{workdir}/prosody.pid"\ndata_path = "{workdir}/data"\nrun_as_root = true\n'
+        f'log = {{ info = "{workdir}/prosody.log"; error = "{workdir}/prosody.err"; }}\n'
+        f'c2s_ports = {{ {port} }}\nc2s_interfaces = {{ "127.0.0.1" }}\ns2s_ports = {{ }}\nhttp_ports = {{ }}\n'
+        'https_ports = { }\nc2s_direct_tls_ports = { }\nmodules_enabled = { "tls"; "saslauth"; "disco"; }\n'
+        'modules_disabled = { "s2s"; "offline"; "c2s_direct_tls"; }\nc2s_require_encryption = false\n'
+        f'certificates = "{workdir}/certs"\n'
+        f'VirtualHost "localhost"\n  ssl = {{ certificate = "{cert}"; key = "{key}"; }}\n'
+        'VirtualHost "plain.otel-health.test"\n  modules_disabled = { "tls" }\n')
+    process = Process("prosody", [str(prosody), "--config", str(config), "-F"], log_path=workdir / "prosody.out")
+    process.wait_ready(lambda: port_open(port), timeout=30)
+    return Prosody(port, cert, "localhost", "plain.otel-health.test", process)
