@@ -96,6 +96,7 @@ class HttpOptions:
     compression: str | None = None  # the coding the answer must come in (asked for by Accept-Encoding)
     body_file: Path | None = None  # the request body's file, read with the config (body_data)
     body_data: bytes | None = None
+    tls_resume: bool = False  # offer the previous check's TLS session (no full handshake when resumed)
     body_cel: CelExpression | None = None  # must be true of the JSON answer
     body_not_cel: CelExpression | None = None  # must not be
 
@@ -148,6 +149,7 @@ class HttpOptions:
             oauth2=oauth2,
             http2=_parse_http2(f, url),
             compression=f.text("compression", None, choices=_CODINGS),
+            tls_resume=f.flag("tls_resume", False),
             body_file=body_path,
             body_data=body_data,
             body_cel=parse_cel(f, "body_cel"),
@@ -166,6 +168,8 @@ class HttpOptions:
             f.problem("compression", "asks for its coding by Accept-Encoding, which headers set too; remove the header")
         if options.compression and not options.read_body:
             f.problem("read_body", "is false, but compression needs the body; remove one of them")
+        if options.tls_resume and url and not url.startswith("https://"):
+            f.problem("tls_resume", "only applies to https:// URLs; remove it")
         if options.server_name and url and not url.startswith("https://"):
             f.problem("server_name", "only applies to https:// URLs (it stays with the URL's origin); remove it")
         if options.fail_if_ssl and options.fail_if_not_ssl:
@@ -219,7 +223,7 @@ class HttpOptions:
             "tls": {"cert_file": str(self.client_cert.cert_file) if self.client_cert else None,
                     "key_password": (f"{REDACTED} ({self.key_password.source})" if self.key_password else None),
                     "min_version": self.tls_min_version, "max_version": self.tls_max_version,
-                    "server_name": self.server_name, "fail_if_ssl": self.fail_if_ssl,
+                    "server_name": self.server_name, "fail_if_ssl": self.fail_if_ssl, "resume": self.tls_resume,
                     "fail_if_not_ssl": self.fail_if_not_ssl},
             "assertions": {
                 "body_regex": [p.pattern for p in self.body_regex],

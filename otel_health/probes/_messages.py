@@ -91,6 +91,7 @@ class Response:
     trailers: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""                         # where the answer came from, after redirects
     tls: bool = False                     # the answer came over TLS
+    tls_resumed: bool = False             # ... on a session resumed (tls_resume), not a full handshake
     downgraded: bool = False              # a redirect led from https to plain http on the way
     cookies_set: list[tuple[str, str]] = field(default_factory=list)  # (URL, Set-Cookie) of every hop
     undecodable: str | None = None        # why the body could not be decoded (a coding not asked for)

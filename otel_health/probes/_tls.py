@@ -14,11 +14,25 @@ import functools
 import os
 import ssl
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TLS_VERSIONS", "ClientCertificate", "certificate_problem", "client_context", "not_after",
-           "not_after_or_none"]
+__all__ = ["OFFERED", "TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context",
+           "not_after", "not_after_or_none"]
+
+# The session a connection being opened offers the server (a previous connection's): set by the
+# caller around ``loop.start_tls`` for a :class:`Resuming` context; None: a full handshake.
+OFFERED: ContextVar[ssl.SSLSession | None] = ContextVar("offered_tls_session", default=None)
+
+
+class Resuming(ssl.SSLContext):
+    """A client context that offers :data:`OFFERED`'s session, so the server may resume it
+    (``tls_resume: true``). The event loop's TLS calls ``wrap_bio`` without a session."""
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: str | bytes | None = None, session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session or OFFERED.get())
 
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -39,15 +53,16 @@ class ClientCertificate:
 
 def client_context(*, verify: bool = True, check_hostname: bool | None = None, ca_file: Path | None = None,
                    client_cert: ClientCertificate | None = None, min_version: str | None = None,
-                   max_version: str | None = None, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+                   max_version: str | None = None, alpn: tuple[str, ...] = (), resume: bool = False
+                   ) -> ssl.SSLContext:
     """A client context: the system's trust store or ``ca_file``; ``verify=False`` accepts
     any certificate; ``check_hostname`` defaults to ``verify``; a client certificate, TLS
     versions (``TLS12``...) and the protocols offered by ALPN (``("h2", "http/1.1")``) when
-    given. Shared: never modify it."""
+    given; ``resume``: a :class:`Resuming` context. Shared: never modify it."""
     return _context(verify, verify if check_hostname is None else check_hostname,
                     str(ca_file) if ca_file is not None else None, _stamp(ca_file),
                     client_cert, client_cert.stamps() if client_cert is not None else (0, 0),
-                    min_version, max_version, alpn)
+                    min_version, max_version, alpn, resume)
 
 
 def load_client_certificate(context: ssl.SSLContext, cert: ClientCertificate) -> None:
@@ -107,8 +122,15 @@ def _stamp(path: Path | None) -> int:
 @functools.lru_cache(maxsize=64)
 def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: int,
              client_cert: ClientCertificate | None, _cert_stamps: tuple[int, int],
-             min_version: str | None, max_version: str | None, alpn: tuple[str, ...]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_file)
+             min_version: str | None, max_version: str | None, alpn: tuple[str, ...], resume: bool) -> ssl.SSLContext:
+    if resume:  # as create_default_context makes one, of the class that offers a session
+        context: ssl.SSLContext = Resuming(ssl.PROTOCOL_TLS_CLIENT)
+        if ca_file is not None:
+            context.load_verify_locations(cafile=ca_file)
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        context = ssl.create_default_context(cafile=ca_file)
     if alpn:
         context.set_alpn_protocols(list(alpn))
     context.check_hostname = check_hostname and verify

@@ -118,7 +118,7 @@ class HttpProbe(Probe):
             context=functools.partial(client_context, verify=o.tls_verify, ca_file=o.ca_file,
                                       client_cert=o.client_cert, min_version=o.tls_min_version,
                                       max_version=o.tls_max_version,
-                                      alpn=("h2", "http/1.1") if o.http2 != "off" else ()),
+                                      alpn=("h2", "http/1.1") if o.http2 != "off" else (), resume=o.tls_resume),
             follow_redirects=o.follow_redirects, read_body=o.read_body,
             max_body=min(self.settings.max_body_bytes, o.body_size_limit or self.settings.max_body_bytes),
             private=private, host=o.host, server_name=server_name, ip_protocol=o.ip_protocol,
@@ -224,6 +224,8 @@ class HttpProbe(Probe):
             code = response.status
             span.set_attribute("http.response.status_code", code)
             span.set_attribute("network.protocol.version", "2" if response.version == "2.0" else response.version)
+            if response.tls:
+                span.set_attribute("tls.resumed", response.tls_resumed)
             if code >= 400:
                 span.set_status(Status(StatusCode.ERROR))
                 span.set_attribute("error.type", str(code))

@@ -123,3 +123,23 @@ async def test_trailers_arrive_after_the_body(nginx_server: servers.Nginx) -> No
         await client.aclose()
     assert (response.version, response.body, response.trailers) == ("2.0", b"with trailers\n",
                                                                      [("x-checksum", "abc123")])
+
+
+async def test_tls_resume_offers_the_last_session_and_the_server_takes_it(nginx_server: servers.Nginx) -> None:
+    """nginx resumes by TLS 1.3 tickets: with tls_resume the second check's handshake is a
+    resumption, over HTTP/1.1 and over HTTP/2; without it every check is a full handshake."""
+    n = nginx_server
+    client = HttpClient()
+    try:
+        resumed = {}
+        for name, url, resume in (("h1", n.url("/ok", port=n.h1_tls_port), True), ("h2", n.url("/ok"), True),
+                                  ("full", n.url("/ok", port=n.h1_tls_port), False)):
+            context = functools.partial(client_context, ca_file=n.cert, alpn=("h2", "http/1.1") if name == "h2" else (),
+                                        resume=resume)
+            request = Request(url=url, context=context, http2="alpn" if name == "h2" else "off")
+            answers = [await client.fetch(request, Timings()) for _ in range(3)]
+            assert all(a.status == 200 and a.tls and a.peer_cert for a in answers), name
+            resumed[name] = [a.tls_resumed for a in answers]
+    finally:
+        await client.aclose()
+    assert resumed == {"h1": [False, True, True], "h2": [False, True, True], "full": [False, False, False]}
