@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import re
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -32,7 +31,7 @@ from ._http1 import Exchange, ResponseReader, no_body, request_head
 from ._messages import Hop, Request, Response, Timings, invalid
 from ._proxy import Proxy
 from ._resolver import Names, ascii_host
-from ._tls import OFFERED, Resuming
+from ._tls import Resuming
 
 if TYPE_CHECKING:
     from ._http2 import H2Exchange
@@ -42,7 +41,6 @@ __all__ = ["HAPPY_EYEBALLS_DELAY", "MAX_REDIRECTS", "HttpClient"]
 MAX_REDIRECTS = 10
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 _TLS_GOODBYE = 2.0
-_MAX_SESSIONS = 10_000  # TLS sessions kept for resumption, a few KB each
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
 
@@ -55,17 +53,6 @@ class HttpClient:
         # Connections whose close has begun but not ended: a TLS close waits for the peer's
         # close_notify (at most _TLS_GOODBYE), after the check is over.
         self._open: set[Exchange | H2Exchange] = set()
-        # The last session of each server a ``tls_resume`` target checks, offered by its next check,
-        # with the context it belongs to (kept alive, so the id in the key is never another's).
-        self._sessions: dict[tuple[int, str, int, str], tuple[ssl.SSLContext, ssl.SSLSession]] = {}
-
-    def _keep_session(self, key: tuple[int, str, int, str], context: ssl.SSLContext,
-                      session: ssl.SSLSession | None) -> None:
-        self._sessions.pop(key, None)
-        if session is not None:
-            if len(self._sessions) >= _MAX_SESSIONS:
-                del self._sessions[next(iter(self._sessions))]  # the longest unused
-            self._sessions[key] = (context, session)
 
     def close(self) -> None:
         self.names.close()
@@ -179,15 +166,9 @@ class HttpClient:
             if tls:
                 assert request.context is not None
                 context = request.context()
-                session_key = (id(context), host, port, hop.server_name or host)
-                kept = self._sessions.get(session_key) if isinstance(context, Resuming) else None
-                offered = OFFERED.set(kept[1] if kept is not None and kept[0] is context else None)
-                try:
-                    transport = await loop.start_tls(  # type: ignore[assignment]
-                        transport, exchange, context, server_hostname=hop.server_name or host,
-                        ssl_shutdown_timeout=_TLS_GOODBYE)
-                finally:
-                    OFFERED.reset(offered)
+                transport = await loop.start_tls(  # type: ignore[assignment]
+                    transport, exchange, context, server_hostname=hop.server_name or host,
+                    ssl_shutdown_timeout=_TLS_GOODBYE)
                 exchange.transport = transport
                 timings.secured = time.perf_counter()
                 ssl_object = transport.get_extra_info("ssl_object")
@@ -208,8 +189,8 @@ class HttpClient:
             response.peer_cert, response.tls = peer_cert, tls
             if tls and ssl_object is not None:
                 response.tls_resumed = ssl_object.session_reused
-                if isinstance(context, Resuming):  # read after the answer: TLS 1.3 tickets come after the handshake
-                    self._keep_session(session_key, context, ssl_object.session)
+                if isinstance(context, Resuming):
+                    context.keep(hop.server_name or host, ssl_object.session)
             if sink:
                 sink[0].finish()
                 response.body, response.truncated = bytes(sink[0].out), sink[0].cut

@@ -14,25 +14,34 @@ import functools
 import os
 import ssl
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["OFFERED", "TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context",
-           "not_after", "not_after_or_none"]
+__all__ = ["TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context", "not_after",
+           "not_after_or_none"]
 
-# The session a connection being opened offers the server (a previous connection's): set by the
-# caller around ``loop.start_tls`` for a :class:`Resuming` context; None: a full handshake.
-OFFERED: ContextVar[ssl.SSLSession | None] = ContextVar("offered_tls_session", default=None)
+_MAX_SESSIONS = 10_000  # sessions a Resuming context keeps, a few KB each
 
 
 class Resuming(ssl.SSLContext):
-    """A client context that offers :data:`OFFERED`'s session, so the server may resume it
-    (``tls_resume: true``). The event loop's TLS calls ``wrap_bio`` without a session."""
+    """A client context that offers each server the session of its last connection, so the
+    server may resume it (``tls_resume: true``). The event loop's TLS calls ``wrap_bio``
+    without a session: the one kept for the server name is offered here."""
+
+    def keep(self, server_hostname: str, session: ssl.SSLSession | None) -> None:
+        """Keep ``session`` (read once the answer is in: TLS 1.3 tickets come after the handshake)."""
+        sessions: dict[str, ssl.SSLSession] = self.__dict__.setdefault("sessions", {})
+        sessions.pop(server_hostname, None)
+        if session is not None:
+            if len(sessions) >= _MAX_SESSIONS:
+                del sessions[next(iter(sessions))]  # the longest unused
+            sessions[server_hostname] = session
 
     def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
                  server_hostname: str | bytes | None = None, session: ssl.SSLSession | None = None) -> ssl.SSLObject:
-        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session or OFFERED.get())
+        if session is None and isinstance(server_hostname, str):
+            session = self.__dict__.get("sessions", {}).get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
 
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
