@@ -4,6 +4,7 @@ codings, redirects, caps, trailers) judged the same over HTTP/2."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import pytest
@@ -125,10 +126,9 @@ async def test_trailers_arrive_after_the_body(nginx_server: servers.Nginx) -> No
                                                                      [("x-checksum", "abc123")])
 
 
-async def test_tls_resume_offers_the_last_session_and_the_server_takes_it(nginx_server: servers.Nginx) -> None:
-    """nginx resumes by TLS 1.3 tickets: with tls_resume the second check's handshake is a
-    resumption, over HTTP/1.1 and over HTTP/2; without it every check is a full handshake."""
-    n = nginx_server
+async def _resumed(n: servers.Nginx) -> dict[str, list[bool]]:
+    """Three requests each over HTTP/1.1 and HTTP/2 with tls_resume, and over HTTP/1.1 without:
+    which of them the server resumed."""
     client = HttpClient()
     try:
         resumed = {}
@@ -142,4 +142,18 @@ async def test_tls_resume_offers_the_last_session_and_the_server_takes_it(nginx_
             resumed[name] = [a.tls_resumed for a in answers]
     finally:
         await client.aclose()
-    assert resumed == {"h1": [False, True, True], "h2": [False, True, True], "full": [False, False, False]}
+    return resumed
+
+
+async def test_tls_resume_offers_the_last_session_and_the_server_takes_it(nginx_server: servers.Nginx) -> None:
+    """nginx resumes by TLS 1.3 tickets: with tls_resume the second check's handshake is a
+    resumption, over HTTP/1.1 and over HTTP/2, on asyncio's loop and on uvloop (which
+    `otel-health run` uses, and whose TLS creates the connection's SSL object its own way);
+    without it every check is a full handshake."""
+    import uvloop
+
+    assert await _resumed(nginx_server) == {"h1": [False, True, True], "h2": [False, True, True],
+                                            "full": [False, False, False]}
+    # the sessions are kept in the (shared) context: the next client's first request resumes too
+    assert await asyncio.to_thread(uvloop.run, _resumed(nginx_server)) == {
+        "h1": [True, True, True], "h2": [True, True, True], "full": [False, False, False]}
