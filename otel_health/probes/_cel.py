@@ -82,6 +82,11 @@ class CelExpression:
         names = set(program.variables())
         return cls(source, len(names - {"body"}), program)
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Compiled again from its source: a reload reads the config in a process of its own and
+        sends it back pickled, and the interpreter's program does not pickle."""
+        return CelExpression.compile, (self.source,)
+
     def holds(self, document: Any, size_hint: int, option: str) -> bool:
         """The expression's value on ``document`` (``body``), which must be a boolean; an answer
         of ``size_hint`` values (an upper bound) too big for its depth is refused unevaluated.

@@ -199,6 +199,13 @@ def test_every_http_option_survives_the_trip_back_from_the_reload_process(monkey
     fail_if_header_matches: [{{header: X-Degraded, regexp: '.', allow_missing: true}}]
     fail_if_header_not_matches: [{{header: Content-Type, regexp: json}}]
     body_not_regex: down
+    body_regex: [ok, '"status"']
+    body_cel: "body.checks.all(c, c.up)"
+    body_not_cel: "body.degraded"
+    compression: gzip
+    method: POST
+    body_file: {TLS_DATA / 'client.crt'}
+    tls_resume: true
     valid_http_versions: [HTTP/1.1]
     oauth2:
       token_url: https://idp.example/token
@@ -217,6 +224,8 @@ def test_every_http_option_survives_the_trip_back_from_the_reload_process(monkey
     every, from_env = (t.options for t in again.targets)
     assert every.proxy.proxies.https.label == "proxy.internal:3128"
     assert every.oauth2.scopes == ("a", "b")
+    assert every.body_cel is not None and every.body_cel.holds({"checks": [{"up": True}]}, 1, "body_cel")
+    assert every.body_data == (TLS_DATA / "client.crt").read_bytes() and every.tls_resume
     assert from_env.proxy.shown == {"from_environment": True, "HTTPS_PROXY": "http://proxy.internal:3128",
                                     "no_proxy": []}
     shown = json.dumps([t.options.public() for t in again.targets])

@@ -103,3 +103,16 @@ async def test_expect_is_matched_line_by_line_as_blackbox_exporter_does(payload:
     assert (detail is None) == matched, detail
     if payload.startswith(b"x"):
         assert detail is not None and "a line of over 64 KiB" in detail
+
+
+def test_a_dialog_survives_the_trip_back_from_the_reload_process() -> None:
+    """Reloads read the config in a process of their own and send it back pickled."""
+    import pickle
+
+    config = load_text(targets.config(targets.tcp("irc", port=6667, extra={
+        "starttls": "xmpp", "ip_protocol": "ip4", "source_ip": "127.0.0.1",
+        "dialog": [{"expect": "^PING :(\\S+)", "send": "PONG ${1}\\r\\n"}]})), "t.yaml", PROBES)
+    again = pickle.loads(pickle.dumps(config))
+    assert again.targets == config.targets
+    step = again.targets[0].options.dialog[0]
+    assert step.expect is not None and step.expect.expand(step.send or b"", b"PING :abc") == b"PONG abc\r\n"
