@@ -28,19 +28,21 @@ class Resuming(ssl.SSLContext):
     server may resume it (``tls_resume: true``). The event loop's TLS calls ``wrap_bio``
     without a session: the one kept for the server name is offered here."""
 
+    def __init__(self, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> None:
+        self.sessions: dict[str, ssl.SSLSession] = {}  # by server name, the longest unused first
+
     def keep(self, server_hostname: str, session: ssl.SSLSession | None) -> None:
         """Keep ``session`` (read once the answer is in: TLS 1.3 tickets come after the handshake)."""
-        sessions: dict[str, ssl.SSLSession] = self.__dict__.setdefault("sessions", {})
-        sessions.pop(server_hostname, None)
+        self.sessions.pop(server_hostname, None)
         if session is not None:
-            if len(sessions) >= _MAX_SESSIONS:
-                del sessions[next(iter(sessions))]  # the longest unused
-            sessions[server_hostname] = session
+            if len(self.sessions) >= _MAX_SESSIONS:
+                del self.sessions[next(iter(self.sessions))]
+            self.sessions[server_hostname] = session
 
     def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
                  server_hostname: str | bytes | None = None, session: ssl.SSLSession | None = None) -> ssl.SSLObject:
         if session is None and isinstance(server_hostname, str):
-            session = self.__dict__.get("sessions", {}).get(server_hostname)
+            session = self.sessions.get(server_hostname)
         return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
 
 
@@ -67,7 +69,8 @@ def client_context(*, verify: bool = True, check_hostname: bool | None = None, c
     """A client context: the system's trust store or ``ca_file``; ``verify=False`` accepts
     any certificate; ``check_hostname`` defaults to ``verify``; a client certificate, TLS
     versions (``TLS12``...) and the protocols offered by ALPN (``("h2", "http/1.1")``) when
-    given; ``resume``: a :class:`Resuming` context. Shared: never modify it."""
+    given; ``resume``: a :class:`Resuming` context. Shared: never change its settings (a
+    Resuming context keeps the sessions it is given)."""
     return _context(verify, verify if check_hostname is None else check_hostname,
                     str(ca_file) if ca_file is not None else None, _stamp(ca_file),
                     client_cert, client_cert.stamps() if client_cert is not None else (0, 0),
