@@ -49,18 +49,23 @@ def start_sink(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def blackbox_round(url: str, seconds: float, workdir: Path, rate: float | None) -> dict[str, float]:
-    """Drive blackbox_exporter as fast as 64 workers go (rate None) or at ``rate`` probes/s."""
+HTTP_2XX = "prober: http\ntimeout: 5s\n"
+
+
+def blackbox_round(url: str, seconds: float, workdir: Path, rate: float | None,
+                   module: str = HTTP_2XX) -> dict[str, float]:
+    """Drive blackbox_exporter as fast as 64 workers go (rate None) or at ``rate`` probes/s,
+    probing ``url`` (a URL or HOST:PORT) with ``module`` (a module's YAML)."""
     binary = shutil.which("prometheus-blackbox-exporter")
     assert binary, "prometheus-blackbox-exporter not found: apt-get install prometheus-blackbox-exporter"
     config = workdir / "blackbox.yml"
-    config.write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
+    config.write_text("modules:\n  m:\n" + "".join(f"    {line}\n" for line in module.splitlines()))
     port = free_port()
     proc = subprocess.Popen([binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: port_open(port), timeout=30, what="blackbox_exporter")
-        probe = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={url}"
+        probe = f"http://127.0.0.1:{port}/probe?module=m&target={url}"
 
         async def drive(duration: float) -> int:
             done = 0
@@ -70,7 +75,7 @@ def blackbox_round(url: str, seconds: float, workdir: Path, rate: float | None) 
                     nonlocal done
                     async with session.get(probe) as response:
                         body = await response.read()
-                        assert b"probe_success 1" in body
+                        assert b"probe_success 1" in body, body[-400:]
                     done += 1
 
                 if rate is None:

@@ -24,7 +24,6 @@ medians [ranges] and each ratio otel-health / blackbox_exporter.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import subprocess
@@ -33,10 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 from benchmarks._proc import checks_total, cpu_seconds, lag_buckets, quantile, rss_mb, scrape, summary
-from benchmarks.bench_http import CONCURRENCY, start_sink
+from benchmarks.bench_http import CONCURRENCY, blackbox_round, start_sink
 from tests.harness import servers
 from tests.harness.procs import free_port, port_open, wait_until
 from tests.harness.tls import self_signed
@@ -97,44 +94,6 @@ def pairings(nginx: TlsNginx, grpcd: servers.Grpcd | None) -> dict[str, tuple[st
     return found
 
 
-def blackbox_flat_out(module: str, target: str, seconds: float, workdir: Path) -> dict[str, float]:
-    binary = shutil.which("prometheus-blackbox-exporter")
-    assert binary, "prometheus-blackbox-exporter not found: apt-get install prometheus-blackbox-exporter"
-    config = workdir / "blackbox-tls.yml"
-    config.write_text("modules:\n  m:\n" + "".join(f"  {line}\n" for line in module.splitlines()))
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=(workdir / "blackbox.log").open("wb"))
-    try:
-        wait_until(lambda: port_open(port), timeout=30, what="blackbox_exporter")
-        probe = f"http://127.0.0.1:{port}/probe?module=m&target={target}"
-
-        async def drive(duration: float) -> int:
-            done = 0
-            deadline = time.monotonic() + duration
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
-                async def worker() -> None:
-                    nonlocal done
-                    while time.monotonic() < deadline:
-                        async with session.get(probe) as response:
-                            body = await response.read()
-                            assert b"probe_success 1" in body, body[-400:]
-                        done += 1
-                await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-            return done
-
-        asyncio.run(drive(2.0))  # warm-up
-        cpu0 = cpu_seconds(proc.pid)
-        start = time.monotonic()
-        probes = asyncio.run(drive(seconds))
-        elapsed = time.monotonic() - start
-        return {"cpu_per_1000": (cpu_seconds(proc.pid) - cpu0) / probes * 1000, "rate": probes / elapsed,
-                "rss": rss_mb(proc.pid)}
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def otel_health_round(fields: str, seconds: float, targets: int, interval: float, sink_port: int,
                       workdir: Path) -> dict[str, float]:
     port = free_port()
@@ -188,7 +147,7 @@ def main() -> None:
         for i in range(args.rounds):
             for kind in kinds:
                 module, target, fields = pairs[kind]
-                theirs[kind].append(blackbox_flat_out(module, target, args.seconds, workdir))
+                theirs[kind].append(blackbox_round(target, args.seconds, workdir, None, module))
                 ours[kind].append(otel_health_round(fields, args.seconds, args.targets, args.interval, sink_port,
                                                     workdir))
                 print(f"round {i + 1} {kind}: blackbox_exporter {theirs[kind][-1]['cpu_per_1000']:.3f}, "
