@@ -36,8 +36,21 @@ if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # The tests start their own servers on free ports; the packages' system services are not used.
+    # The tests start their own servers on free ports; the packages' system services are not used,
+    # nor started (a mail server on port 25 of a CI machine is nobody's wish): a policy that
+    # refuses every start while the packages install, unless the machine has one of its own.
+    policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# made by otel-health scripts/deps.sh while it installs packages\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        made_policy=1
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ((made_policy)); then
+        rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 [[ "${1:-}" == "--bench" ]] || "$here/components/build.sh" all
