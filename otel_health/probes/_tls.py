@@ -157,8 +157,10 @@ def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: in
     return context
 
 
+@functools.lru_cache(maxsize=1024)
 def not_after_or_none(der: bytes) -> float | None:
-    """Unix time the certificate expires, or None when it cannot be read."""
+    """Unix time the certificate expires, or None when it cannot be read; remembered for the
+    certificates seen last (a target shows the same one check after check)."""
     try:
         return not_after(der)
     except (IndexError, ValueError, UnicodeDecodeError):

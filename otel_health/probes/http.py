@@ -74,7 +74,6 @@ class HttpProbe(Probe):
         self._http: HttpClient | None = None
         self._tokens: Tokens | None = None
         self._prepared: dict[tuple[str, str], _Prepared] = {}
-        self._expiry: dict[bytes, float | None] = {}
 
     def _client(self) -> HttpClient:
         if self._http is None:
@@ -163,7 +162,7 @@ class HttpProbe(Probe):
             response = await self._exchange(p, attempt, token)
         code = attempt.status_code = response.status
         if response.peer_cert is not None:
-            attempt.tls_expiry = self._not_after(response.peer_cert)
+            attempt.tls_expiry = not_after_or_none(response.peer_cert)
         if o.tls_min_days_left is not None and attempt.tls_expiry is not None:
             days = (attempt.tls_expiry - self.settings.clock()) / 86400
             if days < o.tls_min_days_left:
@@ -232,13 +231,6 @@ class HttpProbe(Probe):
         finally:
             span.end()
         return response
-
-    def _not_after(self, der: bytes) -> float | None:
-        if der not in self._expiry:
-            if len(self._expiry) >= 1024:
-                self._expiry.clear()
-            self._expiry[der] = not_after_or_none(der)
-        return self._expiry[der]
 
 
 def _assert_head(response: Response, o: HttpOptions) -> None:
