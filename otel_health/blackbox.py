@@ -62,7 +62,6 @@ _HARMLESS = {
     "skip_resolve_phase_with_proxy": "a proxy always resolves the target's name itself here",
     "ip_protocol_fallback": "read with preferred_ip_protocol",
     "preferred_ip_protocol": "read with ip_protocol_fallback",
-    "dont_fragment": "ICMP",
 }
 _NOT_YET = {
     "http_headers": "headers from values, secrets or files: write them as headers",
@@ -235,6 +234,20 @@ class _Module:
         self._drop(o, {"tls", "query_response", "tls_config", "source_ip_address"})
         return fields
 
+    def icmp(self, target: str) -> dict[str, Any]:
+        """blackbox_exporter sends one echo request and passes when its reply comes: one packet, none lost."""
+        o = self._options("icmp")
+        host = re.sub(r"^[a-z]+://", "", target).split("/", 1)[0]
+        host = host.strip("[]") if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        fields: dict[str, Any] = {"kind": "icmp", "host": host, "packets": 1, "max_loss": 0}
+        for theirs, ours in (("payload_size", "payload_size"), ("ttl", "ttl"), ("dont_fragment", "dont_fragment"),
+                             ("source_ip_address", "source_ip")):
+            if o.get(theirs):
+                fields[ours] = o[theirs] if theirs != "source_ip_address" else str(o[theirs])
+        self._ip(o, fields)
+        self._drop(o, {"payload_size", "ttl", "dont_fragment", "source_ip_address"})
+        return fields
+
     def _step(self, step: Any) -> dict[str, Any]:
         """A query_response step as a dialog step: blackbox_exporter ends what it sends with a newline."""
         if not isinstance(step, Mapping):
@@ -395,7 +408,7 @@ def import_blackbox(blackbox_text: str, prometheus_text: str, *, base_dir: Path 
             try:
                 if prober == "http":
                     fields = reader.http(target if re.match(r"https?://", target) else f"http://{target}")
-                elif prober in ("tcp", "dns", "grpc"):
+                elif prober in ("tcp", "dns", "grpc", "icmp"):
                     fields = getattr(reader, prober)(target)
                 else:
                     raise _Skip(f"prober {prober or '(none)'} is not a kind otel-health has yet")

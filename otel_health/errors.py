@@ -32,6 +32,11 @@ class ErrorType(enum.StrEnum):
     NOT_SERVING = "not_serving"
     # A job that reports in (a heartbeat target) did not within its period and grace.
     MISSED = "missed"
+    # Echo requests went unanswered, more of them than the target's max_loss allows (ICMP).
+    PACKET_LOSS = "packet_loss"
+    # No route to the host: this host or a router on the way said so (EHOSTUNREACH,
+    # ENETUNREACH, an ICMP destination unreachable or time exceeded).
+    UNREACHABLE = "unreachable"
     UNKNOWN = "unknown"
 
 

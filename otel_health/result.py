@@ -54,6 +54,7 @@ class CheckResult:
     attempts: int = 1
     slow: bool = False
     tls_expiry: float | None = None
+    loss_ratio: float | None = None  # the share of echo requests unanswered (ICMP)
     known: bool = True  # False: the probe has no verdict yet (errors.NoVerdict); nothing is recorded
 
     @property

@@ -25,6 +25,9 @@ command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v exim4 >/dev/null || [[ -x /usr/sbin/exim4 ]] || missing+=(exim4-daemon-light)
 command -v dovecot >/dev/null || [[ -x /usr/sbin/dovecot ]] || missing+=(dovecot-imapd dovecot-pop3d)
 command -v prosody >/dev/null || missing+=(prosody lua-unbound)  # XMPP
+# ICMP: iputils' ping, the reference the icmp kind's loss is held to; iproute2 for the silent host's namespace
+command -v ping >/dev/null || missing+=(iputils-ping)
+command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 

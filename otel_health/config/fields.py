@@ -254,6 +254,22 @@ class Fields:
             return default
         return int(value)
 
+    def ratio(self, name: str, default: float) -> float:
+        """A share from 0 to 1, written as a number (``0.25``) or a percentage (``"25%"``)."""
+        self._note(name, "ratio (0.25 or 25%)", default, minimum=0, maximum=1)
+        value = self._get(name, default, False)
+        if value is default:
+            return float(default)
+        share: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            share = float(value)
+        elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%\s*", value):
+            share = float(value.strip().rstrip("%")) / 100
+        if share is None or not 0 <= share <= 1:
+            self.problem(name, f"must be a share from 0 to 1 or a percentage such as 20%, got {short(value)!r}")
+            return default
+        return share
+
     def flag(self, name: str, default: bool) -> bool:
         self._note(name, "true/false", default)
         value = self._get(name, default, False)

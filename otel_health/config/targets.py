@@ -123,6 +123,9 @@ def parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, e
         f.problem("timeout", f"{format_seconds(timeout)} is longer than the interval {format_seconds(interval)}; "
                              "make the timeout at most the interval")
     options = kinds[kind].options_type.parse(f) if kind is not None else None
+    fits = getattr(options, "fits", None)
+    if callable(fits):  # options bounded by the check's timeout say so themselves
+        fits(f, timeout)
     f.finish()
     if name is None or kind is None or options is None:
         return None

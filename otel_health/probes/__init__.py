@@ -15,6 +15,7 @@ from .dns import DnsProbe
 from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
+from .icmp import IcmpProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
 from .redis import RedisProbe
@@ -33,4 +34,5 @@ PROBES: dict[str, type[Probe]] = {
     DnsProbe.kind: DnsProbe,
     SuiteProbe.kind: SuiteProbe,
     HeartbeatProbe.kind: HeartbeatProbe,
+    IcmpProbe.kind: IcmpProbe,
 }

@@ -76,6 +76,7 @@ class Attempt:
     version: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     tls_expiry: float | None = None
+    loss_ratio: float | None = None  # the share of echo requests unanswered (ICMP)
 
 
 def host_port(host: str, port: int) -> str:
@@ -200,6 +201,7 @@ class Probe(ABC):
             attempts=attempts,
             slow=duration > target.slow_threshold,
             tls_expiry=attempt.tls_expiry,
+            loss_ratio=attempt.loss_ratio,
             known=known,
         )
 
@@ -376,5 +378,7 @@ def classify_os_error(exc: BaseException) -> tuple[ErrorType, str]:
     if isinstance(exc, OSError):
         if exc.errno == errno.ECONNREFUSED:
             return ErrorType.CONNECTION_REFUSED, "connection refused"
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return ErrorType.UNREACHABLE, f"no route to the host ({_errno_detail(exc)})"
         return ErrorType.UNKNOWN, _errno_detail(exc)
     return ErrorType.UNKNOWN, f"{type(exc).__name__}: {exc}"

@@ -97,6 +97,11 @@ def _tls_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((), c.tls_expiry),) if c.tls_expiry is not None else ()
 
 
+def _loss(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    loss = c.result.loss_ratio if c.result is not None else None
+    return (((), loss),) if loss is not None else ()
+
+
 def _response_time(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((), c.result.duration),) if c.result is not None else ()
 
@@ -168,6 +173,8 @@ STATE_FAMILIES: tuple[StateFamily, ...] = (
                 "s", _tls_expiry),
     StateFamily("tta_service_response_time_seconds", "Duration of the last check of the service", "s",
                 _response_time),
+    StateFamily("tta_service_packet_loss_ratio", "Share of the last check's echo requests that went unanswered "
+                "(ICMP targets)", "", _loss),
     StateFamily("tta_service_last_check_timestamp_seconds", "Unix time the last check of the service ended", "s",
                 _last_check),
     StateFamily("tta_service_slow_threshold_seconds", "Configured duration above which a check counts as slow", "s",

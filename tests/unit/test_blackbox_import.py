@@ -32,8 +32,8 @@ def test_every_module_of_every_probing_job_is_carried_or_named_with_its_reason()
     jobs = yaml.safe_load((DATA / "prometheus.yml").read_text())["scrape_configs"]
     used = {j["params"]["module"][0] for j in jobs if j.get("metrics_path") == "/probe"}
     carried = {"http_2xx", "http_post_json", "http_basic_auth", "tcp_connect", "ssh_banner", "dns_a",
-               "grpc_health", "http_cel", "smtp_starttls", "dns_any"}
-    said = {"icmp": "prober icmp is not a kind otel-health has yet", "no_such_module": "is not in the blackbox config"}
+               "grpc_health", "http_cel", "smtp_starttls", "dns_any", "icmp"}
+    said = {"no_such_module": "is not in the blackbox config"}
     assert used == carried | said.keys() and used - {"no_such_module"} <= modules.keys()
     for module, reason in said.items():
         assert any(module in note and reason in note for note in notes), (module, notes)
@@ -41,7 +41,7 @@ def test_every_module_of_every_probing_job_is_carried_or_named_with_its_reason()
     assert "node" not in text and "localhost:9100" not in text  # a job that does not probe is left alone
     # what is imported loads, credentials checked for their form
     config = load_text(text, "imported.yaml", PROBES, resolve_secrets=False, placement=Placement(shard="0/1"))
-    assert len(config.targets) == len(targets) == 14
+    assert len(config.targets) == len(targets) == 15
 
 
 def test_a_modules_meaning_is_kept_where_the_defaults_differ() -> None:
@@ -68,6 +68,10 @@ def test_a_modules_meaning_is_kept_where_the_defaults_differ() -> None:
         {"expect": "^220 "}, {"send": "EHLO prober\r\n"}, {"expect": "^250-STARTTLS"}, {"send": "STARTTLS\r\n"},
         {"expect": "^220"}, {"starttls": True}]
     assert targets["status.example.com"]["body_cel"] == 'body.status == "ok"'
+    # one echo request that must come back, as blackbox_exporter's icmp prober sends
+    gateway = targets["gateway.example.com"]
+    assert (gateway["kind"], gateway["host"], gateway["packets"], gateway["max_loss"]) == (
+        "icmp", "gateway.example.com", 1, 0)
     assert targets["192.0.2.53-2"]["query_type"] == "ANY"  # blackbox's default, written out
     assert {targets["shop.example.com"]["labels"]["team"], targets["blog.example.com"]["labels"]["team"]} == {"sites"}
 
@@ -93,8 +97,18 @@ def test_the_command_writes_a_config_that_validates(tmp_path: Path, capsys: pyte
     assert main(["import", "blackbox", "-c", str(DATA / "blackbox.yml"), "-p", str(DATA / "prometheus.yml"),
                  "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "14 targets imported, 3 notes" in err and err.count("not carried: ") == 3
+    assert "15 targets imported, 2 notes" in err and err.count("not carried: ") == 2
     assert not any(secret in err for secret in SECRETS)
     assert main(["validate", "--no-secrets", "--config", str(out)]) == 0
     assert main(["import", "blackbox", "-c", str(tmp_path / "missing.yml"), "-p", str(DATA / "prometheus.yml")]) == 2
     assert "cannot read the configs" in capsys.readouterr().err
+
+
+def test_a_prober_without_a_kind_is_named_with_its_targets() -> None:
+    imported = import_blackbox("modules:\n  sock:\n    prober: unix\n",
+                               "scrape_configs:\n  - job_name: s\n    metrics_path: /probe\n"
+                               "    params: {module: [sock]}\n    static_configs: [{targets: [/run/app.sock]}]\n",
+                               base_dir=DATA)
+    assert imported.targets == []
+    assert imported.notes == [
+        "module sock: prober unix is not a kind otel-health has yet (not imported: /run/app.sock)"]

@@ -38,6 +38,7 @@ URLS = [
     "neo4j+ssc://graph6.internal",
     "grpc://svc.internal:50051/orders.Orders",
     "grpcs://svc2.internal:443",
+    "icmp://gateway.internal",
     f"redis://:{QUOTED}@10.0.0.5:6379",     # an address: named by its kind, a variable that starts with a letter
     f"postgresql://app:{QUOTED}@[2001:db8::5]:5432/app",
 ]

@@ -12,6 +12,7 @@ from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
 from .mail import Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
 from .neo4j_server import Neo4j, start_neo4j
+from .netns import SilentHost, start_silent_host
 from .nginx import Nginx, start_nginx
 from .nsd import BIG_TXT, ZONE, Nsd, start_nsd
 from .otelcol import OtelCollector, otelcol_binary, start_otelcol
@@ -38,6 +39,7 @@ __all__ = [
     "Prometheus",
     "Prosody",
     "Redis",
+    "SilentHost",
     "Tinyproxy",
     "get_json",
     "http_ok",
@@ -56,5 +58,6 @@ __all__ = [
     "start_prometheus",
     "start_prosody",
     "start_redis",
+    "start_silent_host",
     "start_tinyproxy",
 ]

@@ -28,7 +28,9 @@ from tests.harness.checks import raised_from
      (ErrorType.DNS, "name resolution failed: Name or service not known")),
     (TimeoutError(), (ErrorType.TIMEOUT, "timed out")),
     (OSError(111, "refused"), (ErrorType.CONNECTION_REFUSED, "connection refused")),
-    (OSError(113, "No route to host"), (ErrorType.UNKNOWN, "EHOSTUNREACH: No route to host")),
+    (OSError(113, "No route to host"),
+     (ErrorType.UNREACHABLE, "no route to the host (EHOSTUNREACH: No route to host)")),
+    (OSError(5, "Input/output error"), (ErrorType.UNKNOWN, "EIO: Input/output error")),
     (ValueError("odd"), (ErrorType.UNKNOWN, "ValueError: odd")),
 ])
 def test_os_errors_map_to_the_closed_set(exc: BaseException, expected: tuple[ErrorType, str]) -> None:

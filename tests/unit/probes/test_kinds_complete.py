@@ -32,6 +32,7 @@ SILENT = {
     "grpc_health": "generated message classes",
     "google": "protobuf runtime: no logging of a check's data",
     "cel": "the Rust CEL interpreter: no logging",
+    "icmplib": "no logging",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 
