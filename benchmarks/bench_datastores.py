@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,icmp]
+        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,icmp,websocket]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -107,6 +107,13 @@ def bare_check(kind: str, address: dict) -> object:
             query = dns.message.make_query(address["name"], "A")
             answer, _ = await dns.asyncquery.udp_with_fallback(query, "127.0.0.1", port=address["port"], timeout=2)
             return bool(answer.answer)
+    elif kind == "websocket":
+        from websockets.asyncio.client import connect
+
+        async def one() -> bool:
+            async with connect(address["url"], compression=None, proxy=None, ping_interval=None) as ws:
+                await ws.send("ping")
+                return await ws.recv() == "ping"
     elif kind == "icmp":
         from icmplib import async_ping
 
@@ -165,6 +172,8 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "dns":
         return (f"  - name: t{i}\n    kind: dns\n    server: '127.0.0.1:{address['port']}'\n"
                 f"    query_name: {address['name']}\n")
+    if kind == "websocket":
+        return f"  - name: t{i}\n    kind: websocket\n    url: {address['url']}\n    send: ping\n    expect: ^ping$\n"
     if kind == "icmp":
         return f"  - name: t{i}\n    kind: icmp\n    host: 127.0.0.1\n    packets: 3\n    packet_interval: 50ms\n"
     if kind in ("https", "http2"):
@@ -237,6 +246,10 @@ def main() -> None:
         nsd = servers.start_nsd(workdir / "nsd")
         started.append(nsd)
         addresses["dns"] = {"port": nsd.port, "name": f"www.{servers.ZONE}"}
+    if "websocket" in kinds:
+        wsd = servers.start_wsd(workdir / "wsd")
+        started.append(wsd)
+        addresses["websocket"] = {"url": wsd.url("/echo")}
     if "icmp" in kinds:
         from otel_health.probes.icmp import access
         # the socket otel-health picks (datagram where allowed): the bare loop uses the same

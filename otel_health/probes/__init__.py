@@ -21,6 +21,7 @@ from .postgres import PostgresProbe
 from .redis import RedisProbe
 from .suite import SuiteProbe
 from .tcp import TcpProbe
+from .websocket import WebSocketProbe
 
 __all__ = ["PROBES", "Attempt", "Inbox", "Inboxes", "Probe", "ProbeSettings"]
 
@@ -35,4 +36,5 @@ PROBES: dict[str, type[Probe]] = {
     SuiteProbe.kind: SuiteProbe,
     HeartbeatProbe.kind: HeartbeatProbe,
     IcmpProbe.kind: IcmpProbe,
+    WebSocketProbe.kind: WebSocketProbe,
 }

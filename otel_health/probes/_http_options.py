@@ -34,7 +34,7 @@ from ._proxy import ProxySettings, parse_proxy_settings
 from ._resolver import ascii_host
 from ._tls import TLS_VERSIONS, ClientCertificate, certificate_problem
 
-__all__ = ["HeaderAssertion", "HttpOptions", "StatusRange"]
+__all__ = ["HeaderAssertion", "HttpOptions", "StatusRange", "parse_headers"]
 
 # Set by the probe for every request; configuring them would break the exchange.
 _PROBE_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "proxy-authorization"})
@@ -103,7 +103,7 @@ class HttpOptions:
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
         url = _parse_url(f)
-        headers, host = _parse_headers(f)
+        headers, host = parse_headers(f)
         user, password, bearer = _parse_auth(f, headers)
         body_regex = parse_regexes(f, "body_regex")
         ip_protocol, source_ip = _parse_addressing(f)
@@ -264,7 +264,8 @@ def _parse_url(f: Fields) -> str | None:
     return url
 
 
-def _parse_headers(f: Fields) -> tuple[tuple[tuple[str, str | Secret], ...], str | None]:
+def parse_headers(f: Fields) -> tuple[tuple[tuple[str, str | Secret], ...], str | None]:
+    """The ``headers`` field: each (name, value), a credential's value a Secret; and ``Host``."""
     headers: list[tuple[str, str | Secret]] = []
     host: str | None = None
     seen: set[str] = set()

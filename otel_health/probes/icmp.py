@@ -207,7 +207,7 @@ class IcmpProbe(Probe):
         family = Names.literal(o.host)
         if family is not None:
             if wanted not in (socket.AF_UNSPEC, family):
-                raise ProbeFailure(ErrorType.DNS, f"{o.host} is not an address of ip_protocol {o.ip_protocol}")
+                raise ProbeFailure(ErrorType.DNS, f"the address is not one of ip_protocol {o.ip_protocol}")
             return family, o.host
         if self._names is None:
             self._names = Names(threads=4)
@@ -215,7 +215,7 @@ class IcmpProbe(Probe):
         for family, sockaddr in found:
             if wanted in (socket.AF_UNSPEC, family) and family in (socket.AF_INET, socket.AF_INET6):
                 return family, str(sockaddr[0])
-        raise ProbeFailure(ErrorType.DNS, f"{o.host} has no {o.ip_protocol} address")
+        raise ProbeFailure(ErrorType.DNS, f"the name has no {o.ip_protocol} address")
 
     async def close(self) -> None:
         if self._names is not None:

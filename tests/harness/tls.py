@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 
@@ -76,3 +77,10 @@ def client_certificate(directory: Path, ca: tuple[Path, Path], name: str = "chec
         plain.unlink()
     key.chmod(0o644)
     return cert, key
+
+
+def not_after(cert: Path) -> float:
+    """The certificate's end as openssl reads it (``notAfter=Dec  9 00:07:12 2026 GMT``)."""
+    out = subprocess.run(["openssl", "x509", "-enddate", "-noout", "-in", str(cert)], capture_output=True,
+                         text=True, check=True, timeout=30).stdout.strip().split("=", 1)[1]
+    return datetime.strptime(out.replace("GMT", "+0000"), "%b %d %H:%M:%S %Y %z").timestamp()

@@ -449,6 +449,9 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"  - name: rpc\n    kind: grpc\n    host: 127.0.0.1\n    port: {closed}\n    service: pay\n{common}"
         f"  - name: names\n    kind: dns\n    server: 127.0.0.1:{closed}\n    query_name: example.com\n"
         f"    transport: tcp\n{common}"
+        f"  - name: ping\n    kind: icmp\n    host: 127.0.0.1\n    ip_protocol: ip6\n    packets: 1\n{common}"
+        f"  - name: feed\n    kind: websocket\n    url: ws://127.0.0.1:{closed}/live?token=abc\n"
+        f"    headers: {{Authorization: '${{WHERE_SECRET}}'}}\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -459,8 +462,10 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "graph": f"bolt://127.0.0.1:{closed}: ",
         "rpc": f"127.0.0.1:{closed}: ",
         "names": f"example.com A at 127.0.0.1:{closed}: ",
+        "ping": "127.0.0.1: ",
+        "feed": f"ws://127.0.0.1:{closed}/live?token=REDACTED: ",
     }
-    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns"}
+    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

@@ -5,16 +5,14 @@ certificate nobody vouches for."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from otel_health.errors import ErrorType
 from tests.harness import servers, targets
 from tests.harness.checks import check_once, what
+from tests.harness.tls import not_after
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +38,6 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Doveco
     server.stop()
 
 
-def _not_after(cert: Path) -> float:
-    """The certificate's end as openssl reads it (``notAfter=Dec  9 00:07:12 2026 GMT``)."""
-    out = subprocess.run(["openssl", "x509", "-enddate", "-noout", "-in", str(cert)], capture_output=True,
-                         text=True, check=True, timeout=30).stdout.strip().split("=", 1)[1]
-    return datetime.strptime(out.replace("GMT", "+0000"), "%b %d %H:%M:%S %Y %z").timestamp()
-
-
 def _tcp(name: str, port: int, **fields: object) -> str:
     return targets.tcp(name, port=port, timeout="3s", **fields)
 
@@ -68,7 +59,7 @@ async def test_each_preset_upgrades_a_real_server_and_reports_its_certificate(
     for name, result in results.items():
         assert result.up, (name, result.detail)
         assert {"connect", "starttls"} <= set(result.phases), (name, result.phases)
-        assert result.tls_expiry == _not_after(certificates[name]), name  # the certificate behind the upgrade
+        assert result.tls_expiry == not_after(certificates[name]), name  # the certificate behind the upgrade
     assert "exchange" in results["smtp-then"].phases
 
 

@@ -39,6 +39,8 @@ URLS = [
     "grpc://svc.internal:50051/orders.Orders",
     "grpcs://svc2.internal:443",
     "icmp://gateway.internal",
+    "wss://feed.internal/live",
+    "ws://chat.internal:8080/socket",
     f"redis://:{QUOTED}@10.0.0.5:6379",     # an address: named by its kind, a variable that starts with a letter
     f"postgresql://app:{QUOTED}@[2001:db8::5]:5432/app",
 ]

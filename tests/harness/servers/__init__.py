@@ -20,6 +20,7 @@ from .postgres import Postgres, start_postgres
 from .prometheus import Prometheus, start_prometheus
 from .redis_server import REDIS_USERS, Redis, start_redis
 from .tinyproxy import Tinyproxy, start_tinyproxy
+from .websocket import Wsd, start_wsd
 
 __all__ = [
     "BIG_TXT",
@@ -41,6 +42,7 @@ __all__ = [
     "Redis",
     "SilentHost",
     "Tinyproxy",
+    "Wsd",
     "get_json",
     "http_ok",
     "otelcol_binary",
@@ -60,4 +62,5 @@ __all__ = [
     "start_redis",
     "start_silent_host",
     "start_tinyproxy",
+    "start_wsd",
 ]

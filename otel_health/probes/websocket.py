@@ -1,0 +1,209 @@
+"""WebSocket probe: the opening handshake (RFC 6455), optionally a message and an expectation on
+the answer, and the closing handshake, on the ``websockets`` package's client.
+
+The handshake is the package's: status 101, ``Upgrade``, ``Connection`` and the
+``Sec-WebSocket-Accept`` computed from the key it sent, each verified, and the subprotocol the
+server picked one of those offered. A ``subprotocol`` the server does not agree to fails the
+check. After the exchange the check closes with 1000 and waits for the server's close frame: a
+server that never answers the close is a failed check, as one that closes the connection first
+with an error code. No proxy from the environment (``proxy_url`` sets one), no compression
+offered, no keepalive pings: one connection, what a new client sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._redact import redact_url
+from ..config import Fields, Secret, Target
+from ..errors import ErrorType, ProbeFailure
+from ._base import Attempt, Probe, classify_os_error, os_cause, server_words
+from ._http_options import parse_headers
+from ._match import Pattern, PatternError
+from ._tls import client_context, not_after_or_none
+
+__all__ = ["WebSocketOptions", "WebSocketProbe"]
+
+# Headers the handshake makes: a configured one would break it or be sent twice.
+_HANDSHAKE_HEADERS = frozenset({"host", "upgrade", "sec-websocket-key", "sec-websocket-version",
+                                "sec-websocket-protocol", "sec-websocket-extensions"})
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketOptions:
+    url: str
+    headers: tuple[tuple[str, str | Secret], ...] = ()
+    subprotocol: str | None = None
+    send: str | None = None
+    expect: Pattern | None = None
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    proxy_url: str | None = None
+
+    @classmethod
+    def parse(cls, f: Fields) -> WebSocketOptions | None:
+        url = f.text("url", required=True)
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("ws", "wss") or not parts.hostname:
+                f.problem("url", f"must be a ws:// or wss:// URL with a host, got {redact_url(url)!r}")
+                url = None
+            elif parts.username is not None or parts.password is not None:
+                f.problem("url", "must not hold credentials; send them in a header by reference "
+                                 "(Authorization: ${ENV_VAR})")
+                url = None
+        headers, host = parse_headers(f)
+        if host is not None:
+            f.problem("headers", "header 'Host' is the URL's host on a WebSocket handshake; remove it")
+        for name, _ in headers:
+            if name.lower() in _HANDSHAKE_HEADERS:
+                f.problem("headers", f"header {name!r} is made by the WebSocket handshake; remove it "
+                                     "(a subprotocol goes in 'subprotocol')")
+        expect = None
+        if (text := f.text("expect")) is not None:
+            try:
+                expect = Pattern(text)
+            except PatternError as exc:
+                f.problem("expect", str(exc))
+        send = f.text("send")
+        proxy = f.text("proxy_url")
+        if proxy is not None and urlsplit(proxy).scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
+            f.problem("proxy_url", f"must be an http://, https:// or socks5:// URL, got {redact_url(proxy)!r}")
+            proxy = None
+        options = cls(url=url or "", headers=headers, subprotocol=f.text("subprotocol"), send=send, expect=expect,
+                      tls_verify=f.flag("tls_verify", True), ca_file=f.path("ca_file"), proxy_url=proxy)
+        return options if url else None
+
+    def secrets(self) -> Iterator[Secret]:
+        return (value for _, value in self.headers if isinstance(value, Secret))
+
+    def where(self) -> str:
+        return redact_url(self.url)
+
+    def public(self) -> dict[str, Any]:
+        return {"url": redact_url(self.url), "subprotocol": self.subprotocol, "send": self.send is not None,
+                "expect": self.expect.pattern if self.expect is not None else None,
+                "headers": {name: f"REDACTED ({value.source})" if isinstance(value, Secret) else value
+                            for name, value in self.headers},
+                "proxy_url": redact_url(self.proxy_url) if self.proxy_url else None}
+
+
+class WebSocketProbe(Probe):
+    kind = "websocket"
+    component_type = "websocket"
+    check_name = "handshake"
+    info_labels = ("subprotocol",)
+    options_type = WebSocketOptions
+    schemes = ("ws", "wss")
+
+    @classmethod
+    def options_from_url(cls, url: str) -> WebSocketOptions:
+        parts = urlsplit(url)
+        if parts.scheme not in cls.schemes or not parts.hostname:
+            raise ValueError("a WebSocket URL needs a host: ws://HOST[:PORT]/PATH (wss:// for TLS)")
+        return WebSocketOptions(url=url)
+
+    def _load(self) -> None:
+        import websockets.asyncio.client  # noqa: F401 - imported once, off the loop, before the first check
+
+    async def _check(self, target: Target, attempt: Attempt) -> None:
+        from websockets.asyncio.client import connect
+
+        o: WebSocketOptions = target.options
+        # The exchange and the close end by nine tenths of the timeout, so what did not come is named.
+        deadline = time.perf_counter() + target.timeout * 0.9
+        parts = urlsplit(o.url)
+        tls = parts.scheme == "wss"
+        attributes: dict[str, str | int] = {"url.full": redact_url(o.url), "server.address": parts.hostname or "",
+                                            "server.port": parts.port or (443 if tls else 80)}
+        headers = [(name, value.reveal() if isinstance(value, Secret) else value) for name, value in o.headers]
+        context = client_context(verify=o.tls_verify, ca_file=o.ca_file) if tls else None
+        with self.step(attempt, "connect", "WebSocket handshake", attributes):
+            ws = await connect(o.url, additional_headers=headers, user_agent_header=self.settings.user_agent,
+                               subprotocols=[o.subprotocol] if o.subprotocol else None,  # type: ignore[list-item]
+                               compression=None, proxy=o.proxy_url, ssl=context, open_timeout=None,
+                               ping_interval=None, close_timeout=None, max_size=self.settings.max_body_bytes)
+        try:
+            attempt.status_code = ws.response.status_code if ws.response is not None else None
+            if tls:
+                _tls_expiry(ws, attempt)
+            if o.subprotocol is not None:
+                if ws.subprotocol != o.subprotocol:
+                    raise ProbeFailure(ErrorType.PROTOCOL, f"the server agreed to no subprotocol; asked for "
+                                                           f"{o.subprotocol!r}")
+                attempt.info["subprotocol"] = ws.subprotocol
+            if o.send is not None or o.expect is not None:
+                with self.step(attempt, "exchange", "WebSocket exchange", attributes):
+                    if o.send is not None:
+                        await ws.send(o.send)
+                    if o.expect is not None:
+                        await _expect(ws, o.expect, deadline)
+        except BaseException:
+            ws.transport.abort()
+            raise
+        with self.step(attempt, "close", "WebSocket close", attributes):
+            ws.close_timeout = max(0.01, deadline - time.perf_counter())
+            await ws.close()
+            if ws.protocol.close_rcvd is None:
+                raise ProbeFailure(ErrorType.PROTOCOL, "the server did not answer the closing handshake")
+
+    def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
+        from websockets import exceptions as wse
+
+        if isinstance(exc, wse.InvalidStatus):
+            response = exc.response
+            reason = server_words(response.reason_phrase) if response.reason_phrase else ""
+            return ErrorType.HTTP_STATUS, f"the upgrade was answered {response.status_code} {reason}".rstrip() + \
+                " (a WebSocket server answers 101)"
+        if isinstance(exc, wse.ConnectionClosed):
+            frame = exc.rcvd
+            if frame is None:
+                return ErrorType.CONNECTION_RESET, "the connection closed without a closing handshake"
+            said = f" ({server_words(frame.reason)})" if frame.reason else ""
+            return ErrorType.CONNECTION_RESET, f"the server closed the connection with code {frame.code}{said}"
+        if isinstance(exc, wse.InvalidProxyStatus):
+            return ErrorType.HTTP_STATUS, f"the proxy refused CONNECT with {exc.response.status_code}"
+        if isinstance(exc, (wse.InvalidHeader, wse.NegotiationError, wse.InvalidUpgrade)):
+            return ErrorType.PROTOCOL, f"the upgrade is not a valid WebSocket handshake: {server_words(str(exc))}"
+        if isinstance(exc, wse.InvalidMessage):
+            cause = os_cause(exc)
+            if cause is not None:
+                return classify_os_error(cause)
+            return ErrorType.PROTOCOL, "the answer to the upgrade is not HTTP"
+        if isinstance(exc, wse.PayloadTooBig):
+            return ErrorType.PROTOCOL, f"a message is over max_body_bytes ({self.settings.max_body_bytes})"
+        if isinstance(exc, (wse.ProtocolError, wse.InvalidHandshake)):
+            return ErrorType.PROTOCOL, f"WebSocket protocol error: {server_words(str(exc))}"
+        return classify_os_error(exc)
+
+
+async def _expect(ws: Any, expect: Pattern, deadline: float) -> None:
+    """Messages until one matches by ``deadline``; the server closing first fails the check."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    seen = 0
+    shown = expect.pattern[:80]
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+            async for message in ws:
+                if expect.found(message):
+                    return
+                seen += 1
+    except ConnectionClosedOK:
+        raise ProbeFailure(ErrorType.ASSERTION, f"the server closed before a message matched /{shown}/ "
+                                                f"({seen} came)") from None
+    except TimeoutError:
+        raise ProbeFailure(ErrorType.ASSERTION, f"no message matched /{shown}/ within the timeout "
+                                                f"({seen} came)") from None
+
+
+def _tls_expiry(ws: Any, attempt: Attempt) -> None:
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    attempt.tls_expiry = not_after_or_none(der) if der else None
