@@ -31,6 +31,12 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+# Ports are picked with a generator of the harness's own: the global one is Hypothesis's while a
+# property test draws (a server started early, on another thread, must not touch it: Hypothesis
+# fails the test), and Hypothesis seeds it the same on both test workers.
+_PICK = random.Random()
+
+
 def free_port() -> int:
     """A loopback port free now, outside the ephemeral range (where the kernel picks the local
     ports of outgoing connections, which the tests make by the thousand: a port taken from
@@ -38,7 +44,7 @@ def free_port() -> int:
     low, high = _ephemeral_range()
     pool = range(20000, low) if low - 20000 >= 2000 else range(high + 1, 65536)
     for _ in range(500):
-        port = random.choice(pool)
+        port = _PICK.choice(pool)
         if port in _GIVEN:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
