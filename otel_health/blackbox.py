@@ -238,7 +238,10 @@ class _Module:
         """blackbox_exporter sends one echo request and passes when its reply comes: one packet, none lost."""
         o = self._options("icmp")
         host = re.sub(r"^[a-z]+://", "", target).split("/", 1)[0]
-        host = host.strip("[]") if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if host.startswith("["):  # [IPv6] or [IPv6]:port
+            host = host[1:].split("]", 1)[0]
+        elif host.count(":") == 1:  # host:port; a bare IPv6 address has more colons
+            host = host.rsplit(":", 1)[0]
         fields: dict[str, Any] = {"kind": "icmp", "host": host, "packets": 1, "max_loss": 0}
         for theirs, ours in (("payload_size", "payload_size"), ("ttl", "ttl"), ("dont_fragment", "dont_fragment"),
                              ("source_ip_address", "source_ip")):

@@ -112,3 +112,14 @@ def test_a_prober_without_a_kind_is_named_with_its_targets() -> None:
     assert imported.targets == []
     assert imported.notes == [
         "module sock: prober unix is not a kind otel-health has yet (not imported: /run/app.sock)"]
+
+
+@pytest.mark.parametrize(("target", "host"), [
+    ("gateway.example.com", "gateway.example.com"), ("192.0.2.1:0", "192.0.2.1"), ("2001:db8::1", "2001:db8::1"),
+    ("[2001:db8::1]:80", "2001:db8::1"), ("[2001:db8::1]", "2001:db8::1")])
+def test_an_icmp_target_is_its_host_whatever_port_or_brackets_it_has(target: str, host: str) -> None:
+    imported = import_blackbox("modules:\n  ping:\n    prober: icmp\n",
+                               "scrape_configs:\n  - job_name: p\n    metrics_path: /probe\n"
+                               f"    params: {{module: [ping]}}\n    static_configs: [{{targets: ['{target}']}}]\n",
+                               base_dir=DATA)
+    assert [t["host"] for t in imported.targets] == [host]
