@@ -38,6 +38,7 @@ __all__ = [
     "Probe",
     "ProbeSettings",
     "Rule",
+    "answer_by",
     "classify",
     "classify_os_error",
     "close_within",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 
+# A kind that names what did not come (an echo request lost, a message never matched, a close
+# never answered) stops waiting at this share of the check's timeout: the rest is the verdict's.
+ANSWER_SHARE = 0.9
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 2.0
 
@@ -77,6 +81,12 @@ class Attempt:
     info: dict[str, str] = field(default_factory=dict)
     tls_expiry: float | None = None
     loss_ratio: float | None = None  # the share of echo requests unanswered (ICMP)
+
+
+def answer_by(timeout: float) -> float:
+    """The ``time.perf_counter()`` time by which a check of ``timeout`` stops waiting for an
+    answer it will name as missing (:data:`ANSWER_SHARE` of the timeout from now)."""
+    return time.perf_counter() + timeout * ANSWER_SHARE
 
 
 def host_port(host: str, port: int) -> str:

@@ -16,9 +16,10 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context", "not_after",
-           "not_after_or_none"]
+           "not_after_or_none", "peer_expiry"]
 
 _MAX_SESSIONS = 10_000  # sessions a Resuming context keeps, a few KB each
 
@@ -165,6 +166,14 @@ def not_after_or_none(der: bytes) -> float | None:
         return not_after(der)
     except (IndexError, ValueError, UnicodeDecodeError):
         return None
+
+
+def peer_expiry(transport: Any) -> float | None:
+    """When the certificate of a TLS connection's peer expires: ``transport`` is anything with
+    ``get_extra_info`` (a transport, a stream writer); None without TLS or a readable one."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return not_after_or_none(der) if der else None
 
 
 def _tlv(data: bytes, i: int) -> tuple[int, int, int]:

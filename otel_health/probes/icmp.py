@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import os
 import re
 import secrets
 import socket
@@ -31,15 +30,13 @@ from typing import Any
 from ..config import Fields, Secret, Target
 from ..config.values import format_seconds, is_ip_address
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, Rule, classify, classify_os_error
+from ._base import Attempt, Probe, Rule, answer_by, classify, classify_os_error, os_cause
 from ._resolver import Names, ascii_host
 
 __all__ = ["IcmpOptions", "IcmpProbe", "access"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-:_]{1,253}$")
 _FAMILIES = {"auto": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}
-# The share of the check's timeout a reply may take to come: the rest is for the verdict.
-_ANSWER_BY = 0.9
 _GRANT = ("allow datagram ICMP sockets to the process's group (sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"; "
           "in Kubernetes, the pod's securityContext.sysctls) or grant it CAP_NET_RAW "
           "(setcap cap_net_raw+ep on the Python binary, or the container's capabilities)")
@@ -145,7 +142,7 @@ class IcmpProbe(Probe):
         from icmplib import AsyncSocket, ICMPRequest, ICMPv4Socket, ICMPv6Socket
 
         o: IcmpOptions = target.options
-        answer_by = time.perf_counter() + target.timeout * _ANSWER_BY
+        deadline = answer_by(target.timeout)
         attributes: dict[str, str | int] = {"server.address": o.host, "network.transport": "icmp"}
         with self.step(attempt, "dns", "resolve", attributes):
             family, address = await self._address(o)
@@ -162,11 +159,11 @@ class IcmpProbe(Probe):
             sock.close()
             raise
         with self.step(attempt, "echo", f"ping {address}", {**attributes, "network.peer.address": address}):
-            sent, answered, refusal = await self._exchange(sock, ICMPRequest, address, o, answer_by)
+            sent, answered, refusal = await self._exchange(sock, ICMPRequest, address, o, deadline)
         _verdict(o, attempt, sent, answered, refusal)
 
     async def _exchange(self, sock: Any, request_type: Any, address: str, o: IcmpOptions,
-                        answer_by: float) -> tuple[int, dict[int, float], str | None]:
+                        deadline: float) -> tuple[int, dict[int, float], str | None]:
         """Send the requests on their schedule while a task reads the replies; the round trip
         of each answered request by its sequence number, and the first refusal a router sent.
         The socket is closed when its reader has ended, whichever way the exchange ends."""
@@ -190,7 +187,7 @@ class IcmpProbe(Probe):
                 if reader.done():
                     break
             if not reader.done():
-                remaining = answer_by - time.perf_counter()
+                remaining = deadline - time.perf_counter()
                 if remaining > 0:
                     try:
                         await asyncio.wait_for(all_in.wait(), remaining)
@@ -228,7 +225,7 @@ class IcmpProbe(Probe):
         if found is not None:
             return found
         if isinstance(exc, ICMPSocketError):
-            return _socket_error(str(exc))
+            return _socket_error(exc)
         return classify_os_error(exc)
 
 
@@ -239,17 +236,17 @@ def _rules(permission: type[BaseException], address: type[BaseException]) -> tup
     )
 
 
-def _socket_error(text: str) -> tuple[ErrorType, str]:
-    """icmplib raises its own error with the OS error's words; the ones a check meets, named."""
-    words = {os.strerror(errno.EHOSTUNREACH): ErrorType.UNREACHABLE, os.strerror(errno.ENETUNREACH):
-             ErrorType.UNREACHABLE, os.strerror(errno.EMSGSIZE): ErrorType.PROTOCOL}
-    for said_by_os, error_type in words.items():
-        if said_by_os in text:
-            if error_type is ErrorType.PROTOCOL:
-                return error_type, ("the request is larger than the path allows and dont_fragment forbids "
+def _socket_error(exc: BaseException) -> tuple[ErrorType, str]:
+    """icmplib raises its own error while handling the OS error (its context); the ones a check
+    meets, named by their errno."""
+    cause = os_cause(exc)
+    code = cause.errno if cause is not None else None
+    if cause is not None and code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return classify_os_error(cause)
+    if code == errno.EMSGSIZE:
+        return ErrorType.PROTOCOL, ("the request is larger than the path allows and dont_fragment forbids "
                                     "splitting it; lower payload_size")
-            return error_type, f"no route to the host ({said_by_os})"
-    return ErrorType.PROTOCOL, f"the ICMP socket failed: {text[:200]}"
+    return ErrorType.PROTOCOL, f"the ICMP socket failed: {str(exc)[:200]}"
 
 
 _ECHO_REPLY = (0, 129)  # IPv4, IPv6

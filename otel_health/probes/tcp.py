@@ -29,7 +29,7 @@ from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
 from ._starttls import PRESETS
-from ._tls import client_context, not_after_or_none
+from ._tls import client_context, peer_expiry
 
 __all__ = ["TcpOptions", "TcpProbe"]
 
@@ -179,12 +179,12 @@ class TcpProbe(Probe):
             )
         try:
             if o.tls:
-                attempt.tls_expiry = _expiry(writer)
+                attempt.tls_expiry = peer_expiry(writer)
             if o.starttls is not None and context is not None:
                 with self.step(attempt, "starttls", f"STARTTLS {o.starttls}", attributes):
                     await PRESETS[o.starttls](reader, writer, server_name or o.host)
                     await writer.start_tls(context, server_hostname=server_name)
-                attempt.tls_expiry = _expiry(writer)
+                attempt.tls_expiry = peer_expiry(writer)
             if o.dialog:
                 with self.step(attempt, "exchange", "exchange", attributes):
                     await self._dialog(o, reader, writer, context, server_name, attempt)
@@ -212,17 +212,11 @@ class TcpProbe(Probe):
                 await writer.drain()
             if step.starttls and context is not None:
                 await writer.start_tls(context, server_hostname=server_name)
-                attempt.tls_expiry = _expiry(writer)
+                attempt.tls_expiry = peer_expiry(writer)
 
 
 _FAMILIES = {"auto": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}
 _IP_PROTOCOLS = tuple(_FAMILIES)
-
-
-def _expiry(writer: asyncio.StreamWriter) -> float | None:
-    ssl_object = writer.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return not_after_or_none(der) if der else None
 
 
 async def _expect_line(expect: Pattern, reader: asyncio.StreamReader, step: int) -> bytes:

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, classify_os_error, os_cause, server_words
+from ._base import Attempt, Probe, answer_by, classify_os_error, os_cause, server_words
 from ._http_options import parse_headers
 from ._match import Pattern, PatternError
-from ._tls import client_context, not_after_or_none
+from ._tls import client_context, peer_expiry
 
 __all__ = ["WebSocketOptions", "WebSocketProbe"]
 
@@ -116,8 +116,7 @@ class WebSocketProbe(Probe):
         from websockets.asyncio.client import connect
 
         o: WebSocketOptions = target.options
-        # The exchange and the close end by nine tenths of the timeout, so what did not come is named.
-        deadline = time.perf_counter() + target.timeout * 0.9
+        deadline = answer_by(target.timeout)  # the exchange and the close end by it: what did not come is named
         parts = urlsplit(o.url)
         tls = parts.scheme == "wss"
         attributes: dict[str, str | int] = {"url.full": redact_url(o.url), "server.address": parts.hostname or "",
@@ -132,7 +131,7 @@ class WebSocketProbe(Probe):
         try:
             attempt.status_code = ws.response.status_code if ws.response is not None else None
             if tls:
-                _tls_expiry(ws, attempt)
+                attempt.tls_expiry = peer_expiry(ws.transport)
             if o.subprotocol is not None:
                 if ws.subprotocol != o.subprotocol:
                     raise ProbeFailure(ErrorType.PROTOCOL, f"the server agreed to no subprotocol; asked for "
@@ -201,9 +200,3 @@ async def _expect(ws: Any, expect: Pattern, deadline: float) -> None:
     except TimeoutError:
         raise ProbeFailure(ErrorType.ASSERTION, f"no message matched /{shown}/ within the timeout "
                                                 f"({seen} came)") from None
-
-
-def _tls_expiry(ws: Any, attempt: Attempt) -> None:
-    ssl_object = ws.transport.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    attempt.tls_expiry = not_after_or_none(der) if der else None

@@ -54,7 +54,15 @@ def test_a_slow_average_fails_max_rtt_and_a_refusal_is_unreachable() -> None:
                                                   (errno.EMSGSIZE, ErrorType.PROTOCOL),
                                                   (errno.EINVAL, ErrorType.PROTOCOL)])
 def test_the_socket_errors_a_check_meets_are_named(code: int, error_type: ErrorType) -> None:
-    found, detail = _socket_error(f"[Errno {code}] {os.strerror(code)}")
+    from icmplib import ICMPSocketError
+
+    try:  # as icmplib raises it: its own error, while handling the OS error
+        try:
+            raise OSError(code, os.strerror(code))
+        except OSError as err:
+            raise ICMPSocketError(str(err))  # noqa: B904 - icmplib keeps the OS error as the context
+    except ICMPSocketError as raised:
+        found, detail = _socket_error(raised)
     assert found is error_type and detail
 
 
