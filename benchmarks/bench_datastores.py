@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,icmp,websocket]
+        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,icmp,websocket,ssh,ssh-login]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -114,6 +114,19 @@ def bare_check(kind: str, address: dict) -> object:
             async with connect(address["url"], compression=None, proxy=None, ping_interval=None) as ws:
                 await ws.send("ping")
                 return await ws.recv() == "ping"
+    elif kind in ("ssh", "ssh-login"):
+        from otel_health.probes.ssh import _quiet_import
+
+        asyncssh = _quiet_import()
+        key = asyncssh.read_private_key(address["key"]) if kind == "ssh-login" else None
+
+        async def one() -> bool:
+            if key is None:  # the key exchange only, the host key compared
+                found = await asyncssh.get_server_host_key("127.0.0.1", address["port"], config=None)
+                return bool(found.get_fingerprint() == address["fingerprint"])
+            async with asyncssh.connect("127.0.0.1", address["port"], username=address["user"], client_keys=[key],
+                                        known_hosts=None, agent_path=None, config=None, gss_host=None) as conn:
+                return (await conn.run("true")).exit_status == 0
     elif kind == "icmp":
         from icmplib import async_ping
 
@@ -174,6 +187,12 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 f"    query_name: {address['name']}\n")
     if kind == "websocket":
         return f"  - name: t{i}\n    kind: websocket\n    url: {address['url']}\n    send: ping\n    expect: ^ping$\n"
+    if kind == "ssh":
+        return f"  - name: t{i}\n    kind: ssh\n    host: 127.0.0.1\n    port: {address['port']}\n" \
+               f"    host_key: {address['fingerprint']}\n"
+    if kind == "ssh-login":
+        return (f"  - name: t{i}\n    kind: ssh\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                f"    username: {address['user']}\n    private_key_file: {address['key']}\n    command: 'true'\n")
     if kind == "icmp":
         return f"  - name: t{i}\n    kind: icmp\n    host: 127.0.0.1\n    packets: 3\n    packet_interval: 50ms\n"
     if kind in ("https", "http2"):
@@ -250,6 +269,11 @@ def main() -> None:
         wsd = servers.start_wsd(workdir / "wsd")
         started.append(wsd)
         addresses["websocket"] = {"url": wsd.url("/echo")}
+    if "ssh" in kinds or "ssh-login" in kinds:
+        sshd = servers.start_sshd(workdir / "sshd")
+        started.append(sshd)
+        addresses["ssh"] = addresses["ssh-login"] = {"port": sshd.port, "fingerprint": sshd.fingerprint(),
+                                                     "user": sshd.user, "key": str(sshd.client_key)}
     if "icmp" in kinds:
         from otel_health.probes.icmp import access
         # the socket otel-health picks (datagram where allowed): the bare loop uses the same

@@ -37,6 +37,9 @@ class ErrorType(enum.StrEnum):
     # No route to the host: this host or a router on the way said so (EHOSTUNREACH,
     # ENETUNREACH, an ICMP destination unreachable or time exceeded).
     UNREACHABLE = "unreachable"
+    # The SSH server presented a host key other than the one pinned: the key changed, or another
+    # server answers at the address.
+    HOST_KEY_MISMATCH = "host_key_mismatch"
     UNKNOWN = "unknown"
 
 

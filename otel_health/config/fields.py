@@ -177,6 +177,11 @@ class Fields:
         """Whether the mapping holds no field at all."""
         return not self._raw
 
+    @property
+    def resolves_secrets(self) -> bool:
+        """Whether credentials are read (a check of a config's form only leaves them unread)."""
+        return self._reporter.resolve_secrets
+
     def has(self, name: str) -> bool:
         self._note(name, "")  # a field asked about: its getter, when one runs, says its type
         self._asked.add(name)

@@ -19,6 +19,7 @@ from .icmp import IcmpProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
 from .redis import RedisProbe
+from .ssh import SshProbe
 from .suite import SuiteProbe
 from .tcp import TcpProbe
 from .websocket import WebSocketProbe
@@ -37,4 +38,5 @@ PROBES: dict[str, type[Probe]] = {
     HeartbeatProbe.kind: HeartbeatProbe,
     IcmpProbe.kind: IcmpProbe,
     WebSocketProbe.kind: WebSocketProbe,
+    SshProbe.kind: SshProbe,
 }

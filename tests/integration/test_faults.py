@@ -452,6 +452,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"  - name: ping\n    kind: icmp\n    host: 127.0.0.1\n    ip_protocol: ip6\n    packets: 1\n{common}"
         f"  - name: feed\n    kind: websocket\n    url: ws://127.0.0.1:{closed}/live?token=abc\n"
         f"    headers: {{Authorization: '${{WHERE_SECRET}}'}}\n{common}"
+        f"  - name: bastion\n    kind: ssh\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
+        f"    password: '${{WHERE_SECRET}}'\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -464,8 +466,9 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "names": f"example.com A at 127.0.0.1:{closed}: ",
         "ping": "127.0.0.1: ",
         "feed": f"ws://127.0.0.1:{closed}/live?token=REDACTED: ",
+        "bastion": f"127.0.0.1:{closed}: ",
     }
-    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket"}
+    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

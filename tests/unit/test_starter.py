@@ -41,6 +41,7 @@ URLS = [
     "icmp://gateway.internal",
     "wss://feed.internal/live",
     "ws://chat.internal:8080/socket",
+    f"ssh://monitor:{QUOTED}@bastion.internal:2222",
     f"redis://:{QUOTED}@10.0.0.5:6379",     # an address: named by its kind, a variable that starts with a letter
     f"postgresql://app:{QUOTED}@[2001:db8::5]:5432/app",
 ]
@@ -64,8 +65,8 @@ def test_every_scheme_probe_takes_is_covered() -> None:
 
 def test_the_targets_init_writes_mean_what_probe_reads_from_the_same_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     text = starter(URLS, PROBES)
-    for variable in ("API_PASSWORD", "CACHE_PASSWORD", "DB_PASSWORD", "GRAPH_PASSWORD", "REDIS_PASSWORD",
-                     "POSTGRES_PASSWORD"):
+    for variable in ("API_PASSWORD", "CACHE_PASSWORD", "DB_PASSWORD", "GRAPH_PASSWORD", "BASTION_PASSWORD",
+                     "REDIS_PASSWORD", "POSTGRES_PASSWORD"):
         assert f"${{{variable}}}" in text
         monkeypatch.setenv(variable, PASSWORD)
     config = load_text(text, "init.yaml", PROBES)

@@ -19,6 +19,8 @@ from .otelcol import OtelCollector, otelcol_binary, start_otelcol
 from .postgres import Postgres, start_postgres
 from .prometheus import Prometheus, start_prometheus
 from .redis_server import REDIS_USERS, Redis, start_redis
+from .sshd import PASSPHRASE as SSH_PASSPHRASE
+from .sshd import Sshd, ssh_keygen, start_sshd
 from .tinyproxy import Tinyproxy, start_tinyproxy
 from .websocket import Wsd, start_wsd
 
@@ -26,6 +28,7 @@ __all__ = [
     "BIG_TXT",
     "REDIS_USERS",
     "REPO",
+    "SSH_PASSPHRASE",
     "ZONE",
     "Dovecot",
     "Exim",
@@ -41,12 +44,14 @@ __all__ = [
     "Prosody",
     "Redis",
     "SilentHost",
+    "Sshd",
     "Tinyproxy",
     "Wsd",
     "get_json",
     "http_ok",
     "otelcol_binary",
     "require",
+    "ssh_keygen",
     "start_dovecot",
     "start_exim",
     "start_grpcd",
@@ -61,6 +66,7 @@ __all__ = [
     "start_prosody",
     "start_redis",
     "start_silent_host",
+    "start_sshd",
     "start_tinyproxy",
     "start_wsd",
 ]
