@@ -30,6 +30,7 @@ from .clock import WALL, Clock
 from .config import Config, ConfigError, Target
 from .discovery import NONE_DISCOVERED, Answer, Discovered, Found, HttpSd
 from .discovery.endpoints import Endpoint, file_stamps
+from .domains import Domains
 from .logs import event, iso_time
 from .probes import PROBES, Inboxes, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
@@ -138,6 +139,8 @@ class Collector:
         # Traces the Collector drops though they were sent to be kept: read from its own metrics.
         self.collector_drops = CollectorDrops(lambda: self.config.otlp, user_agent=f"otel-health/{__version__}")
         self.telemetry.own.collector_dropped = lambda: self.collector_drops.dropped
+        # Domain registrations (domain_expiry): looked up daily in the background, never by a check.
+        self.domains = Domains(config.rdap_bootstrap_url, user_agent=f"otel-health/{__version__}")
 
     @property
     def probes(self) -> Mapping[str, Probe]:
@@ -171,6 +174,7 @@ class Collector:
         self._in_background(self._every_second())
         self._in_background(self._discover())
         self._in_background(self._watch_collector())
+        self._in_background(self._watch_domains())
         tune_gc()
         self._settle_later()
         event(log, logging.INFO, "started", listen=f"{self.config.listen_host}:{self.port}",
@@ -242,6 +246,7 @@ class Collector:
             event(log, logging.WARNING, "reload_shard_changed", shard=str(config.shard),
                   reason="the targets follow the new shard; the resource's shard attributes change on restart")
         self.scheduler.set_targets(config.targets)
+        self.domains.fill(self.store.snapshot())
         for probe in self._probes.values():
             self._in_background(probe.retain(live))
         if len(config.targets) < len(before.targets):
@@ -334,12 +339,8 @@ class Collector:
                 self._endpoints[name] = (source.http_sd, poller)
 
     async def _poll(self, endpoint: Endpoint) -> None:
-        import aiohttp
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=False)
         while True:
-            answer = await endpoint.fetch(self._session)
+            answer = await endpoint.fetch(self._http())
             if endpoint.failed:
                 self.telemetry.discovery_failed(endpoint.source.name)
             if answer is not None:
@@ -348,13 +349,21 @@ class Collector:
             await asyncio.sleep(endpoint.delay)
 
     async def _watch_collector(self) -> None:
-        import aiohttp
-
         while self.config.otlp.collector_metrics is None:  # a reload may name it
             await asyncio.sleep(DISCOVERY_TICK)
+        await self.collector_drops.watch(self._http())
+
+    async def _watch_domains(self) -> None:
+        await self.domains.watch(lambda: self.config, self._http, self.store.snapshot)
+
+    def _http(self) -> Any:
+        """The one aiohttp session of the background work (discovery, the Collector's metrics,
+        RDAP): no proxy from the environment."""
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession(trust_env=False)
-        await self.collector_drops.watch(self._session)
+        return self._session
 
     async def _read_config(self, source: Callable[[], Config]) -> Config:
         if not self._isolate_reloads:

@@ -169,6 +169,9 @@ class TargetState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     tls_expiry: float | None = None
+    # When the registration of its domain_expiry name expires (Unix time), from its registry.
+    domain_expiry: float | None = None
+    domain: str | None = None  # the domain it is registered as
     # What the target last said of itself (version, kind-specific info), as tta_service_info
     # reports it: a check that says nothing (it failed) keeps it, and a different value
     # replaces it at most every INFO_HOLD seconds.
@@ -247,6 +250,8 @@ class StateStore:
                     state.consecutive_failures = old.consecutive_failures
                     state.consecutive_successes = old.consecutive_successes
                     state.tls_expiry = old.tls_expiry
+                if old.target.domain_expiry == target.domain_expiry:
+                    state.domain_expiry, state.domain = old.domain_expiry, old.domain
                     state.reported, state.reported_at = old.reported, old.reported_at
             states[target.key] = state
         dependents: dict[Key, list[Key]] = {}

@@ -173,11 +173,16 @@ def services_dashboard() -> dash.Dashboard:
                                            "raw {{service}}", ref="A"))
                         .with_target(_prom(f"max by (service, environment) (tta_service_state_up{{{SEL}}})",
                                            "debounced {{service}}", ref="B")))
-            .with_panel(table.Panel().title("TLS certificate: days left").datasource(PROMETHEUS).height(6).span(12)
+            .with_panel(table.Panel().title("TLS certificate: days left").datasource(PROMETHEUS).height(6).span(6)
                         .unit("d").decimals(1)
                         .with_target(_prom("(min by (service, environment) (tta_service_tls_cert_expiry_timestamp_"
                                            f"seconds{{{SEL}}}) - time()) / 86400",
                                            "{{service}} ({{environment}})", instant=True)))
+            .with_panel(table.Panel().title("Domain registration: days left").datasource(PROMETHEUS).height(6).span(6)
+                        .unit("d").decimals(1)
+                        .with_target(_prom("(min by (service, environment, registered_domain) "
+                                           f"(tta_service_domain_expiry_timestamp_seconds{{{SEL}}}) - time()) / 86400",
+                                           "{{registered_domain}}: {{service}} ({{environment}})", instant=True)))
             .with_panel(table.Panel().title("Recent failed and slow checks (traces)").datasource(JAEGER).height(6)
                         .span(12)
                         .with_target(JaegerSearch().ref_id("A").service("$trace_service")

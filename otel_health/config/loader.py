@@ -21,6 +21,7 @@ import yaml
 from .._files import Unreadable, read_bounded
 from ..discovery.model import NOTHING_FOUND, Discovered, Found
 from ..discovery.sources import expand, parse_sources
+from ..domains import BOOTSTRAP_URL
 from ..sharding import ShardError, parse_shard
 from .fields import ConfigError, Fields, Read, Reporter
 from .model import AS_WRITTEN, DEFAULT_MAX_MAINTENANCE, RESERVED_LABELS, Config, Defaults, KindSpec, Placement, Target
@@ -40,6 +41,7 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
+_HTTP_URL = re.compile(r"https?://[^\s/]+/\S*")
 
 
 def load(path: str | os.PathLike[str], kinds: Mapping[str, KindSpec], *,
@@ -187,6 +189,8 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
         # What a client sends after "Bearer " is visible ASCII without spaces: nothing else could match.
         top.problem("api_token", "must be a bearer token: visible ASCII, no spaces, not empty; "
                                  "check the variable or the file")
+    rdap = top.text("rdap_bootstrap_url", BOOTSTRAP_URL, pattern=_HTTP_URL,
+                    hint="an http:// or https:// URL of an RDAP bootstrap file (RFC 9224), such as IANA's dns.json")
     top.raw("shard")  # read by load_text once every target has been validated
     top.finish()
     return Config(
@@ -196,7 +200,7 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
         state_dir=state_dir, trace_url=trace_url, status_title=status_title, status_public=status_public,
         location=location,
-        discovery=discovered,
+        discovery=discovered, rdap_bootstrap_url=rdap,
     )
 
 

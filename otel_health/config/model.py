@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..discovery.model import NONE_DISCOVERED, Discovered
+from ..domains import BOOTSTRAP_URL
 from ..sharding import Shard
 from ..suppression import Window
 from .fields import Fields, Secret
@@ -31,7 +32,7 @@ __all__ = [
 # Labels every tta_service_* series already carries, or that the contract reserves.
 RESERVED_LABELS = frozenset(
     {"service", "environment", "kind", "outcome", "error_type", "version", "status_code",
-     "phase", "reason", "depends_on", "le", "quantile", "job", "instance", "location"}
+     "phase", "reason", "depends_on", "registered_domain", "le", "quantile", "job", "instance", "location"}
 )
 
 
@@ -92,6 +93,7 @@ class Target:
     failure_threshold: int = 1
     success_threshold: int = 1
     depends_on: tuple[str, ...] = ()  # names of targets in the same environment
+    domain_expiry: str | None = None  # a name whose registration's expiry is watched (RDAP)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -142,6 +144,7 @@ class Config:
     location: str | None = None  # where this instance checks from: a ``location`` label on every target
     targets_configured: int = 0  # targets in the configuration, on every shard
     discovery: Discovered = NONE_DISCOVERED  # the discovery sources, their last good groups and status
+    rdap_bootstrap_url: str = BOOTSTRAP_URL  # where the registries' RDAP services are listed (domain_expiry)
 
 
 def attributes_of(target: Target) -> dict[str, str]:

@@ -4,6 +4,7 @@ own parser, and the checks across targets (unique names, dependencies without cy
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from ..suppression import Window
 from .fields import Fields, Reporter
 from .model import RESERVED_LABELS, Defaults, KindSpec, Target
-from .values import LABEL_RE, NAME_RE, describe, format_seconds, short
+from .values import LABEL_RE, NAME_RE, describe, format_seconds, is_ip_address, short
 from .windows import parse_schedule
 from .yamldoc import Where
 
@@ -62,6 +63,8 @@ def parse_targets(items: list[Any], reporter: Reporter, kinds: Mapping[str, Kind
         out.append(target)
         placed.append(Placed(target, reporter, where, windows, path))
 
+
+_DOMAIN_RE = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 # Names people write for a kind, and what to write instead.
 _KIND_ALIASES = {"postgresql": "postgres", "pg": "postgres", "psql": "postgres", "https": "http",
@@ -126,6 +129,7 @@ def parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, e
     fits = getattr(options, "fits", None)
     if callable(fits):  # options bounded by the check's timeout say so themselves
         fits(f, timeout)
+    domain = _domain_expiry(f, options)
     f.finish()
     if name is None or kind is None or options is None:
         return None
@@ -136,7 +140,38 @@ def parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, e
         name=name, kind=kind, environment=env, interval=interval, timeout=timeout, retries=retries,
         slow_threshold=slow, labels=tuple(sorted(labels)), options=options, critical=critical,
         failure_threshold=failures, success_threshold=successes, depends_on=tuple(depends_on),
+        domain_expiry=domain,
     )
+
+
+def _domain_expiry(f: Fields, options: Any) -> str | None:
+    """``domain_expiry``: true (the target's own name: an HTTP target's host, a DNS target's
+    query name) or the name to watch; false or absent: none."""
+    raw = f.raw("domain_expiry")
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        named = getattr(options, "domain_name", None)
+        name = named() if callable(named) else None
+        if not name or is_ip_address(name):
+            f.problem("domain_expiry", "is true, but the target names no domain (an address, or a kind without "
+                                       "one); give the domain: domain_expiry: example.com")
+            return None
+    elif isinstance(raw, str):
+        name = raw
+    else:
+        f.problem("domain_expiry", f"must be true, false or a domain name, got {describe(raw)}")
+        return None
+    name = name.strip().rstrip(".").lower()
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # said below
+    if not _DOMAIN_RE.fullmatch(name):
+        f.problem("domain_expiry", f"{short(name)!r} is not a domain name with a TLD, such as example.com")
+        return None
+    return name
 
 
 def check_dependencies(placed: list[Placed], broken: Collection[tuple[str, str]] = ()) -> None:

@@ -199,6 +199,12 @@ class HttpOptions:
     def where(self) -> str:
         return redact_url(self.url)
 
+    def domain_name(self) -> str | None:
+        """The name whose registration ``domain_expiry`` watches: the Host header's, else the URL's."""
+        if self.host is not None:
+            return urlsplit(f"//{self.host}").hostname
+        return urlsplit(self.url).hostname
+
     def public(self) -> dict[str, Any]:
         headers = {k: (f"{REDACTED} ({v.source})" if isinstance(v, Secret) else v) for k, v in self.headers}
         if self.host is not None:

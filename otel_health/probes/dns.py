@@ -130,6 +130,10 @@ class DnsOptions:
     def secrets(self) -> Iterator[Secret]:
         return iter(())
 
+    def domain_name(self) -> str:
+        """The name whose registration ``domain_expiry`` watches."""
+        return self.query_name
+
     def where(self) -> str:
         asked = self.query_type if self.query_class == "IN" else f"{self.query_class} {self.query_type}"
         return f"{self.query_name} {asked} at {host_port(self.server, self.port)}"

@@ -329,6 +329,40 @@ async def oauth_revoke(request: web.Request) -> web.Response:
     return web.Response(text="revoked\n")
 
 
+# RDAP (domain registrations): a bootstrap file naming this server's registries, and their domains.
+RDAP_DOMAINS = {  # (registry, name): the RDAP answer, or a status
+    ("test", "example.test"): {"objectClassName": "domain", "ldhName": "EXAMPLE.TEST", "events": [
+        {"eventAction": "registration", "eventDate": "2001-05-04T12:00:00Z"},
+        {"eventAction": "expiration", "eventDate": "2027-03-01T00:00:00Z"}]},
+    ("test", "noexpiry.test"): {"objectClassName": "domain", "ldhName": "noexpiry.test",
+                                "events": [{"eventAction": "registration", "eventDate": "2020-01-01T00:00:00Z"}]},
+    ("test", "broken.test"): 500,
+    ("cotest", "shop.co.test"): {"objectClassName": "domain", "ldhName": "shop.co.test", "events": [
+        {"eventAction": "expiration", "eventDate": "2026-12-31T23:59:59+00:00"}]},
+}
+RDAP_CALLS: dict[str, int] = {}
+
+
+async def rdap_bootstrap(request: web.Request) -> web.Response:
+    base = f"http://{request.host}/rdap"
+    return web.json_response({"version": "1.0", "publication": "2026-01-01T00:00:00Z", "services": [
+        [["test"], [f"{base}/test/"]], [["co.test"], [f"{base}/cotest"]]
+    ]})
+
+
+async def rdap_domain(request: web.Request) -> web.Response:
+    registry, name = request.match_info["registry"], request.match_info["name"].lower()
+    RDAP_CALLS[name] = RDAP_CALLS.get(name, 0) + 1
+    answer = RDAP_DOMAINS.get((registry, name), 404)
+    if isinstance(answer, int):
+        return web.json_response({"errorCode": answer}, status=answer, content_type="application/rdap+json")
+    return web.json_response(answer, content_type="application/rdap+json")
+
+
+async def rdap_calls(_: web.Request) -> web.Response:
+    return web.json_response(RDAP_CALLS)
+
+
 async def loop(_: web.Request) -> web.Response:
     raise web.HTTPFound("/loop")
 
@@ -424,6 +458,9 @@ async def main() -> None:
     app.router.add_get("/oauth/calls", oauth_calls)
     app.router.add_get("/oauth/resource", oauth_resource)
     app.router.add_get("/oauth/revoke", oauth_revoke)
+    app.router.add_get("/rdap/bootstrap.json", rdap_bootstrap)
+    app.router.add_get("/rdap/{registry}/domain/{name}", rdap_domain)
+    app.router.add_get("/rdap/calls", rdap_calls)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()

@@ -106,8 +106,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         f"listen: 127.0.0.1:{port}\nenvironment: monitoring\nlocation: lab\n"
         f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"
         "defaults:\n  interval: 0.5s\n  timeout: 0.4s\n  slow_threshold: 100ms\n  failure_threshold: 2\n"
+        f"rdap_bootstrap_url: {h.url('/rdap/bootstrap.json')}\n"  # the domain registrations' registry
         "targets:\n"
-        f"  - name: web\n    kind: http\n    url: {h.url('/ok')}\n"
+        f"  - name: web\n    kind: http\n    url: {h.url('/ok')}\n    domain_expiry: www.example.test\n"
         f"  - name: broken\n    kind: http\n    url: {h.url('/status/503')}\n"
         f"  - name: behind\n    kind: http\n    url: {h.url('/status/502')}\n    depends_on: [broken]\n"
         f"  - name: sluggish\n    kind: http\n    url: {h.url('/slow?ms=150')}\n"
