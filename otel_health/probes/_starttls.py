@@ -13,11 +13,18 @@ each naming what it said.
 - XMPP (RFC 6120): a client stream to the domain (the target's ``server_name``, else its host),
   ``<starttls/>`` among the stream's features, ``<starttls/>`` answered ``<proceed/>``. The
   stream is read by the standard library's XML pull parser (expat), at most 64 KiB of it.
+
+With a username and password, a login over the upgraded connection (``LOGINS``): SMTP's AUTH
+(PLAIN, else LOGIN) after a new EHLO, IMAP's AUTHENTICATE PLAIN (else LOGIN), POP3's USER and
+PASS. A refused login is ``auth``; the server saying it cannot check one now (SMTP 4xx, IMAP
+``[UNAVAILABLE]``, POP3 ``[SYS/TEMP]``) is ``unavailable``; no way to log in offered,
+``assertion``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast
@@ -25,7 +32,7 @@ from xml.sax.saxutils import quoteattr
 
 from ..errors import ErrorType, ProbeFailure
 
-__all__ = ["PRESETS"]
+__all__ = ["LOGINS", "PRESETS"]
 
 _MAX_LINES = 200  # lines of one reply: a server that never ends one is not waited for past it
 _HELLO = "otel-health"
@@ -207,7 +214,77 @@ async def xmpp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, domai
         raise ProbeFailure(ErrorType.ASSERTION, "xmpp: STARTTLS was answered <failure/>")
 
 
+def _plain(username: str, password: str) -> str:
+    """SASL PLAIN's initial response (RFC 4616): no authorization identity, the user, the password."""
+    return base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+
+
+async def smtp_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, username: str, password: str) -> None:
+    """EHLO again over TLS (RFC 3207: what was said before is forgotten), then AUTH (RFC 4954):
+    PLAIN, else LOGIN; 235 is a login."""
+    _send(writer, f"EHLO {_HELLO}")
+    code, lines = await _smtp_reply(reader)
+    if code != "250":
+        raise ProbeFailure(ErrorType.ASSERTION, f"smtp: EHLO over TLS was answered {_shown(lines[-1])}")
+    offered = next((line[4:].upper().split()[1:] for line in lines[1:] if line[4:].upper().startswith("AUTH")), [])
+    if "PLAIN" in offered:
+        _send(writer, f"AUTH PLAIN {_plain(username, password)}")
+    elif "LOGIN" in offered:
+        _send(writer, "AUTH LOGIN")
+        for value in (username, password):
+            code, lines = await _smtp_reply(reader)
+            if code != "334":
+                break
+            _send(writer, base64.b64encode(value.encode()).decode("ascii"))
+    else:
+        raise ProbeFailure(ErrorType.ASSERTION, "smtp: the server offers no AUTH PLAIN or LOGIN over TLS (AUTH: "
+                                                f"{' '.join(offered)[:80] or 'none'})")
+    code, lines = await _smtp_reply(reader)
+    if code == "235":
+        return
+    kind = ErrorType.UNAVAILABLE if code.startswith("4") else ErrorType.AUTH
+    raise ProbeFailure(kind, f"smtp: the login was answered {_shown(lines[-1])}")
+
+
+async def imap_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, username: str, password: str) -> None:
+    """CAPABILITY again over TLS, then AUTHENTICATE PLAIN (RFC 9051), else LOGIN; a tagged OK
+    is a login, NO [UNAVAILABLE] the server's trouble, NO a refusal."""
+    _send(writer, "a3 CAPABILITY")
+    status, lines = await _imap_tagged(reader, "a3")
+    capabilities: set[str] = set()
+    for line in lines:
+        capabilities |= _imap_capabilities(line)
+    if "AUTH=PLAIN" in capabilities:
+        _send(writer, "a4 AUTHENTICATE PLAIN")
+        go_on = await _line(reader, "imap")
+        if not go_on.startswith("+"):
+            raise ProbeFailure(ErrorType.ASSERTION, f"imap: AUTHENTICATE PLAIN was answered {_shown(go_on)}")
+        _send(writer, _plain(username, password))
+    elif "LOGINDISABLED" not in capabilities and not any(c in f"{username}{password}" for c in '"\\\r\n'):
+        _send(writer, f'a4 LOGIN "{username}" "{password}"')
+    else:
+        raise ProbeFailure(ErrorType.ASSERTION, "imap: the server offers neither AUTH=PLAIN nor LOGIN over TLS")
+    status, lines = await _imap_tagged(reader, "a4")
+    if status == "OK":
+        return
+    kind = ErrorType.UNAVAILABLE if "[UNAVAILABLE]" in lines[-1].upper() else (
+        ErrorType.AUTH if status == "NO" else ErrorType.PROTOCOL)
+    raise ProbeFailure(kind, f"imap: the login was answered {_shown(lines[-1].split(' ', 1)[-1])}")
+
+
+async def pop3_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, username: str, password: str) -> None:
+    """USER and PASS (RFC 1939); -ERR [SYS/TEMP] or [IN-USE] (RFC 3206) is the server's trouble."""
+    for command in (f"USER {username}", f"PASS {password}"):
+        _send(writer, command)
+        answer = await _line(reader, "pop3")
+        if not answer.startswith("+OK"):
+            upper = answer.upper()
+            kind = ErrorType.UNAVAILABLE if "[SYS/TEMP]" in upper or "[IN-USE]" in upper else ErrorType.AUTH
+            raise ProbeFailure(kind, f"pop3: the login was answered {_shown(answer)}")
+
+
 Preset = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
+Login = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str, str], Awaitable[None]]
 
 
 def _lines_only(preset: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> Preset:
@@ -220,3 +297,5 @@ def _lines_only(preset: Callable[[asyncio.StreamReader, asyncio.StreamWriter], A
 # Each takes the connection and the server's name (the XMPP domain).
 PRESETS: dict[str, Preset] = {"smtp": _lines_only(smtp), "imap": _lines_only(imap), "pop3": _lines_only(pop3),
                               "xmpp": xmpp}
+# A login over the upgraded connection (username and password), by the protocol's own command.
+LOGINS: dict[str, Login] = {"smtp": smtp_login, "imap": imap_login, "pop3": pop3_login}

@@ -28,7 +28,7 @@ from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, host_port
 from ._match import Pattern, PatternError
-from ._starttls import PRESETS
+from ._starttls import LOGINS, PRESETS
 from ._tls import client_context, peer_expiry
 
 __all__ = ["TcpOptions", "TcpProbe"]
@@ -59,6 +59,8 @@ class TcpOptions:
     ip_protocol: str = "auto"
     source_ip: str | None = None
     starttls: str | None = None  # smtp, imap, pop3, xmpp: the protocol's own upgrade, before the dialog
+    username: str | None = None  # a login after the upgrade (smtp, imap, pop3)
+    password: Secret | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
@@ -98,7 +100,19 @@ class TcpOptions:
             ip_protocol=f.text("ip_protocol", "auto", choices=_IP_PROTOCOLS),
             source_ip=f.text("source_ip"),
             starttls=preset,
+            username=f.text("username"),
+            password=f.secret("password"),
         )
+        if (options.username is None) != (options.password is None):
+            f.problem("username" if options.username is None else "password",
+                      "and password (by reference) go together: the login after STARTTLS needs both")
+        elif options.username is not None and preset not in LOGINS:
+            f.problem("username", f"logs in after STARTTLS, which needs starttls: {', '.join(LOGINS)}")
+        elif options.username is not None and options.password is not None:
+            if any(c in options.username for c in " \t\r\n\0"):
+                f.problem("username", "holds a space or a control character; a login command cannot carry it")
+            if any(c in options.password.reveal() for c in "\r\n\0"):
+                f.problem("password", "holds a line break; a login command cannot carry it")
         if options.source_ip is not None and not is_ip_address(options.source_ip):
             f.problem("source_ip", f"{options.source_ip[:60]!r} is not an IP address; give one of this host's")
         return options if host and port else None
@@ -108,13 +122,14 @@ class TcpOptions:
         return self.tls or self.starttls is not None or any(step.starttls for step in self.dialog)
 
     def secrets(self) -> Iterator[Secret]:
-        return iter(())
+        return iter((self.password,) if self.password is not None else ())
 
     def where(self) -> str:
         return host_port(self.host, self.port)
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "tls": self.tls, "starttls": self.starttls,
+                "username": self.username, "password": self.password.source if self.password else None,
                 "ip_protocol": self.ip_protocol, "source_ip": self.source_ip,
                 "dialog": [{"expect": s.expect.pattern if s.expect is not None else None, "send": s.send is not None,
                             "starttls": s.starttls} for s in self.dialog]}
@@ -185,6 +200,10 @@ class TcpProbe(Probe):
                     await PRESETS[o.starttls](reader, writer, server_name or o.host)
                     await writer.start_tls(context, server_hostname=server_name)
                 attempt.tls_expiry = peer_expiry(writer)
+                if o.username is not None and o.password is not None:
+                    with self.step(attempt, "auth", f"{o.starttls.upper()} login",
+                                   {**attributes, "user.name": o.username}):
+                        await LOGINS[o.starttls](reader, writer, o.username, o.password.reveal())
             if o.dialog:
                 with self.step(attempt, "exchange", "exchange", attributes):
                     await self._dialog(o, reader, writer, context, server_name, attempt)

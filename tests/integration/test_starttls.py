@@ -86,3 +86,37 @@ async def test_a_server_without_starttls_another_protocol_and_an_unknown_certifi
         (ErrorType.ASSERTION, "xmpp: the server ended the stream (host-unknown)")]
     assert results["smtp-is-not-xmpp"].error_type == ErrorType.PROTOCOL, results["smtp-is-not-xmpp"].detail
     assert what(results["smtp-is-not-xmpp"].detail).startswith("xmpp: not an XML stream")
+
+
+async def test_a_login_after_the_upgrade_is_checked_and_its_password_never_shown(
+        exim: servers.Exim, dovecot: servers.Dovecot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAIL_PASSWORD", servers.MAIL_PASSWORD)
+    monkeypatch.setenv("MAIL_WRONG", "wrong-mail-pass-93")
+    right = {"username": servers.MAIL_USER, "password": "${MAIL_PASSWORD}"}
+    wrong = {"username": servers.MAIL_USER, "password": "${MAIL_WRONG}"}
+    results = await check_once(
+        _tcp("smtp-plain", exim.port, starttls="smtp", ca_file=str(exim.cert), **right)
+        + _tcp("smtp-login", exim.login_port, starttls="smtp", ca_file=str(exim.cert), **right)
+        + _tcp("imap", dovecot.imap_port, starttls="imap", ca_file=str(dovecot.cert), **right)
+        + _tcp("pop3", dovecot.pop3_port, starttls="pop3", ca_file=str(dovecot.cert), **right)
+        + _tcp("smtp-wrong", exim.port, starttls="smtp", ca_file=str(exim.cert), **wrong)
+        + _tcp("smtp-login-wrong", exim.login_port, starttls="smtp", ca_file=str(exim.cert), **wrong)
+        # Dovecot delays what comes from an address that failed a login: each refused one from its own
+        + _tcp("imap-wrong", dovecot.imap_port, starttls="imap", ca_file=str(dovecot.cert), source_ip="127.0.0.2",
+               **wrong)
+        + _tcp("pop3-wrong", dovecot.pop3_port, starttls="pop3", ca_file=str(dovecot.cert), source_ip="127.0.0.3",
+               **wrong))
+    for name in ("smtp-plain", "smtp-login", "imap", "pop3"):
+        assert results[name].up, (name, results[name].detail)
+        assert {"connect", "starttls", "auth"} <= set(results[name].phases), (name, results[name].phases)
+    refused = {name: (results[name].error_type, what(results[name].detail))
+               for name in ("smtp-wrong", "smtp-login-wrong", "imap-wrong", "pop3-wrong")}
+    assert refused == {
+        "smtp-wrong": (ErrorType.AUTH, "smtp: the login was answered '535 Incorrect authentication data'"),
+        "smtp-login-wrong": (ErrorType.AUTH, "smtp: the login was answered '535 Incorrect authentication data'"),
+        "imap-wrong": (ErrorType.AUTH, "imap: the login was answered 'NO [AUTHENTICATIONFAILED] Authentication "
+                                       "failed.'"),
+        "pop3-wrong": (ErrorType.AUTH, "pop3: the login was answered '-ERR [AUTH] Authentication failed.'"),
+    }
+    for result in results.values():
+        assert servers.MAIL_PASSWORD not in result.detail and "wrong-mail-pass-93" not in result.detail

@@ -10,7 +10,7 @@ from .common import REPO, get_json, http_ok, require
 from .grpc_health import Grpcd, start_grpcd
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
-from .mail import Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
+from .mail import MAIL_PASSWORD, MAIL_USER, Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
 from .neo4j_server import Neo4j, start_neo4j
 from .netns import SilentHost, start_silent_host
 from .nginx import Nginx, start_nginx
@@ -26,6 +26,8 @@ from .websocket import Wsd, start_wsd
 
 __all__ = [
     "BIG_TXT",
+    "MAIL_PASSWORD",
+    "MAIL_USER",
     "REDIS_USERS",
     "REPO",
     "SSH_PASSPHRASE",

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_health.errors import ErrorType, ProbeFailure
-from otel_health.probes._starttls import PRESETS
+from otel_health.probes._starttls import LOGINS, PRESETS
 
 
 class _Writer:
@@ -22,13 +22,17 @@ class _Writer:
         self.sent += data
 
 
-async def _run(preset: str, answer: bytes) -> tuple[ProbeFailure | None, bytes]:
+def _fed(answer: bytes) -> asyncio.StreamReader:
     reader = asyncio.StreamReader(limit=64 * 1024)
     reader.feed_data(answer)
     reader.feed_eof()
+    return reader
+
+
+async def _run(preset: str, answer: bytes) -> tuple[ProbeFailure | None, bytes]:
     writer = _Writer()
     try:
-        await PRESETS[preset](reader, writer, "example.test")  # type: ignore[arg-type]
+        await PRESETS[preset](_fed(answer), writer, "example.test")  # type: ignore[arg-type]
     except ProbeFailure as failure:
         return failure, writer.sent
     return None, writer.sent
@@ -60,3 +64,43 @@ def test_any_answer_ends_in_a_named_failure_or_the_go_ahead(preset: str, answer:
 async def test_the_go_ahead_after_what_the_rfc_says(preset: str, answer: bytes, sent: bytes) -> None:
     failure, written = await _run(preset, answer)
     assert failure is None and written == sent
+
+
+async def _login(protocol: str, answer: bytes) -> tuple[ProbeFailure | None, bytes]:
+    writer = _Writer()
+    try:
+        await LOGINS[protocol](_fed(answer), writer, "checker", "pa ss")  # type: ignore[arg-type]
+    except ProbeFailure as failure:
+        return failure, writer.sent
+    return None, writer.sent
+
+
+@settings(max_examples=200, deadline=None)
+@given(protocol=st.sampled_from(sorted(LOGINS)), answer=answers)
+async def test_whatever_a_server_answers_a_login_ends_named(protocol: str, answer: bytes) -> None:
+    failure, _ = await _login(protocol, answer)
+    assert failure is None or isinstance(failure.error_type, ErrorType)
+
+
+@pytest.mark.parametrize(("protocol", "answer", "expected"), [
+    ("smtp", b"250-mail\r\n250-AUTH PLAIN\r\n250 OK\r\n454 4.7.0 Temporary authentication failure\r\n",
+     (ErrorType.UNAVAILABLE, "smtp: the login was answered '454 4.7.0 Temporary authentication failure'")),
+    ("smtp", b"250-mail\r\n250-AUTH CRAM-MD5\r\n250 OK\r\n",
+     (ErrorType.ASSERTION, "smtp: the server offers no AUTH PLAIN or LOGIN over TLS (AUTH: CRAM-MD5)")),
+    ("imap", b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\na3 OK\r\n+ \r\na4 NO [UNAVAILABLE] Try later\r\n",
+     (ErrorType.UNAVAILABLE, "imap: the login was answered 'NO [UNAVAILABLE] Try later'")),
+    ("imap", b"* CAPABILITY IMAP4rev1 LOGINDISABLED\r\na3 OK\r\n",
+     (ErrorType.ASSERTION, "imap: the server offers neither AUTH=PLAIN nor LOGIN over TLS")),
+    ("pop3", b"+OK\r\n-ERR [SYS/TEMP] Try later\r\n",
+     (ErrorType.UNAVAILABLE, "pop3: the login was answered '-ERR [SYS/TEMP] Try later'")),
+])
+async def test_a_server_that_cannot_check_a_login_now_is_unavailable_not_a_refusal(
+        protocol: str, answer: bytes, expected: tuple[ErrorType, str]) -> None:
+    failure, sent = await _login(protocol, answer)
+    assert failure is not None and (failure.error_type, failure.detail) == expected
+    assert b"pa ss" not in sent or protocol == "pop3"  # SASL PLAIN sends it in base64, POP3's PASS as is
+
+
+async def test_the_plain_response_is_rfc_4616s() -> None:
+    _, sent = await _login("smtp", b"250-mail\r\n250-AUTH LOGIN PLAIN\r\n250 OK\r\n235 ok\r\n")
+    assert sent == b"EHLO otel-health\r\nAUTH PLAIN AGNoZWNrZXIAcGEgc3M=\r\n"  # base64 of \0checker\0pa ss
