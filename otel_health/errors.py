@@ -40,6 +40,9 @@ class ErrorType(enum.StrEnum):
     # The SSH server presented a host key other than the one pinned: the key changed, or another
     # server answers at the address.
     HOST_KEY_MISMATCH = "host_key_mismatch"
+    # A DNS answer's DNSSEC signatures do not validate up to the trust anchor: expired, not yet
+    # valid, not verifying, missing, or a chain of DS and DNSKEY that breaks.
+    DNSSEC = "dnssec"
     UNKNOWN = "unknown"
 
 

@@ -55,6 +55,7 @@ class CheckResult:
     slow: bool = False
     tls_expiry: float | None = None
     loss_ratio: float | None = None  # the share of echo requests unanswered (ICMP)
+    dnssec_expiry: float | None = None  # Unix time the first RRSIG of a validated answer's chain expires (DNS)
     known: bool = True  # False: the probe has no verdict yet (errors.NoVerdict); nothing is recorded
 
     @property

@@ -169,6 +169,7 @@ class TargetState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     tls_expiry: float | None = None
+    dnssec_expiry: float | None = None  # the last validated answer's first RRSIG to expire
     # When the registration of its domain_expiry name expires (Unix time), from its registry.
     domain_expiry: float | None = None
     domain: str | None = None  # the domain it is registered as
@@ -191,6 +192,8 @@ class TargetState:
                 self.reported, self.reported_at = said, result.started_at
         if result.tls_expiry is not None:
             self.tls_expiry = result.tls_expiry
+        if result.dnssec_expiry is not None:
+            self.dnssec_expiry = result.dnssec_expiry
         if result.up:
             self.consecutive_successes += 1
             self.consecutive_failures = 0
@@ -249,7 +252,7 @@ class StateStore:
                     state.debounced_up = old.debounced_up
                     state.consecutive_failures = old.consecutive_failures
                     state.consecutive_successes = old.consecutive_successes
-                    state.tls_expiry = old.tls_expiry
+                    state.tls_expiry, state.dnssec_expiry = old.tls_expiry, old.dnssec_expiry
                 if old.target.domain_expiry == target.domain_expiry:
                     state.domain_expiry, state.domain = old.domain_expiry, old.domain
                     state.reported, state.reported_at = old.reported, old.reported_at

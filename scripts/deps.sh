@@ -28,6 +28,9 @@ command -v prosody >/dev/null || missing+=(prosody lua-unbound)  # XMPP
 # ICMP: iputils' ping, the reference the icmp kind's loss is held to; iproute2 for the silent host's namespace
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
+# DNSSEC: ldns-signzone signs the test zones, unbound-host is the validator the verdicts are held to
+command -v ldns-signzone >/dev/null || missing+=(ldnsutils)
+command -v unbound-host >/dev/null || [[ -x /usr/sbin/unbound-host ]] || missing+=(unbound-host)
 # SSH: OpenSSH's server, an instance of its own for the ssh kind (its system service is not started)
 command -v sshd >/dev/null || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer

@@ -81,6 +81,7 @@ class Attempt:
     info: dict[str, str] = field(default_factory=dict)
     tls_expiry: float | None = None
     loss_ratio: float | None = None  # the share of echo requests unanswered (ICMP)
+    dnssec_expiry: float | None = None  # the first RRSIG of a validated answer's chain to expire (DNS)
 
 
 def answer_by(timeout: float) -> float:
@@ -212,6 +213,7 @@ class Probe(ABC):
             slow=duration > target.slow_threshold,
             tls_expiry=attempt.tls_expiry,
             loss_ratio=attempt.loss_ratio,
+            dnssec_expiry=attempt.dnssec_expiry,
             known=known,
         )
 

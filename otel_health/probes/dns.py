@@ -13,6 +13,7 @@ dnspython (5 MB) is imported when the first DNS check runs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import re
@@ -26,9 +27,12 @@ from ..config import Fields, Secret, Target, split_host_port
 from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, host_port
+from ._dnssec import Anchors, Validator, parse_anchors
 from ._match import Pattern, PatternError
 
 __all__ = ["DnsOptions", "DnsProbe", "RecordChecks"]
+
+ROOT = Anchors()  # IANA's root trust anchors
 
 QUERY_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "SOA", "NS", "PTR", "CAA", "ANY")
 QUERY_CLASSES = ("IN", "CH", "HS")
@@ -89,6 +93,8 @@ class DnsOptions:
     min_answers: int = 1
     max_answers: int | None = None
     checks: tuple[tuple[str, RecordChecks], ...] = ()  # (section, checks)
+    dnssec: str = "off"  # off, or validate: the answer's signatures up to the trust anchors
+    trust_anchors: Anchors = ROOT
 
     @classmethod
     def parse(cls, f: Fields) -> DnsOptions | None:
@@ -124,7 +130,18 @@ class DnsOptions:
             valid_rcodes=tuple(rcodes) or ("NOERROR",), min_answers=min_answers,
             max_answers=max_answers if max_answers is not None and max_answers >= 0 else None,
             checks=tuple(checks),
+            dnssec=f.text("dnssec", "off", choices=("off", "validate")) or "off",
         )
+        anchors = [str(line) for line in f.sequence("trust_anchor")]
+        if anchors:
+            parsed, problem = parse_anchors(anchors)
+            if problem is not None:
+                f.problem("trust_anchor", f"{problem}; write a DS or DNSKEY record as a zone file line: "
+                                          "'example.com. IN DS 12345 13 2 ABCD...'")
+            elif options.dnssec != "validate":
+                f.problem("trust_anchor", "is read to validate answers; add dnssec: validate")
+            elif parsed is not None:
+                options = dataclasses.replace(options, trust_anchors=parsed)
         return options if server and name else None
 
     def secrets(self) -> Iterator[Secret]:
@@ -139,7 +156,7 @@ class DnsOptions:
         return f"{self.query_name} {asked} at {host_port(self.server, self.port)}"
 
     def public(self) -> dict[str, Any]:
-        return {"server": self.server, "port": self.port, "query_name": self.query_name,
+        return {"server": self.server, "port": self.port, "query_name": self.query_name, "dnssec": self.dnssec,
                 "query_type": self.query_type, "query_class": self.query_class, "transport": self.transport,
                 "recursion_desired": self.recursion_desired, "valid_rcodes": list(self.valid_rcodes),
                 "min_answers": self.min_answers, "max_answers": self.max_answers,
@@ -229,19 +246,13 @@ class DnsProbe(Probe):
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         o: DnsOptions = target.options
-        asyncquery, _, flags, message, rcode, rdatatype = dns_modules()
-        query = message.make_query(o.query_name, rdatatype.from_text(o.query_type), o.query_class)
-        if not o.recursion_desired:
-            query.flags &= ~flags.RD
+        _, _, _, _, rcode, rdatatype = dns_modules()
+        query = self._query(o, o.query_name, rdatatype.from_text(o.query_type))
         attributes: dict[str, str | int] = {"server.address": o.server, "server.port": o.port,
                                             "dns.question.name": o.query_name, "dns.question.type": o.query_type,
                                             "dns.question.class": o.query_class}
         with self.step(attempt, "query", f"DNS {o.query_type}", attributes) as span:
-            if o.transport == "tcp":
-                answer = await asyncquery.tcp(query, o.server, port=o.port)
-                used_tcp = True
-            else:
-                answer, used_tcp = await asyncquery.udp_with_fallback(query, o.server, port=o.port)
+            answer, used_tcp = await self._ask(o, query)
             span.set_attribute("network.transport", "tcp" if used_tcp else "udp")
             if used_tcp and o.transport == "udp":
                 span.add_event("truncated", {"dns.retried_over": "tcp"})
@@ -250,6 +261,14 @@ class DnsProbe(Probe):
         if code not in o.valid_rcodes:
             raise ProbeFailure(ErrorType.DNS, f"rcode {code} for {o.query_name} {o.query_type}, "
                                               f"expected {', '.join(o.valid_rcodes)}")
+        if o.dnssec == "validate":
+            with self.step(attempt, "dnssec", "DNSSEC validation", attributes):
+                validator = Validator(lambda name, rdtype: self._ask(o, self._query(o, name, rdtype), only=True),
+                                      o.trust_anchors, self.settings.clock())
+                try:
+                    await validator.answer(answer)
+                finally:
+                    attempt.dnssec_expiry = validator.earliest
         records = {"answer": _lines(answer.answer), "authority": _lines(answer.authority),
                    "additional": _lines(answer.additional)}
         count = len(records["answer"])
@@ -263,6 +282,29 @@ class DnsProbe(Probe):
             problem = checks.problem(section, records[section])
             if problem is not None:
                 raise ProbeFailure(ErrorType.ASSERTION, problem)
+
+    @staticmethod
+    def _query(o: DnsOptions, name: Any, rdtype: Any) -> Any:
+        """A query as the target asks (with DO and CD set to validate: the server hands over its
+        signatures, and what it thinks of them is not asked)."""
+        _, _, flags, message, _, _ = dns_modules()
+        query = message.make_query(name, rdtype, o.query_class)
+        if not o.recursion_desired:
+            query.flags &= ~flags.RD
+        if o.dnssec == "validate":
+            query.use_edns(0, flags.DO, 1232)
+            query.flags |= flags.CD
+        return query
+
+    @staticmethod
+    async def _ask(o: DnsOptions, query: Any, *, only: bool = False) -> Any:
+        """The answer (and whether it came over TCP); ``only``: the answer alone."""
+        asyncquery = dns_modules()[0]
+        if o.transport == "tcp":
+            answer, used_tcp = await asyncquery.tcp(query, o.server, port=o.port), True
+        else:
+            answer, used_tcp = await asyncquery.udp_with_fallback(query, o.server, port=o.port)
+        return answer if only else (answer, used_tcp)
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         _, exception, _, message, _, _ = dns_modules()

@@ -152,6 +152,7 @@ def targets_document(states: list[TargetState], windows: Collection[Window] = ()
                 "info": dict(result.info) if result is not None else {},
                 "tls_cert_expiry": iso_time(state.tls_expiry) if state.tls_expiry is not None else None,
                 "domain_expiry": iso_time(state.domain_expiry) if state.domain_expiry is not None else None,
+                "dnssec_signature_expiry": iso_time(state.dnssec_expiry) if state.dnssec_expiry is not None else None,
                 "suppressed": _suppression_doc(state.suppressed, by_name),
             },
             "history": [_result_doc(entry) for entry in reversed(state.history)],

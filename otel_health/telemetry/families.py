@@ -97,6 +97,10 @@ def _tls_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((), c.tls_expiry),) if c.tls_expiry is not None else ()
 
 
+def _dnssec_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    return (((), c.dnssec_expiry),) if c.dnssec_expiry is not None else ()
+
+
 def _domain_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((("registered_domain", c.domain or ""),), c.domain_expiry),) if c.domain_expiry is not None else ()
 
@@ -175,6 +179,8 @@ STATE_FAMILIES: tuple[StateFamily, ...] = (
                 _state_up),
     StateFamily("tta_service_tls_cert_expiry_timestamp_seconds", "Unix time the service's TLS certificate expires",
                 "s", _tls_expiry),
+    StateFamily("tta_service_dnssec_signature_expiry_timestamp_seconds", "Unix time the first DNSSEC signature "
+                "of the service's last validated answer and its chain of trust expires", "s", _dnssec_expiry),
     StateFamily("tta_service_domain_expiry_timestamp_seconds", "Unix time the registration of the service's "
                 "domain expires, from its registry (domain_expiry)", "s", _domain_expiry),
     StateFamily("tta_service_response_time_seconds", "Duration of the last check of the service", "s",

@@ -10,6 +10,7 @@ trace query must return traces. Grafana cannot run here; this is what it would a
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -102,6 +103,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
          "OTELCOL_FILE_EXPORT_PATH": str(workdir / "kept.json"), "OTELCOL_LOG_LEVEL": "warn"})
     port = free_port()
     h = http_targets
+    # Prometheus evaluates the rules at the real now: the signed zone's signatures are made around it
+    now = time.time()
+    stamp = functools.partial(time.strftime, "%Y%m%d%H%M%S")
+    signed = servers.start_signed_nsd(workdir / "signed", valid=(stamp(time.gmtime(now - 86400)),
+                                                                 stamp(time.gmtime(now + 30 * 86400))))
     text = (
         f"listen: 127.0.0.1:{port}\nenvironment: monitoring\nlocation: lab\n"
         f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"
@@ -113,6 +119,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         f"  - name: behind\n    kind: http\n    url: {h.url('/status/502')}\n    depends_on: [broken]\n"
         f"  - name: sluggish\n    kind: http\n    url: {h.url('/slow?ms=150')}\n"
         f"  - name: secure\n    kind: http\n    url: {h.url('/ok', tls=True)}\n    ca_file: {h.cert}\n"
+        f"  - name: zone\n    kind: dns\n    server: '{signed.server}'\n    query_name: www.chain.test\n"
+        f"    dnssec: validate\n    trust_anchor: ['{signed.anchor}']\n"
         # the discovery series the rules read: one source, one target
         f"discovery:\n  - name: inventory\n    file_sd: {{files: ['{workdir / 'sd.json'}']}}\n"
         "    target_template: {name: found, kind: http, url: 'http://$(address)/ok'}\n"
@@ -168,6 +176,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         thread.join(30)
         prometheus.stop()
         collector.stop()
+        signed.stop()
 
 
 def test_every_panel_selector_matches_series_with_the_contract_labels(stack: servers.Prometheus) -> None:

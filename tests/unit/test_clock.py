@@ -31,6 +31,8 @@ TESTS_ALLOWED = {
     "tests/integration/test_operator_surface.py",
     # span start times for the SDK's encoder, which stamps the real clock itself
     "tests/unit/telemetry/test_wire.py",
+    # Prometheus evaluates the rules at the real now: a signed zone's signatures are made around it
+    "tests/integration/test_monitoring_queries.py",
 }
 
 

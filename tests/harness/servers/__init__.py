@@ -7,6 +7,7 @@ bounded and a failure names the server and shows the end of its log.
 from __future__ import annotations
 
 from .common import REPO, get_json, http_ok, require
+from .dnssec import SIGNED_AT, SignedNsd, start_signed_nsd
 from .grpc_health import Grpcd, start_grpcd
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
@@ -30,6 +31,7 @@ __all__ = [
     "MAIL_USER",
     "REDIS_USERS",
     "REPO",
+    "SIGNED_AT",
     "SSH_PASSPHRASE",
     "ZONE",
     "Dovecot",
@@ -45,6 +47,7 @@ __all__ = [
     "Prometheus",
     "Prosody",
     "Redis",
+    "SignedNsd",
     "SilentHost",
     "Sshd",
     "Tinyproxy",
@@ -67,6 +70,7 @@ __all__ = [
     "start_prometheus",
     "start_prosody",
     "start_redis",
+    "start_signed_nsd",
     "start_silent_host",
     "start_sshd",
     "start_tinyproxy",

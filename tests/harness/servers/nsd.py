@@ -12,7 +12,7 @@ from pathlib import Path
 from ..procs import Process, free_port
 from .common import require
 
-__all__ = ["BIG_TXT", "ZONE", "Nsd", "start_nsd"]
+__all__ = ["BIG_TXT", "ZONE", "Nsd", "dns_answers", "start_nsd"]
 
 
 # -- An authoritative DNS server -----------------------------------------------------------
@@ -73,7 +73,7 @@ def start_nsd(workdir: Path) -> Nsd:
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never read: queries go unanswered
     silent.bind(("127.0.0.1", silent_port))
     truncating, garbage = _udp_responder(_truncated), _udp_responder(_garbage)
-    process.wait_ready(lambda: _dns_answers(port), timeout=30)
+    process.wait_ready(lambda: dns_answers(port), timeout=30)
     return Nsd(port, silent_port, truncating.getsockname()[1], garbage.getsockname()[1], process,
                [silent, truncating, garbage])
 
@@ -107,11 +107,11 @@ def _udp_responder(answer: Callable[[bytes], bytes]) -> socket.socket:
     return sock
 
 
-def _dns_answers(port: int) -> bool:
-    """Whether a UDP query for the zone's SOA gets an answer (a hand-made query: the harness
+def dns_answers(port: int, zone: str = ZONE) -> bool:
+    """Whether a UDP query for ``zone``'s SOA gets an answer (a hand-made query: the harness
     does not lean on the library under test)."""
     query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-             + b"".join(bytes([len(p)]) + p.encode() for p in ZONE.split(".")) + b"\x00\x00\x06\x00\x01")
+             + b"".join(bytes([len(p)]) + p.encode() for p in zone.split(".")) + b"\x00\x00\x06\x00\x01")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.5)
         try:
