@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,icmp,websocket,ssh,ssh-login]
+        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import resource
 import subprocess
@@ -114,6 +115,39 @@ def bare_check(kind: str, address: dict) -> object:
             async with connect(address["url"], compression=None, proxy=None, ping_interval=None) as ws:
                 await ws.send("ping")
                 return await ws.recv() == "ping"
+    elif kind == "dnssec":
+        import dns.asyncquery
+        import dns.dnssec
+        import dns.flags
+        import dns.message
+        import dns.name
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.rrset
+
+        anchor = dns.rrset.from_text("test.", 3600, "IN", "DS", " ".join(address["anchor"].split()[3:]))
+        names = {n: dns.name.from_text(n) for n in ("test.", "chain.test.", "www.chain.test.")}
+
+        async def ask(name: str, rdtype: int) -> tuple[object, object]:
+            query = dns.message.make_query(name, rdtype, want_dnssec=True)
+            query.flags |= dns.flags.CD
+            answer = await dns.asyncquery.udp(query, "127.0.0.1", port=address["port"], timeout=2)
+            rrset = answer.find_rrset(answer.answer, names[name], dns.rdataclass.IN, rdtype)
+            sigs = answer.find_rrset(answer.answer, names[name], dns.rdataclass.IN, dns.rdatatype.RRSIG, rdtype)
+            return rrset, sigs
+
+        async def one() -> bool:  # the answer, then the chain of trust from the anchor down to it
+            answer, answer_sigs = await ask("www.chain.test.", dns.rdatatype.A)
+            parent, parent_sigs = await ask("test.", dns.rdatatype.DNSKEY)
+            if not any(dns.dnssec.make_ds(names["test."], k, 2) == anchor[0] for k in parent):
+                return False
+            dns.dnssec.validate(parent, parent_sigs, {names["test."]: parent})
+            ds, ds_sigs = await ask("chain.test.", dns.rdatatype.DS)
+            dns.dnssec.validate(ds, ds_sigs, {names["test."]: parent})
+            child, child_sigs = await ask("chain.test.", dns.rdatatype.DNSKEY)
+            dns.dnssec.validate(child, child_sigs, {names["chain.test."]: child})
+            dns.dnssec.validate(answer, answer_sigs, {names["chain.test."]: child})
+            return True
     elif kind in ("ssh", "ssh-login"):
         from otel_health.probes.ssh import _quiet_import
 
@@ -187,6 +221,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 f"    query_name: {address['name']}\n")
     if kind == "websocket":
         return f"  - name: t{i}\n    kind: websocket\n    url: {address['url']}\n    send: ping\n    expect: ^ping$\n"
+    if kind == "dnssec":
+        return (f"  - name: t{i}\n    kind: dns\n    server: '127.0.0.1:{address['port']}'\n"
+                f"    query_name: www.chain.test\n    dnssec: validate\n    trust_anchor: ['{address['anchor']}']\n")
     if kind == "ssh":
         return f"  - name: t{i}\n    kind: ssh\n    host: 127.0.0.1\n    port: {address['port']}\n" \
                f"    host_key: {address['fingerprint']}\n"
@@ -269,6 +306,12 @@ def main() -> None:
         wsd = servers.start_wsd(workdir / "wsd")
         started.append(wsd)
         addresses["websocket"] = {"url": wsd.url("/echo")}
+    if "dnssec" in kinds:  # signatures valid around now: otel-health validates at its wall clock
+        stamp = functools.partial(time.strftime, "%Y%m%d%H%M%S")
+        signed = servers.start_signed_nsd(workdir / "signed", valid=(stamp(time.gmtime(time.time() - 86400)),
+                                                                     stamp(time.gmtime(time.time() + 86400 * 30))))
+        started.append(signed)
+        addresses["dnssec"] = {"port": signed.port, "anchor": signed.anchor}
     if "ssh" in kinds or "ssh-login" in kinds:
         sshd = servers.start_sshd(workdir / "sshd")
         started.append(sshd)
