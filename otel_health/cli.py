@@ -1,4 +1,5 @@
-"""Command line: ``run``, ``check``, ``validate``, ``init``, ``import``, ``probe``, ``alertmanager`` and ``ping``.
+"""Command line: ``run``, ``check``, ``validate``, ``init``, ``import``, ``probe``, ``alertmanager``,
+``rules`` and ``ping``.
 
 Exit codes: 0 all well; 1 a check failed (``check``: a critical target is down; ``probe``:
 the target is down; ``validate``: the file has problems); 2 the command could not run
@@ -22,17 +23,17 @@ import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from . import __version__, logs
-from ._files import Unreadable, read_bounded
 from ._redact import redact_url, scrub
 from .alertmanager import generate, merge
 from .collector import Collector
 from .config import AS_WRITTEN, Config, ConfigError, Placement, Target, split_host_port
-from .config.fields import MAX_SECRET_BYTES
 from .config.loader import load, load_text
 from .config.values import DEFAULT_LISTEN
 from .discovery import NOTHING_FOUND, Found
+from .pinger import PING_TOKEN_ENV, ping_command
 from .probes import PROBES, Probe, ProbeSettings
 from .result import CheckResult
+from .slo import rules_command
 
 __all__ = ["main"]
 
@@ -333,62 +334,6 @@ def _cmd_alertmanager(args: argparse.Namespace) -> int:
     return 0 if _write_output("alertmanager", args.output, text) else 2
 
 
-PING_TOKEN_ENV = "OTEL_HEALTH_PING_TOKEN"  # noqa: S105 - the variable's name, not a token
-
-
-def _cmd_ping(args: argparse.Namespace) -> int:
-    """Run the command, then report its exit status and duration to the heartbeat target; exit
-    with the command's status (a report that cannot be sent is said on stderr, nothing more)."""
-    import os
-    import subprocess
-    import time
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    if urlsplit(args.url).scheme not in ("http", "https"):
-        print(f"otel-health ping: --url {redact_url(args.url)}: give an http:// or https:// address", file=sys.stderr)
-        return 2
-    token = os.environ.get(PING_TOKEN_ENV, "")
-    if args.token_file:
-        try:  # read as the config reads a *_file credential: bounded, never a FIFO or a device
-            token = read_bounded(Path(args.token_file), MAX_SECRET_BYTES).strip()
-        except Unreadable as exc:
-            print(f"otel-health ping: --token-file {args.token_file}: {exc}", file=sys.stderr)
-            return 2
-    if not token:
-        print(f"otel-health ping: no token: set {PING_TOKEN_ENV} or give --token-file", file=sys.stderr)
-        return 2
-    command = args.command
-    status, message = 0, ""
-    start = time.monotonic()
-    if command:
-        try:
-            status = subprocess.run(command, check=False).returncode
-        except OSError as exc:
-            status, message = 127, f"cannot run {command[0]!r}: {exc.strerror}"
-    duration = time.monotonic() - start
-    if status and not message:
-        message = f"{Path(command[0]).name} exited with status {status}"
-    query = {"environment": args.environment} if args.environment else {}
-    url = f"{args.url.rstrip('/')}/api/v1/heartbeat/{urllib.parse.quote(args.name, safe='')}"
-    if query:
-        url += "?" + urllib.parse.urlencode(query)
-    body = json.dumps({"status": "fail" if status else "ok", "duration": round(duration, 3),
-                       "message": message}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - http(s) only, above
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout):  # noqa: S310 - http(s) only, above
-            pass
-    except urllib.error.HTTPError as exc:
-        print(f"otel-health ping: {args.name}: the report was refused ({exc.code})", file=sys.stderr)
-    except OSError as exc:
-        reason = getattr(exc, "reason", None) or exc
-        print(f"otel-health ping: {args.name}: the report was not sent ({reason})", file=sys.stderr)
-    return status
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-health", description="OpenTelemetry-native health collector")
     parser.add_argument("--version", action="version", version=f"otel-health {__version__}")
@@ -470,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     manager.add_argument("--output", "-o", metavar="FILE", help="write here instead of to standard output")
     manager.set_defaults(func=_cmd_alertmanager)
 
+    rules = sub.add_parser("rules", help="write the Prometheus rules that keep the targets' error budgets (slo:)")
+    rules.add_argument("--config", "-c", required=True, help="otel-health's YAML config file")
+    rules.add_argument("--output", "-o", metavar="FILE", help="write here instead of to standard output")
+    rules.add_argument("--tests", metavar="FILE", help="also write promtool tests of the rules here "
+                                                       "(promtool test rules FILE)")
+    rules.set_defaults(func=functools.partial(rules_command, _load_or_report, _EVERY_SHARD, _write_output))
+
     ping = sub.add_parser("ping", help="run a command and report its outcome to a heartbeat target (for crontab)")
     ping.add_argument("name", help="the heartbeat target's name")
     ping.add_argument("--url", default=f"http://{DEFAULT_LISTEN}", help=f"otel-health's address (default "
@@ -478,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     ping.add_argument("--token-file", help=f"the target's token (else the variable {PING_TOKEN_ENV})")
     ping.add_argument("--timeout", type=float, default=10.0, help="seconds the report may take (default 10)")
     ping.epilog = "After --, the command to run and report on; without one, success is reported now."
-    ping.set_defaults(func=_cmd_ping)
+    ping.set_defaults(func=ping_command)
 
     given = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []

@@ -388,7 +388,9 @@ class Collector:
             if state is None or not result.known:
                 return  # removed or changed by a reload while it ran; or no verdict yet
             changed = self.store.update(state, result, self.telemetry.kept_trace_id(span, result), lag)
-            self.telemetry.record(state.attrs, result, span, state.suppressed)
+            slo = target.slo
+            spends = slo.spends(result.up, state.debounced_up, state.suppressed is not None) if slo else None
+            self.telemetry.record(state.attrs, result, span, state.suppressed, spends)
         if len(state.history) == 1 or changed:
             if result.up:
                 event(log, logging.INFO, "target_up", service=target.name, environment=target.environment,

@@ -189,6 +189,17 @@ def services_dashboard() -> dash.Dashboard:
                                      .tags("tta.check.outcome=down").limit(20))
                         .with_target(JaegerSearch().ref_id("B").service("$trace_service")
                                      .tags("tta.check.slow=true").limit(20)))
+            .with_row(dash.Row("Objectives (otel-health rules)"))
+            .with_panel(table.Panel().title("Error budget left").datasource(PROMETHEUS).height(6).span(6)
+                        .unit("percentunit").decimals(1)
+                        .with_target(_prom(f"min by (service, environment) (tta_service:slo_budget_remaining{{{SEL}}})",
+                                           "{{service}} ({{environment}})", instant=True)))
+            .with_panel(timeseries.Panel().title("Burn rate (1h), in budgets").datasource(PROMETHEUS).height(6)
+                        .span(6)
+                        .with_target(_prom("max by (service, environment) (tta_service:slo_error_ratio:rate1h"
+                                           f"{{{SEL}}} / on (service, environment) group_left () (1 - max by "
+                                           f"(service, environment) (tta_service_slo_objective{{{SEL}}})))",
+                                           "{{service}} ({{environment}})")))
             .with_row(dash.Row("The collector itself"))
             .with_panel(timeseries.Panel().title("Scheduler lag p99").unit("s").datasource(PROMETHEUS).height(7)
                         .span(6)

@@ -26,6 +26,7 @@ from ..sharding import ShardError, parse_shard
 from .fields import ConfigError, Fields, Read, Reporter
 from .model import AS_WRITTEN, DEFAULT_MAX_MAINTENANCE, RESERVED_LABELS, Config, Defaults, KindSpec, Placement, Target
 from .otlp import parse_otlp
+from .slo import parse_slo
 from .targets import Placed, check_dependencies, parse_targets
 from .values import DEFAULT_LISTEN, HOST_NAME_RE, NAME_RE, describe, format_seconds, short, split_host_port
 from .windows import check_window_names, parse_maintenance
@@ -319,6 +320,7 @@ def _defaults(d: Fields) -> Defaults:
         slow_threshold=d.duration("slow_threshold", 1.0, maximum=3600.0),
         failure_threshold=d.whole("failure_threshold", 1, minimum=1, maximum=1000),
         success_threshold=d.whole("success_threshold", 1, minimum=1, maximum=1000),
+        slo=parse_slo(d, None),
     )
     if defaults.timeout > defaults.interval:
         d.problem("timeout", f"{format_seconds(defaults.timeout)} is longer than the interval "

@@ -13,6 +13,7 @@ from ..domains import BOOTSTRAP_URL
 from ..sharding import Shard
 from ..suppression import Window
 from .fields import Fields, Secret
+from .slo import Slo
 
 __all__ = [
     "AS_WRITTEN",
@@ -32,7 +33,8 @@ __all__ = [
 # Labels every tta_service_* series already carries, or that the contract reserves.
 RESERVED_LABELS = frozenset(
     {"service", "environment", "kind", "outcome", "error_type", "version", "status_code",
-     "phase", "reason", "depends_on", "registered_domain", "le", "quantile", "job", "instance", "location"}
+     "phase", "reason", "depends_on", "registered_domain", "slo_window", "slo_count", "slo_suppressed", "le",
+     "quantile", "job", "instance", "location"}
 )
 
 
@@ -76,6 +78,7 @@ class Defaults:
     slow_threshold: float = 1.0
     failure_threshold: int = 1
     success_threshold: int = 1
+    slo: Slo | None = None  # every target's, unless its own says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class Target:
     success_threshold: int = 1
     depends_on: tuple[str, ...] = ()  # names of targets in the same environment
     domain_expiry: str | None = None  # a name whose registration's expiry is watched (RDAP)
+    slo: Slo | None = None  # its objective: the checks that count toward its error budget
 
     @property
     def key(self) -> tuple[str, str]:

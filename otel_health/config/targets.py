@@ -13,6 +13,7 @@ from typing import Any
 from ..suppression import Window
 from .fields import Fields, Reporter
 from .model import RESERVED_LABELS, Defaults, KindSpec, Target
+from .slo import parse_slo
 from .values import LABEL_RE, NAME_RE, describe, format_seconds, is_ip_address, short
 from .windows import parse_schedule
 from .yamldoc import Where
@@ -130,6 +131,7 @@ def parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, e
     if callable(fits):  # options bounded by the check's timeout say so themselves
         fits(f, timeout)
     domain = _domain_expiry(f, options)
+    slo = parse_slo(f, defaults.slo)
     f.finish()
     if name is None or kind is None or options is None:
         return None
@@ -140,7 +142,7 @@ def parse_target(f: Fields, kinds: Mapping[str, KindSpec], defaults: Defaults, e
         name=name, kind=kind, environment=env, interval=interval, timeout=timeout, retries=retries,
         slow_threshold=slow, labels=tuple(sorted(labels)), options=options, critical=critical,
         failure_threshold=failures, success_threshold=successes, depends_on=tuple(depends_on),
-        domain_expiry=domain,
+        domain_expiry=domain, slo=slo,
     )
 
 

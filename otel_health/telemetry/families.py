@@ -97,6 +97,11 @@ def _tls_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((), c.tls_expiry),) if c.tls_expiry is not None else ()
 
 
+def _slo_objective(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
+    slo = c.target.slo
+    return ((tuple(slo.labels().items()), slo.objective),) if slo is not None else ()
+
+
 def _dnssec_expiry(c: TargetState, _: Any) -> Iterable[tuple[Labels, float]]:
     return (((), c.dnssec_expiry),) if c.dnssec_expiry is not None else ()
 
@@ -200,6 +205,9 @@ STATE_FAMILIES: tuple[StateFamily, ...] = (
                 _phases),
     StateFamily("tta_service_suppressed", "1 while the service's alerts are suppressed, by reason (maintenance, "
                 "dependency); its checks go on", "", _suppressed),
+    StateFamily("tta_service_slo_objective", "The service's objective: the share of its checks that must pass "
+                "over slo_window (counted as slo_count says; slo_suppressed: the checks while its alerts are held "
+                "back)", "", _slo_objective),
     StateFamily("tta_service_dependency_info", "One series per dependency of the service (depends_on); always 1",
                 "", _dependency_info),
     StateFamily("otel_health_checks_skipped", "Checks not started because the previous one still ran", "",

@@ -120,6 +120,9 @@ class Telemetry:
                                             description="Duration of every check of the service")
         self._checks = m.create_counter("tta_service_checks", unit="",
                                         description="Checks of the service by outcome and error type")
+        self._slo_checks = m.create_counter("tta_service_slo_checks", unit="",
+                                            description="Checks of a service with an SLO that count toward its error "
+                                                        "budget, by outcome as its SLO counts them")
         self.own.make_instruments(m)
 
     def retain(self, live: Mapping[tuple[str, str], Mapping[str, str]]) -> None:
@@ -181,11 +184,12 @@ class Telemetry:
             span.end()
 
     def record(self, attrs: Mapping[str, str], result: CheckResult, span: Span | None = None,
-               suppressed: Suppressed | None = None) -> None:
+               suppressed: Suppressed | None = None, budget: bool | None = None) -> None:
         """Put one result on the meters and on its root span.
 
         ``attrs`` are the target's attributes as the state store holds them: the same
         mapping check after check, so the SDK and the encoders find their cached series.
+        ``budget``: for a check its SLO counts, whether it spends the error budget.
         """
         error = str(result.error_type) if result.error_type is not None else ""
         ckey = (attrs["service"], attrs["environment"], result.outcome, error)
@@ -199,6 +203,13 @@ class Telemetry:
             exemplar_ctx = trace.set_span_in_context(span)
         self._checks.add(1, held[1], context=exemplar_ctx)
         self._duration.record(result.duration, attrs, context=exemplar_ctx)
+        if budget is not None:  # a check its SLO counts: True when it spends the budget
+            outcome = "down" if budget else "up"
+            skey = (attrs["service"], attrs["environment"], outcome, "slo")
+            slo_held = self._counter_attrs.get(skey)
+            if slo_held is None or slo_held[0] is not attrs:
+                slo_held = self._counter_attrs[skey] = (attrs, {**attrs, "outcome": outcome})
+            self._slo_checks.add(1, slo_held[1])
         if span is not None:
             self._annotate(span, result)
             span.set_attribute("tta.check.suppressed", suppressed is not None)

@@ -26,7 +26,9 @@ import yaml
 
 from otel_health.collector import Collector
 from otel_health.config.loader import load_text
+from otel_health.config.slo import Slo
 from otel_health.probes import PROBES
+from otel_health.slo import generate
 from tests.harness import servers
 from tests.harness.procs import free_port, wait_until
 
@@ -72,8 +74,11 @@ def panel_queries() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 
 def rule_exprs() -> list[tuple[str, str]]:
-    doc = yaml.safe_load(RULES.read_text())
-    return [(rule.get("alert") or rule["record"], rule["expr"]) for group in doc["groups"] for rule in group["rules"]]
+    """The shipped rules' and those 'otel-health rules' writes for an SLO."""
+    generated = generate([Slo(0.999, 30 * 86400.0)])
+    return [(rule.get("alert") or rule["record"], rule["expr"])
+            for doc in (yaml.safe_load(RULES.read_text()), generated) for group in doc["groups"]
+            for rule in group["rules"]]
 
 
 def check_selectors(prometheus: servers.Prometheus, where: str, expr: str) -> list[str]:
@@ -112,6 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         f"listen: 127.0.0.1:{port}\nenvironment: monitoring\nlocation: lab\n"
         f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"
         "defaults:\n  interval: 0.5s\n  timeout: 0.4s\n  slow_threshold: 100ms\n  failure_threshold: 2\n"
+        "  slo: {objective: 99.9%, window: 30d}\n"
         f"rdap_bootstrap_url: {h.url('/rdap/bootstrap.json')}\n"  # the domain registrations' registry
         "targets:\n"
         f"  - name: web\n    kind: http\n    url: {h.url('/ok')}\n    domain_expiry: www.example.test\n"
@@ -128,7 +134,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
     (workdir / "sd.json").write_text(f'[{{"targets": ["127.0.0.1:{h.port}"]}}]')
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(RULES)]
+    # the rules 'otel-health rules' writes for this config, evaluated as often as the shipped ones here
+    slo_rules = workdir / "slo.rules.yml"
+    slo_rules.write_text(yaml.safe_dump(generate([t.slo for t in load_text(text, "monitoring.yaml", PROBES).targets
+                                                  if t.slo is not None], interval="1s")))
+    config["rule_files"] = [str(RULES), str(slo_rules)]
     addresses = {"otel-collector:8889": f"127.0.0.1:{collector.prometheus_port}",
                  "otel-collector:8888": f"127.0.0.1:{collector.telemetry_port}",
                  "otel-health:8090": f"127.0.0.1:{port}"}
