@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login]
+        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,http3]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -115,6 +115,39 @@ def bare_check(kind: str, address: dict) -> object:
             async with connect(address["url"], compression=None, proxy=None, ping_interval=None) as ws:
                 await ws.send("ping")
                 return await ws.recv() == "ping"
+    elif kind == "http3":
+        import ssl
+
+        from aioquic.asyncio.client import connect
+        from aioquic.asyncio.protocol import QuicConnectionProtocol
+        from aioquic.h3.connection import H3_ALPN, H3Connection
+        from aioquic.h3.events import DataReceived, HeadersReceived
+        from aioquic.quic.configuration import QuicConfiguration
+
+        class Client(QuicConnectionProtocol):  # aioquic's own example client, reduced to one GET
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, **kwargs)
+                self.h3 = H3Connection(self._quic)
+                self.done = asyncio.get_running_loop().create_future()
+                self.status = b""
+
+            def quic_event_received(self, event: object) -> None:
+                for e in self.h3.handle_event(event):
+                    if isinstance(e, HeadersReceived):
+                        self.status = dict(e.headers).get(b":status", b"")
+                    if isinstance(e, (HeadersReceived, DataReceived)) and e.stream_ended and not self.done.done():
+                        self.done.set_result(None)
+
+        async def one() -> bool:
+            config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
+            async with connect("localhost", address["port"], configuration=config, create_protocol=Client) as c:
+                stream = c._quic.get_next_available_stream_id()
+                c.h3.send_headers(stream, [(b":method", b"GET"), (b":scheme", b"https"),
+                                           (b":authority", f"localhost:{address['port']}".encode()),
+                                           (b":path", b"/ok"), (b"user-agent", b"bench")], end_stream=True)
+                c.transmit()
+                await c.done
+                return bool(c.status == b"200")
     elif kind == "dnssec":
         import dns.asyncquery
         import dns.dnssec
@@ -221,6 +254,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 f"    query_name: {address['name']}\n")
     if kind == "websocket":
         return f"  - name: t{i}\n    kind: websocket\n    url: {address['url']}\n    send: ping\n    expect: ^ping$\n"
+    if kind == "http3":
+        return (f"  - name: t{i}\n    kind: http\n    url: https://localhost:{address['port']}/ok\n"
+                "    http3: true\n    tls_verify: false\n")
     if kind == "dnssec":
         return (f"  - name: t{i}\n    kind: dns\n    server: '127.0.0.1:{address['port']}'\n"
                 f"    query_name: www.chain.test\n    dnssec: validate\n    trust_anchor: ['{address['anchor']}']\n")
@@ -306,6 +342,10 @@ def main() -> None:
         wsd = servers.start_wsd(workdir / "wsd")
         started.append(wsd)
         addresses["websocket"] = {"url": wsd.url("/echo")}
+    if "http3" in kinds:
+        h3d = servers.start_h3d(workdir / "h3d")
+        started.append(h3d)
+        addresses["http3"] = {"port": h3d.port}
     if "dnssec" in kinds:  # signatures valid around now: otel-health validates at its wall clock
         stamp = functools.partial(time.strftime, "%Y%m%d%H%M%S")
         signed = servers.start_signed_nsd(workdir / "signed", valid=(stamp(time.gmtime(time.time() - 86400)),

@@ -142,6 +142,8 @@ class _Module:
             fields["follow_redirects"] = False
         if o.get("enable_http2") is False:
             pass  # HTTP/1.1 is the default here
+        if o.get("enable_http3") is True:  # 0.28: HTTP/3 alone (its config refuses HTTP/2 and 1.1 beside it)
+            fields["http3"] = True
         if o.get("no_proxy"):
             fields["no_proxy"] = [p.strip() for p in str(o["no_proxy"]).split(",") if p.strip()]
         if o.get("body_size_limit"):
@@ -172,7 +174,8 @@ class _Module:
         self._ip(o, fields)
         self._drop(o, {"valid_status_codes", "method", "body", "fail_if_ssl", "fail_if_not_ssl", "valid_http_versions",
                        "proxy_url", "proxy_from_environment", "fail_if_header_matches", "fail_if_header_not_matches",
-                       "follow_redirects", "no_follow_redirects", "enable_http2", "no_proxy", "body_size_limit",
+                       "follow_redirects", "no_follow_redirects", "enable_http2", "enable_http3", "no_proxy",
+                       "body_size_limit",
                        "source_ip_address",
                        "headers", "fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp", "basic_auth",
                        "fail_if_body_json_matches_cel", "fail_if_body_json_not_matches_cel", "compression",

@@ -17,7 +17,7 @@ __all__ = ["HEADER_NAME", "MAX_BODY_FILE", "HeaderAssertion", "body_file", "head
            "parse_cel", "parse_regexes"]
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2.0")
+_HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3.0")
 MAX_BODY_FILE = 1 << 20  # bytes: a request body is read with the config, and sent by every check
 
 

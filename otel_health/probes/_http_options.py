@@ -93,6 +93,7 @@ class HttpOptions:
     fail_if_not_ssl: bool = False
     oauth2: OAuth2Options | None = None
     http2: str = "off"  # "off", "alpn" (h2 when TLS agrees), "prior_knowledge" (h2 from the first byte)
+    http3: bool = False  # HTTP/3 over QUIC (https:// only)
     compression: str | None = None  # the coding the answer must come in (asked for by Accept-Encoding)
     body_file: Path | None = None  # the request body's file, read with the config (body_data)
     body_data: bytes | None = None
@@ -148,6 +149,7 @@ class HttpOptions:
             fail_if_not_ssl=f.flag("fail_if_not_ssl", False),
             oauth2=oauth2,
             http2=_parse_http2(f, url),
+            http3=f.flag("http3", False),
             compression=f.text("compression", None, choices=_CODINGS),
             tls_resume=f.flag("tls_resume", False),
             body_file=body_path,
@@ -158,6 +160,8 @@ class HttpOptions:
         if options.http2 == "prior_knowledge" and options.proxy is not None:
             f.problem("http2_prior_knowledge", "cannot go through a forward proxy (it speaks HTTP/1.1 to the "
                                                "proxy); use an https:// URL with 'http2: true', or no proxy")
+        if options.http3:
+            _check_http3(f, options)
         if not options.read_body and options.asserts_on_body:
             f.problem("read_body", "is false, but a body assertion needs the body; remove one of them")
         if not options.read_body and options.body_size_limit:
@@ -236,7 +240,7 @@ class HttpOptions:
                 "body_not_regex": [p.pattern for p in self.body_not_regex],
                 "headers": [{"option": a.option, "header": a.header, "regexp": a.regexp.pattern,
                              "allow_missing": a.allow_missing} for a in self.header_assertions],
-                "valid_http_versions": list(self.valid_http_versions), "http2": self.http2,
+                "valid_http_versions": list(self.valid_http_versions), "http2": self.http2, "http3": self.http3,
                 "body_cel": self.body_cel.source if self.body_cel else None,
                 "body_not_cel": self.body_not_cel.source if self.body_not_cel else None,
             },
@@ -413,6 +417,21 @@ def _parse_server_name(f: Fields) -> str | None:
         f.problem("server_name", f"{name[:60]!r} is not a host name; give the name the certificate is for")
         return None
     return host
+
+
+def _check_http3(f: Fields, o: HttpOptions) -> None:
+    """What HTTP/3 cannot be asked together with, said once each."""
+    if not o.url.startswith("https://"):
+        f.problem("http3", "runs over QUIC, which is TLS: use an https:// URL")
+    if o.http2 != "off":
+        f.problem("http3", "and http2 are both set; keep one (HTTP/3 is its own version)")
+    if f.has("proxy_url"):
+        f.problem("http3", "goes over UDP, which a forward proxy does not carry; remove proxy_url or http3")
+    if o.client_cert is not None:
+        f.problem("http3", "does not present a client certificate; remove cert_file or http3")
+    if o.tls_max_version not in (None, "TLS13") or o.tls_min_version not in (None, "TLS13", "TLS12", "TLS11",
+                                                                              "TLS10"):
+        f.problem("http3", "is TLS 1.3 only (QUIC); remove tls_max_version or http3")
 
 
 def _parse_http2(f: Fields, url: str | None) -> str:

@@ -10,6 +10,7 @@ the probe's :class:`~._oauth2.Tokens`, shared by the targets with the same setti
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -28,6 +29,7 @@ from ._base import Attempt, Probe, ProbeSettings
 from ._cel import values_in
 from ._client import HttpClient
 from ._credentials import basic_authorization, credential_header
+from ._http3 import fetch as fetch_http3
 from ._http_options import HttpOptions, StatusRange
 from ._jsonpath import ABSENT, json_path, short_json
 from ._match import judged
@@ -186,6 +188,12 @@ class HttpProbe(Probe):
             await judged(len(response.body), lambda: _assert_body(response, o, attempt, cap))
         return response
 
+    @staticmethod
+    async def _over_http3(request: Request, timings: Timings, extra: tuple[tuple[str, str], ...],
+                          o: HttpOptions) -> Response:
+        await _over_http3_load()
+        return await fetch_http3(request, timings, extra, verify=o.tls_verify, ca_file=o.ca_file)
+
     async def _token(self, oauth2: OAuth2Options, p: _Prepared, target: Target, attempt: Attempt, *,
                      refused: str | None = None) -> str:
         if self._tokens is None:
@@ -212,17 +220,24 @@ class HttpProbe(Probe):
                 extra = tuple(carrier.items())
             timings = Timings()
             try:
-                response = await self._client().fetch(request, timings, extra)
+                if p.options.http3:
+                    response = await self._over_http3(request, timings, extra, p.options)
+                else:
+                    response = await self._client().fetch(request, timings, extra)
             except Exception as exc:
                 error_type, _ = self._classified(exc)
                 span.set_attribute("error.type", str(error_type))
                 span.set_status(Status(StatusCode.ERROR))
                 raise
             finally:
-                attempt.phases.update(timings.phases())
+                phases = timings.phases()
+                if p.options.http3 and "tls" in phases:  # QUIC's handshake: the connection and TLS at once
+                    phases["quic"] = phases.pop("tls")
+                attempt.phases.update(phases)
             code = response.status
             span.set_attribute("http.response.status_code", code)
-            span.set_attribute("network.protocol.version", "2" if response.version == "2.0" else response.version)
+            span.set_attribute("network.protocol.version", response.version.removesuffix(".0")
+                               if response.version in ("2.0", "3.0") else response.version)
             if response.tls:
                 span.set_attribute("tls.resumed", response.tls_resumed)
             if code >= 400:
@@ -231,6 +246,15 @@ class HttpProbe(Probe):
         finally:
             span.end()
         return response
+
+
+_QUIC_LOADED: list[bool] = []
+
+
+async def _over_http3_load() -> None:
+    if not _QUIC_LOADED:  # aioquic's import, off the loop, once, for the first HTTP/3 target only
+        await asyncio.to_thread(lambda: __import__("aioquic.asyncio.client"))
+        _QUIC_LOADED.append(True)
 
 
 def _assert_head(response: Response, o: HttpOptions) -> None:

@@ -123,3 +123,13 @@ def test_an_icmp_target_is_its_host_whatever_port_or_brackets_it_has(target: str
                                f"    params: {{module: [ping]}}\n    static_configs: [{{targets: ['{target}']}}]\n",
                                base_dir=DATA)
     assert [t["host"] for t in imported.targets] == [host]
+
+
+def test_an_http3_module_asks_over_http3() -> None:
+    imported = import_blackbox("modules:\n  h3:\n    prober: http\n    http:\n      enable_http3: true\n"
+                               "      enable_http2: false\n      valid_http_versions: [HTTP/3.0]\n",
+                               "scrape_configs:\n  - job_name: h\n    metrics_path: /probe\n"
+                               "    params: {module: [h3]}\n    static_configs: [{targets: ['https://example.com/']}]\n",
+                               base_dir=DATA)
+    assert [(t["http3"], t["valid_http_versions"]) for t in imported.targets] == [(True, ["HTTP/3.0"])]
+    assert imported.notes == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .common import REPO, get_json, http_ok, require
 from .dnssec import SIGNED_AT, SignedNsd, start_signed_nsd
 from .grpc_health import Grpcd, start_grpcd
+from .h3 import H3d, start_h3d
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
 from .mail import MAIL_PASSWORD, MAIL_USER, Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
@@ -37,6 +38,7 @@ __all__ = [
     "Dovecot",
     "Exim",
     "Grpcd",
+    "H3d",
     "HttpTargets",
     "Jaeger",
     "Neo4j",
@@ -60,6 +62,7 @@ __all__ = [
     "start_dovecot",
     "start_exim",
     "start_grpcd",
+    "start_h3d",
     "start_http_targets",
     "start_jaeger",
     "start_neo4j",

@@ -33,6 +33,7 @@ SILENT = {
     "google": "protobuf runtime: no logging of a check's data",
     "cel": "the Rust CEL interpreter: no logging",
     "icmplib": "no logging",
+    "cryptography": "no logging (a certificate's DER, read from aioquic's handshake)",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 
