@@ -19,7 +19,6 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ..errors import ErrorType, ProbeFailure
-from ._base import close_within
 from ._codings import ACCEPT_ENCODING, Body
 from ._messages import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, Request, Response, Timings
 
@@ -119,13 +118,6 @@ def _client_type() -> Any:
     return Client
 
 
-async def _closed(client: Any, transport: asyncio.BaseTransport) -> None:
-    try:
-        await client.wait_closed()
-    finally:
-        transport.close()
-
-
 async def fetch(request: Request, timings: Timings, extra: tuple[tuple[str, str], ...], *, verify: bool,
                 ca_file: Path | None) -> Response:
     from aioquic.h3.connection import H3_ALPN
@@ -165,14 +157,15 @@ async def fetch(request: Request, timings: Timings, extra: tuple[tuple[str, str]
         timings.done = time.perf_counter()
         head, body = client.head or [], client.body
         peer = getattr(client._quic.tls, "_peer_certificate", None)
-    except BaseException as exc:
-        client.close()  # a failed check waits for no closing handshake: its time is up or its answer in
-        transport.close()
-        if isinstance(exc, ConnectionError) and client.terminated is not None:
+    except ConnectionError:
+        if client.terminated is not None:
             raise client.terminated from None
         raise
-    client.close()
-    await close_within(_closed(client, transport), 0.5)  # the server's CONNECTION_CLOSE, or not, bounded
+    finally:
+        # CONNECTION_CLOSE goes out now (a datagram sent at once); no check waits for the closing
+        # handshake: its answer is in, or its time is up
+        client.close()
+        transport.close()
     status = next((v for n, v in head if n == b":status"), b"")
     if not status.isdigit():
         raise ProbeFailure(ErrorType.PROTOCOL, "the answer has no :status")
