@@ -6,8 +6,8 @@ spends the budget on what users met) or by the debounced state after it (``count
 which forgives a blip the failure threshold absorbs). Checks while the target's alerts are held
 back (maintenance, a dependency down) are left out of both the bad and the total by default
 (``suppressed: excluded``): a planned window spends no budget; with ``suppressed: counted`` they
-count as they were. Checks, not minutes: at 99.9% a minute-grained count would spend a twentieth
-of an hour's fast-burn allowance on one bad minute and page for it.
+count as they were. Checks, not minutes: at 99.9%, one bad minute in an hour is already over the
+fast-burn threshold (14.4 times the budget's pace), so a minute-grained count would page on it.
 
 The collector counts each check of a target with an SLO in ``tta_service_slo_checks_total``
 (``outcome`` up or down as the counting says; not at all while excluded), and the rules are the

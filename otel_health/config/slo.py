@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 
 from .fields import Fields
-from .values import format_seconds
 
 __all__ = ["Slo", "parse_slo", "window_name"]
 
@@ -19,8 +18,8 @@ _PERCENT = re.compile(r"^(\d{1,3}(?:\.\d+)?)\s*%$")
 class Slo:
     objective: float  # the share of checks that must pass, 0.999
     window: float  # seconds the objective is kept over
-    count: str = "raw"  # raw or debounced: which state makes a minute bad
-    suppressed: str = "excluded"  # excluded or counted: minutes while the alerts are held back
+    count: str = "raw"  # raw or debounced: which outcome makes a check bad
+    suppressed: str = "excluded"  # excluded or counted: checks while the alerts are held back
 
     def spends(self, up: bool, debounced_up: bool | None, held_back: bool) -> bool | None:
         """Whether a check spends the error budget; None when it does not count (held back, and
@@ -53,8 +52,6 @@ def parse_slo(f: Fields, inherited: Slo | None) -> Slo | None:
         return inherited
     objective = _objective(sub, inherited.objective if inherited else None)
     window = _window(sub, inherited.window if inherited else 30 * 86400.0)
-    if window % 60:
-        sub.problem("window", f"{format_seconds(window)} is not whole minutes; the rules count minutes")
     slo = Slo(objective=objective or 0.0, window=window,
               count=sub.text("count", inherited.count if inherited else "raw", choices=("raw", "debounced")) or "raw",
               suppressed=sub.text("suppressed", inherited.suppressed if inherited else "excluded",
