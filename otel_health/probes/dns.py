@@ -263,8 +263,10 @@ class DnsProbe(Probe):
                                               f"expected {', '.join(o.valid_rcodes)}")
         if o.dnssec == "validate":
             with self.step(attempt, "dnssec", "DNSSEC validation", attributes):
-                validator = Validator(lambda name, rdtype: self._ask(o, self._query(o, name, rdtype), only=True),
-                                      o.trust_anchors, self.settings.clock())
+                async def ask(name: Any, rdtype: Any) -> Any:
+                    return (await self._ask(o, self._query(o, name, rdtype)))[0]
+
+                validator = Validator(ask, o.trust_anchors, self.settings.clock())
                 try:
                     await validator.answer(answer)
                 finally:
@@ -297,14 +299,13 @@ class DnsProbe(Probe):
         return query
 
     @staticmethod
-    async def _ask(o: DnsOptions, query: Any, *, only: bool = False) -> Any:
-        """The answer (and whether it came over TCP); ``only``: the answer alone."""
+    async def _ask(o: DnsOptions, query: Any) -> tuple[Any, bool]:
+        """The answer, and whether it came over TCP."""
         asyncquery = dns_modules()[0]
         if o.transport == "tcp":
-            answer, used_tcp = await asyncquery.tcp(query, o.server, port=o.port), True
-        else:
-            answer, used_tcp = await asyncquery.udp_with_fallback(query, o.server, port=o.port)
-        return answer if only else (answer, used_tcp)
+            return await asyncquery.tcp(query, o.server, port=o.port), True
+        answer, used_tcp = await asyncquery.udp_with_fallback(query, o.server, port=o.port)
+        return answer, bool(used_tcp)
 
     def _classify(self, exc: BaseException) -> tuple[ErrorType, str]:
         _, exception, _, message, _, _ = dns_modules()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import functools
 import hashlib
 import re
@@ -160,7 +161,7 @@ class SshOptions:
         )
         if (text := f.text("expect")) is not None:
             try:
-                options = _replace(options, expect=Pattern(_LINES + text))  # ^ and $ at each line, as grep
+                options = dataclasses.replace(options, expect=Pattern(_LINES + text))  # ^ and $ at each line, as grep
             except PatternError as exc:
                 f.problem("expect", str(exc))
         credentials = options.password is not None or options.private_key is not None
@@ -192,12 +193,6 @@ class SshOptions:
                 "expect": self.expect.pattern.removeprefix(_LINES) if self.expect is not None else None,
                 "exit_status": self.exit_status if self.command is not None else None,
                 "ip_protocol": self.ip_protocol}
-
-
-def _replace(options: SshOptions, **changes: Any) -> SshOptions:
-    import dataclasses
-
-    return dataclasses.replace(options, **changes)
 
 
 def _key_problem(key: Secret, passphrase: Secret | None) -> str | None:
