@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import resource
 import subprocess
@@ -347,9 +346,7 @@ def main() -> None:
         started.append(h3d)
         addresses["http3"] = {"port": h3d.port}
     if "dnssec" in kinds:  # signatures valid around now: otel-health validates at its wall clock
-        stamp = functools.partial(time.strftime, "%Y%m%d%H%M%S")
-        signed = servers.start_signed_nsd(workdir / "signed", valid=(stamp(time.gmtime(time.time() - 86400)),
-                                                                     stamp(time.gmtime(time.time() + 86400 * 30))))
+        signed = servers.start_signed_nsd(workdir / "signed", valid=servers.valid_around(time.time()))
         started.append(signed)
         addresses["dnssec"] = {"port": signed.port, "anchor": signed.anchor}
     if "ssh" in kinds or "ssh-login" in kinds:

@@ -14,7 +14,7 @@ from ..suppression import Window
 from .fields import Fields, Reporter
 from .model import RESERVED_LABELS, Defaults, KindSpec, Target
 from .slo import parse_slo
-from .values import LABEL_RE, NAME_RE, describe, format_seconds, is_ip_address, short
+from .values import LABEL_RE, NAME_RE, describe, format_seconds, idna_name, is_ip_address, short
 from .windows import parse_schedule
 from .yamldoc import Where
 
@@ -165,11 +165,10 @@ def _domain_expiry(f: Fields, options: Any) -> str | None:
         f.problem("domain_expiry", f"must be true, false or a domain name, got {describe(raw)}")
         return None
     name = name.strip().rstrip(".").lower()
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass  # said below
+    try:
+        name = idna_name(name)  # as the HTTP kind sends it: UTS-46, not the codec's IDNA 2003
+    except ValueError:
+        pass  # said below
     if not _DOMAIN_RE.fullmatch(name):
         f.problem("domain_expiry", f"{short(name)!r} is not a domain name with a TLD, such as example.com")
         return None

@@ -18,6 +18,7 @@ __all__ = [
     "NAME_RE",
     "describe",
     "format_seconds",
+    "idna_name",
     "is_ip_address",
     "parse_duration",
     "short",
@@ -94,6 +95,22 @@ def describe(value: Any) -> str:
 def short(value: Any, limit: int = 60) -> str:
     text = str(value).replace("\n", "\\n").replace("\r", "\\r")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def idna_name(host: str) -> str:
+    """The name as DNS and the Host header carry it: ASCII names unchanged (underscores too),
+    others mapped by UTS-46 (non-transitional, as browsers and curl do) to A-labels; raises
+    ValueError with the reason when it cannot be."""
+    if host.isascii():
+        return host
+    import idna
+
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
+                        for label in mapped.split("."))
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"the host name cannot be encoded for DNS ({exc})") from None
 
 
 def is_ip_address(text: str) -> bool:

@@ -22,8 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-import idna
-
+from ..config.values import idna_name
 from ..errors import ErrorType, ProbeFailure
 
 __all__ = ["DNS_THREADS", "DaemonPool", "Names", "ascii_host"]
@@ -149,13 +148,9 @@ def _unique(addresses: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
 
 
 def ascii_host(host: str) -> str:
-    """The name as DNS and the Host header carry it: ASCII names unchanged (underscores
-    too), others mapped by UTS-46 (non-transitional, as browsers and curl do) to A-labels."""
-    if host.isascii():
-        return host
+    """The name as DNS and the Host header carry it (``config.values.idna_name``); a name that
+    cannot be is a ``dns`` failure."""
     try:
-        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
-        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
-                        for label in mapped.split("."))
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise ProbeFailure(ErrorType.DNS, f"the host name cannot be encoded for DNS ({exc})") from None
+        return idna_name(host)
+    except ValueError as exc:
+        raise ProbeFailure(ErrorType.DNS, str(exc)) from None

@@ -10,7 +10,6 @@ trace query must return traces. Grafana cannot run here; this is what it would a
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
@@ -109,10 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
     port = free_port()
     h = http_targets
     # Prometheus evaluates the rules at the real now: the signed zone's signatures are made around it
-    now = time.time()
-    stamp = functools.partial(time.strftime, "%Y%m%d%H%M%S")
-    signed = servers.start_signed_nsd(workdir / "signed", valid=(stamp(time.gmtime(now - 86400)),
-                                                                 stamp(time.gmtime(now + 30 * 86400))))
+    signed = servers.start_signed_nsd(workdir / "signed", valid=servers.valid_around(time.time()))
     text = (
         f"listen: 127.0.0.1:{port}\nenvironment: monitoring\nlocation: lab\n"
         f"otlp:\n  endpoint: http://127.0.0.1:{collector.otlp_http}\n  export_interval: 0.5s\n"

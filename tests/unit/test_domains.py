@@ -67,6 +67,9 @@ def test_domain_expiry_takes_the_targets_own_name_or_the_one_given() -> None:
                    "    domain_expiry: true\n") == "www.example.net"
     assert _target("    kind: tcp\n    host: 10.0.0.5\n    port: 25\n    domain_expiry: bücher.example\n") \
         == "xn--bcher-kva.example"
+    # as the HTTP kind sends the name (UTS-46, non-transitional): IDNA 2003 would make it fass.example
+    assert _target("    kind: tcp\n    host: 10.0.0.5\n    port: 25\n    domain_expiry: faß.example\n") \
+        == "xn--fa-hia.example"
     assert _target("    kind: http\n    url: https://example.com/\n") is None
     assert _target("    kind: http\n    url: https://example.com/\n    domain_expiry: false\n") is None
 

@@ -7,7 +7,7 @@ bounded and a failure names the server and shows the end of its log.
 from __future__ import annotations
 
 from .common import REPO, get_json, http_ok, require
-from .dnssec import SIGNED_AT, SignedNsd, start_signed_nsd
+from .dnssec import SIGNED_AT, SignedNsd, start_signed_nsd, valid_around
 from .grpc_health import Grpcd, start_grpcd
 from .h3 import H3d, start_h3d
 from .http_targets import HttpTargets, start_http_targets
@@ -78,4 +78,5 @@ __all__ = [
     "start_sshd",
     "start_tinyproxy",
     "start_wsd",
+    "valid_around",
 ]

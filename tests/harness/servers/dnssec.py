@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..procs import Process, free_port
 from .common import require
 from .nsd import dns_answers
 
-__all__ = ["SIGNED_AT", "SignedNsd", "start_signed_nsd"]
+__all__ = ["SIGNED_AT", "SignedNsd", "start_signed_nsd", "valid_around"]
 
 # Every good signature is valid from the first of January 2030 to the first of March 2030: the
 # tests check at an instant inside (SIGNED_AT, on a clock they set), never at today's date.
@@ -50,6 +51,13 @@ class SignedNsd:
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def valid_around(now: float, *, before: float = 86400.0, after: float = 30 * 86400.0) -> tuple[str, str]:
+    """Signatures' validity from a day before ``now`` to a month after it, as ldns-signzone takes
+    them: for a run whose other side (Prometheus, otel-health's wall clock) reads the real now."""
+    return (time.strftime("%Y%m%d%H%M%S", time.gmtime(now - before)),
+            time.strftime("%Y%m%d%H%M%S", time.gmtime(now + after)))
 
 
 def _keygen(workdir: Path, zone: str) -> str:
