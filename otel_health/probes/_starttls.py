@@ -260,10 +260,12 @@ async def imap_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         if not go_on.startswith("+"):
             raise ProbeFailure(ErrorType.ASSERTION, f"imap: AUTHENTICATE PLAIN was answered {_shown(go_on)}")
         _send(writer, _plain(username, password))
-    elif "LOGINDISABLED" not in capabilities and not any(c in f"{username}{password}" for c in '"\\\r\n'):
+    elif "LOGINDISABLED" not in capabilities and f"{username}{password}".isascii() \
+            and not any(c in f"{username}{password}" for c in '"\\\r\n'):
         _send(writer, f'a4 LOGIN "{username}" "{password}"')
     else:
-        raise ProbeFailure(ErrorType.ASSERTION, "imap: the server offers neither AUTH=PLAIN nor LOGIN over TLS")
+        raise ProbeFailure(ErrorType.ASSERTION, "imap: the server offers no AUTH=PLAIN over TLS, and LOGIN is "
+                                                "disabled or cannot carry these credentials (quotes, non-ASCII)")
     status, lines = await _imap_tagged(reader, "a4")
     if status == "OK":
         return
@@ -274,6 +276,8 @@ async def imap_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 async def pop3_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, username: str, password: str) -> None:
     """USER and PASS (RFC 1939); -ERR [SYS/TEMP] or [IN-USE] (RFC 3206) is the server's trouble."""
+    if not f"{username}{password}".isascii():
+        raise ProbeFailure(ErrorType.ASSERTION, "pop3: USER and PASS carry ASCII only; these credentials are not")
     for command in (f"USER {username}", f"PASS {password}"):
         _send(writer, command)
         answer = await _line(reader, "pop3")

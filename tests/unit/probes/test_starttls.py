@@ -90,7 +90,8 @@ async def test_whatever_a_server_answers_a_login_ends_named(protocol: str, answe
     ("imap", b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\na3 OK\r\n+ \r\na4 NO [UNAVAILABLE] Try later\r\n",
      (ErrorType.UNAVAILABLE, "imap: the login was answered 'NO [UNAVAILABLE] Try later'")),
     ("imap", b"* CAPABILITY IMAP4rev1 LOGINDISABLED\r\na3 OK\r\n",
-     (ErrorType.ASSERTION, "imap: the server offers neither AUTH=PLAIN nor LOGIN over TLS")),
+     (ErrorType.ASSERTION, "imap: the server offers no AUTH=PLAIN over TLS, and LOGIN is disabled or cannot carry "
+                           "these credentials (quotes, non-ASCII)")),
     ("pop3", b"+OK\r\n-ERR [SYS/TEMP] Try later\r\n",
      (ErrorType.UNAVAILABLE, "pop3: the login was answered '-ERR [SYS/TEMP] Try later'")),
 ])
@@ -104,3 +105,15 @@ async def test_a_server_that_cannot_check_a_login_now_is_unavailable_not_a_refus
 async def test_the_plain_response_is_rfc_4616s() -> None:
     _, sent = await _login("smtp", b"250-mail\r\n250-AUTH LOGIN PLAIN\r\n250 OK\r\n235 ok\r\n")
     assert sent == b"EHLO otel-health\r\nAUTH PLAIN AGNoZWNrZXIAcGEgc3M=\r\n"  # base64 of \0checker\0pa ss
+
+
+async def test_credentials_a_line_command_cannot_carry_are_named_not_sent() -> None:
+    writer = _Writer()
+    with pytest.raises(ProbeFailure) as caught:
+        await LOGINS["pop3"](_fed(b"+OK\r\n"), writer, "checker", "päss")  # type: ignore[arg-type]
+    assert caught.value.error_type == ErrorType.ASSERTION and "ASCII only" in caught.value.detail
+    assert writer.sent == b""
+    with pytest.raises(ProbeFailure) as imap:
+        await LOGINS["imap"](_fed(b"* CAPABILITY IMAP4rev1\r\na3 OK\r\n"), _Writer(),  # type: ignore[arg-type]
+                             "checker", "päss")
+    assert "cannot carry these credentials" in imap.value.detail
