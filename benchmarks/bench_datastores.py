@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,http3]
+        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,http3,ocsp]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -208,7 +208,7 @@ def bare_check(kind: str, address: dict) -> object:
 
         client: list[HttpClient] = []
         request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536)
-        if kind in ("https", "http2"):
+        if kind in ("https", "http2", "ocsp"):
             request = Request(address["url"], headers=(("User-Agent", "bench"),), max_body=65536,
                               http2="alpn" if kind == "http2" else "off",
                               context=functools.partial(client_context, verify=False,
@@ -267,6 +267,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 f"    username: {address['user']}\n    private_key_file: {address['key']}\n    command: 'true'\n")
     if kind == "icmp":
         return f"  - name: t{i}\n    kind: icmp\n    host: 127.0.0.1\n    packets: 3\n    packet_interval: 50ms\n"
+    if kind == "ocsp":  # the whole chain read, the stapled response's status recalled (learned once a target)
+        return (f"  - name: t{i}\n    kind: http\n    url: {address['url']}\n    tls_verify: false\n"
+                "    check_revocation: stapled\n    revocation_unknown: down\n")
     if kind in ("https", "http2"):
         return (f"  - name: t{i}\n    kind: http\n    url: {address['url']}\n    tls_verify: false\n"
                 + ("    http2: true\n" if kind == "http2" else ""))
@@ -363,6 +366,10 @@ def main() -> None:
         started.append(h2)
         addresses["http2"] = {"url": h2.url("/ok")}
         addresses["https"] = {"url": h2.url("/ok", port=h2.h1_tls_port)}
+    if "ocsp" in kinds:
+        ocsp = servers.start_ocsp_stack(workdir / "ocsp")
+        started.append(ocsp)
+        addresses["ocsp"] = {"url": ocsp.url("good_stapled")}
     sink, sink_port = start_sink(workdir)
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in kinds}
     try:

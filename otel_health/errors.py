@@ -43,6 +43,8 @@ class ErrorType(enum.StrEnum):
     # A DNS answer's DNSSEC signatures do not validate up to the trust anchor: expired, not yet
     # valid, not verifying, missing, or a chain of DS and DNSKEY that breaks.
     DNSSEC = "dnssec"
+    # The TLS peer's certificate is revoked: an OCSP response signed for its issuer says so.
+    REVOKED = "revoked"
     UNKNOWN = "unknown"
 
 

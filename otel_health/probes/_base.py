@@ -82,6 +82,7 @@ class Attempt:
     tls_expiry: float | None = None
     loss_ratio: float | None = None  # the share of echo requests unanswered (ICMP)
     dnssec_expiry: float | None = None  # the first RRSIG of a validated answer's chain to expire (DNS)
+    deadline: float = 0.0  # the check's end, on time.perf_counter(): its timeout from its start
 
 
 def answer_by(timeout: float) -> float:
@@ -172,7 +173,7 @@ class Probe(ABC):
             async with asyncio.timeout(target.timeout):
                 while True:
                     attempts += 1
-                    attempt = Attempt()
+                    attempt = Attempt(deadline=deadline)
                     try:
                         await self._check(target, attempt)
                         failure = None

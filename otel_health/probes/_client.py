@@ -31,7 +31,7 @@ from ._http1 import Exchange, ResponseReader, no_body, request_head
 from ._messages import Hop, Request, Response, Timings, invalid
 from ._proxy import Proxy
 from ._resolver import Names, ascii_host
-from ._tls import Resuming
+from ._tls import Resuming, presented_chain
 
 if TYPE_CHECKING:
     from ._http2 import H2Exchange
@@ -75,7 +75,7 @@ class HttpClient:
         url, method, body = request.url, request.method, request.body
         headers = request.headers + extra if extra else request.headers
         host_header, server_name = request.host, request.server_name
-        peer_cert = None
+        peer_chain: tuple[bytes, ...] = ()
         downgraded = False
         cookies_set: list[tuple[str, str]] = []
         jar: Jar | None = None  # made by the first Set-Cookie: a check's cookies across its redirects
@@ -90,8 +90,8 @@ class HttpClient:
                 sent = (*headers, ("Cookie", cookie))
             hop = _hop(parts, method, sent, body, request.read_body, host_header, server_name)
             response = await self._once(request, hop, timings)
-            peer_cert = response.peer_cert or peer_cert
-            response.peer_cert = peer_cert
+            peer_chain = response.peer_chain or peer_chain
+            response.peer_chain = peer_chain
             response.url = url
             response.downgraded = downgraded
             for value in response.values("set-cookie"):
@@ -158,7 +158,7 @@ class HttpClient:
         self._open.add(exchange)
         complete = False
         try:
-            peer_cert = None
+            peer_chain: tuple[bytes, ...] = ()
             if proxy is not None and tls:
                 await _tunnel(transport, exchange, proxy, host, port, hop.headers)
                 timings.tunneled = time.perf_counter()
@@ -172,7 +172,7 @@ class HttpClient:
                 exchange.transport = transport
                 timings.secured = time.perf_counter()
                 ssl_object = transport.get_extra_info("ssl_object")
-                peer_cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+                peer_chain = presented_chain(ssl_object)
                 agreed = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
             else:
                 agreed = None
@@ -186,7 +186,7 @@ class HttpClient:
                 response.trailers = reader.trailers
             if proxy is not None and response.status == 407:
                 raise _proxy_refused(proxy, 407, "the request")
-            response.peer_cert, response.tls = peer_cert, tls
+            response.peer_chain, response.tls = peer_chain, tls
             if tls and ssl_object is not None:
                 response.tls_resumed = ssl_object.session_reused
                 if isinstance(context, Resuming):

@@ -156,7 +156,9 @@ async def fetch(request: Request, timings: Timings, extra: tuple[tuple[str, str]
         await client.done
         timings.done = time.perf_counter()
         head, body = client.head or [], client.body
-        peer = getattr(client._quic.tls, "_peer_certificate", None)
+        tls = client._quic.tls
+        chain = [c for c in (getattr(tls, "_peer_certificate", None), *getattr(tls, "_peer_certificate_chain", ()))
+                 if c is not None]
     except ConnectionError:
         if client.terminated is not None:
             raise client.terminated from None
@@ -175,6 +177,6 @@ async def fetch(request: Request, timings: Timings, extra: tuple[tuple[str, str]
         status=int(status), version="3.0",
         fields=[(n.decode("latin-1"), v.decode("latin-1").strip()) for n, v in head if not n.startswith(b":")],
         body=bytes(body.out) if body is not None else b"", truncated=bool(body and body.cut),
-        peer_cert=peer.public_bytes(Encoding.DER) if peer is not None else None, url=request.url, tls=True,
+        peer_chain=tuple(c.public_bytes(Encoding.DER) for c in chain), url=request.url, tls=True,
         undecodable=body.undecodable if body is not None else None,
     )

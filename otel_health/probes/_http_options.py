@@ -32,6 +32,7 @@ from ._match import Pattern
 from ._oauth2 import OAuth2Options
 from ._proxy import ProxySettings, parse_proxy_settings
 from ._resolver import ascii_host
+from ._revocation import parse_revocation
 from ._tls import TLS_VERSIONS, ClientCertificate, certificate_problem
 
 __all__ = ["HeaderAssertion", "HttpOptions", "StatusRange", "parse_headers"]
@@ -100,6 +101,8 @@ class HttpOptions:
     tls_resume: bool = False  # offer the previous check's TLS session (no full handshake when resumed)
     body_cel: CelExpression | None = None  # must be true of the JSON answer
     body_not_cel: CelExpression | None = None  # must not be
+    check_revocation: str = "off"  # "off", "stapled", "ocsp": the leaf's revocation status (_revocation)
+    revocation_unknown: str = "warn"  # "warn", "down": what a status that cannot be learned does
 
     @classmethod
     def parse(cls, f: Fields) -> HttpOptions | None:
@@ -112,6 +115,7 @@ class HttpOptions:
         client_cert, key_password = _parse_client_cert(f)
         tls_min, tls_max = _parse_tls_versions(f)
         body_path, body_data = body_file(f)
+        revocation, unknown = parse_revocation(f, not url or url.startswith("https://"), "use an https:// URL")
         options = cls(
             url=url or "",
             method=f.text("method", "GET", choices=_METHODS),
@@ -156,6 +160,8 @@ class HttpOptions:
             body_data=body_data,
             body_cel=parse_cel(f, "body_cel"),
             body_not_cel=parse_cel(f, "body_not_cel"),
+            check_revocation=revocation,
+            revocation_unknown=unknown,
         )
         if options.http2 == "prior_knowledge" and options.proxy is not None:
             f.problem("http2_prior_knowledge", "cannot go through a forward proxy (it speaks HTTP/1.1 to the "
@@ -234,7 +240,8 @@ class HttpOptions:
                     "key_password": (f"{REDACTED} ({self.key_password.source})" if self.key_password else None),
                     "min_version": self.tls_min_version, "max_version": self.tls_max_version,
                     "server_name": self.server_name, "fail_if_ssl": self.fail_if_ssl, "resume": self.tls_resume,
-                    "fail_if_not_ssl": self.fail_if_not_ssl},
+                    "fail_if_not_ssl": self.fail_if_not_ssl, "check_revocation": self.check_revocation,
+                    "revocation_unknown": self.revocation_unknown},
             "assertions": {
                 "body_regex": [p.pattern for p in self.body_regex],
                 "body_not_regex": [p.pattern for p in self.body_not_regex],

@@ -87,7 +87,7 @@ class Response:
     fields: list[tuple[str, str]]         # lower-case names, in order, values without surrounding spaces
     body: bytes = b""                     # decoded, at most the cap; empty when not read
     truncated: bool = False               # the body went past the cap and was cut there
-    peer_cert: bytes | None = None        # DER of the last TLS peer, also with verification off
+    peer_chain: tuple[bytes, ...] = ()    # DER of the last TLS peer's chain, leaf first, also unverified
     trailers: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""                         # where the answer came from, after redirects
     tls: bool = False                     # the answer came over TLS

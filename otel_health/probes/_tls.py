@@ -4,11 +4,13 @@
 store costs milliseconds, so contexts are cached by what they depend on, the modification
 times of the CA file and of a client certificate and key included (a rotated file is picked
 up by the next check).
-``not_after`` reads a certificate's expiry from its DER bytes (with verification off too).
+``not_after`` reads a certificate's expiry from its DER bytes (with verification off too);
+``presented_chain`` the chain a peer sent.
 """
 
 from __future__ import annotations
 
+import _ssl
 import calendar
 import functools
 import os
@@ -19,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context", "not_after",
-           "not_after_or_none", "peer_expiry"]
+           "presented_chain", "transport_chain"]
 
+_ENCODING_DER = getattr(_ssl, "ENCODING_DER", 2)  # what _ssl.Certificate.public_bytes writes DER for
 _MAX_SESSIONS = 10_000  # sessions a Resuming context keeps, a few KB each
 
 
@@ -158,22 +161,28 @@ def _context(verify: bool, check_hostname: bool, ca_file: str | None, _stamp: in
     return context
 
 
-@functools.lru_cache(maxsize=1024)
-def not_after_or_none(der: bytes) -> float | None:
-    """Unix time the certificate expires, or None when it cannot be read; remembered for the
-    certificates seen last (a target shows the same one check after check)."""
-    try:
-        return not_after(der)
-    except (IndexError, ValueError, UnicodeDecodeError):
-        return None
+def presented_chain(ssl_object: Any) -> tuple[bytes, ...]:
+    """The chain the peer sent in the handshake, DER, leaf first (also with verification off);
+    () without TLS. Python 3.13 names it ``get_unverified_chain``; before, the object under
+    the ``SSLObject`` has it (since 3.10), else the leaf alone is read."""
+    if ssl_object is None:
+        return ()
+    public = getattr(ssl_object, "get_unverified_chain", None)
+    if public is not None:
+        return tuple(bytes(c) for c in public() or ())
+    inner = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if inner is not None:
+        chain = inner()
+        if chain:
+            return tuple(c.public_bytes(_ENCODING_DER) for c in chain)
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
 
 
-def peer_expiry(transport: Any) -> float | None:
-    """When the certificate of a TLS connection's peer expires: ``transport`` is anything with
-    ``get_extra_info`` (a transport, a stream writer); None without TLS or a readable one."""
-    ssl_object = transport.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return not_after_or_none(der) if der else None
+def transport_chain(transport: Any) -> tuple[bytes, ...]:
+    """The chain of a TLS connection's peer (see :func:`presented_chain`): ``transport`` is
+    anything with ``get_extra_info`` (a transport, a stream writer)."""
+    return presented_chain(transport.get_extra_info("ssl_object"))
 
 
 def _tlv(data: bytes, i: int) -> tuple[int, int, int]:

@@ -24,9 +24,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_contex
 
 from .._redact import redact_url, scrub
 from ..config import Secret, Target
+from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings
+from ._base import Attempt, ProbeSettings
 from ._cel import values_in
+from ._chain import TLS_INFO, ChainReport, record
 from ._client import HttpClient
 from ._credentials import basic_authorization, credential_header
 from ._http3 import fetch as fetch_http3
@@ -35,7 +37,8 @@ from ._jsonpath import ABSENT, json_path, short_json
 from ._match import judged
 from ._messages import SECRET_HEADERS, Request, Response, Timings
 from ._oauth2 import OAuth2Options, Tokens
-from ._tls import client_context, not_after_or_none
+from ._revocation import StapleAt, TlsProbe
+from ._tls import client_context
 
 __all__ = ["HttpOptions", "HttpProbe", "StatusRange"]
 
@@ -50,12 +53,13 @@ class _Prepared:
     traceparent: bool  # drawn from the client span (not when a traceparent header is configured)
 
 
-class HttpProbe(Probe):
+class HttpProbe(TlsProbe):
     kind = "http"
     component_type = "http"
     check_name = "responseTime"
     options_type = HttpOptions
     schemes = ("http", "https")
+    info_labels = TLS_INFO
 
     @classmethod
     def options_from_url(cls, url: str) -> HttpOptions:
@@ -139,6 +143,7 @@ class HttpProbe(Probe):
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        await super().close()
 
     async def _check(self, target: Target, attempt: Attempt) -> None:
         await self.checked(target, attempt)
@@ -163,12 +168,13 @@ class HttpProbe(Probe):
             token = await self._token(oauth2, p, target, attempt, refused=token)
             response = await self._exchange(p, attempt, token)
         code = attempt.status_code = response.status
-        if response.peer_cert is not None:
-            attempt.tls_expiry = not_after_or_none(response.peer_cert)
-        if o.tls_min_days_left is not None and attempt.tls_expiry is not None:
-            days = (attempt.tls_expiry - self.settings.clock()) / 86400
+        chain = await record(attempt, response.peer_chain) if response.peer_chain else None
+        if chain is not None and o.check_revocation != "off":
+            await self._judge_revocation(p, response, chain, attempt)
+        if o.tls_min_days_left is not None and chain is not None:
+            days = (chain.expiry - self.settings.clock()) / 86400
             if days < o.tls_min_days_left:
-                raise ProbeFailure(ErrorType.TLS, f"certificate expires in {days:.1f} days, "
+                raise ProbeFailure(ErrorType.TLS, f"certificate {chain.expires_first} expires in {days:.1f} days, "
                                                   f"fewer than the {o.tls_min_days_left:g} required")
         if not any(code in r for r in o.expect_status):
             expected = ", ".join(str(r) for r in o.expect_status)
@@ -187,6 +193,19 @@ class HttpProbe(Probe):
             cap = self.settings.max_body_bytes
             await judged(len(response.body), lambda: _assert_body(response, o, attempt, cap))
         return response
+
+    async def _judge_revocation(self, p: _Prepared, response: Response, chain: ChainReport, attempt: Attempt) -> None:
+        """The leaf's revocation status (check_revocation); the staple is asked of the server that
+        answered last, directly (not through a proxy, not over QUIC)."""
+        o = p.options
+        staple_at = None
+        parts = urlsplit(response.url or o.url)
+        if o.proxy is None and not o.http3 and parts.hostname:
+            first = response.url in ("", o.url)
+            name = (p.request.server_name if first else None) or parts.hostname
+            staple_at = StapleAt(parts.hostname, parts.port or 443, None if is_ip_address(name) else name)
+        await self.judge_revocation(attempt, chain, o.check_revocation, o.revocation_unknown, staple_at=staple_at,
+                                    proxies=p.request.proxies, attributes=p.attributes)
 
     @staticmethod
     async def _over_http3(request: Request, timings: Timings, extra: tuple[tuple[str, str], ...],

@@ -302,7 +302,7 @@ class SuiteProbe(Probe):
         if cookie is not None and not any(name.lower() == "cookie" for name, _ in options.headers):
             options = dataclasses.replace(options, headers=(*options.headers, ("Cookie", Secret(cookie, "jar"))))
         step_target = dataclasses.replace(target, name=f"{target.name}/{step.name}", options=options)
-        inner = Attempt()
+        inner = Attempt(deadline=attempt.deadline)
         with self.settings.tracer.start_as_current_span(
             f"step {step.name}", kind=trace.SpanKind.INTERNAL, record_exception=False, set_status_on_exception=False,
             attributes={"tta.suite.step": step.name, "tta.suite.cleanup": cleanup},

@@ -26,10 +26,12 @@ from urllib.parse import urlsplit
 from ..config import Fields, Secret, Target
 from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, host_port
+from ._base import Attempt, host_port
+from ._chain import TLS_INFO, ChainReport, record
 from ._match import Pattern, PatternError
+from ._revocation import StapleAt, TlsProbe, parse_revocation
 from ._starttls import LOGINS, PRESETS
-from ._tls import client_context, peer_expiry
+from ._tls import client_context, transport_chain
 
 __all__ = ["TcpOptions", "TcpProbe"]
 
@@ -61,6 +63,8 @@ class TcpOptions:
     starttls: str | None = None  # smtp, imap, pop3, xmpp: the protocol's own upgrade, before the dialog
     username: str | None = None  # a login after the upgrade (smtp, imap, pop3)
     password: Secret | None = None
+    check_revocation: str = "off"  # "off", "stapled", "ocsp" (_revocation)
+    revocation_unknown: str = "warn"
 
     @classmethod
     def parse(cls, f: Fields) -> TcpOptions | None:
@@ -80,6 +84,7 @@ class TcpOptions:
             f.problem("dialog", "and send or expect are both given; write the send and the expect as steps of dialog")
         tls = f.flag("tls", False)
         preset = f.text("starttls", None, choices=tuple(PRESETS))
+
         if preset is not None and tls:
             f.problem("starttls", "upgrades a plain connection, but tls: true makes it TLS from the start; keep one")
         for _, step in steps:
@@ -89,6 +94,8 @@ class TcpOptions:
             if parsed is not None and parsed.starttls and (tls or preset is not None):
                 step.problem("starttls", "is true, but the connection is TLS already (tls: true, or the target's "
                                          "starttls); keep one")
+        revocation, unknown = parse_revocation(f, tls or preset is not None or any(s.starttls for s in dialog),
+                                               "set tls: true, or starttls")
         options = cls(
             host=host or "",
             port=port,
@@ -102,6 +109,8 @@ class TcpOptions:
             starttls=preset,
             username=f.text("username"),
             password=f.secret("password"),
+            check_revocation=revocation,
+            revocation_unknown=unknown,
         )
         if (options.username is None) != (options.password is None):
             f.problem("username" if options.username is None else "password",
@@ -131,6 +140,7 @@ class TcpOptions:
         return {"host": self.host, "port": self.port, "tls": self.tls, "starttls": self.starttls,
                 "username": self.username, "password": self.password.source if self.password else None,
                 "ip_protocol": self.ip_protocol, "source_ip": self.source_ip,
+                "check_revocation": self.check_revocation, "revocation_unknown": self.revocation_unknown,
                 "dialog": [{"expect": s.expect.pattern if s.expect is not None else None, "send": s.send is not None,
                             "starttls": s.starttls} for s in self.dialog]}
 
@@ -166,12 +176,13 @@ def _unescape(text: str) -> str:
     return text.replace("\\r", "\r").replace("\\n", "\n").replace("\\t", "\t")
 
 
-class TcpProbe(Probe):
+class TcpProbe(TlsProbe):
     kind = "tcp"
     component_type = "tcp"
     check_name = "connectivity"
     options_type = TcpOptions
     schemes = ("tcp", "tcps")
+    info_labels = TLS_INFO
 
     @classmethod
     def options_from_url(cls, url: str) -> TcpOptions:
@@ -194,19 +205,21 @@ class TcpProbe(Probe):
             )
         try:
             if o.tls:
-                attempt.tls_expiry = peer_expiry(writer)
+                await self._secured(o, attempt, writer, attributes, direct=True)
             if o.starttls is not None and context is not None:
                 with self.step(attempt, "starttls", f"STARTTLS {o.starttls}", attributes):
                     await PRESETS[o.starttls](reader, writer, server_name or o.host)
                     await writer.start_tls(context, server_hostname=server_name)
-                attempt.tls_expiry = peer_expiry(writer)
+                await self._secured(o, attempt, writer, attributes)
                 if o.username is not None and o.password is not None:
                     with self.step(attempt, "auth", f"{o.starttls.upper()} login",
                                    {**attributes, "user.name": o.username}):
                         await LOGINS[o.starttls](reader, writer, o.username, o.password.reveal())
             if o.dialog:
                 with self.step(attempt, "exchange", "exchange", attributes):
-                    await self._dialog(o, reader, writer, context, server_name, attempt)
+                    chain = await self._dialog(o, reader, writer, context, server_name, attempt)
+                if chain is not None:
+                    await self._judge_revocation(o, attempt, chain, attributes, direct=False)
         finally:
             if writer.get_extra_info("ssl_object") is not None:
                 # A TLS goodbye waits for the peer's close_notify, which many servers never send
@@ -217,8 +230,28 @@ class TcpProbe(Probe):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer.wait_closed(), 1.0)
 
+    async def _secured(self, o: TcpOptions, attempt: Attempt, writer: asyncio.StreamWriter,
+                       attributes: dict[str, str | int], *, direct: bool = False) -> None:
+        """The connection is TLS now: its chain recorded, the leaf's revocation judged when asked."""
+        chain = await record(attempt, transport_chain(writer))
+        if chain is not None:
+            await self._judge_revocation(o, attempt, chain, attributes, direct=direct)
+
+    async def _judge_revocation(self, o: TcpOptions, attempt: Attempt, chain: ChainReport,
+                                attributes: dict[str, str | int], *, direct: bool) -> None:
+        if o.check_revocation == "off":
+            return
+        name = o.server_name or o.host
+        # A staple is asked for in a handshake of its own: only where TLS starts with the connection.
+        staple_at = StapleAt(o.host, o.port, None if is_ip_address(name) else name) if direct else None
+        await self.judge_revocation(attempt, chain, o.check_revocation, o.revocation_unknown, staple_at=staple_at,
+                                    proxies=None, attributes=attributes)
+
     async def _dialog(self, o: TcpOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      context: ssl.SSLContext | None, server_name: str | None, attempt: Attempt) -> None:
+                      context: ssl.SSLContext | None, server_name: str | None, attempt: Attempt
+                      ) -> ChainReport | None:
+        """The dialog's steps; the chain of a STARTTLS step's upgrade, if one upgraded."""
+        chain = None
         for number, step in enumerate(o.dialog, 1):
             line = b""
             if step.expect is not None:
@@ -231,7 +264,8 @@ class TcpProbe(Probe):
                 await writer.drain()
             if step.starttls and context is not None:
                 await writer.start_tls(context, server_hostname=server_name)
-                attempt.tls_expiry = peer_expiry(writer)
+                chain = await record(attempt, transport_chain(writer))
+        return chain
 
 
 _FAMILIES = {"auto": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}

@@ -22,11 +22,14 @@ from urllib.parse import urlsplit
 
 from .._redact import redact_url
 from ..config import Fields, Secret, Target
+from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, answer_by, classify_os_error, os_cause, server_words
+from ._base import Attempt, answer_by, classify_os_error, os_cause, server_words
+from ._chain import TLS_INFO, record
 from ._http_options import parse_headers
 from ._match import Pattern, PatternError
-from ._tls import client_context, peer_expiry
+from ._revocation import StapleAt, TlsProbe, parse_revocation
+from ._tls import client_context, transport_chain
 
 __all__ = ["WebSocketOptions", "WebSocketProbe"]
 
@@ -45,6 +48,8 @@ class WebSocketOptions:
     tls_verify: bool = True
     ca_file: Path | None = None
     proxy_url: str | None = None
+    check_revocation: str = "off"  # "off", "stapled", "ocsp" (_revocation)
+    revocation_unknown: str = "warn"
 
     @classmethod
     def parse(cls, f: Fields) -> WebSocketOptions | None:
@@ -76,8 +81,10 @@ class WebSocketOptions:
         if proxy is not None and urlsplit(proxy).scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
             f.problem("proxy_url", f"must be an http://, https:// or socks5:// URL, got {redact_url(proxy)!r}")
             proxy = None
+        revocation, unknown = parse_revocation(f, not url or url.startswith("wss://"), "use a wss:// URL")
         options = cls(url=url or "", headers=headers, subprotocol=f.text("subprotocol"), send=send, expect=expect,
-                      tls_verify=f.flag("tls_verify", True), ca_file=f.path("ca_file"), proxy_url=proxy)
+                      tls_verify=f.flag("tls_verify", True), ca_file=f.path("ca_file"), proxy_url=proxy,
+                      check_revocation=revocation, revocation_unknown=unknown)
         return options if url else None
 
     def secrets(self) -> Iterator[Secret]:
@@ -91,14 +98,15 @@ class WebSocketOptions:
                 "expect": self.expect.pattern if self.expect is not None else None,
                 "headers": {name: f"REDACTED ({value.source})" if isinstance(value, Secret) else value
                             for name, value in self.headers},
-                "proxy_url": redact_url(self.proxy_url) if self.proxy_url else None}
+                "proxy_url": redact_url(self.proxy_url) if self.proxy_url else None,
+                "check_revocation": self.check_revocation, "revocation_unknown": self.revocation_unknown}
 
 
-class WebSocketProbe(Probe):
+class WebSocketProbe(TlsProbe):
     kind = "websocket"
     component_type = "websocket"
     check_name = "handshake"
-    info_labels = ("subprotocol",)
+    info_labels = ("subprotocol", *TLS_INFO)
     options_type = WebSocketOptions
     schemes = ("ws", "wss")
 
@@ -130,8 +138,13 @@ class WebSocketProbe(Probe):
                                ping_interval=None, close_timeout=None, max_size=self.settings.max_body_bytes)
         try:
             attempt.status_code = ws.response.status_code if ws.response is not None else None
-            if tls:
-                attempt.tls_expiry = peer_expiry(ws.transport)
+            chain = await record(attempt, transport_chain(ws.transport)) if tls else None
+            if chain is not None and o.check_revocation != "off":
+                host, name = parts.hostname or "", parts.hostname or ""
+                staple_at = StapleAt(host, parts.port or 443, None if is_ip_address(name) else name) \
+                    if o.proxy_url is None else None
+                await self.judge_revocation(attempt, chain, o.check_revocation, o.revocation_unknown,
+                                            staple_at=staple_at, proxies=None, attributes=attributes)
             if o.subprotocol is not None:
                 if ws.subprotocol != o.subprotocol:
                     raise ProbeFailure(ErrorType.PROTOCOL, f"the server agreed to no subprotocol; asked for "

@@ -121,6 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jaeger: servers.Jaeger, http
         f"  - name: behind\n    kind: http\n    url: {h.url('/status/502')}\n    depends_on: [broken]\n"
         f"  - name: sluggish\n    kind: http\n    url: {h.url('/slow?ms=150')}\n"
         f"  - name: secure\n    kind: http\n    url: {h.url('/ok', tls=True)}\n    ca_file: {h.cert}\n"
+        "    check_revocation: stapled\n"  # the test server staples nothing: the unknown status the rule reads
         f"  - name: zone\n    kind: dns\n    server: '{signed.server}'\n    query_name: www.chain.test\n"
         f"    dnssec: validate\n    trust_anchor: ['{signed.anchor}']\n"
         # the discovery series the rules read: one source, one target

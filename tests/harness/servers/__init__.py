@@ -17,6 +17,7 @@ from .neo4j_server import Neo4j, start_neo4j
 from .netns import SilentHost, start_silent_host
 from .nginx import Nginx, start_nginx
 from .nsd import BIG_TXT, ZONE, Nsd, start_nsd
+from .ocsp import OcspStack, start_ocsp_stack
 from .otelcol import OtelCollector, otelcol_binary, start_otelcol
 from .postgres import Postgres, start_postgres
 from .prometheus import Prometheus, start_prometheus
@@ -44,6 +45,7 @@ __all__ = [
     "Neo4j",
     "Nginx",
     "Nsd",
+    "OcspStack",
     "OtelCollector",
     "Postgres",
     "Prometheus",
@@ -68,6 +70,7 @@ __all__ = [
     "start_neo4j",
     "start_nginx",
     "start_nsd",
+    "start_ocsp_stack",
     "start_otelcol",
     "start_postgres",
     "start_prometheus",

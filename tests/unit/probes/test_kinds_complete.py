@@ -33,7 +33,8 @@ SILENT = {
     "google": "protobuf runtime: no logging of a check's data",
     "cel": "the Rust CEL interpreter: no logging",
     "icmplib": "no logging",
-    "cryptography": "no logging (a certificate's DER, read from aioquic's handshake)",
+    "cryptography": "no logging (certificates and OCSP responses read, aioquic's handshake)",
+    "OpenSSL": "pyOpenSSL: no logging (the handshake that asks for a stapled OCSP response)",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 

@@ -23,7 +23,8 @@ def test_send_and_expect_take_escapes_and_match_bytes_as_latin1() -> None:
     assert expect.expect is not None and expect.expect.found(b"220 mail.example ESMTP\r\n")
     assert not expect.expect.found(b"554 no\r\n")
     assert options.public() == {"host": "127.0.0.1", "port": 25, "tls": False, "starttls": None, "ip_protocol": "auto",
-                                "source_ip": None, "username": None, "password": None,
+                                "source_ip": None, "username": None, "password": None, "check_revocation": "off",
+                                "revocation_unknown": "warn",
                                 "dialog": [{"expect": None, "send": True, "starttls": False},
                                            {"expect": "^220 ", "send": False, "starttls": False}]}
 
