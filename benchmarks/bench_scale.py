@@ -1,6 +1,6 @@
 """10,000 targets at a 15 s interval (about 667 checks/s), scraped by Prometheus every 15 s.
 
-    python -m benchmarks.bench_scale [--targets 10000] [--seconds 90] [--otlp]
+    python -m benchmarks.bench_scale [--targets 10000] [--seconds 90] [--otlp] [--history]
 
 otel-health checks a local nginx (fresh connection per check) for every target while a real
 Prometheus scrapes its /metrics; the window starts after two intervals (warm-up). Prints:
@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--history", action="store_true",
+                        help="keep the history store in a state_dir (written once a minute)")
     parser.add_argument("--otlp", action="store_true",
                         help="also export metrics and spans over OTLP (to a local Collector that drops them)")
     args = parser.parse_args()
@@ -45,7 +47,10 @@ def main() -> None:
     if args.otlp:
         sink, sink_port = start_sink(workdir)
         otlp = f"otlp:\n  endpoint: http://127.0.0.1:{sink_port}\n  export_interval: {args.interval:g}s\n"
-    config.write_text(f"listen: 127.0.0.1:{port}\nconcurrency: 512\n{otlp}"
+    state = f"state_dir: {workdir / 'state'}\n" if args.history else ""
+    if args.history:
+        (workdir / "state").mkdir()
+    config.write_text(f"listen: 127.0.0.1:{port}\nconcurrency: 512\n{otlp}{state}"
                       f"defaults:\n  interval: {args.interval}s\n  timeout: 5s\ntargets:\n"
                       + "".join(f"  - name: svc-{i:05d}\n    kind: http\n    url: {nginx.url}\n"
                                 for i in range(args.targets)))
@@ -80,7 +85,8 @@ def main() -> None:
         scrape(port)
         ours_ms = (time.perf_counter() - start) * 1000
         print(f"{args.targets} targets every {args.interval:g}s for {args.seconds:g}s, Prometheus scraping every "
-              f"{args.interval:g}s" + (", OTLP export of metrics and every span" if args.otlp else "") + ":")
+              f"{args.interval:g}s" + (", OTLP export of metrics and every span" if args.otlp else "")
+              + (", the history store written once a minute" if args.history else "") + ":")
         print(f"  checks/s {checks / elapsed:.0f}  CPU {cpu / elapsed:.2f} cores  "
               f"CPU-s/1000 checks {cpu / checks * 1000:.3f}")
         p50, p99 = quantile(b0, b1, 0.5) * 1000, quantile(b0, b1, 0.99) * 1000

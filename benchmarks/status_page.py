@@ -4,24 +4,30 @@
 
 - memory: tracemalloc over making ``--targets`` days, each with every minute marked (the
   representation's whole cost per target: the 360-byte buffer, its object, the ``Day``);
-- the page: rendered for 100, 1,000 and ``--targets`` targets with full histories, a tenth of them
-  down (median of 3), its size; listing those that need a look (the default past ``status.LIMIT``
-  targets) and every target (``?all=1``).
+- the page: rendered for 100, 1,000 and ``--targets`` targets with full histories (the last 20
+  checks, and 90 days before today as the history store gives them), a tenth of them down
+  (median of 3), its size; listing those that need a look (the default past ``status.LIMIT``
+  targets) and every target (``?all=1``); and ``/api/v1/targets``' document for every target,
+  uptimes over 24 hours, 7, 30 and 90 days included.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 import tracemalloc
+from array import array
 
 from otel_health import status
 from otel_health.config import Target
+from otel_health.days import DAY_MINUTES, Day
 from otel_health.errors import ErrorType
 from otel_health.probes.tcp import TcpOptions
 from otel_health.result import CheckResult
-from otel_health.state import DAY_MINUTES, Day, StateStore
+from otel_health.server.documents import targets_document
+from otel_health.state import StateStore
 
 
 def day_bytes(count: int) -> float:
@@ -47,6 +53,8 @@ def store(count: int, now: float) -> StateStore:
             up = k % 9 != 0 and not (i % 10 == 0 and k == 19)  # a tenth of the targets down now
             s.update(state, CheckResult(up=up, duration=0.01, started_at=now - (20 - k) * 300,
                                         error_type=None if up else ErrorType.TIMEOUT, detail="" if up else "no answer"))
+        today = int(now // 86400)
+        state.past.adopt(array("q", (n for day in range(today - 90, today) for n in (day, 1430 - i % 7, 1440))))
     return s
 
 
@@ -71,6 +79,15 @@ def main() -> int:
             ms, size = render_ms(count, every)
             shown = "every target" if every or count <= status.LIMIT else "those that need a look (a tenth)"
             print(f"page for {count} targets, listing {shown}: {ms:.0f} ms to render, {size / 1e6:.2f} MB")
+    now = time.time()
+    states = store(args.targets, now).snapshot()
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        size = len(json.dumps(targets_document(states, (), now)))
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"/api/v1/targets for {args.targets} targets with 90 days of history: {statistics.median(times):.0f} ms "
+          f"to render, {size / 1e6:.1f} MB")
     return 0
 
 

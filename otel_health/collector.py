@@ -31,6 +31,7 @@ from .config import Config, ConfigError, Target
 from .discovery import NONE_DISCOVERED, Answer, Discovered, Found, HttpSd
 from .discovery.endpoints import Endpoint, file_stamps
 from .domains import Domains
+from .history import Archive
 from .logs import event, iso_time
 from .probes import PROBES, Inboxes, Probe, ProbeSettings
 from .scheduler import Scheduler, Start
@@ -95,6 +96,8 @@ class Collector:
         self.store = StateStore()
         # Windows opened through the API: kept across reloads (and restarts, with state_dir)
         self.maintenance = Book(config.state_dir, clock=clock)
+        # The page's history beyond the day (state_dir): loaded at start, written once a minute.
+        self.archive = Archive(config.state_dir, days=config.history_days, clock=clock)
         self.scheduler = Scheduler(self._check_one, concurrency=config.concurrency)
         families = StateFamilies(self.store, self.scheduler.skipped)
         resource = make_resource(config.shard, config.location)
@@ -139,6 +142,7 @@ class Collector:
         # Traces the Collector drops though they were sent to be kept: read from its own metrics.
         self.collector_drops = CollectorDrops(lambda: self.config.otlp, user_agent=f"otel-health/{__version__}")
         self.telemetry.own.collector_dropped = lambda: self.collector_drops.dropped
+        self.telemetry.own.history_failures = lambda: self.archive.failures
         # Domain registrations (domain_expiry): looked up daily in the background, never by a check.
         self.domains = Domains(config.rdap_bootstrap_url, user_agent=f"otel-health/{__version__}")
 
@@ -170,7 +174,9 @@ class Collector:
                            max_connections=max(16, min(API_CONNECTIONS, descriptors // 8)))
         await site.start()
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.listen_port
+        await self.archive.load(self.store.snapshot())  # before the first check: the day is taken whole
         self.scheduler.set_targets(self.config.targets)
+        self._in_background(self.archive.keep(self.store.snapshot))
         self._in_background(self._every_second())
         self._in_background(self._discover())
         self._in_background(self._watch_collector())
@@ -236,6 +242,7 @@ class Collector:
         live = {t.key for t in config.targets}
         self.store.set_targets(config.targets)
         self.maintenance.move(config.state_dir)
+        self.archive.move(config.state_dir, config.history_days)
         self.windows_changed()
         self.inboxes.move(config.state_dir)
         self.inboxes.retain(live)
@@ -250,7 +257,7 @@ class Collector:
         for probe in self._probes.values():
             self._in_background(probe.retain(live))
         if len(config.targets) < len(before.targets):
-            self._in_background(_give_back_memory())  # what the targets that went held
+            self._in_background(asyncio.to_thread(release_freed_memory))  # what the targets that went held
         self._settle_later()
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -415,6 +422,7 @@ class Collector:
         for probe in self._probes.values():
             await probe.close()
         self.inboxes.save()
+        await self.archive.close(self.store.snapshot)
         if self._runner is not None:
             await self._runner.cleanup()
         await asyncio.to_thread(self.telemetry.shutdown, self.config.otlp.shutdown_timeout)
@@ -486,10 +494,6 @@ class Maintenance:
         self._collector.store.remove_window(window_id)
         event(log, logging.INFO, "maintenance_closed", window=window_id)
         return True
-
-
-async def _give_back_memory() -> None:
-    await asyncio.to_thread(release_freed_memory)
 
 
 def _keep_policy(config: Config) -> KeepPolicy:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .config import Target, attributes_of
+from .days import Day, Past
 from .errors import ErrorType
 from .result import CheckResult
 from .suppression import Suppressed, Window
 
-__all__ = ["DAY_MINUTES", "HISTORY_SIZE", "INFO_HOLD", "Day", "History", "HistoryEntry", "StateStore", "TargetState"]
+__all__ = ["HISTORY_SIZE", "INFO_HOLD", "History", "HistoryEntry", "StateStore", "TargetState"]
 
 HISTORY_SIZE = 20
 # Seconds a reported version and info stay before a different one replaces them: a value that
@@ -103,63 +104,6 @@ class History:
             yield self._entry((self._first + i) % HISTORY_SIZE)
 
 
-DAY_MINUTES = 24 * 60
-
-
-class Day:
-    """A target's last 24 hours by the minute, two bits a minute (360 bytes): no check, up,
-    slow or down, the worst check of each minute. The newest minute is the last one marked;
-    minutes without a check since read as no check."""
-
-    __slots__ = ("_bits", "_last")
-    NONE, UP, SLOW, DOWN = 0, 1, 2, 3
-
-    def __init__(self) -> None:
-        self._bits = bytearray(DAY_MINUTES // 4)
-        self._last = -1  # the newest minute marked, in minutes since the epoch
-
-    def mark(self, when: float, state: int) -> None:
-        minute = int(when // 60)
-        if minute <= self._last - DAY_MINUTES:
-            return  # older than the day kept
-        if minute > self._last:
-            if self._last < 0 or minute - self._last >= DAY_MINUTES:
-                self._bits[:] = bytes(len(self._bits))
-            else:
-                for m in range(self._last + 1, minute):  # minutes without a check since
-                    self._set(m, self.NONE)
-                self._set(minute, self.NONE)
-            self._last = minute
-        if state > self._get(minute):
-            self._set(minute, state)
-
-    def _get(self, minute: int) -> int:
-        byte, slot = divmod(minute % DAY_MINUTES, 4)
-        return (self._bits[byte] >> (slot * 2)) & 3
-
-    def _set(self, minute: int, state: int) -> None:
-        byte, slot = divmod(minute % DAY_MINUTES, 4)
-        shift = slot * 2
-        self._bits[byte] = (self._bits[byte] & ~(3 << shift) & 0xFF) | (state << shift)
-
-    def minutes(self, now: float) -> bytes:
-        """The states of the :data:`DAY_MINUTES` minutes up to ``now``'s, oldest first."""
-        newest = int(now // 60)
-        if self._last < 0 or abs(newest - self._last) >= DAY_MINUTES:
-            return bytes(DAY_MINUTES)
-        ring = b"".join([_SPREAD[b] for b in self._bits])  # slot i holds the minute m with m % DAY == i
-        last = self._last % DAY_MINUTES
-        held = ring[last + 1:] + ring[:last + 1]  # the day up to the newest mark, oldest first
-        # now may be later than the newest mark (minutes with no check since) or, rarely, earlier
-        shift = newest - self._last
-        if shift >= 0:
-            return held[shift:] + bytes(shift)
-        return bytes(-shift) + held[:shift]
-
-
-_SPREAD = [bytes((b & 3, (b >> 2) & 3, (b >> 4) & 3, b >> 6)) for b in range(256)]
-
-
 @dataclass(slots=True)
 class TargetState:
     target: Target
@@ -180,6 +124,7 @@ class TargetState:
     reported_at: float = 0.0
     history: History = field(default_factory=History)
     day: Day = field(default_factory=Day)
+    past: Past = field(default_factory=Past)  # the days before today, from the history store
     # Why its alerts are held back now (maintenance, a dependency down), kept by the store.
     suppressed: Suppressed | None = None
 
@@ -246,7 +191,7 @@ class StateStore:
                 attrs = old.attrs  # the same mapping: the renderers' and encoders' caches still hold
             state = TargetState(target, attrs)
             if old is not None:
-                state.history, state.day = old.history, old.day
+                state.history, state.day, state.past = old.history, old.day, old.past
                 if old.attrs == attrs:
                     state.result = old.result
                     state.debounced_up = old.debounced_up

@@ -14,10 +14,13 @@ from typing import Any
 
 import jinja2
 
+from .days import DAY_MINUTES, Day
+from .history import uptimes
 from .logs import iso_time
-from .state import DAY_MINUTES, Day, HistoryEntry, TargetState
+from .sharding import Shard
+from .state import HistoryEntry, TargetState
 
-__all__ = ["CSP", "LIMIT", "REFRESH_SECONDS", "SLOTS", "group_of", "render"]
+__all__ = ["CSP", "LIMIT", "REFRESH_SECONDS", "SLOTS", "group_of", "instance_of", "render"]
 
 REFRESH_SECONDS = 15
 # Past this many targets the page lists only those that need a look (down, slow, held back,
@@ -88,17 +91,17 @@ def _slot_labels(now: float) -> list[str]:
     return [f"{_iso(start + slot * _SLOT * 60)} to {_iso(start + (slot + 1) * _SLOT * 60)}" for slot in range(SLOTS)]
 
 
-def _day(day: Day, now: float, spans: Sequence[str]) -> tuple[list[_Cell], float | None]:
-    """The last 24 hours in :data:`SLOTS` slots (the worst minute of each), and the share of the
-    minutes with a check in which every check passed (slow counts as up)."""
-    minutes = day.minutes(now)
+def _day(minutes: bytes, spans: Sequence[str]) -> list[_Cell]:
+    """The last 24 hours in :data:`SLOTS` slots (the worst minute of each)."""
     cells = []
     for slot in range(SLOTS):
         worst = max(minutes[slot * _SLOT:(slot + 1) * _SLOT])
         cells.append(_Cell(_CLASSES[worst], _MARKS[worst], f"{_WORDS[worst]}, {spans[slot]}"))
-    checked = DAY_MINUTES - minutes.count(Day.NONE)
-    up = minutes.count(Day.UP) + minutes.count(Day.SLOW)
-    return cells, (up / checked if checked else None)
+    return cells
+
+
+def _percent(share: float | None) -> str | None:
+    return None if share is None else f"{share * 100:.2f} %"
 
 
 def _summary(what: str, cells: Sequence[_Cell]) -> str:
@@ -109,7 +112,9 @@ def _summary(what: str, cells: Sequence[_Cell]) -> str:
 
 def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[str]) -> dict[str, Any]:
     target, result = state.target, state.result
-    day, uptime = _day(state.day, now, spans)
+    minutes = state.day.minutes(now)
+    day = _day(minutes, spans)
+    shares = uptimes(state, now, minutes)
     row: dict[str, Any] = {
         "name": target.name,
         "environment": target.environment,
@@ -122,7 +127,9 @@ def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[
         "checked": None if result is None else _ago(now - result.started_at - result.duration),
         "checked_at": None if result is None else _iso(result.started_at + result.duration),
         "duration": None if result is None else _ms(result.duration),
-        "uptime": None if uptime is None else f"{uptime * 100:.2f} %",
+        "uptime": _percent(shares["24h"]),
+        # the longer windows: today and the days before it, from the history store
+        "uptimes": [(name.replace("d", " d"), _percent(share)) for name, share in shares.items() if name != "24h"],
         "recent": (recent := _recent(list(state.history), trace_url)),
         "recent_summary": _summary(f"{len(recent)} recent checks", recent),
         "day": day,
@@ -140,6 +147,20 @@ def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[
     return row
 
 
+def instance_of(location: str | None, shard: Shard | None, targets: int, configured: int) -> str | None:
+    """For which instance the page (and the API) speaks, when there are several: where it checks
+    from, which shard it is and how many of the configuration's targets that gives it; None for
+    a single instance that checks every target from one place."""
+    said = []
+    if location:
+        said.append(f"checks from {location}")
+    if shard is not None:
+        said.append(f"is shard {shard.index} of {shard.count} (shards 0 to {shard.count - 1})"
+                    + (f", each target checked by {shard.replicas} shards" if shard.replicas > 1 else "")
+                    + f": {targets} of the configuration's {configured} targets")
+    return "This instance " + " and ".join(said) if said else None
+
+
 def group_of(state: TargetState) -> str:
     return dict(state.target.labels).get("group") or state.target.kind
 
@@ -150,7 +171,7 @@ def _needs_a_look(state: TargetState) -> bool:
 
 
 def render(states: Sequence[TargetState], *, now: float, trace_url: str | None = None,
-           title: str = "Service status", every: bool = False) -> str:
+           title: str = "Service status", every: bool = False, instance: str | None = None) -> str:
     """The page: targets grouped by their ``group`` label, else by kind; groups by name,
     targets in the order the configuration gives them. Past :data:`LIMIT` targets, unless
     ``every``, only those that need a look are listed."""
@@ -169,5 +190,5 @@ def render(states: Sequence[TargetState], *, now: float, trace_url: str | None =
     for state in shown:
         groups.setdefault(group_of(state), []).append(_row(state, now, trace_url, spans))
     return _environment.get_template("status.html").render(
-        title=title, groups=sorted(groups.items()), counts=counts, generated=_iso(now),
+        title=title, groups=sorted(groups.items()), counts=counts, generated=_iso(now), instance=instance,
         refresh=REFRESH_SECONDS, hidden=len(states) - len(shown), limit=LIMIT, group_counts=sorted(sizes.items()))

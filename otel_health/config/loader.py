@@ -176,6 +176,10 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
     check_window_names(top, windows)
     max_maintenance = top.duration("max_maintenance", DEFAULT_MAX_MAINTENANCE, minimum=60.0, maximum=366 * 86400.0)
     state_dir = _parse_state_dir(top, base_dir)
+    history_days = top.whole("history_days", 90, minimum=1, maximum=3660)
+    if top.has("history_days") and state_dir is None:
+        top.problem("history_days", "is how long the history in state_dir is kept, but state_dir is not set; "
+                                    "set state_dir, or remove it")
     trace_url = top.text("trace_url", pattern=TRACE_URL_PATTERN,
                          hint="use a URL with {trace_id}, such as http://jaeger:16686/trace/{trace_id}")
     if trace_url is None and TRACE_URL_PATTERN.fullmatch(os.environ.get(TRACE_URL_ENV, "")):
@@ -199,8 +203,8 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
         concurrency=concurrency, defaults=defaults, targets=tuple(targets), otlp=otlp,
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
-        state_dir=state_dir, trace_url=trace_url, status_title=status_title, status_public=status_public,
-        location=location,
+        state_dir=state_dir, history_days=history_days, trace_url=trace_url, status_title=status_title,
+        status_public=status_public, location=location,
         discovery=discovered, rdap_bootstrap_url=rdap,
     )
 

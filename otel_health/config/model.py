@@ -141,6 +141,7 @@ class Config:
     maintenance: tuple[Window, ...] = ()  # the configured windows, top-level and per target
     max_maintenance: float = DEFAULT_MAX_MAINTENANCE  # seconds: the longest window the API opens
     state_dir: Path | None = None  # where what must survive a restart is kept
+    history_days: int = 90  # days the history store in state_dir keeps
     trace_url: str | None = None  # a trace's page in a UI, with {trace_id}: the status page links to it
     status_title: str = "Service status"
     status_public: bool = False  # with api_token set, the status page is open to anyone all the same

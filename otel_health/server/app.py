@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
 from aiohttp import web
 
-from .. import status
+from .. import badges, status
 from ..clock import WALL, Clock
 from ..probes import Inbox
 from ..sharding import Shard, elsewhere
@@ -70,6 +71,19 @@ class PageSettings(Protocol):
 
     @property
     def status_public(self) -> bool: ...
+
+    # for which instance the page speaks (status.instance_of)
+    @property
+    def location(self) -> str | None: ...
+
+    @property
+    def shard(self) -> Shard | None: ...
+
+    @property
+    def targets(self) -> Sequence[object]: ...
+
+    @property
+    def targets_configured(self) -> int: ...
 
 
 class _Routes:
@@ -143,13 +157,20 @@ class _Routes:
         code, doc = health_document(self.store.snapshot(), self.kinds)
         return web.Response(status=code, text=json.dumps(doc), content_type=HEALTH_CONTENT_TYPE)
 
-    async def status_page(self, request: web.Request) -> web.Response:
+    def page_refused(self, request: web.Request) -> web.Response | None:
+        """The status page's (and the badges') guard: with a token, and the page not public, the
+        token is asked for; a browser asks for it with any user name and the token as the password."""
         settings = self.page() if self.page is not None else None
         if self.api_token() is not None and not (settings is not None and settings.status_public) \
                 and not self.authorized(request) and not basic_password_is(request, self.api_token()):
-            # A browser asks for it: any user name, the token as the password.
             return web.Response(status=401, text="the status page needs the API token (as the password)\n",
                                 headers={"WWW-Authenticate": 'Basic realm="otel-health", charset="UTF-8"'})
+        return None
+
+    async def status_page(self, request: web.Request) -> web.Response:
+        settings = self.page() if self.page is not None else None
+        if (refusal := self.page_refused(request)) is not None:
+            return refusal
         group = request.query.get("group") or ""
         every = request.query.get("all") == "1"
 
@@ -158,12 +179,47 @@ class _Routes:
         def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
             shown = [s for s in states if status.group_of(s) == group] if group else states
             return status.render(shown, now=self.clock(), trace_url=settings.trace_url if settings else None,
-                                 title=settings.status_title if settings else "Service status", every=every)
+                                 title=settings.status_title if settings else "Service status", every=every,
+                                 instance=_instance(settings))
 
         text = await self.renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))
         return web.Response(text=text, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                                      "Content-Security-Policy": status.CSP})
+
+    async def badge(self, request: web.Request) -> web.Response:
+        """A badge: /badge/service/NAME/WHAT.svg or .json (?environment= where the name is in
+        several), /badge/group/GROUP/WHAT.svg or .json; cacheable for a minute, by its ETag."""
+        if (refusal := self.page_refused(request)) is not None:
+            return refusal
+        of, name, what, form = (request.match_info[k] for k in ("of", "name", "what", "form"))
+        if what not in badges.WHATS:
+            return web.Response(status=404, text=f"no badge says {what[:40]!r}; one of {', '.join(badges.WHATS)}\n")
+        states, now = self.store.snapshot(), self.clock()
+        if of == "group":
+            members = [s for s in states if status.group_of(s) == name]
+            if not members:
+                return web.Response(status=404, text="no group of that name here\n")
+            made = badges.group_badge(members, name, what, now)
+        else:
+            environment = request.query.get("environment")
+            found = [s for s in states if s.target.name == name
+                     and (environment is None or s.target.environment == environment)]
+            if len(found) > 1:
+                return web.Response(status=400, text="that name is in several environments: add ?environment=\n")
+            if not found:
+                return web.Response(status=404, text="no target of that name here (checked by another shard?)\n")
+            made = badges.target_badge(found[0], what, now)
+        body = badges.svg(made) if form == "svg" else json.dumps(badges.endpoint(made))
+        tag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
+        cache = "public" if self.api_token() is None or (self.page is not None and self.page().status_public) \
+            else "private"
+        headers = {"Cache-Control": f"{cache}, max-age=60", "ETag": tag, "X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+        if tag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return web.Response(text=body, content_type="image/svg+xml" if form == "svg" else "application/json",
+                            headers=headers)
 
     async def report(self, request: web.Request) -> web.Response:
         """A job reports in to its push kind's target (its own token, bounded guesses)."""
@@ -204,9 +260,10 @@ class _Routes:
     async def targets(self, request: web.Request) -> web.Response:
         if (refusal := self.refused(request, writes=False)) is not None:
             return refusal
-        states, windows = self.store.snapshot(), self.store.windows()
+        states, windows, now = self.store.snapshot(), self.store.windows(), self.clock()
+        instance = _instance(self.page() if self.page is not None else None)
         body = await self.renders.run("targets", lambda: asyncio.to_thread(
-            lambda: json.dumps(targets_document(states, windows))))
+            lambda: json.dumps({**targets_document(states, windows, now), "instance": instance})))
         return web.Response(text=body, content_type="application/json")
 
     def error(self, status: int, message: str) -> web.Response:
@@ -283,6 +340,7 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     app.router.add_get("/health", r.health)
     app.router.add_get("/-/healthy", r.healthy)
     app.router.add_get("/api/v1/targets", r.targets)
+    app.router.add_get(r"/badge/{of:service|group}/{name}/{what}.{form:svg|json}", r.badge)
     app.router.add_post("/-/reload", r.do_reload)
     if maintenance is not None:
         app.router.add_get("/api/v1/maintenance", r.list_windows)
@@ -291,3 +349,10 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     if inbox is not None:
         app.router.add_post("/api/v1/heartbeat/{name}", r.report)
     return app
+
+
+def _instance(config: PageSettings | None) -> str | None:
+    """For which instance the page and the API speak (``status.instance_of``)."""
+    if config is None:
+        return None
+    return status.instance_of(config.location, config.shard, len(config.targets), config.targets_configured)

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..config import KindSpec
+from ..history import uptimes
 from ..logs import iso_time
 from ..state import HistoryEntry, TargetState
 from ..suppression import Recurring, Suppressed, Window
@@ -122,9 +123,10 @@ def _suppression_doc(suppressed: Suppressed | None, windows: Mapping[str, Window
     return out
 
 
-def targets_document(states: list[TargetState], windows: Collection[Window] = ()) -> dict[str, Any]:
+def targets_document(states: list[TargetState], windows: Collection[Window] = (), now: float | None = None
+                     ) -> dict[str, Any]:
     """Every target: its settings without secrets, its raw and debounced state, what suppresses
-    its alerts and why, recent history."""
+    its alerts and why, recent history, and (given ``now``) its uptimes."""
     by_name = {w.name: w for w in windows}
     out = []
     for state in states:
@@ -157,4 +159,6 @@ def targets_document(states: list[TargetState], windows: Collection[Window] = ()
             },
             "history": [_result_doc(entry) for entry in reversed(state.history)],
         })
+        if now is not None:  # the share of minutes with a check that passed: 24 h, and 7, 30, 90 days
+            out[-1]["uptime"] = uptimes(state, now)
     return {"targets": out}

@@ -65,6 +65,8 @@ class OwnSeries:
         self._discovery_failures: dict[str, int] = {}
         # Traces the Collector dropped though they were sent to be kept (``collector_drops``).
         self.collector_dropped: Callable[[], int] = lambda: 0
+        # Writes of the history store (state_dir) that failed (``history``).
+        self.history_failures: Callable[[], int] = lambda: 0
 
     def make_instruments(self, m: Meter) -> None:
         self._lag = m.create_histogram("otel_health_scheduler_lag_seconds", unit="s",
@@ -87,6 +89,10 @@ class OwnSeries:
         m.create_observable_counter("otel_health_collector_dropped_traces", [self._observe_collector_dropped],
                                     unit="", description="Traces the Collector's tail sampling did not keep though "
                                                          "otel-health sent them to be kept (otlp.collector_metrics)")
+        m.create_observable_counter("otel_health_history_write_failures",
+                                    [lambda _: iter((Observation(self.history_failures()),))], unit="",
+                                    description="Writes of the history store in state_dir that failed (a full "
+                                                "disk, a locked or unwritable file): checks go on")
         m.create_observable_gauge("otel_health_discovery_targets", [self._observe_discovery_targets],
                                   description="Targets a discovery source makes now (its last good groups')")
         m.create_observable_gauge("otel_health_discovery_last_read_successful", [self._observe_discovery_ok],

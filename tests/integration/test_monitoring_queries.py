@@ -203,6 +203,15 @@ def test_every_panel_query_returns_data(stack: servers.Prometheus) -> None:
     assert not empty, "\n".join(empty)
 
 
+def test_every_query_the_readme_gives_returns_data(stack: servers.Prometheus) -> None:
+    blocks = re.findall(r"```promql\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    queries = [line for block in blocks for line in block.splitlines() if line and not line.startswith("#")]
+    assert len(queries) >= 3
+    for query in queries:
+        assert stack.query(query), query
+        assert not check_selectors(stack, "README", query), query
+
+
 def test_every_variable_query_returns_values(stack: servers.Prometheus) -> None:
     for path in DASHBOARDS:
         for variable in json.loads(path.read_text())["templating"]["list"]:

@@ -4,6 +4,7 @@ shows up in a real Prometheus with the shipped rules as targets checked by nobod
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
@@ -182,6 +183,7 @@ def test_what_is_per_instance_heartbeats_windows_health_and_the_status_page(
                    for index, (_, port) in enumerate(two)}
         health = {index: _get(port, "/health") for index, (_, port) in enumerate(two)}
         pages = {index: _get(port, "/") for index, (_, port) in enumerate(two)}
+        documents = {index: json.loads(_get(port, "/api/v1/targets")) for index, (_, port) in enumerate(two)}
     finally:
         for process, _ in two:
             process.stop()
@@ -198,6 +200,13 @@ def test_what_is_per_instance_heartbeats_windows_health_and_the_status_page(
         assert not {key.split(":")[0] for key in checks} & by_shard[1 - index]
         assert all(f'data-service="{name}"' in pages[index] for name in names)  # a row per service
         assert all(f'data-service="{name}"' not in pages[index] for name in by_shard[1 - index])
+        # the page and the API say for which instance they speak
+        mine = sum(1 for name in [f"svc-{i}" for i in range(40)] + [f"job-{i}" for i in range(6)]
+                   if owner(name, "default", 2) == index)
+        said = f"This instance is shard {index} of 2 (shards 0 to 1): {mine} of the configuration's 46 targets"
+        assert f'<p class="muted" id="instance">{said}: what this page shows is its own view.' \
+            in html.unescape(pages[index])
+        assert documents[index]["instance"] == said
 
 
 def _post(port: int, path: str, body: object, *, token: str | None = None) -> tuple[int, str]:

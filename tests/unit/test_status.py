@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_health import status
+from otel_health.days import DAY_MINUTES, Day
 from otel_health.errors import ErrorType
-from otel_health.state import DAY_MINUTES, Day, StateStore
+from otel_health.history import uptimes
+from otel_health.state import StateStore
 from tests.harness.clock import at
 
 MINUTE = 60.0
@@ -73,9 +75,9 @@ def test_what_targets_and_operators_say_is_shown_as_text_never_as_markup(make_ta
 def test_the_day_bar_has_half_hour_slots_and_uptime_counts_the_minutes_checked(make_target, make_result) -> None:
     store, now = _store(make_target, make_result)
     state = next(s for s in store.snapshot() if s.target.name != "quiet")
-    cells, uptime = status._day(state.day, now, status._slot_labels(now))
+    cells = status._day(state.day.minutes(now), status._slot_labels(now))
     assert len(cells) == status.SLOTS
-    assert uptime == 0.5  # one minute up, one down
+    assert uptimes(state, now)["24h"] == 0.5  # one minute up, one down
     assert cells[-1].state in ("down", "up") and cells[0].state == "no-check"
 
 

@@ -1,0 +1,389 @@
+"""The status page's history kept beyond the day, in ``state_dir`` (SQLite, from the standard
+library): each target's minutes for a week, rolled up to hours after that, for
+``history_days`` days (90 by default).
+
+What is kept of a minute is what the page shows of it: no check, up, slow or down (the worst
+check of the minute), as :class:`~otel_health.state.Day` marks it. A day of minutes is one row
+(the 1,440 states, zlib-compressed: a day that was up throughout is a few dozen bytes); a day
+older than a week becomes one row of 24 hourly counts (minutes up, slow, down). Targets are
+kept by service and environment: a renamed target starts over, a relabelled one keeps its
+history, and a target a reload removed finds its history again if it comes back within
+``history_days``.
+
+Every write happens on a thread, once a minute (:data:`FLUSH`), in one transaction: the event
+loop only copies each target's 360-byte day. A write that fails (a full disk, a file another
+process locked, a read-only folder) is a warning in the log and a count in
+``otel_health_history_write_failures_total``, never a stalled check; the next write carries
+what it missed (the in-memory day holds the last 24 hours). SQLite's write-ahead log makes a
+write all or nothing: a process killed mid-write loses that minute's write, never the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import zlib
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .clock import WALL, Clock
+from .days import DAY_MINUTES, Day, merge_max, pack_minutes, unpack_minutes
+from .logs import event
+from .state import TargetState
+
+__all__ = ["DEFAULT_DAYS", "FILE", "FLUSH", "WINDOWS", "Archive", "day_counts", "uptimes"]
+
+log = logging.getLogger("otel_health.history")
+
+FILE = "history.sqlite3"
+# The uptimes the page and the API show: the last 24 hours by the minute, and N UTC days (today
+# so far and the N - 1 days before it).
+WINDOWS = (("24h", 0), ("7d", 7), ("30d", 30), ("90d", 90))
+DEFAULT_DAYS = 90
+FLUSH = 60.0            # seconds between writes
+MINUTE_DAYS = 7         # days kept by the minute before they are rolled up to hours
+_BUSY_MS = 2000         # how long a write waits for a lock another process holds
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS targets (id INTEGER PRIMARY KEY, service TEXT NOT NULL, "
+    "environment TEXT NOT NULL, UNIQUE (service, environment))",
+    # states: zlib of one byte a minute (0 no check, 1 up, 2 slow, 3 down), 1,440 of them
+    "CREATE TABLE IF NOT EXISTS minutes (target INTEGER NOT NULL, day INTEGER NOT NULL, states BLOB NOT NULL, "
+    "PRIMARY KEY (target, day)) WITHOUT ROWID",
+    # counts: zlib of 24 hours of (minutes up, slow, down), one byte each; up and checked: the
+    # day's minutes up (slow ones too) and with a check, what a start reads
+    "CREATE TABLE IF NOT EXISTS hours (target INTEGER NOT NULL, day INTEGER NOT NULL, up INTEGER NOT NULL, "
+    "checked INTEGER NOT NULL, counts BLOB NOT NULL, PRIMARY KEY (target, day)) WITHOUT ROWID",
+)
+
+Key = tuple[str, str]
+
+
+def day_counts(states: bytes) -> tuple[int, int]:
+    """(minutes up, minutes checked) of a day's states, slow counting as up."""
+    checked = len(states) - states.count(Day.NONE)
+    return states.count(Day.UP) + states.count(Day.SLOW), checked
+
+
+def uptimes(state: TargetState, now: float, minutes: bytes | None = None) -> dict[str, float | None]:
+    """The share of the minutes with a check in which every check passed, over each of
+    :data:`WINDOWS`; None where no minute had a check. ``minutes``: ``state.day.minutes(now)``,
+    when the caller has it already. The days before today come from the store (``state.past``);
+    yesterday from the last 24 hours while the store has not written it yet."""
+    minutes = state.day.minutes(now) if minutes is None else minutes
+    minute = int(now // 60)
+    today = minute // DAY_MINUTES
+    up_today, checked_today = day_counts(minutes[-(minute % DAY_MINUTES + 1):])
+    yesterday = (0, 0) if state.past.has(today - 1) else day_counts(minutes[:-(minute % DAY_MINUTES + 1)])
+    shares: dict[str, float | None] = {}
+    for name, days in WINDOWS:
+        if days == 0:
+            up, checked = day_counts(minutes)
+        else:
+            up, checked = state.past.since(today - days + 1, today)
+            up, checked = up + up_today + yesterday[0], checked + checked_today + yesterday[1]
+        shares[name] = up / checked if checked else None
+    return shares
+
+
+def _hourly(states: bytes) -> bytes:
+    return bytes(n for hour in range(24) for n in (
+        states.count(Day.UP, hour * 60, hour * 60 + 60), states.count(Day.SLOW, hour * 60, hour * 60 + 60),
+        states.count(Day.DOWN, hour * 60, hour * 60 + 60)))
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What the file holds of one target: its last day as a :class:`Day` ring (and that ring's
+    newest minute), and the counts of each day before today."""
+
+    ring: bytes
+    last: int
+    days: array[int]  # for Past: (day, minutes up, minutes checked) a day, by day
+
+
+class _File:
+    """The SQLite file, on threads one at a time (its mutex: a write a cancelled task left
+    running on its thread ends before the next use begins). A write of 10,000 targets is
+    slicing and zlib on each changed day, in C: see Performance."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mutex = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._ids: dict[Key, int] = {}
+        # (target id, day) -> the row last written of the days a ring can still reach (yesterday,
+        # today), compressed as written: a few dozen bytes a target
+        self._written: dict[tuple[int, int], bytes] = {}
+        self._told: set[tuple[int, int]] = set()  # (target id, day): yesterdays whose counts were given
+
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                for statement in _SCHEMA:
+                    db.execute(statement)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    def set_aside(self) -> Path:
+        """Rename the file (and its write-ahead log) out of the way; the next use makes a new one."""
+        aside = self.path.with_name(f"{self.path.name}.unreadable")
+        with self.mutex:
+            self._close()
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        return aside
+
+    def close(self) -> None:
+        with self.mutex:
+            self._close()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+            self._ids.clear()
+            self._written.clear()
+            self._told.clear()
+
+    def _id(self, key: Key) -> int:
+        known = self._ids.get(key)
+        if known is None:
+            db = self.db()
+            db.execute("INSERT OR IGNORE INTO targets (service, environment) VALUES (?, ?)", key)
+            known = db.execute("SELECT id FROM targets WHERE service = ? AND environment = ?", key).fetchone()[0]
+            self._ids[key] = known
+        return known
+
+    def load(self, keys: Iterable[Key], today: int, days: int) -> dict[Key, Loaded]:
+        """What the file holds of each of ``keys`` it knows (one pass over each table)."""
+        with self.mutex:
+            return self._load(keys, today, days)
+
+    def _load(self, keys: Iterable[Key], today: int, days: int) -> dict[Key, Loaded]:
+        db = self.db()
+        wanted = set(keys)
+        for ident, service, environment in db.execute("SELECT id, service, environment FROM targets"):
+            if (service, environment) in wanted:
+                self._ids[(service, environment)] = ident
+        by_id = {self._ids[key]: key for key in wanted if key in self._ids}
+        recent: dict[int, bytearray] = {}  # yesterday's and today's minutes
+        counts: dict[int, list[tuple[int, int, int]]] = {}
+        for ident, day, blob in db.execute("SELECT target, day, states FROM minutes WHERE day > ?", (today - days,)):
+            if ident not in by_id:
+                continue
+            states = zlib.decompress(blob)
+            if day >= today - 1:
+                self._written[(ident, day)] = blob
+            if today - 1 <= day <= today:
+                at = (day - today + 1) * DAY_MINUTES
+                recent.setdefault(ident, bytearray(2 * DAY_MINUTES))[at:at + DAY_MINUTES] = states
+            if day < today:
+                counts.setdefault(ident, []).append((day, *day_counts(states)))
+            if day == today - 1:  # the one day before today a ring still reaches: its counts given
+                self._told.add((ident, day))
+        for ident, day, up, checked in db.execute("SELECT target, day, up, checked FROM hours WHERE day > ?",
+                                                  (today - days,)):
+            if ident in by_id:
+                counts.setdefault(ident, []).append((day, up, checked))
+        loaded = {}
+        for ident, key in by_id.items():
+            ring, last = pack_minutes((today - 1) * DAY_MINUTES, bytes(recent.get(ident, b"")))
+            loaded[key] = Loaded(ring, last, array("q", (n for day in sorted(counts.get(ident, ())) for n in day)))
+        return loaded
+
+    def write(self, rings: Sequence[tuple[Key, bytes, int]]) -> list[tuple[Key, int, int, int]]:
+        """Each target's day ring merged into its day rows (a minute keeps its worst state); the
+        counts of each day the write saw end, for the targets' Past."""
+        with self.mutex:
+            return self._write(rings)
+
+    def _write(self, rings: Sequence[tuple[Key, bytes, int]]) -> list[tuple[Key, int, int, int]]:
+        db = self.db()
+        ended = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for key, bits, last in rings:
+                if last < 0:
+                    continue
+                ident = self._id(key)
+                first, states = unpack_minutes(bits, last)
+                for day in range(first // DAY_MINUTES, last // DAY_MINUTES + 1):
+                    start = max(first, day * DAY_MINUTES)
+                    end = min(last, day * DAY_MINUTES + DAY_MINUTES - 1)
+                    part = states[start - first:end - first + 1]
+                    if not part.strip(b"\0"):
+                        continue
+                    row = self._written.get((ident, day))
+                    if row is None:  # a day not written by this process nor loaded: its row, if any
+                        found = db.execute("SELECT states FROM minutes WHERE target = ? AND day = ?",
+                                           (ident, day)).fetchone()
+                        row = found[0] if found is not None else None
+                    before = zlib.decompress(row) if row is not None else bytes(DAY_MINUTES)
+                    offset = start - day * DAY_MINUTES
+                    merged = before[:offset] + merge_max(before[offset:offset + len(part)], part) \
+                        + before[offset + len(part):]  # each minute its worse state, in C
+                    changed = merged != before
+                    if changed:
+                        row = zlib.compress(merged, 6)
+                        db.execute("INSERT INTO minutes (target, day, states) VALUES (?, ?, ?) ON CONFLICT "
+                                   "(target, day) DO UPDATE SET states = excluded.states", (ident, day, row))
+                    if row is not None:
+                        self._written[(ident, day)] = row
+                    # a day over (the ring's newest minute is a later day's): its counts, once, and
+                    # again if a late minute changed them
+                    if day < last // DAY_MINUTES and (changed or (ident, day) not in self._told):
+                        self._told.add((ident, day))
+                        ended.append((key, day, *day_counts(merged)))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return ended
+
+    def tidy(self, today: int, days: int) -> None:
+        """Days older than a week rolled up to hours; days older than ``days`` gone."""
+        with self.mutex:
+            self._tidy(today, days)
+
+    def _tidy(self, today: int, days: int) -> None:
+        db = self.db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            old = db.execute("SELECT target, day, states FROM minutes WHERE day <= ?",
+                             (today - MINUTE_DAYS,)).fetchall()
+            for ident, day, blob in old:
+                states = zlib.decompress(blob)
+                db.execute("INSERT OR REPLACE INTO hours (target, day, up, checked, counts) VALUES (?, ?, ?, ?, ?)",
+                           (ident, day, *day_counts(states), zlib.compress(_hourly(states), 6)))
+                self._written.pop((ident, day), None)
+                self._told.discard((ident, day))
+            for key in [k for k in self._written if k[1] < today - 1]:  # no ring reaches them now
+                del self._written[key]
+            self._told = {k for k in self._told if k[1] >= today - 1}
+            db.execute("DELETE FROM minutes WHERE day <= ?", (today - MINUTE_DAYS,))
+            db.execute("DELETE FROM hours WHERE day <= ?", (today - days,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+class Archive:
+    """The history store of one collector (nothing is kept without ``state_dir``)."""
+
+    def __init__(self, state_dir: Path | None, *, days: int = DEFAULT_DAYS, clock: Clock = WALL) -> None:
+        self._file = _File(state_dir / FILE) if state_dir is not None else None
+        self._days = days
+        self._clock = clock
+        self._lock = asyncio.Lock()  # one thread at a time on the file
+        self._loaded: set[Key] = set()
+        self._tidied = -1  # the day the file was last tidied
+        self.failures = 0  # writes that failed: otel_health_history_write_failures_total
+        self._failing = False
+
+    @property
+    def path(self) -> Path | None:
+        return self._file.path if self._file is not None else None
+
+    def move(self, state_dir: Path | None, days: int) -> None:
+        """A reload's ``state_dir`` and ``history_days`` (a new folder: what it holds is loaded for
+        the targets, the old file is left as it is)."""
+        self._days = days
+        new = state_dir / FILE if state_dir is not None else None
+        if new != self.path:
+            old, self._file = self._file, _File(new) if new is not None else None
+            self._loaded.clear()
+            if old is not None:
+                old.close()
+
+    async def load(self, states: Sequence[TargetState]) -> None:
+        """Give each target not loaded yet what the file holds of it: its last two days by the
+        minute, and its days before today."""
+        if self._file is None:
+            return
+        file = self._file
+        async with self._lock:
+            waiting = [s for s in states if s.target.key not in self._loaded]
+            if not waiting or file is not self._file:
+                return
+            today = int(self._clock() // 86400)
+            try:
+                loaded = await asyncio.to_thread(file.load, [s.target.key for s in waiting], today, self._days)
+            except (sqlite3.Error, OSError) as exc:
+                self._failed("history_read_failed", exc)
+                if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                    # not a database, or damaged: kept aside for a look, a new file from the next minute
+                    aside = await asyncio.to_thread(file.set_aside)
+                    event(log, logging.WARNING, "history_set_aside", file=str(file.path), kept_as=str(aside))
+                return
+            for state in waiting:  # within the lock: a write never sees a target half loaded
+                self._loaded.add(state.target.key)
+                held = loaded.get(state.target.key)
+                if held is not None:
+                    state.day.adopt(held.ring, held.last)
+                    state.past.adopt(held.days)
+
+    async def write(self, states: Callable[[], Sequence[TargetState]]) -> None:
+        """One write of every target's day (and, once a day, the roll-up and the retention)."""
+        if self._file is None:
+            return
+        current = {s.target.key: s for s in states()}
+        rings = [(key, *state.day.raw()) for key, state in current.items() if key in self._loaded]
+        today = int(self._clock() // 86400)
+        file = self._file
+        async with self._lock:
+            try:
+                ended = await asyncio.to_thread(file.write, rings)
+                if self._tidied != today:
+                    await asyncio.to_thread(file.tidy, today, self._days)
+                    self._tidied = today
+            except (sqlite3.Error, OSError) as exc:
+                self._failed("history_write_failed", exc)
+                return
+        if self._failing:
+            self._failing = False
+            event(log, logging.INFO, "history_write_recovered", file=str(file.path))
+        for key, day, up, checked in ended:
+            state = current.get(key)
+            if state is not None:
+                state.past.add(day, up, checked)
+
+    async def keep(self, states: Callable[[], Sequence[TargetState]]) -> None:
+        """Write every :data:`FLUSH` seconds, for good (a background task)."""
+        while True:
+            await asyncio.sleep(FLUSH)
+            await self.load(states())  # targets a reload added
+            await self.write(states)
+
+    async def close(self, states: Callable[[], Sequence[TargetState]]) -> None:
+        """The last write, then the file closed."""
+        await self.write(states)
+        if self._file is not None:
+            file = self._file
+            async with self._lock:
+                await asyncio.to_thread(file.close)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        if not self._failing:  # once a streak: the next success says it is over
+            self._failing = True
+            event(log, logging.WARNING, what, file=str(self.path), reason=f"{type(exc).__name__}: {exc}"[:300],
+                  consequence="checks go on; the page keeps the last 24 hours in memory and the next write "
+                              "tries again")
