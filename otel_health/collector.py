@@ -161,7 +161,7 @@ class Collector:
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
-                       inbox=self.inboxes,
+                       inbox=self.inboxes, notices=self.archive.notices,
                        sharding=lambda: (self.config.shard, self.config.environment), clock=self.clock,
                        strict_hosts=lambda: bool(self.config.allowed_hosts))
         before, descriptors = raise_descriptor_limit()

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .announcements import Notices
 from .clock import WALL, Clock
 from .days import DAY_MINUTES, Day, merge_max, pack_minutes, unpack_minutes
 from .logs import event
@@ -297,6 +298,9 @@ class Archive:
         self._tidied = -1  # the day the file was last tidied
         self.failures = 0  # writes that failed: otel_health_history_write_failures_total
         self._failing = False
+        # The API's announcements, in the same file (table announcements): read once a file.
+        self.notices = Notices(state_dir, days=days, clock=clock)
+        self._notices_read = False
 
     @property
     def path(self) -> Path | None:
@@ -306,16 +310,26 @@ class Archive:
         """A reload's ``state_dir`` and ``history_days`` (a new folder: what it holds is loaded for
         the targets, the old file is left as it is)."""
         self._days = days
+        self.notices.move(state_dir, days)
         new = state_dir / FILE if state_dir is not None else None
         if new != self.path:
             old, self._file = self._file, _File(new) if new is not None else None
             self._loaded.clear()
+            self._notices_read = False
             if old is not None:
                 old.close()
 
     async def load(self, states: Sequence[TargetState]) -> None:
         """Give each target not loaded yet what the file holds of it: its last two days by the
         minute, and its days before today."""
+        try:
+            await self._load(states)
+        finally:
+            if not self._notices_read:  # after the history: a file set aside is not read twice
+                self._notices_read = True
+                await self.notices.load()
+
+    async def _load(self, states: Sequence[TargetState]) -> None:
         if self._file is None:
             return
         file = self._file
@@ -375,6 +389,7 @@ class Archive:
     async def close(self, states: Callable[[], Sequence[TargetState]]) -> None:
         """The last write, then the file closed."""
         await self.write(states)
+        await asyncio.to_thread(self.notices.close)
         if self._file is not None:
             file = self._file
             async with self._lock:

@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from .announcements import Announcement, rendered
 from .days import DAY_MINUTES, Day
 from .history import uptimes
 from .logs import iso_time
@@ -30,6 +31,7 @@ LIMIT = 500
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'")
 SLOTS = 24  # the day's bar: hours, the worst check of each
+PAST_SHOWN = 20  # past announcements listed at the foot of the page
 _SLOT = DAY_MINUTES // SLOTS
 _WORDS = {Day.NONE: "no check", Day.UP: "up", Day.SLOW: "slow", Day.DOWN: "down"}
 _MARKS = {Day.NONE: "·", Day.UP: "✓", Day.SLOW: "~", Day.DOWN: "✗"}
@@ -170,8 +172,24 @@ def _needs_a_look(state: TargetState) -> bool:
     return result is None or not result.up or result.slow or state.suppressed is not None
 
 
+def _notes(announcements: Sequence[Announcement], now: float) -> dict[str, list[dict[str, Any]]]:
+    """The announcements as the page shows them: current (newest first), upcoming (soonest
+    first), past (ended, newest first, the last :data:`PAST_SHOWN`)."""
+    def shown(a: Announcement) -> dict[str, Any]:
+        return {"severity": a.severity, "html": rendered(a.message), "id": a.id,
+                "start": _iso(a.start) if a.start > 0 else None, "end": _iso(a.end) if a.end is not None else None}
+
+    return {
+        "current": [shown(a) for a in sorted(announcements, key=lambda a: -a.start) if a.current(now)],
+        "upcoming": [shown(a) for a in sorted(announcements, key=lambda a: a.start) if a.start > now],
+        "past": [shown(a) for a in sorted((a for a in announcements if a.over(now)),
+                                          key=lambda a: -(a.end or 0))][:PAST_SHOWN],
+    }
+
+
 def render(states: Sequence[TargetState], *, now: float, trace_url: str | None = None,
-           title: str = "Service status", every: bool = False, instance: str | None = None) -> str:
+           title: str = "Service status", every: bool = False, instance: str | None = None,
+           announcements: Sequence[Announcement] = ()) -> str:
     """The page: targets grouped by their ``group`` label, else by kind; groups by name,
     targets in the order the configuration gives them. Past :data:`LIMIT` targets, unless
     ``every``, only those that need a look are listed."""
@@ -191,4 +209,5 @@ def render(states: Sequence[TargetState], *, now: float, trace_url: str | None =
         groups.setdefault(group_of(state), []).append(_row(state, now, trace_url, spans))
     return _environment.get_template("status.html").render(
         title=title, groups=sorted(groups.items()), counts=counts, generated=_iso(now), instance=instance,
+        notes=_notes(announcements, now),
         refresh=REFRESH_SECONDS, hidden=len(states) - len(shown), limit=LIMIT, group_counts=sorted(sizes.items()))

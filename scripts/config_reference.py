@@ -31,7 +31,8 @@ MEANINGS = REPO / "docs" / "fields.yaml"
 # window, a target given by URL and by host, fields read only when another is present.
 _TOP = {"otlp": {"endpoint": "http://127.0.0.1:4318"},
         "maintenance": [{"name": "once", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z",
-                         "match": {"team": "core"}}]}
+                         "match": {"team": "core"}}],
+        "announcements": [{"name": "note", "message": "hello", "start": "2026-01-01T00:00:00Z"}]}
 _BRANCHES: dict[str, list[dict[str, Any]]] = {
     "dns": [{"max_answers": 3}],
     "grpc": [{"tls_verify": False, "tls": True}],
@@ -150,11 +151,13 @@ def render() -> tuple[str, list[str], list[str]]:
            "`250ms`, `5s`, `1m` or `2h`; a credential only by reference (`${VARIABLE}`, a `NAME_file: /path`",
            "field, or `{file: /path}` as a header's value). `otel-health validate --config FILE` checks a file",
            "and names the line, the field and the fix of every problem.", "", "## Contents", ""]
-    groups = [("Top level", "", lambda k: len(k) == 1 and k[0] not in ("targets", "maintenance", "discovery")),
+    groups = [("Top level", "", lambda k: len(k) == 1 and k[0] not in ("targets", "maintenance", "discovery",
+                                                                       "announcements")),
               ("defaults", "defaults.", lambda k: k[0] == "defaults" and len(k) > 1),
               ("otlp", "otlp.", lambda k: k[0] == "otlp" and len(k) > 1),
               ("status_page", "status_page.", lambda k: k[0] == "status_page" and len(k) > 1),
               ("maintenance", "maintenance.", lambda k: k[0] == "maintenance" and len(k) > 1),
+              ("announcements", "announcements.", lambda k: k[0] == "announcements" and len(k) > 1),
               ("discovery", "discovery.", lambda k: k[0] == "discovery" and len(k) > 1)]
     kinds = sorted(PROBES)
     out += [f"- [{title}](#{title.lower().replace(' ', '-')})" for title, _, _ in groups]

@@ -25,6 +25,7 @@ from ..domains import BOOTSTRAP_URL
 from ..sharding import ShardError, parse_shard
 from .fields import ConfigError, Fields, Read, Reporter
 from .model import AS_WRITTEN, DEFAULT_MAX_MAINTENANCE, RESERVED_LABELS, Config, Defaults, KindSpec, Placement, Target
+from .notices import parse_announcements
 from .otlp import parse_otlp
 from .slo import parse_slo
 from .targets import Placed, check_dependencies, parse_targets
@@ -173,6 +174,7 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
                             placed, RESERVED_LABELS)
     windows = [w for p in placed for w in p.windows]
     windows += parse_maintenance(top, targets, static_names)
+    announcements = parse_announcements(top)
     check_window_names(top, windows)
     max_maintenance = top.duration("max_maintenance", DEFAULT_MAX_MAINTENANCE, minimum=60.0, maximum=366 * 86400.0)
     state_dir = _parse_state_dir(top, base_dir)
@@ -204,7 +206,7 @@ def _parse(raw: Mapping[str, Any], reporter: Reporter, kinds: Mapping[str, KindS
         max_body_bytes=max_body, api_token=api_token, files=(reporter.file, *files),
         allowed_hosts=tuple(allowed_hosts), maintenance=tuple(windows), max_maintenance=max_maintenance,
         state_dir=state_dir, history_days=history_days, trace_url=trace_url, status_title=status_title,
-        status_public=status_public, location=location,
+        status_public=status_public, location=location, announcements=announcements,
         discovery=discovered, rdap_bootstrap_url=rdap,
     )
 

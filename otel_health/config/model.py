@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..announcements import Announcement
 from ..discovery.model import NONE_DISCOVERED, Discovered
 from ..domains import BOOTSTRAP_URL
 from ..sharding import Shard
@@ -150,6 +151,7 @@ class Config:
     targets_configured: int = 0  # targets in the configuration, on every shard
     discovery: Discovered = NONE_DISCOVERED  # the discovery sources, their last good groups and status
     rdap_bootstrap_url: str = BOOTSTRAP_URL  # where the registries' RDAP services are listed (domain_expiry)
+    announcements: tuple[Announcement, ...] = ()  # the status page's notes the config writes
 
 
 def attributes_of(target: Target) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Protocol
 from aiohttp import web
 
 from .. import badges, status
+from ..announcements import Announcement, Notices, NotSaved
 from ..clock import WALL, Clock
 from ..probes import Inbox
 from ..sharding import Shard, elsewhere
@@ -23,7 +24,7 @@ from ..telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReade
 from ..telemetry.render import MetricsRenderer, OneAtATime
 from .documents import HEALTH_CONTENT_TYPE, Kinds, health_document, targets_document, window_document
 from .guard import MAX_BODY, basic_password_is, bounded_body, cross_site, from_loopback, host_allowed
-from .requests import BadRequest, MaintenanceApi, report_request, window_request
+from .requests import BadRequest, MaintenanceApi, announcement_request, report_request, window_request
 
 __all__ = ["PageSettings", "Reload", "make_app"]
 
@@ -85,6 +86,9 @@ class PageSettings(Protocol):
     @property
     def targets_configured(self) -> int: ...
 
+    @property
+    def announcements(self) -> Sequence[Announcement]: ...
+
 
 class _Routes:
     """The handlers, over what :func:`make_app` is given (see there)."""
@@ -93,7 +97,7 @@ class _Routes:
                  api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]],
                  maintenance: MaintenanceApi | None, page: Callable[[], PageSettings] | None, inbox: Inbox | None,
                  sharding: Callable[[], tuple[Shard | None, str]], clock: Clock,
-                 strict_hosts: Callable[[], bool]) -> None:
+                 strict_hosts: Callable[[], bool], notices: Notices | None = None) -> None:
         self.reader = reader
         self.store = store
         self.kinds = kinds
@@ -103,6 +107,7 @@ class _Routes:
         self.maintenance = maintenance
         self.page = page
         self.inbox = inbox
+        self.notices = notices
         self.sharding = sharding
         self.clock = clock
         self.strict_hosts = strict_hosts
@@ -175,12 +180,13 @@ class _Routes:
         every = request.query.get("all") == "1"
 
         states = self.store.snapshot()  # on the loop, where the store changes; the rest on a thread
+        notes = self.announcements()
 
         def render() -> str:  # thousands of rows: off the event loop, one render of a kind at a time
             shown = [s for s in states if status.group_of(s) == group] if group else states
             return status.render(shown, now=self.clock(), trace_url=settings.trace_url if settings else None,
                                  title=settings.status_title if settings else "Service status", every=every,
-                                 instance=_instance(settings))
+                                 instance=_instance(settings), announcements=notes)
 
         text = await self.renders.run(("page", group[:200], every), lambda: asyncio.to_thread(render))
         return web.Response(text=text, content_type="text/html", charset="utf-8",
@@ -269,6 +275,52 @@ class _Routes:
     def error(self, status: int, message: str) -> web.Response:
         return web.json_response({"status": "error", "errors": [message]}, status=status)
 
+    def announcements(self) -> list[Announcement]:
+        """The config's and the API's."""
+        settings = self.page() if self.page is not None else None
+        return [*(settings.announcements if settings is not None else ()),
+                *(self.notices.all() if self.notices is not None else ())]
+
+    async def list_announcements(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=False)) is not None:
+            return refusal
+        now = self.clock()
+        return web.json_response({"announcements": [a.document(now) for a in self.announcements()]})
+
+    async def announce(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=True)) is not None:
+            return refusal
+        assert self.notices is not None
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return self.error(400, "the body is not JSON; send a JSON object with 'message' and 'severity'")
+        try:
+            severity, message, start, end = announcement_request(body, self.clock())
+        except BadRequest as exc:
+            return self.error(400, str(exc))
+        try:
+            made = await self.notices.add(severity, message, start, end)
+        except NotSaved as exc:
+            return self.error(409 if exc.full else 503, str(exc))
+        return web.json_response({"status": "success", "announcement": made.document(self.clock())}, status=201,
+                                 headers={"Location": f"/api/v1/announcements/{made.id}"})
+
+    async def end_announcement(self, request: web.Request) -> web.Response:
+        if (refusal := self.refused(request, writes=True)) is not None:
+            return refusal
+        assert self.notices is not None
+        ident = request.match_info["id"]
+        settings = self.page() if self.page is not None else None
+        if settings is not None and any(a.id == ident for a in settings.announcements):
+            return self.error(409, "that announcement is in the configuration; remove it there and reload")
+        try:
+            ended = await self.notices.end(ident)
+        except NotSaved as exc:
+            return self.error(503, str(exc))
+        return web.json_response({"status": "success"}) if ended else self.error(404, "no current announcement "
+                                                                                      "with that id")
+
     async def list_windows(self, request: web.Request) -> web.Response:
         if (refusal := self.refused(request, writes=False)) is not None:
             return refusal
@@ -321,7 +373,7 @@ class _Routes:
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
-             inbox: Inbox | None = None,
+             inbox: Inbox | None = None, notices: Notices | None = None,
              sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, ""),
              clock: Clock = WALL, strict_hosts: Callable[[], bool] = lambda: False) -> web.Application:
     """The API. ``api_token`` guards the API and reload; without one, the writes (maintenance
@@ -330,10 +382,11 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     :func:`host_allowed`): /metrics and /health answer any name, so Prometheus can scrape by pod
     IP or service name. ``sharding``: this instance's shard and
     the configuration's default environment, to say where a target it does not have is checked.
-    ``clock``: the wall clock the page and the maintenance API read."""
+    ``clock``: the wall clock the page and the maintenance API read. ``notices``: the
+    announcements the API makes (``/api/v1/announcements``: none without it)."""
     r = _Routes(reader=reader, store=store, kinds=kinds, reload=reload, api_token=api_token,
                 allowed_hosts=allowed_hosts, maintenance=maintenance, page=page, inbox=inbox, sharding=sharding,
-                clock=clock, strict_hosts=strict_hosts)
+                clock=clock, strict_hosts=strict_hosts, notices=notices)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[bounded_body])
     app.router.add_get("/", r.status_page)
     app.router.add_get("/metrics", r.metrics)
@@ -348,6 +401,10 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
         app.router.add_delete("/api/v1/maintenance/{id}", r.end_window)
     if inbox is not None:
         app.router.add_post("/api/v1/heartbeat/{name}", r.report)
+    if notices is not None:
+        app.router.add_get("/api/v1/announcements", r.list_announcements)
+        app.router.add_post("/api/v1/announcements", r.announce)
+        app.router.add_delete("/api/v1/announcements/{id}", r.end_announcement)
     return app
 
 

@@ -6,10 +6,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from ..announcements import MAX_MESSAGE, SEVERITIES
 from ..config import Target, format_seconds, parse_duration
 from ..suppression import Window, gap_hint, instant, zone
 
-__all__ = ["MAX_COMMENT", "MAX_REPORT_MESSAGE", "BadRequest", "MaintenanceApi", "report_request", "window_request"]
+__all__ = ["MAX_COMMENT", "MAX_REPORT_MESSAGE", "BadRequest", "MaintenanceApi", "announcement_request",
+           "report_request", "window_request"]
 
 
 class MaintenanceApi(Protocol):
@@ -106,6 +108,50 @@ def window_request(body: Any, api: MaintenanceApi, now: float,
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         raise BadRequest(f"'comment' must be text of at most {MAX_COMMENT} characters")
     return keys, start, end, comment
+
+
+_ANNOUNCEMENT_FIELDS = ("message", "severity", "start", "end", "duration", "location")
+
+
+def announcement_request(body: Any, now: float) -> tuple[str, str, float, float | None]:
+    """What ``POST /api/v1/announcements`` asks for: severity, message, start, end (None: until
+    ended); or BadRequest."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object with 'message' (Markdown) and 'severity'")
+    unknown = sorted(str(k)[:40] for k in body if k not in _ANNOUNCEMENT_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: {', '.join(_ANNOUNCEMENT_FIELDS)}")
+    message = body.get("message")
+    if not isinstance(message, str) or not 0 < len(message.strip()) <= MAX_MESSAGE:
+        raise BadRequest(f"'message' must be Markdown of 1 to {MAX_MESSAGE} characters")
+    severity = body.get("severity", "info")
+    if severity not in SEVERITIES:
+        raise BadRequest(f"'severity' must be one of {', '.join(SEVERITIES)}")
+    location = body.get("location", "UTC")
+    where = zone(location) if isinstance(location, str) else None
+    if where is None:
+        raise BadRequest(f"unknown time zone {json.dumps(location)[:80]}; use an IANA name such as Europe/Berlin")
+    start = now
+    if body.get("start") is not None:
+        given = instant(body["start"], where)
+        if given is None:
+            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z" + gap_hint(body["start"], where))
+        start = given
+    if "duration" in body and "end" in body:
+        raise BadRequest("give 'duration' or 'end', not both (neither: until it is ended)")
+    end = None
+    if "duration" in body:
+        seconds = parse_duration(body["duration"]) if not isinstance(body["duration"], bool) else None
+        if seconds is None or seconds <= 0:
+            raise BadRequest("'duration' must be a duration such as 30m, 2h or 900 (seconds)")
+        end = start + seconds
+    elif body.get("end") is not None:
+        end = instant(body["end"], where)
+        if end is None:
+            raise BadRequest("'end' must be a time such as 2026-12-24T23:00:00Z" + gap_hint(body["end"], where))
+    if end is not None and end <= max(start, now):
+        raise BadRequest("the announcement would be over before it is shown; give an 'end' after 'start' and now")
+    return severity, message, start, end
 
 
 MAX_REPORT_MESSAGE = 2000  # characters of a job's message the API takes (500 are kept)

@@ -286,7 +286,8 @@ async def test_no_endpoint_probes_an_address_the_caller_supplies(http_targets: s
     # every route reads or changes this collector's own state (a badge reads the store): none checks
     # an address a caller names
     assert routes == {"/", "/metrics", "/health", "/-/healthy", "/api/v1/targets", "/-/reload", "/api/v1/maintenance",
-                      "/api/v1/maintenance/{id}", "/api/v1/heartbeat/{name}", "/badge/{of}/{name}/{what}.{form}"}
+                      "/api/v1/maintenance/{id}", "/api/v1/heartbeat/{name}", "/badge/{of}/{name}/{what}.{form}",
+                      "/api/v1/announcements", "/api/v1/announcements/{id}"}
 
 
 def test_the_server_binds_loopback_by_default() -> None:

@@ -69,6 +69,11 @@ def config(h: HttpTargets, token: Path) -> str:
         "trace_url: http://jaeger.example:16686/trace/{trace_id}\n"
         f"status_page: {{title: 'Stack {MARKUP}', public: true}}\n"  # open to all beside a token, as a wall screen
         "defaults: {interval: 0.5s, timeout: 0.4s}\n"
+        "announcements:\n"  # Markdown, with markup and a script link that must stay text
+        f"  - {{name: payments, severity: outage, message: '**Payments** fail {MARKUP} [status](https://status.example)"
+        " [x](javascript:alert(1))'}\n"
+        "  - {name: old, severity: maintenance, message: done, start: '2020-01-01T00:00:00Z',"
+        " end: '2020-01-02T00:00:00Z'}\n"
         "targets:\n"
         f"  - {{name: web, kind: http, url: '{h.url('/ok')}', labels: {{group: 'front{MARKUP}', team: '{MARKUP}'}}}}\n"
         f"  - {{name: sluggish, kind: http, url: '{h.url('/slow?ms=150')}', slow_threshold: 50ms}}\n"
@@ -140,6 +145,10 @@ async def test_the_page_says_what_a_person_needs_in_a_real_browser_and_is_valid_
     assert not [link for link in page.links.get("web", []) if "trace" in link]  # healthy checks link nowhere
     assert f"front{MARKUP}" in page.headings and "jobs" in page.headings
     assert "<title>Stack &lt;script&gt;alert(1)&lt;/script&gt;</title>" in served
+    # the announcements: the current one at the top, rendered Markdown, its markup and script link text
+    assert '<aside class="note outage"' in served and "<strong>Payments</strong> fail &lt;script&gt;" in served
+    assert '<a href="https://status.example">status</a>' in served and 'href="javascript' not in served
+    assert '<details id="past-announcements"><summary>Past announcements (1)</summary>' in served
 
     without = Page(quiet)  # scripts off: the same page, refreshed by <noscript>'s meta refresh
     assert set(without.rows) == set(rows) and without.main.get("data-refreshes") is None

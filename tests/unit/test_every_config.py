@@ -22,7 +22,7 @@ EVERY_SHARD = Placement(shard="0/1", replicas=1)  # a StatefulSet's `ordinal` ne
 TOP_LEVEL = {"listen", "environment", "concurrency", "max_body_bytes", "defaults", "otlp", "targets", "target_files",
              "allowed_hosts", "discovery", "maintenance", "max_maintenance", "state_dir", "history_days", "trace_url",
              "status_page",
-             "location", "api_token", "api_token_file", "shard"}
+             "location", "api_token", "api_token_file", "shard", "announcements"}
 # The other tools' files the docs show: Prometheus, Alertmanager, the Collector, compose, Kubernetes.
 FOREIGN = {"scrape_configs", "route", "receivers", "groups", "rule_files", "global", "inhibit_rules", "time_intervals",
            "apiVersion", "services", "processors", "exporters", "extensions", "alerting", "tests", "job_name"}

@@ -351,7 +351,7 @@ async def test_with_a_token_the_status_page_asks_for_it_unless_made_public(publi
     from types import SimpleNamespace
 
     settings = SimpleNamespace(trace_url=None, status_title="Status", status_public=public, location=None, shard=None,
-                               targets=(), targets_configured=0)
+                               targets=(), targets_configured=0, announcements=())
     app, _ = _app(api_token=lambda: "s3cret", page=lambda: settings)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
