@@ -64,6 +64,9 @@ _SCHEMA = (
 )
 
 Key = tuple[str, str]
+# What a read or a write of the file may meet: SQLite's errors (locked, full, not a database),
+# the file system's, and a row whose compressed states do not decompress (damaged)
+_STORE_ERRORS = (sqlite3.Error, OSError, zlib.error)
 
 
 def day_counts(states: bytes) -> tuple[int, int]:
@@ -340,9 +343,10 @@ class Archive:
             today = int(self._clock() // 86400)
             try:
                 loaded = await asyncio.to_thread(file.load, [s.target.key for s in waiting], today, self._days)
-            except (sqlite3.Error, OSError) as exc:
+            except _STORE_ERRORS as exc:
                 self._failed("history_read_failed", exc)
-                if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                damaged = isinstance(exc, zlib.error | sqlite3.DatabaseError)
+                if damaged and not isinstance(exc, sqlite3.OperationalError):
                     # not a database, or damaged: kept aside for a look, a new file from the next minute
                     aside = await asyncio.to_thread(file.set_aside)
                     event(log, logging.WARNING, "history_set_aside", file=str(file.path), kept_as=str(aside))
@@ -368,7 +372,7 @@ class Archive:
                 if self._tidied != today:
                     await asyncio.to_thread(file.tidy, today, self._days)
                     self._tidied = today
-            except (sqlite3.Error, OSError) as exc:
+            except _STORE_ERRORS as exc:
                 self._failed("history_write_failed", exc)
                 return
         if self._failing:
@@ -383,8 +387,11 @@ class Archive:
         """Write every :data:`FLUSH` seconds, for good (a background task)."""
         while True:
             await asyncio.sleep(FLUSH)
-            await self.load(states())  # targets a reload added
-            await self.write(states)
+            try:
+                await self.load(states())  # targets a reload added
+                await self.write(states)
+            except Exception as exc:  # noqa: BLE001 - the writes go on whatever one of them met
+                self._failed("history_write_failed", exc)
 
     async def close(self, states: Callable[[], Sequence[TargetState]]) -> None:
         """The last write, then the file closed."""

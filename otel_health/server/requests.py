@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from ..announcements import MAX_MESSAGE, SEVERITIES
 from ..config import Target, format_seconds, parse_duration
@@ -41,11 +42,7 @@ def window_request(body: Any, api: MaintenanceApi, now: float,
                     elsewhere: Callable[[str, str | None], str] = lambda _name, _environment: "",
                     ) -> tuple[list[tuple[str, str]], float, float, str]:
     """What ``POST /api/v1/maintenance`` asks for: targets, start, end, comment; or BadRequest."""
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object with 'targets' and 'duration' (or 'end')")
-    unknown = sorted(str(k)[:40] for k in body if k not in _WINDOW_FIELDS)
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: {', '.join(_WINDOW_FIELDS)}")
+    body = _object(body, _WINDOW_FIELDS, "'targets' and 'duration' (or 'end')")
     wanted = body.get("targets")
     if not isinstance(wanted, list) or not wanted:
         raise BadRequest("'targets' must be a non-empty list of target names or {\"name\", \"environment\"} objects")
@@ -71,23 +68,11 @@ def window_request(body: Any, api: MaintenanceApi, now: float,
             if key not in chosen:
                 chosen.add(key)
                 keys.append(key)
-    location = body.get("location", "UTC")
-    where = zone(location) if isinstance(location, str) else None
-    if where is None:
-        raise BadRequest(f"unknown time zone {json.dumps(location)[:80]}; use an IANA name such as Europe/Berlin")
-    start = now
-    if body.get("start") is not None:
-        given = instant(body["start"], where)
-        if given is None:
-            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z" + gap_hint(body["start"], where))
-        start = given
+    where, start = _zone_and_start(body, now)
     if ("duration" in body) == ("end" in body):
         raise BadRequest("give either 'duration' (such as \"30m\") or 'end', one of them")
     if "duration" in body:
-        seconds = parse_duration(body["duration"]) if not isinstance(body["duration"], bool) else None
-        if seconds is None or seconds <= 0:
-            raise BadRequest("'duration' must be a duration such as 30m, 2h or 900 (seconds)")
-        end = start + seconds
+        end = start + _duration(body["duration"])
     else:
         given = instant(body["end"], where)
         if given is None:
@@ -116,35 +101,19 @@ _ANNOUNCEMENT_FIELDS = ("message", "severity", "start", "end", "duration", "loca
 def announcement_request(body: Any, now: float) -> tuple[str, str, float, float | None]:
     """What ``POST /api/v1/announcements`` asks for: severity, message, start, end (None: until
     ended); or BadRequest."""
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object with 'message' (Markdown) and 'severity'")
-    unknown = sorted(str(k)[:40] for k in body if k not in _ANNOUNCEMENT_FIELDS)
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: {', '.join(_ANNOUNCEMENT_FIELDS)}")
+    body = _object(body, _ANNOUNCEMENT_FIELDS, "'message' (Markdown) and 'severity'")
     message = body.get("message")
     if not isinstance(message, str) or not 0 < len(message.strip()) <= MAX_MESSAGE:
         raise BadRequest(f"'message' must be Markdown of 1 to {MAX_MESSAGE} characters")
     severity = body.get("severity", "info")
     if severity not in SEVERITIES:
         raise BadRequest(f"'severity' must be one of {', '.join(SEVERITIES)}")
-    location = body.get("location", "UTC")
-    where = zone(location) if isinstance(location, str) else None
-    if where is None:
-        raise BadRequest(f"unknown time zone {json.dumps(location)[:80]}; use an IANA name such as Europe/Berlin")
-    start = now
-    if body.get("start") is not None:
-        given = instant(body["start"], where)
-        if given is None:
-            raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z" + gap_hint(body["start"], where))
-        start = given
+    where, start = _zone_and_start(body, now)
     if "duration" in body and "end" in body:
         raise BadRequest("give 'duration' or 'end', not both (neither: until it is ended)")
     end = None
     if "duration" in body:
-        seconds = parse_duration(body["duration"]) if not isinstance(body["duration"], bool) else None
-        if seconds is None or seconds <= 0:
-            raise BadRequest("'duration' must be a duration such as 30m, 2h or 900 (seconds)")
-        end = start + seconds
+        end = start + _duration(body["duration"])
     elif body.get("end") is not None:
         end = instant(body["end"], where)
         if end is None:
@@ -152,6 +121,38 @@ def announcement_request(body: Any, now: float) -> tuple[str, str, float, float 
     if end is not None and end <= max(start, now):
         raise BadRequest("the announcement would be over before it is shown; give an 'end' after 'start' and now")
     return severity, message, start, end
+
+
+def _object(body: Any, fields: tuple[str, ...], wanted: str) -> dict[str, Any]:
+    """A write's body: a JSON object with only ``fields``; BadRequest naming what is wanted."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a JSON object with {wanted}")
+    unknown = sorted(str(k)[:40] for k in body if k not in fields)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; known fields: {', '.join(fields)}")
+    return body
+
+
+def _zone_and_start(body: dict[str, Any], now: float) -> tuple[ZoneInfo, float]:
+    """A write's ``location`` (the zone its times without an offset are read in, UTC by
+    default) and ``start`` (now by default); BadRequest with the reason."""
+    location = body.get("location", "UTC")
+    where = zone(location) if isinstance(location, str) else None
+    if where is None:
+        raise BadRequest(f"unknown time zone {json.dumps(location)[:80]}; use an IANA name such as Europe/Berlin")
+    if body.get("start") is None:
+        return where, now
+    given = instant(body["start"], where)
+    if given is None:
+        raise BadRequest("'start' must be a time such as 2026-12-24T22:00:00Z" + gap_hint(body["start"], where))
+    return where, given
+
+
+def _duration(value: Any) -> float:
+    seconds = parse_duration(value) if not isinstance(value, bool) else None
+    if seconds is None or seconds <= 0:
+        raise BadRequest("'duration' must be a duration such as 30m, 2h or 900 (seconds)")
+    return seconds
 
 
 MAX_REPORT_MESSAGE = 2000  # characters of a job's message the API takes (500 are kept)

@@ -210,6 +210,24 @@ async def test_a_file_that_is_not_a_database_is_set_aside_and_a_new_one_begun(
     assert day_counts(_state(again, "api").day.minutes(clock())) == (2, 2)
 
 
+async def test_a_damaged_row_sets_the_file_aside_rather_than_stopping_the_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_health.history")
+    clock = SetClock(MIDNIGHT + 600)
+    store = _store("api")
+    archive = Archive(tmp_path, clock=clock)
+    await archive.load(store.snapshot())
+    _mark(_state(store, "api"), clock() - 120, 2, Day.UP)
+    await archive.close(store.snapshot)
+    db = sqlite3.connect(tmp_path / FILE)
+    db.execute("UPDATE minutes SET states = x'00ff'")  # not zlib any more
+    db.commit()
+    db.close()
+    await Archive(tmp_path, clock=clock).load(_store("api").snapshot())
+    assert [r.getMessage() for r in caplog.records] == ["history_read_failed", "history_set_aside"]
+    assert (tmp_path / f"{FILE}.unreadable").exists()
+
+
 def test_a_process_killed_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import asyncio, sys
