@@ -139,6 +139,9 @@ def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[
         "error": None,
         "version": state.reported[0] if state.reported and state.reported[0] else None,
         "tls_days": None if state.tls_expiry is None else f"{(state.tls_expiry - now) / 86400:.0f}",
+        # which certificate of the chain expires first, as the target last reported it
+        "tls_first": dict(state.reported[1]).get("tls_expires_first") if state.reported else None,
+        "tls_revocation": dict(state.reported[1]).get("tls_revocation") if state.reported else None,
         "suppressed": state.suppressed.describe() if state.suppressed is not None else None,
         "trace": None,
     }

@@ -174,6 +174,10 @@ async def test_the_chain_and_revocation_reach_the_series(pki: servers.OcspStack)
         await r.wait_for(lambda: r.checks("revoked") >= 2 and r.checks("good") >= 2, timeout=10, what="two checks each")
         _, _, metrics = await r.get("/metrics")
         _, _, document = await r.get("/api/v1/targets")
+        _, _, page = await r.get("/")
+    # the page names the certificate that expires first, and the revocation status
+    assert f"days left ({INTERMEDIATE}); revocation: revoked</span>" in page
+    assert f"days left ({INTERMEDIATE}); revocation: good</span>" in page
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
     expiry = {s.labels["service"]: s.value for s in families["tta_service_tls_cert_expiry_timestamp_seconds"].samples}
     assert expiry == {"revoked": not_after(pki.intermediate), "good": not_after(pki.intermediate)}
