@@ -117,6 +117,7 @@ def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[
     minutes = state.day.minutes(now)
     day = _day(minutes, spans)
     shares = uptimes(state, now, minutes)
+    said = dict(state.reported[1]) if state.reported else {}  # what the target last said of itself
     row: dict[str, Any] = {
         "name": target.name,
         "environment": target.environment,
@@ -140,8 +141,8 @@ def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[
         "version": state.reported[0] if state.reported and state.reported[0] else None,
         "tls_days": None if state.tls_expiry is None else f"{(state.tls_expiry - now) / 86400:.0f}",
         # which certificate of the chain expires first, as the target last reported it
-        "tls_first": dict(state.reported[1]).get("tls_expires_first") if state.reported else None,
-        "tls_revocation": dict(state.reported[1]).get("tls_revocation") if state.reported else None,
+        "tls_first": said.get("tls_expires_first"),
+        "tls_revocation": said.get("tls_revocation"),
         "suppressed": state.suppressed.describe() if state.suppressed is not None else None,
         "trace": None,
     }
