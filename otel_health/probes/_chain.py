@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._base import Attempt
-from ._tls import not_after
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -91,8 +90,8 @@ def _parsed(der: bytes) -> _Cert | None:
 
     try:
         cert = x509.load_der_x509_certificate(der)
-        expiry = not_after(der)  # as the expiry series always read it (GeneralizedTime past 9999 too)
-        return _Cert(cert, expiry, _name(cert.subject), _name(cert.issuer), format(cert.serial_number, "x"))
+        return _Cert(cert, cert.not_valid_after_utc.timestamp(), _name(cert.subject), _name(cert.issuer),
+                     format(cert.serial_number, "x"))
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
 

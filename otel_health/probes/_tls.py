@@ -4,23 +4,20 @@
 store costs milliseconds, so contexts are cached by what they depend on, the modification
 times of the CA file and of a client certificate and key included (a rotated file is picked
 up by the next check).
-``not_after`` reads a certificate's expiry from its DER bytes (with verification off too);
-``presented_chain`` the chain a peer sent.
+``presented_chain`` reads the chain a peer sent (with verification off too).
 """
 
 from __future__ import annotations
 
 import _ssl
-import calendar
 import functools
 import os
 import ssl
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context", "not_after",
+__all__ = ["TLS_VERSIONS", "ClientCertificate", "Resuming", "certificate_problem", "client_context",
            "presented_chain", "transport_chain"]
 
 _ENCODING_DER = getattr(_ssl, "ENCODING_DER", 2)  # what _ssl.Certificate.public_bytes writes DER for
@@ -183,39 +180,3 @@ def transport_chain(transport: Any) -> tuple[bytes, ...]:
     """The chain of a TLS connection's peer (see :func:`presented_chain`): ``transport`` is
     anything with ``get_extra_info`` (a transport, a stream writer)."""
     return presented_chain(transport.get_extra_info("ssl_object"))
-
-
-def _tlv(data: bytes, i: int) -> tuple[int, int, int]:
-    """(tag, start of content, length of content) of the element at ``i``."""
-    tag = data[i]
-    length = data[i + 1]
-    i += 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[i:i + count], "big")
-        i += count
-    return tag, i, length
-
-
-def not_after(der: bytes) -> float:
-    """The ``notAfter`` of an X.509 certificate in DER, as a Unix time."""
-    _, cert, _ = _tlv(der, 0)          # Certificate ::= SEQUENCE
-    _, i, _ = _tlv(der, cert)          # tbsCertificate ::= SEQUENCE
-    tag, start, length = _tlv(der, i)
-    if tag == 0xA0:                    # [0] EXPLICIT version
-        i = start + length
-    for _ in range(3):                 # serialNumber, signature, issuer
-        _, start, length = _tlv(der, i)
-        i = start + length
-    tag, start, _ = _tlv(der, i)       # validity ::= SEQUENCE { notBefore, notAfter }
-    if tag != 0x30:
-        raise ValueError("no validity")
-    _, nb_start, nb_len = _tlv(der, start)
-    tag, na_start, na_len = _tlv(der, nb_start + nb_len)
-    text = der[na_start:na_start + na_len].decode("ascii")
-    if tag == 0x17:                    # UTCTime YYMMDDHHMMSSZ
-        year = int(text[:2])
-        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
-    elif tag != 0x18:                  # GeneralizedTime YYYYMMDDHHMMSSZ
-        raise ValueError("unknown time type")
-    return float(calendar.timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from otel_health.probes._tls import client_context, not_after
+from otel_health.probes._chain import report
+from otel_health.probes._tls import client_context
 
 
-def test_not_after_reads_the_expiry_that_openssl_reports(tmp_path: Path) -> None:
+def test_a_chain_s_expiry_is_the_one_openssl_reports(tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "37", "-subj", "/CN=t"],
@@ -18,7 +19,8 @@ def test_not_after_reads_the_expiry_that_openssl_reports(tmp_path: Path) -> None
     end = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-enddate"], check=True,
                          capture_output=True, text=True).stdout.strip().split("=", 1)[1]
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
-    assert not_after(der) == ssl.cert_time_to_seconds(end)
+    made = report((der,))
+    assert made is not None and made.expiry == ssl.cert_time_to_seconds(end)
 
 
 def test_client_contexts_are_shared_and_follow_the_ca_file(tmp_path: Path) -> None:
