@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from .history import uptimes
+from .ledger import uptimes
 from .state import TargetState
 
 __all__ = ["WHATS", "Badge", "endpoint", "group_badge", "svg", "target_badge"]

@@ -161,7 +161,7 @@ class Collector:
         app = make_app(reader=self.bridge, store=self.store, kinds=self._kinds, reload=self.reload,
                        api_token=self._api_token, allowed_hosts=self._allowed_hosts,
                        maintenance=Maintenance(self), page=lambda: self.config,
-                       inbox=self.inboxes, notices=self.archive.notices,
+                       inbox=self.inboxes, notices=self.archive.notices, history=self.archive,
                        sharding=lambda: (self.config.shard, self.config.environment), clock=self.clock,
                        strict_hosts=lambda: bool(self.config.allowed_hosts))
         before, descriptors = raise_descriptor_limit()
@@ -395,9 +395,7 @@ class Collector:
             if state is None or not result.known:
                 return  # removed or changed by a reload while it ran; or no verdict yet
             changed = self.store.update(state, result, self.telemetry.kept_trace_id(span, result), lag)
-            slo = target.slo
-            spends = slo.spends(result.up, state.debounced_up, state.suppressed is not None) if slo else None
-            self.telemetry.record(state.attrs, result, span, state.suppressed, spends)
+            self.telemetry.record(state.attrs, result, span, state.suppressed, state.spends)
         if len(state.history) == 1 or changed:
             if result.up:
                 event(log, logging.INFO, "target_up", service=target.name, environment=target.environment,

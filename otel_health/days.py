@@ -1,7 +1,8 @@
 """A target's minutes: the last day by the minute, as the status page shows it (:class:`Day`),
 and the days before it, as the history store keeps them (:class:`Past`), with the packing the
-store writes and reads them in. Each is a fixed buffer or one array: no object a minute or a
-day, so thousands of targets cost the garbage collector nothing to walk.
+store writes and reads them in; and the checks its SLO counts, by the hour (:class:`Tally`).
+Each is a fixed buffer or one array: no object a minute or a day, so thousands of targets
+cost the garbage collector nothing to walk.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import bisect
 from array import array
 
-__all__ = ["DAY_MINUTES", "PAST_DAYS", "Day", "Past", "merge_max", "pack_minutes", "unpack_minutes"]
+__all__ = ["DAY_MINUTES", "PAST_DAYS", "Day", "Past", "Tally", "day_counts", "merge_max", "pack_minutes",
+           "tally_hours", "unpack_minutes"]
 
 DAY_MINUTES = 24 * 60
 PAST_DAYS = 366  # days a target's Past holds at most (the history store keeps fewer by default)
@@ -137,6 +139,12 @@ def unpack_minutes(bits: bytes, last: int) -> tuple[int, bytes]:
     return last - DAY_MINUTES + 1, ring[at + 1:] + ring[:at + 1]
 
 
+def day_counts(states: bytes) -> tuple[int, int]:
+    """(minutes up, minutes checked) of a day's states, slow counting as up."""
+    checked = len(states) - states.count(Day.NONE)
+    return states.count(Day.UP) + states.count(Day.SLOW), checked
+
+
 class Past:
     """A target's days before today, as the history store keeps them: per UTC day, the minutes
     with a check and those in which every check passed (slow counts as up), for
@@ -180,3 +188,97 @@ class Past:
 
     def __len__(self) -> int:
         return len(self._days)
+
+
+def tally_hours(ring: array[int], last: int) -> tuple[int, array[int]]:
+    """A :meth:`Tally.raw` ring as (its oldest hour, two counts a hour from it on, oldest first);
+    (-1, empty) when it counted nothing."""
+    if last < 0:
+        return -1, array("I")
+    at = 2 * (last % Tally.HOURS + 1)
+    return last - Tally.HOURS + 1, ring[at:] + ring[:at]
+
+
+class Tally:
+    """The checks a target's SLO counts and those that spent its error budget, by the hour: the
+    last 24 hours in a ring (one array of 48 counts: checks, bad, by hour), what the history
+    store writes; and each day before today's totals (a :class:`Past` of checks and bad
+    checks), what the page's budget sums. Only targets with an SLO have one."""
+
+    __slots__ = ("_counts", "_last", "past")
+    HOURS = 24
+
+    def __init__(self) -> None:
+        self._counts = array("I", bytes(8 * self.HOURS))
+        self._last = -1  # the newest hour counted, in hours since the epoch
+        self.past = Past()  # (day, checks, bad) a day
+
+    def add(self, when: float, bad: bool) -> None:
+        hour = int(when // 3600)
+        if hour <= self._last - self.HOURS:
+            return  # older than the ring
+        if hour > self._last:
+            self._clear(hour)
+        slot = 2 * (hour % self.HOURS)
+        self._counts[slot] += 1
+        if bad:
+            self._counts[slot + 1] += 1
+
+    def _clear(self, hour: int) -> None:
+        """Move the ring's newest hour on to ``hour``, the hours between emptied."""
+        if self._last < 0 or hour - self._last >= self.HOURS:
+            self._counts = array("I", bytes(8 * self.HOURS))
+        else:
+            for h in range(self._last + 1, hour + 1):
+                slot = 2 * (h % self.HOURS)
+                self._counts[slot] = self._counts[slot + 1] = 0
+        self._last = hour
+
+    def raw(self) -> tuple[array[int], int]:
+        """The ring and its newest hour, copied (for the history store: :func:`tally_hours`)."""
+        return self._counts[:], self._last
+
+    def hours(self) -> tuple[int, array[int]]:
+        """(the ring's oldest hour, checks and bad checks a hour from it on, oldest first), copied;
+        (-1, empty) when nothing was counted."""
+        return tally_hours(self._counts, self._last)
+
+    def adopt(self, first: int, counts: array[int], now: float) -> None:
+        """Add what the history store kept (checks and bad checks a hour from hour ``first`` on)
+        to the hours of the ring that ``now`` reaches: what a restart would otherwise forget."""
+        newest = max(self._last, int(now // 3600))
+        if newest > self._last:
+            self._clear(newest)
+        for i in range(0, len(counts), 2):
+            hour = first + i // 2
+            if newest - self.HOURS < hour <= newest:
+                slot = 2 * (hour % self.HOURS)
+                self._counts[slot] += counts[i]
+                self._counts[slot + 1] += counts[i + 1]
+
+    def since(self, start: float, now: float) -> tuple[int, int]:
+        """(checks, bad) from the UTC day of ``start`` to ``now``: the days before today from
+        :attr:`past`, the rest from the ring (yesterday too, while the store has not ended it)."""
+        today = int(now // 86400)
+        checks, bad = self.past.since(int(start // 86400), today)
+        first, counts = self.hours()
+        if first >= 0:
+            for i in range(0, len(counts), 2):
+                day = (first + i // 2) // 24
+                if day == today or (day < today and day >= start // 86400 and not self.past.has(day)):
+                    checks, bad = checks + counts[i], bad + counts[i + 1]
+        return checks, bad
+
+    def within(self, window: float, now: float) -> tuple[int, int]:
+        """(checks, bad) over the last ``window`` seconds: a window up to a day by the hour (the
+        hour ``now - window`` falls in counted whole), a longer one by the UTC day (today so far
+        and the days before it, as many as the window has whole days)."""
+        if window > 86400:
+            return self.since(now - (window // 86400 - 1) * 86400, now)
+        first, counts = self.hours()
+        oldest, newest = int((now - window) // 3600), int(now // 3600)
+        checks = bad = 0
+        for i in range(0, len(counts), 2):
+            if oldest <= first + i // 2 <= newest:
+                checks, bad = checks + counts[i], bad + counts[i + 1]
+        return checks, bad

@@ -8,7 +8,8 @@ check of the minute), as :class:`~otel_health.state.Day` marks it. A day of minu
 older than a week becomes one row of 24 hourly counts (minutes up, slow, down). Targets are
 kept by service and environment: a renamed target starts over, a relabelled one keeps its
 history, and a target a reload removed finds its history again if it comes back within
-``history_days``.
+``history_days``. Beside the minutes the same file keeps each target's incidents and, for a
+target with an SLO, its checks counted by the hour (:mod:`.ledger`, which also reads reports).
 
 Every write happens on a thread, once a minute (:data:`FLUSH`), in one transaction: the event
 loop only copies each target's 360-byte day. A write that fails (a full disk, a file another
@@ -31,21 +32,21 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .announcements import Notices
 from .clock import WALL, Clock
-from .days import DAY_MINUTES, Day, merge_max, pack_minutes, unpack_minutes
+from .days import DAY_MINUTES, Day, Tally, day_counts, merge_max, pack_minutes, tally_hours, unpack_minutes
+from .ledger import SCHEMA as LEDGER_SCHEMA
+from .ledger import Ledger, Tallies, TargetReport, read_report
 from .logs import event
-from .state import TargetState
+from .state import CHANGES_KEPT, Change, TargetState
 
-__all__ = ["DEFAULT_DAYS", "FILE", "FLUSH", "WINDOWS", "Archive", "day_counts", "uptimes"]
+__all__ = ["DEFAULT_DAYS", "FILE", "FLUSH", "Archive", "Unreadable", "Written"]
 
 log = logging.getLogger("otel_health.history")
 
 FILE = "history.sqlite3"
-# The uptimes the page and the API show: the last 24 hours by the minute, and N UTC days (today
-# so far and the N - 1 days before it).
-WINDOWS = (("24h", 0), ("7d", 7), ("30d", 30), ("90d", 90))
 DEFAULT_DAYS = 90
 FLUSH = 60.0            # seconds between writes
 MINUTE_DAYS = 7         # days kept by the minute before they are rolled up to hours
@@ -61,39 +62,19 @@ _SCHEMA = (
     # day's minutes up (slow ones too) and with a check, what a start reads
     "CREATE TABLE IF NOT EXISTS hours (target INTEGER NOT NULL, day INTEGER NOT NULL, up INTEGER NOT NULL, "
     "checked INTEGER NOT NULL, counts BLOB NOT NULL, PRIMARY KEY (target, day)) WITHOUT ROWID",
+    *LEDGER_SCHEMA,  # incidents, and the checks SLOs count
 )
 
+
+class Unreadable(Exception):
+    """A report could not read the file (the reason is in the log)."""
+
+
 Key = tuple[str, str]
+DayCounts = list[tuple[Key, int, int, int]]  # (target, day, and two counts of it)
 # What a read or a write of the file may meet: SQLite's errors (locked, full, not a database),
 # the file system's, and a row whose compressed states do not decompress (damaged)
 _STORE_ERRORS = (sqlite3.Error, OSError, zlib.error)
-
-
-def day_counts(states: bytes) -> tuple[int, int]:
-    """(minutes up, minutes checked) of a day's states, slow counting as up."""
-    checked = len(states) - states.count(Day.NONE)
-    return states.count(Day.UP) + states.count(Day.SLOW), checked
-
-
-def uptimes(state: TargetState, now: float, minutes: bytes | None = None) -> dict[str, float | None]:
-    """The share of the minutes with a check in which every check passed, over each of
-    :data:`WINDOWS`; None where no minute had a check. ``minutes``: ``state.day.minutes(now)``,
-    when the caller has it already. The days before today come from the store (``state.past``);
-    yesterday from the last 24 hours while the store has not written it yet."""
-    minutes = state.day.minutes(now) if minutes is None else minutes
-    minute = int(now // 60)
-    today = minute // DAY_MINUTES
-    up_today, checked_today = day_counts(minutes[-(minute % DAY_MINUTES + 1):])
-    yesterday = (0, 0) if state.past.has(today - 1) else day_counts(minutes[:-(minute % DAY_MINUTES + 1)])
-    shares: dict[str, float | None] = {}
-    for name, days in WINDOWS:
-        if days == 0:
-            up, checked = day_counts(minutes)
-        else:
-            up, checked = state.past.since(today - days + 1, today)
-            up, checked = up + up_today + yesterday[0], checked + checked_today + yesterday[1]
-        shares[name] = up / checked if checked else None
-    return shares
 
 
 def _hourly(states: bytes) -> bytes:
@@ -110,6 +91,19 @@ class Loaded:
     ring: bytes
     last: int
     days: array[int]  # for Past: (day, minutes up, minutes checked) a day, by day
+    tallies: Tallies | None  # the checks its SLO counted, when it has any
+
+
+class Written(NamedTuple):
+    """What a write takes of one target: its day ring and that ring's newest minute, its state's
+    changes since the last write, and its SLO's tally ring and that ring's newest hour
+    (:meth:`Archive.take` makes them as plain tuples)."""
+
+    key: Key
+    ring: bytes
+    last: int
+    changes: Sequence[Change]
+    tally: tuple[array[int], int] | None
 
 
 class _File:
@@ -126,6 +120,7 @@ class _File:
         # today), compressed as written: a few dozen bytes a target
         self._written: dict[tuple[int, int], bytes] = {}
         self._told: set[tuple[int, int]] = set()  # (target id, day): yesterdays whose counts were given
+        self.ledger = Ledger()  # incidents and tallies
 
     def db(self) -> sqlite3.Connection:
         if self._db is None:
@@ -159,9 +154,14 @@ class _File:
         if self._db is not None:
             self._db.close()
             self._db = None
-            self._ids.clear()
-            self._written.clear()
-            self._told.clear()
+            self._forget()
+
+    def _forget(self) -> None:
+        """What this process holds of the file: read again from it at the next use."""
+        self._ids.clear()
+        self._written.clear()
+        self._told.clear()
+        self.ledger.forget()
 
     def _id(self, key: Key) -> int:
         known = self._ids.get(key)
@@ -172,12 +172,13 @@ class _File:
             self._ids[key] = known
         return known
 
-    def load(self, keys: Iterable[Key], today: int, days: int) -> dict[Key, Loaded]:
-        """What the file holds of each of ``keys`` it knows (one pass over each table)."""
+    def load(self, keys: Iterable[Key], today: int, days: int, slo_days: int = 0) -> dict[Key, Loaded]:
+        """What the file holds of each of ``keys`` it knows (one pass over each table); of the
+        SLOs' tallies, the ``slo_days`` days the longest SLO window reaches."""
         with self.mutex:
-            return self._load(keys, today, days)
+            return self._load(keys, today, days, slo_days)
 
-    def _load(self, keys: Iterable[Key], today: int, days: int) -> dict[Key, Loaded]:
+    def _load(self, keys: Iterable[Key], today: int, days: int, slo_days: int) -> dict[Key, Loaded]:
         db = self.db()
         wanted = set(keys)
         for ident, service, environment in db.execute("SELECT id, service, environment FROM targets"):
@@ -203,24 +204,32 @@ class _File:
                                                   (today - days,)):
             if ident in by_id:
                 counts.setdefault(ident, []).append((day, up, checked))
+        tallies = self.ledger.load(db, by_id, today, min(days, slo_days)) if slo_days else {}
         loaded = {}
         for ident, key in by_id.items():
             ring, last = pack_minutes((today - 1) * DAY_MINUTES, bytes(recent.get(ident, b"")))
-            loaded[key] = Loaded(ring, last, array("q", (n for day in sorted(counts.get(ident, ())) for n in day)))
+            loaded[key] = Loaded(ring, last, array("q", (n for day in sorted(counts.get(ident, ())) for n in day)),
+                                 tallies.get(ident))
         return loaded
 
-    def write(self, rings: Sequence[tuple[Key, bytes, int]]) -> list[tuple[Key, int, int, int]]:
-        """Each target's day ring merged into its day rows (a minute keeps its worst state); the
-        counts of each day the write saw end, for the targets' Past."""
+    def write(self, rings: Sequence[Written]) -> tuple[DayCounts, DayCounts]:
+        """Each target's day ring merged into its day rows (a minute keeps its worst state), its
+        changes into its incidents, its tally into its tally rows; the counts of each day the
+        write saw end, for the targets' Past, and the tallies' (checks, bad) of each."""
         with self.mutex:
             return self._write(rings)
 
-    def _write(self, rings: Sequence[tuple[Key, bytes, int]]) -> list[tuple[Key, int, int, int]]:
+    def _write(self, rings: Sequence[Written]) -> tuple[DayCounts, DayCounts]:
         db = self.db()
-        ended = []
+        ended, tallied = [], []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for key, bits, last in rings:
+            for key, bits, last, changes, tally in rings:
+                if changes:
+                    self.ledger.changes(db, self._id(key), changes)
+                if tally is not None and tally[1] >= 0:
+                    first, counts = tally_hours(*tally)
+                    tallied += [(key, *day) for day in self.ledger.tally(db, self._id(key), first, counts)]
                 if last < 0:
                     continue
                 ident = self._id(key)
@@ -256,8 +265,20 @@ class _File:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._forget()  # what it holds may be what was rolled back (a target's id too)
             raise
-        return ended
+        return ended, tallied
+
+    def report(self, targets: Sequence[tuple[Key, float, bool]], start: float, end: float,
+               now: float) -> list[TargetReport]:
+        """Each of ``targets`` (key, interval, has an SLO) over [start, end): see :mod:`.ledger`."""
+        with self.mutex:
+            db = self.db()
+            known = {}
+            for ident, service, environment in db.execute("SELECT id, service, environment FROM targets"):
+                known[(service, environment)] = ident
+            return read_report(db, [(known.get(key), interval, slo) for key, interval, slo in targets],
+                               start, end, now)
 
     def tidy(self, today: int, days: int) -> None:
         """Days older than a week rolled up to hours; days older than ``days`` gone."""
@@ -281,6 +302,7 @@ class _File:
             self._told = {k for k in self._told if k[1] >= today - 1}
             db.execute("DELETE FROM minutes WHERE day <= ?", (today - MINUTE_DAYS,))
             db.execute("DELETE FROM hours WHERE day <= ?", (today - days,))
+            self.ledger.tidy(db, today, days)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -342,7 +364,9 @@ class Archive:
                 return
             today = int(self._clock() // 86400)
             try:
-                loaded = await asyncio.to_thread(file.load, [s.target.key for s in waiting], today, self._days)
+                slo_days = max((int(-(-s.target.slo.window // 86400)) + 1 for s in waiting if s.target.slo), default=0)
+                loaded = await asyncio.to_thread(file.load, [s.target.key for s in waiting], today, self._days,
+                                                 slo_days)
             except _STORE_ERRORS as exc:
                 self._failed("history_read_failed", exc)
                 damaged = isinstance(exc, zlib.error | sqlite3.DatabaseError)
@@ -351,37 +375,85 @@ class Archive:
                     aside = await asyncio.to_thread(file.set_aside)
                     event(log, logging.WARNING, "history_set_aside", file=str(file.path), kept_as=str(aside))
                 return
+            now = self._clock()
             for state in waiting:  # within the lock: a write never sees a target half loaded
                 self._loaded.add(state.target.key)
+                state.keep_changes()  # its incidents from now on
                 held = loaded.get(state.target.key)
                 if held is not None:
                     state.day.adopt(held.ring, held.last)
                     state.past.adopt(held.days)
+                    if held.tallies is not None and state.target.slo is not None:
+                        if state.tally is None:
+                            state.tally = Tally()
+                        state.tally.adopt(held.tallies.first, held.tallies.hours, now)
+                        state.tally.past.adopt(held.tallies.days)
 
     async def write(self, states: Callable[[], Sequence[TargetState]]) -> None:
         """One write of every target's day (and, once a day, the roll-up and the retention)."""
         if self._file is None:
             return
         current = {s.target.key: s for s in states()}
-        rings = [(key, *state.day.raw()) for key, state in current.items() if key in self._loaded]
+        rings = self.take(current)
         today = int(self._clock() // 86400)
         file = self._file
         async with self._lock:
             try:
-                ended = await asyncio.to_thread(file.write, rings)
+                ended, tallied = await asyncio.to_thread(file.write, rings)
                 if self._tidied != today:
                     await asyncio.to_thread(file.tidy, today, self._days)
                     self._tidied = today
-            except _STORE_ERRORS as exc:
+            except BaseException as exc:
+                for key, _, _, changes, _ in rings:  # the changes not written go back, before any since
+                    kept = current[key].changes
+                    if changes and kept is not None:
+                        kept[:0] = changes
+                        del kept[:-CHANGES_KEPT]
+                if not isinstance(exc, _STORE_ERRORS):
+                    raise
                 self._failed("history_write_failed", exc)
                 return
         if self._failing:
             self._failing = False
             event(log, logging.INFO, "history_write_recovered", file=str(file.path))
         for key, day, up, checked in ended:
-            state = current.get(key)
-            if state is not None:
-                state.past.add(day, up, checked)
+            if (held := current.get(key)) is not None:
+                held.past.add(day, up, checked)
+        for key, day, checks, bad in tallied:
+            if (held := current.get(key)) is not None and held.tally is not None:
+                held.tally.past.add(day, checks, bad)
+
+    def take(self, current: dict[Key, TargetState]) -> list[Written]:
+        """What a write takes of each loaded target, on the event loop: copies of its rings (a few
+        hundred bytes), and its changes (handed over). Plain tuples: 10,000 targets a minute."""
+        loaded, rings = self._loaded, []
+        for key, state in current.items():
+            if key in loaded:
+                changes = state.changes
+                if changes:
+                    state.changes = []
+                bits, last = state.day.raw()
+                tally = state.tally
+                rings.append((key, bits, last, changes or (), tally.raw() if tally is not None else None))
+        return rings  # type: ignore[return-value]  # Written's fields, as a tuple
+
+    async def report(self, states: Callable[[], Sequence[TargetState]], start: float, end: float
+                     ) -> list[tuple[TargetState, TargetReport]] | None:
+        """Each target over [start, end) from the file, written up to now first; None without a
+        file."""
+        if self._file is None:
+            return None
+        await self.write(states)
+        shown = list(states())
+        file, now = self._file, self._clock()
+        async with self._lock:
+            try:
+                asked = [(s.target.key, s.target.interval, s.target.slo is not None) for s in shown]
+                reports = await asyncio.to_thread(file.report, asked, start, end, now)
+            except _STORE_ERRORS as exc:
+                self._failed("history_read_failed", exc)
+                raise Unreadable(f"the history store could not be read ({type(exc).__name__}); see the log") from exc
+        return list(zip(shown, reports, strict=True))
 
     async def keep(self, states: Callable[[], Sequence[TargetState]]) -> None:
         """Write every :data:`FLUSH` seconds, for good (a background task)."""

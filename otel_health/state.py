@@ -12,17 +12,36 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .config import Target, attributes_of
-from .days import Day, Past
+from .days import Day, Past, Tally
 from .errors import ErrorType
 from .result import CheckResult
 from .suppression import Suppressed, Window
 
-__all__ = ["HISTORY_SIZE", "INFO_HOLD", "History", "HistoryEntry", "StateStore", "TargetState"]
+__all__ = ["CHANGES_KEPT", "HISTORY_SIZE", "INFO_HOLD", "Change", "History", "HistoryEntry", "StateStore",
+           "TargetState"]
 
 HISTORY_SIZE = 20
 # Seconds a reported version and info stay before a different one replaces them: a value that
 # changed on every check would otherwise start a new tta_service_info series on every scrape.
 INFO_HOLD = 60.0
+
+
+# Changes of a target's state held for the history store between its writes (a minute): a
+# target that changes more often than this in a minute loses its oldest.
+CHANGES_KEPT = 64
+
+
+class Change(NamedTuple):
+    """A check that changed what ``tta_service_up`` says (or the first one), or that made the
+    debounced state down: what the history store keeps as the start, the confirmation or the
+    end of an incident."""
+
+    at: float  # the check's start
+    up: bool  # the check passed
+    cause: str | None  # the check's error type, when down
+    detail: str
+    held_back: str | None  # what held its alerts back then (maintenance, a dependency down)
+    confirmed: bool  # the debounced state is down (failure_threshold reached): the alerts saw it
 
 
 class HistoryEntry(NamedTuple):
@@ -127,9 +146,31 @@ class TargetState:
     past: Past = field(default_factory=Past)  # the days before today, from the history store
     # Why its alerts are held back now (maintenance, a dependency down), kept by the store.
     suppressed: Suppressed | None = None
+    # With an SLO: the checks it counts by the hour; whether the last check spent the budget
+    # (None: it does not count, or no SLO).
+    tally: Tally | None = None
+    spends: bool | None = None
+    # Its changes not written yet (what tta_service_up says, the debounced state going down);
+    # None: no history store takes them.
+    changes: list[Change] | None = None
+
+    def keep_changes(self) -> None:
+        """Hold changes for the history store from now on: a target checked already and down
+        now begins with the incident it is in (from its last check: the first failure before it
+        was not held)."""
+        if self.changes is None:
+            self.changes = []
+            if self.result is not None and not self.result.up:
+                self.changes.append(self._change(self.result))
+
+    def _change(self, result: CheckResult) -> Change:
+        return Change(result.started_at, result.up, None if result.up else str(result.error_type),
+                      "" if result.up else result.detail[:300],
+                      self.suppressed.describe() if self.suppressed is not None else None, self.debounced_up is False)
 
     def update(self, result: CheckResult, trace_id: str | None = None, lag: float = 0.0) -> bool:
         """Take a new result; return True when the debounced state changed."""
+        was_up = self.result.up if self.result is not None else None
         self.result = result
         if result.version is not None or result.info:
             said = (result.version or "", tuple(result.info.items()))
@@ -154,6 +195,17 @@ class TargetState:
         elif not before and self.consecutive_successes >= self.target.success_threshold:
             self.debounced_up = True
         self.day.mark(result.started_at, Day.DOWN if not result.up else Day.SLOW if result.slow else Day.UP)
+        slo = self.target.slo
+        if slo is not None:
+            self.spends = slo.spends(result.up, self.debounced_up, self.suppressed is not None)
+            if self.spends is not None:
+                if self.tally is None:
+                    self.tally = Tally()
+                self.tally.add(result.started_at, self.spends)
+        if self.changes is not None and (was_up is not result.up or (before is not False and not self.debounced_up)):
+            if len(self.changes) >= CHANGES_KEPT:
+                del self.changes[0]
+            self.changes.append(self._change(result))
         self.history.append(HistoryEntry(
             result.started_at, result.duration, result.up,
             str(result.error_type) if result.error_type is not None else None, result.detail, result.status_code,
@@ -192,6 +244,9 @@ class StateStore:
             state = TargetState(target, attrs)
             if old is not None:
                 state.history, state.day, state.past = old.history, old.day, old.past
+                state.changes = old.changes
+                if target.slo is not None:
+                    state.tally = old.tally
                 if old.attrs == attrs:
                     state.result = old.result
                     state.debounced_up = old.debounced_up

@@ -16,7 +16,7 @@ import jinja2
 
 from .announcements import Announcement, rendered
 from .days import DAY_MINUTES, Day
-from .history import uptimes
+from .ledger import budget, uptimes
 from .logs import iso_time
 from .sharding import Shard
 from .state import HistoryEntry, TargetState
@@ -106,6 +106,21 @@ def _percent(share: float | None) -> str | None:
     return None if share is None else f"{share * 100:.2f} %"
 
 
+def _budget(state: TargetState, now: float) -> str | None:
+    """What is left of the error budget, for a target with an SLO: '62.10 % of the budget left
+    (99.9 % over 30d)', or '240 % of the budget spent' when it is overspent."""
+    held = budget(state, now)
+    if held is None:
+        return None
+    if held.left is None:
+        said = "no check counted yet"
+    elif held.left >= 0:
+        said = f"{held.left * 100:.2f} % of the budget left"
+    else:
+        said = f"{(1 - held.left) * 100:.0f} % of the budget spent"
+    return f"{said} ({held.objective * 100:g} % over {held.window})"
+
+
 def _summary(what: str, cells: Sequence[_Cell]) -> str:
     counts = {state: sum(1 for c in cells if c.state == state) for state in ("up", "slow", "down")}
     said = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
@@ -133,6 +148,7 @@ def _row(state: TargetState, now: float, trace_url: str | None, spans: Sequence[
         "uptime": _percent(shares["24h"]),
         # the longer windows: today and the days before it, from the history store
         "uptimes": [(name.replace("d", " d"), _percent(share)) for name, share in shares.items() if name != "24h"],
+        "budget": _budget(state, now),
         "recent": (recent := _recent(list(state.history), trace_url)),
         "recent_summary": _summary(f"{len(recent)} recent checks", recent),
         "day": day,

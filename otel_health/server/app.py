@@ -16,15 +16,25 @@ from aiohttp import web
 from .. import badges, status
 from ..announcements import Announcement, Notices, NotSaved
 from ..clock import WALL, Clock
+from ..history import Unreadable
 from ..probes import Inbox
 from ..sharding import Shard, elsewhere
-from ..state import StateStore
+from ..state import StateStore, TargetState
 from ..suppression import NotKept
 from ..telemetry import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, BridgeReader
 from ..telemetry.render import MetricsRenderer, OneAtATime
-from .documents import HEALTH_CONTENT_TYPE, Kinds, health_document, targets_document, window_document
+from .documents import (
+    HEALTH_CONTENT_TYPE,
+    Kinds,
+    Reports,
+    health_document,
+    report_csv,
+    report_document,
+    targets_document,
+    window_document,
+)
 from .guard import MAX_BODY, basic_password_is, bounded_body, cross_site, from_loopback, host_allowed
-from .requests import BadRequest, MaintenanceApi, announcement_request, report_request, window_request
+from .requests import BadRequest, MaintenanceApi, announcement_request, period_request, report_request, window_request
 
 __all__ = ["PageSettings", "Reload", "make_app"]
 
@@ -59,6 +69,13 @@ class _Guesses:
         if len(self._wrong) > 100_000:  # bounded: keys are configured heartbeat targets
             self._wrong.clear()
         self._wrong.setdefault(key, collections.deque(maxlen=GUESS_LIMIT)).append(time.monotonic())
+
+
+class History(Protocol):
+    """The history store, as the report reads it (``history.Archive``)."""
+
+    async def report(self, states: Callable[[], Sequence[TargetState]], start: float, end: float
+                     ) -> Reports | None: ...
 
 
 class PageSettings(Protocol):
@@ -97,7 +114,8 @@ class _Routes:
                  api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]],
                  maintenance: MaintenanceApi | None, page: Callable[[], PageSettings] | None, inbox: Inbox | None,
                  sharding: Callable[[], tuple[Shard | None, str]], clock: Clock,
-                 strict_hosts: Callable[[], bool], notices: Notices | None = None) -> None:
+                 strict_hosts: Callable[[], bool], notices: Notices | None = None,
+                 history: History | None = None) -> None:
         self.reader = reader
         self.store = store
         self.kinds = kinds
@@ -108,6 +126,7 @@ class _Routes:
         self.page = page
         self.inbox = inbox
         self.notices = notices
+        self.history = history
         self.sharding = sharding
         self.clock = clock
         self.strict_hosts = strict_hosts
@@ -272,6 +291,38 @@ class _Routes:
             lambda: json.dumps({**targets_document(states, windows, now), "instance": instance})))
         return web.Response(text=body, content_type="application/json")
 
+    async def report_period(self, request: web.Request) -> web.Response:
+        """Each target's uptime, downtime, incidents, MTTR and budget spent over a period, from
+        the history store (docs/http-api.md)."""
+        if (refusal := self.refused(request, writes=False)) is not None:
+            return refusal
+        try:
+            period = period_request(request.query, self.clock())
+        except BadRequest as exc:
+            return self.error(400, str(exc))
+
+        def chosen() -> list[TargetState]:
+            return [s for s in self.store.snapshot() if period.service in (None, s.target.name)
+                    and period.environment in (None, s.target.environment)]
+
+        if period.service is not None and not chosen():
+            return self.error(404, "no target of that name here" + self.checked_elsewhere(period.service,
+                                                                                          period.environment))
+        try:
+            reports = await self.history.report(chosen, period.start, period.end) if self.history else None
+        except Unreadable as exc:
+            return self.error(503, str(exc))
+        if reports is None:
+            return self.error(404, "reports are read from the history store: set 'state_dir' in the configuration")
+        now, instance = self.clock(), _instance(self.page() if self.page is not None else None)
+        if period.format == "csv":
+            text = await asyncio.to_thread(report_csv, reports, period.start, period.end, now, period.rows, instance)
+            return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
+                "Content-Disposition": f'attachment; filename="report-{period.rows}.csv"'})
+        text = await asyncio.to_thread(lambda: json.dumps(report_document(reports, period.start, period.end, now,
+                                                                          instance)))
+        return web.Response(text=text, content_type="application/json")
+
     def error(self, status: int, message: str) -> web.Response:
         return web.json_response({"status": "error", "errors": [message]}, status=status)
 
@@ -373,7 +424,7 @@ class _Routes:
 def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: Reload,
              api_token: Callable[[], str | None], allowed_hosts: Callable[[], Collection[str]] = lambda: (),
              maintenance: MaintenanceApi | None = None, page: Callable[[], PageSettings] | None = None,
-             inbox: Inbox | None = None, notices: Notices | None = None,
+             inbox: Inbox | None = None, notices: Notices | None = None, history: History | None = None,
              sharding: Callable[[], tuple[Shard | None, str]] = lambda: (None, ""),
              clock: Clock = WALL, strict_hosts: Callable[[], bool] = lambda: False) -> web.Application:
     """The API. ``api_token`` guards the API and reload; without one, the writes (maintenance
@@ -383,16 +434,18 @@ def make_app(*, reader: BridgeReader, store: StateStore, kinds: Kinds, reload: R
     IP or service name. ``sharding``: this instance's shard and
     the configuration's default environment, to say where a target it does not have is checked.
     ``clock``: the wall clock the page and the maintenance API read. ``notices``: the
-    announcements the API makes (``/api/v1/announcements``: none without it)."""
+    announcements the API makes (``/api/v1/announcements``: none without it). ``history``: the
+    history store the report reads (``/api/v1/report``)."""
     r = _Routes(reader=reader, store=store, kinds=kinds, reload=reload, api_token=api_token,
                 allowed_hosts=allowed_hosts, maintenance=maintenance, page=page, inbox=inbox, sharding=sharding,
-                clock=clock, strict_hosts=strict_hosts, notices=notices)
+                clock=clock, strict_hosts=strict_hosts, notices=notices, history=history)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[bounded_body])
     app.router.add_get("/", r.status_page)
     app.router.add_get("/metrics", r.metrics)
     app.router.add_get("/health", r.health)
     app.router.add_get("/-/healthy", r.healthy)
     app.router.add_get("/api/v1/targets", r.targets)
+    app.router.add_get("/api/v1/report", r.report_period)
     app.router.add_get(r"/badge/{of:service|group}/{name}/{what}.{form:svg|json}", r.badge)
     app.router.add_post("/-/reload", r.do_reload)
     if maintenance is not None:

@@ -3,16 +3,19 @@ settings and state, a maintenance window."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import csv
+import io
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..config import KindSpec
-from ..history import uptimes
+from ..ledger import Incident, TargetReport, budget, spent, uptimes
 from ..logs import iso_time
 from ..state import HistoryEntry, TargetState
 from ..suppression import Recurring, Suppressed, Window
 
-__all__ = ["HEALTH_CONTENT_TYPE", "Kinds", "health_document", "targets_document", "window_document"]
+__all__ = ["HEALTH_CONTENT_TYPE", "LISTED_INCIDENTS", "Kinds", "Reports", "health_document", "report_csv",
+           "report_document", "targets_document", "window_document"]
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -161,4 +164,86 @@ def targets_document(states: list[TargetState], windows: Collection[Window] = ()
         })
         if now is not None:  # the share of minutes with a check that passed: 24 h, and 7, 30, 90 days
             out[-1]["uptime"] = uptimes(state, now)
+            held = budget(state, now)  # and what is left of its error budget
+            out[-1]["slo"] = held.document() if held is not None else None
     return {"targets": out}
+
+
+Reports = Sequence[tuple[TargetState, TargetReport]]
+LISTED_INCIDENTS = 500  # a target's incidents the JSON report lists (the latest; all are counted)
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 3)
+
+
+def _incident_doc(incident: Incident) -> dict[str, Any]:
+    return {"start": iso_time(incident.start), "end": iso_time(incident.end) if incident.end is not None else None,
+            "minutes": _minutes(incident.end - incident.start) if incident.end is not None else None,
+            "cause": incident.cause, "detail": incident.detail or None, "held_back": incident.held_back,
+            "confirmed": incident.confirmed}
+
+
+def _target_report(state: TargetState, report: TargetReport) -> dict[str, Any]:
+    t, slo = state.target, state.target.slo
+    checked, down = report.minutes
+    doc: dict[str, Any] = {
+        "service": t.name, "environment": t.environment, "kind": t.kind,
+        "uptime": None if report.uptime is None else round(report.uptime, 6),
+        "observed_minutes": _minutes(report.observed), "downtime_minutes": _minutes(report.downtime),
+        "incident_count": len(report.incidents),
+        "confirmed_count": sum(1 for i in report.incidents if i.confirmed),
+        "mttr_minutes": _minutes(report.mttr),
+        "incidents": [_incident_doc(i) for i in report.incidents[-LISTED_INCIDENTS:]],
+        "minutes": {"checked": checked, "down": down},
+        "slo": None,
+    }
+    if slo is not None and report.checks is not None and report.bad is not None:
+        share = spent(slo, report.checks, report.bad)
+        doc["slo"] = {"objective": slo.objective, "checks": report.checks, "bad": report.bad,
+                      "budget_spent": None if share is None else round(share, 6)}
+    return doc
+
+
+def report_document(reports: Reports, start: float, end: float, now: float, instance: str | None) -> dict[str, Any]:
+    """``GET /api/v1/report``: each target over [start, end) (docs/http-api.md says what each
+    figure is)."""
+    return {"from": iso_time(start), "to": iso_time(min(end, now)), "instance": instance,
+            "targets": [_target_report(s, r) for s, r in reports]}
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet would take for a formula, quoted as text."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
+
+
+def report_csv(reports: Reports, start: float, end: float, now: float, rows: str, instance: str | None) -> str:
+    """The report as CSV: a row a target (``rows=targets``) or a row an incident; each row says
+    for which instance it speaks (empty for one), so several instances' reports can be joined."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if rows == "incidents":
+        writer.writerow(["instance", "service", "environment", "start", "end", "minutes", "cause", "detail",
+                         "held_back", "confirmed"])
+        for state, report in reports:
+            for incident in report.incidents:
+                doc = _incident_doc(incident)
+                writer.writerow([_cell(v) for v in (instance, state.target.name, state.target.environment, doc["start"],
+                                                    doc["end"], doc["minutes"], doc["cause"], doc["detail"],
+                                                    doc["held_back"], doc["confirmed"])])
+        return out.getvalue()
+    writer.writerow(["instance", "service", "environment", "kind", "from", "to", "uptime", "observed_minutes",
+                     "downtime_minutes", "incidents", "confirmed_incidents", "mttr_minutes", "minutes_checked",
+                     "minutes_down", "slo_objective", "slo_checks", "slo_bad", "budget_spent"])
+    for state, report in reports:
+        doc = _target_report(state, report)
+        slo = doc["slo"] or {}
+        writer.writerow([_cell(v) for v in (
+            instance, doc["service"], doc["environment"], doc["kind"], iso_time(start), iso_time(min(end, now)),
+            doc["uptime"], doc["observed_minutes"], doc["downtime_minutes"], doc["incident_count"],
+            doc["confirmed_count"], doc["mttr_minutes"], doc["minutes"]["checked"], doc["minutes"]["down"],
+            slo.get("objective"), slo.get("checks"), slo.get("bad"), slo.get("budget_spent"))])
+    return out.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -11,8 +12,8 @@ from ..announcements import MAX_MESSAGE, SEVERITIES
 from ..config import Target, format_seconds, parse_duration
 from ..suppression import Window, gap_hint, instant, zone
 
-__all__ = ["MAX_COMMENT", "MAX_REPORT_MESSAGE", "BadRequest", "MaintenanceApi", "announcement_request",
-           "report_request", "window_request"]
+__all__ = ["MAX_COMMENT", "MAX_REPORT_MESSAGE", "BadRequest", "MaintenanceApi", "Period", "announcement_request",
+           "period_request", "report_request", "window_request"]
 
 
 class MaintenanceApi(Protocol):
@@ -182,3 +183,56 @@ def report_request(query: Mapping[str, str], body: Any) -> tuple[bool, float | N
     if not isinstance(message, str) or len(message) > MAX_REPORT_MESSAGE:
         raise BadRequest(f"'message' must be text of at most {MAX_REPORT_MESSAGE} characters")
     return status_text == "ok", duration, message
+
+
+REPORT_DEFAULT = 30 * 86400.0  # seconds a report covers when 'from' is not given
+REPORT_FIELDS = ("from", "to", "format", "rows", "service", "environment")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """What ``GET /api/v1/report`` asks for."""
+
+    start: float
+    end: float
+    format: str  # json or csv
+    rows: str  # csv: targets or incidents
+    service: str | None
+    environment: str | None
+
+
+def period_request(query: Mapping[str, str], now: float) -> Period:
+    """The report's query (``?from=2026-11-01&to=2026-12-01&format=csv``); BadRequest with the
+    reason. A time is ISO 8601 (a date is its midnight, UTC unless an offset is given) or Unix
+    seconds; ``to`` defaults to now, ``from`` to 30 days before ``to``."""
+    unknown = sorted(str(k)[:40] for k in query if k not in REPORT_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0]!r}; known: {', '.join(REPORT_FIELDS)}")
+    end = _moment(query, "to", now)
+    start = _moment(query, "from", end - REPORT_DEFAULT)
+    if start >= end:
+        raise BadRequest("'from' must be before 'to'")
+    form = query.get("format", "json")
+    if form not in ("json", "csv"):
+        raise BadRequest("'format' is json or csv")
+    rows = query.get("rows", "targets")
+    if rows not in ("targets", "incidents"):
+        raise BadRequest("'rows' is targets (one row a target) or incidents (one row an incident)")
+    return Period(start, end, form, rows, query.get("service") or None, query.get("environment") or None)
+
+
+def _moment(query: Mapping[str, str], name: str, default: float) -> float:
+    raw = query.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        at = instant(raw.strip() + ("T00:00:00Z" if len(raw.strip()) == 10 else ""), ZoneInfo("UTC"))
+        if at is None:
+            raise BadRequest(f"'{name}' must be an ISO 8601 time (2026-11-01T00:00:00Z), a date (2026-11-01) "
+                             "or Unix seconds") from None
+        return at
+    if not 0 <= seconds < 1e11:
+        raise BadRequest(f"'{name}' is not a time: Unix seconds between 1970 and 5138")
+    return seconds

@@ -287,7 +287,7 @@ async def test_no_endpoint_probes_an_address_the_caller_supplies(http_targets: s
     # an address a caller names
     assert routes == {"/", "/metrics", "/health", "/-/healthy", "/api/v1/targets", "/-/reload", "/api/v1/maintenance",
                       "/api/v1/maintenance/{id}", "/api/v1/heartbeat/{name}", "/badge/{of}/{name}/{what}.{form}",
-                      "/api/v1/announcements", "/api/v1/announcements/{id}"}
+                      "/api/v1/announcements", "/api/v1/announcements/{id}", "/api/v1/report"}
 
 
 def test_the_server_binds_loopback_by_default() -> None:

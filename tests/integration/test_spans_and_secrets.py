@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from pathlib import Path
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -87,13 +88,13 @@ async def test_traceparent_can_be_switched_off(http_targets: HttpTargets) -> Non
 
 async def test_basic_auth_password_from_env_never_leaks(
     http_targets: HttpTargets, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-    seeded_password: str,
+    seeded_password: str, tmp_path: Path,
 ) -> None:
     h = http_targets
     monkeypatch.setenv("CHECKER_PASSWORD", seeded_password)
     caplog.set_level(logging.DEBUG)
     text = (
-        "targets:\n"
+        f"state_dir: {tmp_path}\ntargets:\n"
         f"  - name: auth-ok\n    kind: http\n    url: {h.url('/auth')}\n    interval: 0.3s\n    timeout: 0.3s\n"
         "    basic_auth: {username: checker, password: '${CHECKER_PASSWORD}'}\n"
         f"  - name: auth-bad\n    kind: http\n    url: {h.url('/auth')}\n    interval: 0.3s\n    timeout: 0.3s\n"
@@ -112,14 +113,19 @@ async def test_basic_auth_password_from_env_never_leaks(
         assert status == 503 and content_type.startswith("application/health+json")
         _, _, targets = await r.get("/api/v1/targets")
         _, _, windows = await r.get("/api/v1/maintenance")
+        _, _, report = await r.get("/api/v1/report")
+        _, _, incidents = await r.get("/api/v1/report?format=csv&rows=incidents")
         spans = r.spans.get_finished_spans()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("history.sqlite3*")).decode("latin-1")
     assert 'tta_service_up{service="auth-ok"' in metrics
     assert "auth-bad:responseTime" in health and "dependency:auth-down" in health
     assert "auth-window" in windows and '"depends_on": ["auth-down"]' in targets
+    assert '"cause": "http_status"' in report and "auth-bad,default" in incidents
     exported = " ".join(s.to_json() for s in spans)
     basic_header = base64.b64encode(f"checker:{seeded_password}".encode()).decode()
     for where, text_seen in (("metrics", metrics), ("health", health), ("spans", exported), ("targets", targets),
-                             ("maintenance", windows),
+                             ("maintenance", windows), ("report", report), ("incidents", incidents),
+                             ("history store", stored),
                              ("logs", caplog.text), ("results", repr(r.collector.store.snapshot()))):
         assert seeded_password not in text_seen, f"password found in {where}"
         assert basic_header not in text_seen, f"Authorization header found in {where}"

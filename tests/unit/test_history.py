@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from otel_health.config.loader import load_text
-from otel_health.days import DAY_MINUTES, Day, Past, merge_max, pack_minutes, unpack_minutes
-from otel_health.history import FILE, Archive, day_counts, uptimes
+from otel_health.days import DAY_MINUTES, Day, Past, day_counts, merge_max, pack_minutes, unpack_minutes
+from otel_health.history import FILE, Archive
+from otel_health.ledger import uptimes
 from otel_health.probes import PROBES
 from otel_health.state import StateStore, TargetState
 from tests.harness.clock import SetClock, at
@@ -234,13 +235,14 @@ def test_a_process_killed_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
         from otel_health.config.loader import load_text
         from otel_health.history import Archive
         from otel_health.probes import PROBES
-        from otel_health.days import Day
+        from otel_health.errors import ErrorType
+        from otel_health.result import CheckResult
         from otel_health.state import StateStore
         from tests.harness.clock import SetClock
 
         async def main():
-            text = "targets:\\n" + "".join(f"  - {{{{name: t{{i}}, kind: tcp, host: 127.0.0.1, port: 1}}}}\\n"
-                                          for i in range(2000))
+            text = "targets:\\n" + "".join(f"  - {{{{name: t{{i}}, kind: tcp, host: 127.0.0.1, port: 1, "
+                                          "slo: {{objective: 99%}}}}\\n" for i in range(2000))
             store = StateStore()
             store.set_targets(load_text(text, "t.yaml", PROBES).targets)
             clock = SetClock({MIDNIGHT})
@@ -249,8 +251,10 @@ def test_a_process_killed_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
             n = 0
             while True:
                 n += 1
+                up = n % 4 != 0  # incidents and SLO tallies written too
                 for state in store.snapshot():
-                    state.day.mark({MIDNIGHT} + n * 60, Day.UP)
+                    store.update(state, CheckResult(up=up, duration=0.0, started_at={MIDNIGHT} + n * 60,
+                                                    error_type=None if up else ErrorType.TIMEOUT))
                 await archive.write(store.snapshot)
                 print(n, flush=True)
         asyncio.run(main())
@@ -259,7 +263,7 @@ def test_a_process_killed_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
                                cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": "."})
     try:
         assert process.stdout is not None
-        for _ in range(3):  # three whole writes, then killed somewhere in the next ones
+        for _ in range(5):  # five whole writes (an incident in the fourth), then killed somewhere in the next ones
             assert process.stdout.readline(), "the writer ended before writing"
         time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
@@ -271,8 +275,17 @@ def test_a_process_killed_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / FILE)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT count(*) FROM targets").fetchone() == (2000,)
+    # an incident at most open a target, and every target's written together
+    assert db.execute("SELECT count(*) FROM incidents WHERE end IS NULL GROUP BY target HAVING count(*) > 1"
+                      ).fetchall() == []
+    assert len(set(db.execute("SELECT count(*) FROM incidents GROUP BY target").fetchall())) == 1
     db.close()
-    store = _store(*(f"t{i}" for i in range(3)))
+    store = StateStore()
+    store.set_targets(load_text("targets:\n" + "".join(f"  - {{name: t{i}, kind: tcp, host: 127.0.0.1, port: 1, "
+                                                        "slo: {objective: 99%}}\n" for i in range(3)), "t.yaml",
+                                PROBES).targets)
     asyncio.run(Archive(tmp_path, clock=SetClock(MIDNIGHT + 3600)).load(store.snapshot()))
-    up, checked = day_counts(_state(store, "t0").day.minutes(MIDNIGHT + 3600))
-    assert up == checked >= 3  # every write that committed is there
+    t0 = _state(store, "t0")
+    up, checked = day_counts(t0.day.minutes(MIDNIGHT + 3600))
+    assert checked >= 5 and checked - up == checked // 4  # every write that committed is there
+    assert t0.tally is not None and t0.tally.within(86400, MIDNIGHT + 3600) == (checked, checked // 4)

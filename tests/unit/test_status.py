@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from otel_health import status
 from otel_health.days import DAY_MINUTES, Day
 from otel_health.errors import ErrorType
-from otel_health.history import uptimes
+from otel_health.ledger import uptimes
 from otel_health.state import StateStore
 from tests.harness.clock import at
 

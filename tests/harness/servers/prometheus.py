@@ -44,9 +44,16 @@ class Prometheus:
     def unscrape(self, job: str) -> None:
         (self.sd_dir / f"{job}.json").unlink(missing_ok=True)
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        q = urllib.parse.urlencode({"query": promql})
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or ``at`` (Unix time)."""
+        q = urllib.parse.urlencode({"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})})
         body = get_json(f"{self.url}/api/v1/query?{q}")
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        q = urllib.parse.urlencode({"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+        body = get_json(f"{self.url}/api/v1/query_range?{q}")
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 
@@ -64,9 +71,11 @@ class Prometheus:
         self.process.stop()
 
 
-def start_prometheus(workdir: Path, config_text: str | None = None, *, extra_args: tuple[str, ...] = ()
-                     ) -> Prometheus:
-    """Prometheus with file-based discovery (see :meth:`Prometheus.scrape`), or ``config_text``."""
+def start_prometheus(workdir: Path, config_text: str | None = None, *, extra_args: tuple[str, ...] = (),
+                     retention: str = "1h") -> Prometheus:
+    """Prometheus with file-based discovery (see :meth:`Prometheus.scrape`), or ``config_text``;
+    its TSDB in ``workdir/data`` (blocks a test backfilled there are read; ``retention`` keeps
+    them, counted back from the newest)."""
     binary = require(shutil.which("prometheus") or "/usr/bin/prometheus", "prometheus")
     sd_dir = workdir / "sd"
     sd_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +90,7 @@ def start_prometheus(workdir: Path, config_text: str | None = None, *, extra_arg
         "Prometheus",
         [str(binary), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
-         "--web.enable-lifecycle", "--storage.tsdb.retention.time=1h", "--log.level=warn", *extra_args],
+         "--web.enable-lifecycle", f"--storage.tsdb.retention.time={retention}", "--log.level=warn", *extra_args],
         log_path=workdir / "prometheus.log",
     )
     process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
