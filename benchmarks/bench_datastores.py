@@ -1,7 +1,7 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,http3,ocsp]
+        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,http3,ocsp,udp]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -107,6 +107,25 @@ def bare_check(kind: str, address: dict) -> object:
             query = dns.message.make_query(address["name"], "A")
             answer, _ = await dns.asyncquery.udp_with_fallback(query, "127.0.0.1", port=address["port"], timeout=2)
             return bool(answer.answer)
+    elif kind == "udp":  # asyncio's datagram endpoint, connected: the query sent, the first answer awaited
+        payload = bytes.fromhex(address["send_hex"])
+
+        class Answer(asyncio.DatagramProtocol):
+            def __init__(self) -> None:
+                self.future = asyncio.get_running_loop().create_future()
+
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                if not self.future.done():
+                    self.future.set_result(data)
+
+        async def one() -> bool:
+            transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+                Answer, remote_addr=("127.0.0.1", address["port"]))
+            try:
+                transport.sendto(payload)
+                return bool(await asyncio.wait_for(protocol.future, 5))
+            finally:
+                transport.close()
     elif kind == "websocket":
         from websockets.asyncio.client import connect
 
@@ -251,6 +270,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "dns":
         return (f"  - name: t{i}\n    kind: dns\n    server: '127.0.0.1:{address['port']}'\n"
                 f"    query_name: {address['name']}\n")
+    if kind == "udp":
+        return (f"  - name: t{i}\n    kind: udp\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                f"    send_hex: '{address['send_hex']}'\n")
     if kind == "websocket":
         return f"  - name: t{i}\n    kind: websocket\n    url: {address['url']}\n    send: ping\n    expect: ^ping$\n"
     if kind == "http3":
@@ -336,10 +358,15 @@ def main() -> None:
         grpcd = servers.start_grpcd(workdir / "grpcd", token=PASSWORD)
         started.append(grpcd)
         addresses["grpc"] = {"port": grpcd.port}
-    if "dns" in kinds:
+    if "dns" in kinds or "udp" in kinds:
+        import dns.message
+
         nsd = servers.start_nsd(workdir / "nsd")
         started.append(nsd)
         addresses["dns"] = {"port": nsd.port, "name": f"www.{servers.ZONE}"}
+        # the same server asked the same question by the udp kind, as bytes
+        query = dns.message.make_query(f"www.{servers.ZONE}", "A").to_wire()
+        addresses["udp"] = {"port": nsd.port, "send_hex": query.hex()}
     if "websocket" in kinds:
         wsd = servers.start_wsd(workdir / "wsd")
         started.append(wsd)

@@ -22,6 +22,7 @@ from .redis import RedisProbe
 from .ssh import SshProbe
 from .suite import SuiteProbe
 from .tcp import TcpProbe
+from .udp import UdpProbe
 from .websocket import WebSocketProbe
 
 __all__ = ["PROBES", "Attempt", "Inbox", "Inboxes", "Probe", "ProbeSettings"]
@@ -39,4 +40,5 @@ PROBES: dict[str, type[Probe]] = {
     IcmpProbe.kind: IcmpProbe,
     WebSocketProbe.kind: WebSocketProbe,
     SshProbe.kind: SshProbe,
+    UdpProbe.kind: UdpProbe,
 }

@@ -67,9 +67,9 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
     http_targets: servers.HttpTargets, grpc_server: servers.Grpcd, dns_server: servers.Nsd,
 ) -> None:
     """A gRPC server that hangs in the call or never speaks, a DNS server that never answers or
-    answers truncated with no TCP to fall back to, an HTTP/2 server that sends the head and
-    stops, and a suite whose second step hangs: each costs its own timeout and names why, while
-    a healthy target beside them keeps its cadence."""
+    answers truncated with no TCP to fall back to, a UDP port that never answers, an HTTP/2
+    server that sends the head and stops, and a suite whose second step hangs: each costs its own
+    timeout and names why, while a healthy target beside them keeps its cadence."""
     h, g, d = http_targets, grpc_server, dns_server
     h2 = await h2faults.start()
     h2_port = h2.sockets[0].getsockname()[1]
@@ -82,12 +82,14 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
         "    interval: 2s\n    timeout: 1s\n",
         f"  - name: dns-truncated\n    kind: dns\n    server: '127.0.0.1:{d.truncating_port}'\n"
         "    query_name: x.test\n    interval: 2s\n    timeout: 1s\n",
+        f"  - name: udp-silent\n    kind: udp\n    host: 127.0.0.1\n    port: {d.silent_port}\n    send: ping\n"
+        "    interval: 2s\n    timeout: 1s\n",
         _http("h2-hang", f"http://127.0.0.1:{h2_port}/hang", "    http2_prior_knowledge: true\n"),
         f"  - name: suite-hang\n    kind: suite\n    interval: 2s\n    timeout: 1s\n    steps:\n"
         f"      - {{name: first, url: '{h.url('/ok')}'}}\n      - {{name: stuck, url: '{h.url('/hang')}'}}\n",
         _http("healthy", h.url("/ok"), interval="0.5s", timeout="0.5s"),
     ])
-    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "h2-hang", "suite-hang")
+    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "udp-silent", "h2-hang", "suite-hang")
     try:
         async with running(text) as r:
             results = {n: await r.wait_result(n, timeout=15) for n in names}
@@ -99,7 +101,8 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
         await h2.wait_closed()
     got = {n: (res.up, res.error_type) for n, res in results.items()}
     assert got == {"grpc-hang": (False, "timeout"), "grpc-silent": (False, "timeout"), "dns-silent": (False, "timeout"),
-                   "dns-truncated": (False, "connection_refused"), "h2-hang": (False, "timeout"),
+                   "dns-truncated": (False, "connection_refused"), "udp-silent": (False, "timeout"),
+                   "h2-hang": (False, "timeout"),
                    "suite-hang": (False, "timeout")}, {n: r.detail for n, r in results.items()}
     for name, result in results.items():
         assert result.duration < 1.0 + 0.3, (name, result.duration)
@@ -457,6 +460,7 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    headers: {{Authorization: '${{WHERE_SECRET}}'}}\n{common}"
         f"  - name: bastion\n    kind: ssh\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
         f"    password: '${{WHERE_SECRET}}'\n{common}"
+        f"  - name: datagram\n    kind: udp\n    host: 127.0.0.1\n    port: {closed}\n    send: ping\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -470,8 +474,9 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "ping": "127.0.0.1: ",
         "feed": f"ws://127.0.0.1:{closed}/live?token=REDACTED: ",
         "bastion": f"127.0.0.1:{closed}: ",
+        "datagram": f"udp 127.0.0.1:{closed}: ",
     }
-    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh"}
+    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

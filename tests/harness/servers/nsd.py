@@ -67,6 +67,8 @@ def start_nsd(workdir: Path) -> Nsd:
         f'  zonesdir: "{workdir}"\n  pidfile: "{workdir}/nsd.pid"\n  database: ""\n'
         f'  xfrdfile: "{workdir}/xfrd.state"\n  zonelistfile: "{workdir}/zone.list"\n'
         f'  xfrdir: "{workdir}"\n  server-count: 1\n  do-ip6: no\n  hide-version: yes\n  verbosity: 1\n'
+        # no response rate limiting: benchmarks ask the same question hundreds of times a second
+        "  rrl-ratelimit: 0\n"
         "remote-control:\n  control-enable: no\n"
         f"zone:\n  name: {ZONE}\n  zonefile: {ZONE}.zone\n")
     process = Process("nsd", [nsd, "-d", "-c", str(conf)], log_path=workdir / "nsd.log", cwd=workdir)
