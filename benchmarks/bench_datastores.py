@@ -1,7 +1,8 @@
 """otel-health beside a bare client loop doing the same commands: CPU per 1,000 checks.
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
-        [--kinds tcp,redis,postgres,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,http3,ocsp,udp]
+        [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
+                 http3,ocsp,udp]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -107,6 +108,21 @@ def bare_check(kind: str, address: dict) -> object:
             query = dns.message.make_query(address["name"], "A")
             answer, _ = await dns.asyncquery.udp_with_fallback(query, "127.0.0.1", port=address["port"], timeout=2)
             return bool(answer.answer)
+    elif kind == "mysql":  # asyncmy: connect, the session limit, SELECT 1, the read-only state, COM_QUIT
+        import asyncmy
+
+        async def one() -> bool:
+            conn = await asyncmy.connect(host="127.0.0.1", port=address["port"], user="checker", password=PASSWORD,
+                                         autocommit=True)
+            try:
+                async with conn.cursor() as cursor:
+                    await cursor.execute("SET SESSION max_statement_time = 4.5")
+                    await cursor.execute("SELECT 1")
+                    await cursor.fetchone()
+                    await cursor.execute("SELECT @@global.read_only")
+                    return (await cursor.fetchone()) is not None
+            finally:
+                await conn.ensure_closed()
     elif kind == "udp":  # asyncio's datagram endpoint, connected: the query sent, the first answer awaited
         payload = bytes.fromhex(address["send_hex"])
 
@@ -270,6 +286,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "dns":
         return (f"  - name: t{i}\n    kind: dns\n    server: '127.0.0.1:{address['port']}'\n"
                 f"    query_name: {address['name']}\n")
+    if kind == "mysql":
+        return (f"  - name: t{i}\n    kind: mysql\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    user: checker\n    password: '${BENCH_PASSWORD}'\n    ssl_mode: disabled\n")
     if kind == "udp":
         return (f"  - name: t{i}\n    kind: udp\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 f"    send_hex: '{address['send_hex']}'\n")
@@ -354,6 +373,11 @@ def main() -> None:
         neo = servers.start_neo4j(workdir / "neo4j", password=PASSWORD)
         started.append(neo)
         addresses["neo4j"] = {"uri": neo.uri}
+    if "mysql" in kinds:
+        maria = servers.start_mariadb(workdir / "mariadb", password=PASSWORD)
+        maria.sql("SET GLOBAL max_connections = 300")
+        started.append(maria)
+        addresses["mysql"] = {"port": maria.port}
     if "grpc" in kinds:
         grpcd = servers.start_grpcd(workdir / "grpcd", token=PASSWORD)
         started.append(grpcd)

@@ -33,6 +33,8 @@ command -v ldns-signzone >/dev/null || missing+=(ldnsutils)
 command -v unbound-host >/dev/null || [[ -x /usr/sbin/unbound-host ]] || missing+=(unbound-host)
 # SSH: OpenSSH's server, an instance of its own for the ssh kind (its system service is not started)
 command -v sshd >/dev/null || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+# MariaDB: the mysql kind's server, an instance of its own (the package's service is not started)
+command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 

@@ -51,6 +51,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.R
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mariadb]:
+    server = servers.start_mariadb(tmp_path_factory.mktemp("mariadb"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
 # The servers that take seconds to start (Neo4j's JVM, initdb): started side by side as soon as
 # the tests are collected, when a selected test uses them, while the first tests run.
 _EARLY_STARTS: dict[str, Callable[[pytest.TempPathFactory], Any]] = {

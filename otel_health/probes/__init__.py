@@ -16,6 +16,7 @@ from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
 from .icmp import IcmpProbe
+from .mysql import MysqlProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
 from .redis import RedisProbe
@@ -33,6 +34,7 @@ PROBES: dict[str, type[Probe]] = {
     RedisProbe.kind: RedisProbe,
     PostgresProbe.kind: PostgresProbe,
     Neo4jProbe.kind: Neo4jProbe,
+    MysqlProbe.kind: MysqlProbe,
     GrpcProbe.kind: GrpcProbe,
     DnsProbe.kind: DnsProbe,
     SuiteProbe.kind: SuiteProbe,

@@ -461,6 +461,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"  - name: bastion\n    kind: ssh\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
         f"    password: '${{WHERE_SECRET}}'\n{common}"
         f"  - name: datagram\n    kind: udp\n    host: 127.0.0.1\n    port: {closed}\n    send: ping\n{common}"
+        f"  - name: shop\n    kind: mysql\n    host: 127.0.0.1\n    port: {closed}\n    user: checker\n"
+        f"    database: shop\n    password: ${{WHERE_SECRET}}\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -475,8 +477,9 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "feed": f"ws://127.0.0.1:{closed}/live?token=REDACTED: ",
         "bastion": f"127.0.0.1:{closed}: ",
         "datagram": f"udp 127.0.0.1:{closed}: ",
+        "shop": f"127.0.0.1:{closed}/shop: ",
     }
-    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp"}
+    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

@@ -13,6 +13,7 @@ from .h3 import H3d, start_h3d
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
 from .mail import MAIL_PASSWORD, MAIL_USER, Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
+from .mariadb import Mariadb, start_mariadb
 from .neo4j_server import Neo4j, start_neo4j
 from .netns import SilentHost, start_silent_host
 from .nginx import Nginx, start_nginx
@@ -42,6 +43,7 @@ __all__ = [
     "H3d",
     "HttpTargets",
     "Jaeger",
+    "Mariadb",
     "Neo4j",
     "Nginx",
     "Nsd",
@@ -67,6 +69,7 @@ __all__ = [
     "start_h3d",
     "start_http_targets",
     "start_jaeger",
+    "start_mariadb",
     "start_neo4j",
     "start_nginx",
     "start_nsd",
