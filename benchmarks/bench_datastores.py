@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp]
+                 http3,ocsp,udp,mqtt]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -123,6 +123,23 @@ def bare_check(kind: str, address: dict) -> object:
                     return (await cursor.fetchone()) is not None
             finally:
                 await conn.ensure_closed()
+    elif kind == "mqtt":  # aiomqtt: a session, a subscription, a message published and received back, DISCONNECT
+        import secrets
+
+        import aiomqtt
+
+        async def one() -> bool:
+            async with aiomqtt.Client("127.0.0.1", address["port"], username="checker", password=PASSWORD,
+                                      identifier=f"bench-{secrets.token_hex(6)}", clean_session=True) as client:
+                topic = f"health/bench-{secrets.token_hex(3)}"  # a topic of its own, as each target has
+                await client.subscribe(topic, qos=1)
+                token = f"ping {secrets.token_hex(4)}"
+                await client.publish(topic, token, qos=1)
+                async with asyncio.timeout(5):
+                    async for message in client.messages:
+                        if message.payload == token.encode():
+                            return True
+            return False
     elif kind == "udp":  # asyncio's datagram endpoint, connected: the query sent, the first answer awaited
         payload = bytes.fromhex(address["send_hex"])
 
@@ -289,6 +306,11 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "mysql":
         return (f"  - name: t{i}\n    kind: mysql\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    user: checker\n    password: '${BENCH_PASSWORD}'\n    ssl_mode: disabled\n")
+    if kind == "mqtt":
+        return (f"  - name: t{i}\n    kind: mqtt\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    username: checker\n    password: '${BENCH_PASSWORD}'\n"
+                f"    topic: health/bench-{i}\n"
+                "    publish: ping\n")
     if kind == "udp":
         return (f"  - name: t{i}\n    kind: udp\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 f"    send_hex: '{address['send_hex']}'\n")
@@ -378,6 +400,10 @@ def main() -> None:
         maria.sql("SET GLOBAL max_connections = 300")
         started.append(maria)
         addresses["mysql"] = {"port": maria.port}
+    if "mqtt" in kinds:
+        broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
+        started.append(broker)
+        addresses["mqtt"] = {"port": broker.port}
     if "grpc" in kinds:
         grpcd = servers.start_grpcd(workdir / "grpcd", token=PASSWORD)
         started.append(grpcd)

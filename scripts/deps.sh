@@ -35,6 +35,9 @@ command -v unbound-host >/dev/null || [[ -x /usr/sbin/unbound-host ]] || missing
 command -v sshd >/dev/null || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 # MariaDB: the mysql kind's server, an instance of its own (the package's service is not started)
 command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
+# Mosquitto: the mqtt kind's broker, an instance of its own; its mosquitto_pub publishes the retained status
+command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
+command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 

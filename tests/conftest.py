@@ -52,6 +52,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.R
 
 
 @pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mosquitto]:
+    server = servers.start_mosquitto(tmp_path_factory.mktemp("mosquitto"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mariadb]:
     server = servers.start_mariadb(tmp_path_factory.mktemp("mariadb"), password=SEEDED_PASSWORD)
     yield server

@@ -16,6 +16,7 @@ from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
 from .icmp import IcmpProbe
+from .mqtt import MqttProbe
 from .mysql import MysqlProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
@@ -35,6 +36,7 @@ PROBES: dict[str, type[Probe]] = {
     PostgresProbe.kind: PostgresProbe,
     Neo4jProbe.kind: Neo4jProbe,
     MysqlProbe.kind: MysqlProbe,
+    MqttProbe.kind: MqttProbe,
     GrpcProbe.kind: GrpcProbe,
     DnsProbe.kind: DnsProbe,
     SuiteProbe.kind: SuiteProbe,

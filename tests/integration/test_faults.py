@@ -463,6 +463,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"  - name: datagram\n    kind: udp\n    host: 127.0.0.1\n    port: {closed}\n    send: ping\n{common}"
         f"  - name: shop\n    kind: mysql\n    host: 127.0.0.1\n    port: {closed}\n    user: checker\n"
         f"    database: shop\n    password: ${{WHERE_SECRET}}\n{common}"
+        f"  - name: broker\n    kind: mqtt\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
+        f"    password: ${{WHERE_SECRET}}\n    topic: health/x\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -478,8 +480,10 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "bastion": f"127.0.0.1:{closed}: ",
         "datagram": f"udp 127.0.0.1:{closed}: ",
         "shop": f"127.0.0.1:{closed}/shop: ",
+        "broker": f"mqtt://127.0.0.1:{closed} topic health/x: ",
     }
-    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql"}
+    kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
+             "mqtt"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

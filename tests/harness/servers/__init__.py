@@ -14,6 +14,7 @@ from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
 from .mail import MAIL_PASSWORD, MAIL_USER, Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
 from .mariadb import Mariadb, start_mariadb
+from .mosquitto import Mosquitto, start_mosquitto
 from .neo4j_server import Neo4j, start_neo4j
 from .netns import SilentHost, start_silent_host
 from .nginx import Nginx, start_nginx
@@ -44,6 +45,7 @@ __all__ = [
     "HttpTargets",
     "Jaeger",
     "Mariadb",
+    "Mosquitto",
     "Neo4j",
     "Nginx",
     "Nsd",
@@ -70,6 +72,7 @@ __all__ = [
     "start_http_targets",
     "start_jaeger",
     "start_mariadb",
+    "start_mosquitto",
     "start_neo4j",
     "start_nginx",
     "start_nsd",
