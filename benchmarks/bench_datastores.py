@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt]
+                 http3,ocsp,udp,mqtt,command]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -123,6 +123,13 @@ def bare_check(kind: str, address: dict) -> object:
                     return (await cursor.fetchone()) is not None
             finally:
                 await conn.ensure_closed()
+    elif kind == "command":  # asyncio's own subprocess: /bin/true run, its pipes read, its status awaited
+        async def one() -> bool:
+            process = await asyncio.create_subprocess_exec(
+                "/bin/true", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
+            await process.communicate()
+            return process.returncode == 0
     elif kind == "mqtt":  # aiomqtt: a session, a subscription, a message published and received back, DISCONNECT
         import secrets
 
@@ -306,6 +313,8 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "mysql":
         return (f"  - name: t{i}\n    kind: mysql\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    user: checker\n    password: '${BENCH_PASSWORD}'\n    ssl_mode: disabled\n")
+    if kind == "command":
+        return f"  - name: t{i}\n    kind: command\n    command: [/bin/true]\n"
     if kind == "mqtt":
         return (f"  - name: t{i}\n    kind: mqtt\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    username: checker\n    password: '${BENCH_PASSWORD}'\n"
@@ -382,6 +391,7 @@ def main() -> None:
     addresses: dict[str, dict] = {}
     nginx = Nginx()
     addresses["tcp"] = addresses["http"] = {"port": nginx.port, "url": nginx.url}
+    addresses["command"] = {}
     if "redis" in kinds:
         redis = servers.start_redis(workdir / "redis", password=PASSWORD)
         started.append(redis)

@@ -70,6 +70,9 @@ class KindSpec(Protocol):
     @property
     def check_name(self) -> str: ...
 
+    @property
+    def discoverable(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Defaults:

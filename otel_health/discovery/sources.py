@@ -142,6 +142,11 @@ def _check_template(template: Mapping[str, Any], where: str, reporter: Reporter,
         def add(self, where: str, field_name: str | None, message: str, path: Where | None = None) -> None:
             self.found.append((where, field_name, message))
 
+    spec = kinds.get(str(template.get("kind", "")))
+    if spec is not None and not spec.discoverable:
+        reporter.add(where, "kind", f"{template['kind']} targets cannot come from discovery: a target list would name "
+                                    "what runs on this host; write each under targets:", at)
+        return
     scratch = Captured()
     sample = _fill(template, _SAMPLE_ADDRESS, Group((_SAMPLE_ADDRESS,), ()), copy_labels=False)
     parse_target(Fields(sample, "", scratch, base_dir), kinds, Defaults(), "default", [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._base import Attempt, Probe, ProbeSettings
 from ._inbox import Inbox, Inboxes
+from .command import CommandProbe
 from .dns import DnsProbe
 from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
@@ -37,6 +38,7 @@ PROBES: dict[str, type[Probe]] = {
     Neo4jProbe.kind: Neo4jProbe,
     MysqlProbe.kind: MysqlProbe,
     MqttProbe.kind: MqttProbe,
+    CommandProbe.kind: CommandProbe,
     GrpcProbe.kind: GrpcProbe,
     DnsProbe.kind: DnsProbe,
     SuiteProbe.kind: SuiteProbe,

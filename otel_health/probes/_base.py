@@ -33,6 +33,7 @@ from ..result import DETAIL_LIMIT, VALUE_LIMIT, CheckResult, said
 from ._inbox import Inbox
 
 __all__ = [
+    "ANSWER_SHARE",
     "Attempt",
     "PasswordOptions",
     "Probe",
@@ -139,6 +140,9 @@ class Probe(ABC):
     info_labels: ClassVar[tuple[str, ...]] = ()
     # URL schemes ``otel-health probe URL`` maps to this kind, read by ``options_from_url``.
     schemes: ClassVar[tuple[str, ...]] = ()
+    # Whether a discovery source's target_template may make targets of this kind (not a kind
+    # whose target runs something on this host).
+    discoverable: ClassVar[bool] = True
 
     @classmethod
     def options_from_url(cls, url: str) -> Any:

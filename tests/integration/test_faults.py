@@ -465,6 +465,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    database: shop\n    password: ${{WHERE_SECRET}}\n{common}"
         f"  - name: broker\n    kind: mqtt\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
         f"    password: ${{WHERE_SECRET}}\n    topic: health/x\n{common}"
+        f"  - name: script\n    kind: command\n    command: [/bin/sh, -c, 'echo $T >&2; exit 4']\n"
+        f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -481,9 +483,10 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "datagram": f"udp 127.0.0.1:{closed}: ",
         "shop": f"127.0.0.1:{closed}/shop: ",
         "broker": f"mqtt://127.0.0.1:{closed} topic health/x: ",
+        "script": "command sh: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt"}
+             "mqtt", "command"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

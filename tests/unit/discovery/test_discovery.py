@@ -213,3 +213,11 @@ def test_a_discovery_file_that_is_a_fifo_is_a_bad_unit_not_a_hang(tmp_path: Path
     config = load(path, PROBES)
     (_, said), = config.discovery.status["inv"].problems
     assert "not a regular file" in said
+
+
+def test_a_command_target_cannot_come_from_discovery(tmp_path: Path) -> None:
+    groups = [{"targets": ["--output=/etc/passwd"], "labels": {}}]
+    for template in ('{kind: command, command: ["/bin/echo", "$(address)"]}', '{kind: command, command: ["true"]}'):
+        with pytest.raises(ConfigError, match="command targets cannot come from discovery: a target list would name "
+                                              "what runs on this host; write each under targets:"):
+            load(_config(tmp_path, template, groups), PROBES)
