@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,command]
+                 http3,ocsp,udp,mqtt,command,snmp]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -123,6 +123,17 @@ def bare_check(kind: str, address: dict) -> object:
                     return (await cursor.fetchone()) is not None
             finally:
                 await conn.ensure_closed()
+    elif kind == "snmp":  # pysnmp: one SNMPv2c GET of sysUpTime.0 on one engine
+        from pysnmp.hlapi.v3arch import asyncio as snmp
+
+        engine = snmp.SnmpEngine()
+
+        async def one() -> bool:
+            transport = await snmp.UdpTransportTarget.create(("127.0.0.1", address["port"]), timeout=5, retries=0)
+            indication, status, _, binds = await snmp.get_cmd(
+                engine, snmp.CommunityData(address["community"], mpModel=1), transport, snmp.ContextData(),
+                snmp.ObjectType(snmp.ObjectIdentity("1.3.6.1.2.1.1.3.0")), lookupMib=False)
+            return not indication and not status and bool(binds)
     elif kind == "command":  # asyncio's own subprocess: /bin/true run, its pipes read, its status awaited
         async def one() -> bool:
             process = await asyncio.create_subprocess_exec(
@@ -313,6 +324,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "mysql":
         return (f"  - name: t{i}\n    kind: mysql\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    user: checker\n    password: '${BENCH_PASSWORD}'\n    ssl_mode: disabled\n")
+    if kind == "snmp":
+        return (f"  - name: t{i}\n    kind: snmp\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    community: '${BENCH_COMMUNITY}'\n")
     if kind == "command":
         return f"  - name: t{i}\n    kind: command\n    command: [/bin/true]\n"
     if kind == "mqtt":
@@ -357,7 +371,8 @@ def otel_health_round(kind: str, address: dict, rate: float, seconds: float, sin
                       f"defaults:\n  interval: {interval}s\n  timeout: {interval}s\ntargets:\n"
                       + "".join(target_yaml(kind, address, i) for i in range(targets)))
     proc = subprocess.Popen([sys.executable, "-m", "otel_health", "run", "--config", str(config), "--log-level",
-                             "warning"], env={**__import__("os").environ, "BENCH_PASSWORD": PASSWORD},
+                             "warning"], env={**__import__("os").environ, "BENCH_PASSWORD": PASSWORD,
+                                           "BENCH_COMMUNITY": address.get("community", "")},
                             stdout=subprocess.DEVNULL, stderr=(workdir / f"{kind}.log").open("wb"))
     try:
         wait_until(lambda: port_open(port), timeout=30, what="otel-health")
@@ -410,6 +425,10 @@ def main() -> None:
         maria.sql("SET GLOBAL max_connections = 300")
         started.append(maria)
         addresses["mysql"] = {"port": maria.port}
+    if "snmp" in kinds:
+        agent = servers.start_snmpd(workdir / "snmpd", password=PASSWORD)
+        started.append(agent)
+        addresses["snmp"] = {"port": agent.port, "community": agent.community}
     if "mqtt" in kinds:
         broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
         started.append(broker)

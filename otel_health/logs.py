@@ -23,7 +23,8 @@ _TO_ESCAPE = re.compile('[\\x00-\\x1f"\\\\\\x7f\\ufffd\\ud800-\\udfff]')
 _NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Library loggers that can print request details (URLs, headers): kept at WARNING or above.
 _QUIET = ("aiohttp", "opentelemetry", "urllib3", "asyncio", "neo4j", "redis", "asyncpg", "asyncmy", "grpc", "dns",
-          "websockets", "asyncssh", "aioquic", "quic", "mqtt", "aiomqtt", "paho")
+          "websockets", "asyncssh", "aioquic", "quic", "mqtt", "aiomqtt", "paho",
+          "pysnmp")
 
 
 def value(item: Any) -> str:

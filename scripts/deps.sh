@@ -38,6 +38,9 @@ command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || missing+=(maria
 # Mosquitto: the mqtt kind's broker, an instance of its own; its mosquitto_pub publishes the retained status
 command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+# Net-SNMP: the snmp kind's agent, an instance of its own; snmpget tells when it answers
+command -v snmpd >/dev/null || [[ -x /usr/sbin/snmpd ]] || missing+=(snmpd)
+command -v snmpget >/dev/null || missing+=(snmp)
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 

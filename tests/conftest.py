@@ -52,6 +52,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.R
 
 
 @pytest.fixture(scope="session")
+def snmp_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Snmpd]:
+    server = servers.start_snmpd(tmp_path_factory.mktemp("snmpd"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mosquitto]:
     server = servers.start_mosquitto(tmp_path_factory.mktemp("mosquitto"), password=SEEDED_PASSWORD)
     yield server

@@ -71,7 +71,9 @@ _DOMAIN_RE = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?
 _KIND_ALIASES = {"postgresql": "postgres", "pg": "postgres", "psql": "postgres", "https": "http",
                  "http2": "http' with 'http2: true", "h2": "http' with 'http2: true", "bolt": "neo4j",
                  "tcps": "tcp' with 'tls: true", "rediss": "redis' with 'tls: true", "grpcs": "grpc' with 'tls: true",
-                 "ping": "tcp", "cron": "heartbeat", "job": "heartbeat"}
+                 "ping": "icmp", "cron": "heartbeat", "job": "heartbeat", "mariadb": "mysql", "script": "command",
+                 "exec": "command", "smtp": "tcp' with 'starttls: smtp", "imap": "tcp' with 'starttls: imap",
+                 "pop3": "tcp' with 'starttls: pop3", "xmpp": "tcp' with 'starttls: xmpp"}
 
 
 def _kind_hint(kind: str, kinds: Mapping[str, KindSpec]) -> str:

@@ -22,6 +22,7 @@ from .mysql import MysqlProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
 from .redis import RedisProbe
+from .snmp import SnmpProbe
 from .ssh import SshProbe
 from .suite import SuiteProbe
 from .tcp import TcpProbe
@@ -39,6 +40,7 @@ PROBES: dict[str, type[Probe]] = {
     MysqlProbe.kind: MysqlProbe,
     MqttProbe.kind: MqttProbe,
     CommandProbe.kind: CommandProbe,
+    SnmpProbe.kind: SnmpProbe,
     GrpcProbe.kind: GrpcProbe,
     DnsProbe.kind: DnsProbe,
     SuiteProbe.kind: SuiteProbe,

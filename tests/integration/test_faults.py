@@ -467,6 +467,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    password: ${{WHERE_SECRET}}\n    topic: health/x\n{common}"
         f"  - name: script\n    kind: command\n    command: [/bin/sh, -c, 'echo $T >&2; exit 4']\n"
         f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
+        f"  - name: switch\n    kind: snmp\n    host: 127.0.0.1\n    port: {closed}\n"
+        f"    community: '${{WHERE_SECRET}}'\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -484,9 +486,10 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "shop": f"127.0.0.1:{closed}/shop: ",
         "broker": f"mqtt://127.0.0.1:{closed} topic health/x: ",
         "script": "command sh: ",
+        "switch": f"snmp 127.0.0.1:{closed} 1.3.6.1.2.1.1.3.0: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt", "command"}
+             "mqtt", "command", "snmp"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

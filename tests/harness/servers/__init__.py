@@ -24,6 +24,7 @@ from .otelcol import OtelCollector, otelcol_binary, start_otelcol
 from .postgres import Postgres, start_postgres
 from .prometheus import Prometheus, start_prometheus
 from .redis_server import REDIS_USERS, Redis, start_redis
+from .snmpd import SYS_DESCR, Snmpd, start_snmpd
 from .sshd import PASSPHRASE as SSH_PASSPHRASE
 from .sshd import Sshd, ssh_keygen, start_sshd
 from .tinyproxy import Tinyproxy, start_tinyproxy
@@ -37,6 +38,7 @@ __all__ = [
     "REPO",
     "SIGNED_AT",
     "SSH_PASSPHRASE",
+    "SYS_DESCR",
     "ZONE",
     "Dovecot",
     "Exim",
@@ -57,6 +59,7 @@ __all__ = [
     "Redis",
     "SignedNsd",
     "SilentHost",
+    "Snmpd",
     "Sshd",
     "Tinyproxy",
     "Wsd",
@@ -84,6 +87,7 @@ __all__ = [
     "start_redis",
     "start_signed_nsd",
     "start_silent_host",
+    "start_snmpd",
     "start_sshd",
     "start_tinyproxy",
     "start_wsd",
