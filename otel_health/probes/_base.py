@@ -154,6 +154,7 @@ class Probe(ABC):
         # A push kind's reports (see ``_inbox``): set by a kind that takes them, None for the others.
         self.inbox: Inbox | None = None
         self._loaded = type(self)._load is Probe._load
+        self._loading: asyncio.Future[None] | None = None  # the one _load the first checks wait for
 
     def _load(self) -> None:
         """Import what the kind needs and a process without such targets should not carry (a
@@ -164,7 +165,13 @@ class Probe(ABC):
     async def run(self, target: Target) -> CheckResult:
         """Check ``target`` once (with its retries), never raising but for cancellation."""
         if not self._loaded:
-            await asyncio.to_thread(self._load)
+            if self._loading is None:  # the first checks of a kind start side by side: one load for all
+                self._loading = asyncio.ensure_future(asyncio.to_thread(self._load))
+            try:
+                await asyncio.shield(self._loading)
+            except Exception:
+                self._loading = None  # a later check tries again
+                raise
             self._loaded = True
         started_at = self.settings.clock()
         start = time.perf_counter()

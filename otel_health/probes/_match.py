@@ -20,7 +20,9 @@ from typing import TypeVar
 
 import re2
 
-__all__ = ["OFF_LOOP_BYTES", "Pattern", "PatternError", "judged"]
+from ..config import Fields
+
+__all__ = ["OFF_LOOP_BYTES", "Pattern", "PatternError", "judged", "pattern_field"]
 
 # Above this many bytes of input, matching, decoding and JSON reading run on a thread: below it
 # the worst pattern RE2 takes costs the loop a fraction of a millisecond (docs/performance.md).
@@ -124,6 +126,19 @@ class Pattern:
 
     def __repr__(self) -> str:
         return f"Pattern({self.pattern!r})"
+
+
+def pattern_field(f: Fields, name: str, *, prefix: str = "", latin1: bool = False) -> Pattern | None:
+    """The RE2 pattern in field ``name`` of ``f`` (``prefix`` before it: ``(?m)`` for ``^`` and
+    ``$`` at each line), or None; one RE2 does not take is the field's problem, said once."""
+    text = f.text(name)
+    if text is None:
+        return None
+    try:
+        return Pattern(prefix + text, latin1=latin1)
+    except PatternError as exc:
+        f.problem(name, str(exc))
+        return None
 
 
 def _fix(reason: str) -> str:

@@ -27,7 +27,7 @@ from ..config import Fields, Secret, Target
 from ..config.values import ENV_REF_RE
 from ..errors import ErrorType, ProbeFailure
 from ._base import ANSWER_SHARE, Attempt, Probe, answer_by, server_words
-from ._match import Pattern, PatternError
+from ._match import Pattern, pattern_field
 
 __all__ = ["CommandOptions", "CommandProbe"]
 
@@ -69,13 +69,7 @@ class CommandOptions:
                 env.append((name, str(value)))
             else:
                 f.problem("env", f"{name}: a value is text, or a credential by reference ('${{VAR}}', {{file: path}})")
-        expect = None
-        text = f.text("expect")
-        if text is not None:
-            try:
-                expect = Pattern(_LINES + text)  # ^ and $ at each line, as grep
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        expect = pattern_field(f, "expect", prefix=_LINES)  # ^ and $ at each line, as grep
         folder = f.text("working_dir")
         working_dir = Path(folder) if folder is not None else None
         if working_dir is not None and not (working_dir.is_absolute() and working_dir.is_dir()):

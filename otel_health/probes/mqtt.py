@@ -21,7 +21,7 @@ from typing import Any
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, PasswordOptions, Probe, answer_by, classify_os_error, host_port, os_cause, server_words
-from ._match import Pattern, PatternError
+from ._match import Pattern, pattern_field
 from ._tls import client_context
 
 __all__ = ["MqttOptions", "MqttProbe"]
@@ -50,13 +50,7 @@ class MqttOptions(PasswordOptions):
         host = f.text("host", required=True, pattern=_HOST_RE, hint="use a host name or an IP address")
         tls = f.flag("tls", False)
         topic = f.text("topic")
-        expect = None
-        raw = f.text("expect")
-        if raw is not None:
-            try:
-                expect = Pattern(raw)
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        expect = pattern_field(f, "expect")
         options = cls(
             host=host or "", port=f.whole("port", 8883 if tls else 1883, minimum=1, maximum=65535), tls=tls,
             tls_verify=f.flag("tls_verify", True), ca_file=f.path("ca_file"),
@@ -66,7 +60,7 @@ class MqttOptions(PasswordOptions):
         )
         if topic is not None and (not topic or "\0" in topic or len(topic.encode()) > 65535):
             f.problem("topic", "is not an MQTT topic: 1 to 65,535 bytes, no NUL")
-        if topic is None and (options.publish is not None or raw is not None):
+        if topic is None and (options.publish is not None or f.has("expect")):
             f.problem("publish" if options.publish is not None else "expect",
                       "needs a topic: add 'topic: health/otel-health' (one the login may use)")
         if options.publish is not None and topic is not None and ("+" in topic or "#" in topic):

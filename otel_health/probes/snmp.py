@@ -13,7 +13,6 @@ import collections
 import contextlib
 import hashlib
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import ANSWER_SHARE, Attempt, Probe, answer_by, host_port, server_words
-from ._match import Pattern, PatternError
+from ._match import Pattern, pattern_field
 
 __all__ = ["SnmpOptions", "SnmpProbe"]
 
@@ -56,13 +55,7 @@ class SnmpOptions:
         if not _OID_RE.fullmatch(oid):
             f.problem("oid", f"{oid[:60]!r} is not a numeric OID; write it in numbers, such as 1.3.6.1.2.1.1.3.0 "
                              "(sysUpTime.0)")
-        expect = None
-        raw = f.text("expect")
-        if raw is not None:
-            try:
-                expect = Pattern(raw)
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        expect = pattern_field(f, "expect")
         options = cls(
             host=host or "", port=f.whole("port", 161, minimum=1, maximum=65535), version=version,
             community=f.secret("community"), username=f.text("username"),
@@ -112,14 +105,11 @@ class SnmpProbe(Probe):
         # set of keys a user name. Made on a thread (0.1 s, 0.9 MB each), the least used let go.
         self._engines: collections.OrderedDict[str, asyncio.Future[Any]] = collections.OrderedDict()
         self._shared: Any = None
-        self._making = threading.Lock()
 
     def _load(self) -> None:
         from pysnmp.hlapi.v3arch import asyncio as snmp
 
-        with self._making:  # the first checks load side by side: one engine, not one each
-            if self._shared is None:
-                self._shared = snmp.SnmpEngine()  # SNMPv2c's, made here: off the loop, before the first check
+        self._shared = snmp.SnmpEngine()  # SNMPv2c's, made here: off the loop, before the first check
 
     async def close(self) -> None:
         """Each engine's transport closed (a socket each)."""

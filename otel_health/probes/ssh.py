@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, Rule, answer_by, classify, classify_os_error, close_within, host_port, server_words
-from ._match import Pattern, PatternError
+from ._match import Pattern, pattern_field
 
 __all__ = ["SshOptions", "SshProbe"]
 
@@ -159,11 +159,8 @@ class SshOptions:
             exit_status=f.whole("exit_status", 0, minimum=0, maximum=255),
             ip_protocol=f.text("ip_protocol", "auto", choices=tuple(_FAMILIES)),
         )
-        if (text := f.text("expect")) is not None:
-            try:
-                options = dataclasses.replace(options, expect=Pattern(_LINES + text))  # ^ and $ at each line, as grep
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        if (expect := pattern_field(f, "expect", prefix=_LINES)) is not None:  # ^ and $ at each line, as grep
+            options = dataclasses.replace(options, expect=expect)
         credentials = options.password is not None or options.private_key is not None
         if credentials and options.username is None:
             f.problem("username", "is required with password or private_key: the user to log in as")

@@ -20,7 +20,7 @@ from typing import Any
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, classify_os_error, host_port
-from ._match import Pattern, PatternError
+from ._match import Pattern, pattern_field
 
 __all__ = ["UdpOptions", "UdpProbe"]
 
@@ -63,13 +63,7 @@ class UdpOptions:
         if len(payload) > MAX_SEND:
             f.problem("send_hex" if hexed is not None else "send",
                       f"is {len(payload)} bytes; a UDP datagram carries at most {MAX_SEND}")
-        expect = None
-        raw = f.text("expect")
-        if raw is not None:
-            try:
-                expect = Pattern(raw, latin1=True)  # RE2 reads \r, \n, \t and \xNN itself
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        expect = pattern_field(f, "expect", latin1=True)  # RE2 reads \r, \n, \t and \xNN itself
         options = cls(host=host or "", port=port, send=payload, expect=expect,
                       ip_protocol=f.text("ip_protocol", "auto", choices=tuple(_FAMILIES)) or "auto",
                       source_ip=f.text("source_ip"))

@@ -27,7 +27,7 @@ from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, answer_by, classify_os_error, os_cause, server_words
 from ._chain import TLS_INFO, record
 from ._http_options import parse_headers
-from ._match import Pattern, PatternError
+from ._match import Pattern, pattern_field
 from ._revocation import StapleAt, TlsProbe, parse_revocation
 from ._tls import client_context, transport_chain
 
@@ -70,12 +70,7 @@ class WebSocketOptions:
             if name.lower() in _HANDSHAKE_HEADERS:
                 f.problem("headers", f"header {name!r} is made by the WebSocket handshake; remove it "
                                      "(a subprotocol goes in 'subprotocol')")
-        expect = None
-        if (text := f.text("expect")) is not None:
-            try:
-                expect = Pattern(text)
-            except PatternError as exc:
-                f.problem("expect", str(exc))
+        expect = pattern_field(f, "expect")
         send = f.text("send")
         proxy = f.text("proxy_url")
         if proxy is not None and urlsplit(proxy).scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
