@@ -171,6 +171,7 @@ class Notices:
         with self._mutex:
             if self._db is None:
                 assert self._path is not None
+                self._path.parent.mkdir(exist_ok=True)  # state_dir, the first time
                 db = sqlite3.connect(self._path, timeout=2.0, isolation_level=None, check_same_thread=False)
                 try:
                     db.execute("PRAGMA journal_mode=WAL")

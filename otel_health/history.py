@@ -124,6 +124,7 @@ class _File:
 
     def db(self) -> sqlite3.Connection:
         if self._db is None:
+            self.path.parent.mkdir(exist_ok=True)  # state_dir, the first time (its parent exists: the config says)
             db = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
             try:
                 db.execute("PRAGMA journal_mode=WAL")

@@ -289,3 +289,15 @@ def test_a_process_killed_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
     up, checked = day_counts(t0.day.minutes(MIDNIGHT + 3600))
     assert checked >= 5 and checked - up == checked // 4  # every write that committed is there
     assert t0.tally is not None and t0.tally.within(86400, MIDNIGHT + 3600) == (checked, checked // 4)
+
+
+async def test_a_state_dir_not_made_yet_is_made_by_the_first_use(tmp_path: Path) -> None:
+    clock = SetClock(MIDNIGHT + 600)
+    store = _store("api")
+    archive = Archive(tmp_path / "state", clock=clock)  # the configuration allows it: its parent exists
+    await archive.load(store.snapshot())
+    _mark(_state(store, "api"), clock() - 120, 2, Day.UP)
+    await archive.write(store.snapshot)
+    assert archive.failures == 0 and (tmp_path / "state" / FILE).is_file()
+    assert (await archive.notices.add("info", "hello", clock(), None)).message == "hello"
+    await archive.close(store.snapshot)
