@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,command,snmp]
+                 http3,ocsp,udp,mqtt,command,snmp,radius]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -123,6 +123,26 @@ def bare_check(kind: str, address: dict) -> object:
                     return (await cursor.fetchone()) is not None
             finally:
                 await conn.ensure_closed()
+    elif kind == "radius":  # pyrad: an Access-Request (PAP), the Access-Accept awaited
+        from pyrad.client_async import ClientAsync
+        from pyrad.dictionary import Dictionary
+
+        from otel_health.probes.radius import DICTIONARY
+
+        dictionary = Dictionary(str(DICTIONARY))
+
+        async def one() -> bool:
+            client = ClientAsync(server="127.0.0.1", auth_port=address["port"], secret=address["secret"].encode(),
+                                 dict=dictionary, retries=0, timeout=5)
+            await client.initialize_transports(enable_auth=True)
+            try:
+                packet = client.CreateAuthPacket(User_Name="checker", NAS_Identifier="bench")
+                packet["User-Password"] = packet.PwCrypt(PASSWORD)
+                answered = asyncio.get_running_loop().create_future()
+                client.protocol_auth.send_packet(packet, answered)
+                return (await answered).code == 2
+            finally:
+                await client.deinitialize_transports()
     elif kind == "snmp":  # pysnmp: one SNMPv2c GET of sysUpTime.0 on one engine
         from pysnmp.hlapi.v3arch import asyncio as snmp
 
@@ -324,6 +344,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
     if kind == "mysql":
         return (f"  - name: t{i}\n    kind: mysql\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    user: checker\n    password: '${BENCH_PASSWORD}'\n    ssl_mode: disabled\n")
+    if kind == "radius":
+        return (f"  - name: t{i}\n    kind: radius\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    username: checker\n    password: '${BENCH_PASSWORD}'\n    secret: '${BENCH_SECRET}'\n")
     if kind == "snmp":
         return (f"  - name: t{i}\n    kind: snmp\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    community: '${BENCH_COMMUNITY}'\n")
@@ -372,7 +395,8 @@ def otel_health_round(kind: str, address: dict, rate: float, seconds: float, sin
                       + "".join(target_yaml(kind, address, i) for i in range(targets)))
     proc = subprocess.Popen([sys.executable, "-m", "otel_health", "run", "--config", str(config), "--log-level",
                              "warning"], env={**__import__("os").environ, "BENCH_PASSWORD": PASSWORD,
-                                           "BENCH_COMMUNITY": address.get("community", "")},
+                                           "BENCH_COMMUNITY": address.get("community", ""),
+                                           "BENCH_SECRET": address.get("secret", "")},
                             stdout=subprocess.DEVNULL, stderr=(workdir / f"{kind}.log").open("wb"))
     try:
         wait_until(lambda: port_open(port), timeout=30, what="otel-health")
@@ -425,6 +449,10 @@ def main() -> None:
         maria.sql("SET GLOBAL max_connections = 300")
         started.append(maria)
         addresses["mysql"] = {"port": maria.port}
+    if "radius" in kinds:
+        radius = servers.start_freeradius(workdir / "freeradius", password=PASSWORD)
+        started.append(radius)
+        addresses["radius"] = {"port": radius.port, "secret": radius.secret}
     if "snmp" in kinds:
         agent = servers.start_snmpd(workdir / "snmpd", password=PASSWORD)
         started.append(agent)

@@ -41,6 +41,9 @@ command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 # Net-SNMP: the snmp kind's agent, an instance of its own; snmpget tells when it answers
 command -v snmpd >/dev/null || [[ -x /usr/sbin/snmpd ]] || missing+=(snmpd)
 command -v snmpget >/dev/null || missing+=(snmp)
+# FreeRADIUS: the radius kind's server, an instance of its own from the package's configuration; radclient tells when it answers
+command -v freeradius >/dev/null || [[ -x /usr/sbin/freeradius ]] || missing+=(freeradius)
+command -v radclient >/dev/null || missing+=(freeradius-utils)
 # blackbox_exporter: the reference the parity test holds our verdicts to, and the benchmarks' peer
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 

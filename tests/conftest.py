@@ -52,6 +52,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.R
 
 
 @pytest.fixture(scope="session")
+def radius_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Freeradius]:
+    server = servers.start_freeradius(tmp_path_factory.mktemp("freeradius"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def snmp_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Snmpd]:
     server = servers.start_snmpd(tmp_path_factory.mktemp("snmpd"), password=SEEDED_PASSWORD)
     yield server

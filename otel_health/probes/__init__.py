@@ -21,6 +21,7 @@ from .mqtt import MqttProbe
 from .mysql import MysqlProbe
 from .neo4j import Neo4jProbe
 from .postgres import PostgresProbe
+from .radius import RadiusProbe
 from .redis import RedisProbe
 from .snmp import SnmpProbe
 from .ssh import SshProbe
@@ -41,6 +42,7 @@ PROBES: dict[str, type[Probe]] = {
     MqttProbe.kind: MqttProbe,
     CommandProbe.kind: CommandProbe,
     SnmpProbe.kind: SnmpProbe,
+    RadiusProbe.kind: RadiusProbe,
     GrpcProbe.kind: GrpcProbe,
     DnsProbe.kind: DnsProbe,
     SuiteProbe.kind: SuiteProbe,

@@ -469,6 +469,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
         f"  - name: switch\n    kind: snmp\n    host: 127.0.0.1\n    port: {closed}\n"
         f"    community: '${{WHERE_SECRET}}'\n{common}"
+        f"  - name: wifi\n    kind: radius\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
+        f"    password: '${{WHERE_SECRET}}'\n    secret: '${{WHERE_SECRET}}'\n{common}"
     )
     results = await check_once(text)
     expected = {
@@ -487,9 +489,10 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "broker": f"mqtt://127.0.0.1:{closed} topic health/x: ",
         "script": "command sh: ",
         "switch": f"snmp 127.0.0.1:{closed} 1.3.6.1.2.1.1.3.0: ",
+        "wifi": f"radius 127.0.0.1:{closed} user monitor: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt", "command", "snmp"}
+             "mqtt", "command", "snmp", "radius"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .common import REPO, get_json, http_ok, require
 from .dnssec import SIGNED_AT, SignedNsd, start_signed_nsd, valid_around
+from .freeradius import Freeradius, start_freeradius
 from .grpc_health import Grpcd, start_grpcd
 from .h3 import H3d, start_h3d
 from .http_targets import HttpTargets, start_http_targets
@@ -42,6 +43,7 @@ __all__ = [
     "ZONE",
     "Dovecot",
     "Exim",
+    "Freeradius",
     "Grpcd",
     "H3d",
     "HttpTargets",
@@ -70,6 +72,7 @@ __all__ = [
     "ssh_keygen",
     "start_dovecot",
     "start_exim",
+    "start_freeradius",
     "start_grpcd",
     "start_h3d",
     "start_http_targets",
