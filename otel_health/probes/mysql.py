@@ -104,7 +104,7 @@ class MysqlProbe(Probe):
         try:
             said = str(conn.get_server_info())
             mariadb = "mariadb" in said.lower()
-            if o.ssl_mode != "disabled" and o.ssl_mode != "preferred":
+            if o.ssl_mode not in ("disabled", "preferred"):
                 await _secured(conn)
             operation = o.query.split(None, 1)[0].upper() if o.query.strip() else "SELECT"
             with self.step(attempt, "query", operation, {**attributes, "db.operation.name": operation}):

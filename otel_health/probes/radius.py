@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ class RadiusOptions:
                       require_message_authenticator=f.flag("require_message_authenticator", False))
         return options if host and username else None
 
-    def secrets(self) -> Any:
-        return iter([s for s in (self.password, self.secret) if s is not None])
+    def secrets(self) -> Iterator[Secret]:
+        for secret in (self.password, self.secret):
+            if secret is not None:
+                yield secret
 
     def where(self) -> str:
         return f"radius {host_port(self.host, self.port)} user {self.username}"

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TypeVar
 
 from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
 from otel_health.probes import PROBES, ProbeSettings
 from otel_health.result import CheckResult
+
+T = TypeVar("T")
+
+
+def options_of(options_type: type[T], fields: str) -> T:
+    """The options a target's ``fields`` (the inside of a YAML flow mapping, ``kind`` among them)
+    are read as by the loader."""
+    config = load_text(f"targets:\n  - {{name: t, {fields}}}\n", "target.yaml", PROBES)
+    options = config.targets[0].options
+    assert isinstance(options, options_type)
+    return options
 
 
 async def check_once(text: str, settings: ProbeSettings | None = None) -> dict[str, CheckResult]:

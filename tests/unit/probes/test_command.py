@@ -7,16 +7,12 @@ from __future__ import annotations
 import pytest
 
 from otel_health.config import Secret
-from otel_health.config.loader import load_text
-from otel_health.probes import PROBES
 from otel_health.probes.command import CommandOptions, _last_line, _Sink
+from tests.harness.checks import options_of
 
 
 def _options(fields: str) -> CommandOptions:
-    config = load_text(f"targets:\n  - {{name: c, kind: command, {fields}}}\n", "c.yaml", PROBES)
-    options = config.targets[0].options
-    assert isinstance(options, CommandOptions)
-    return options
+    return options_of(CommandOptions, f"kind: command, {fields}")
 
 
 def test_the_program_is_found_on_the_path_and_shown_as_written(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from asyncmy import errors
 
-from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
-from otel_health.probes import PROBES, ProbeSettings
+from otel_health.probes import ProbeSettings
 from otel_health.probes.mysql import MysqlOptions, MysqlProbe, _ssl
+from tests.harness.checks import options_of
 
 
 def _options(fields: str) -> MysqlOptions:
-    config = load_text(f"targets:\n  - {{name: m, kind: mysql, host: db.internal, user: monitor, {fields}}}\n",
-                       "m.yaml", PROBES)
-    options = config.targets[0].options
-    assert isinstance(options, MysqlOptions)
-    return options
+    return options_of(MysqlOptions, f"kind: mysql, host: db.internal, user: monitor, {fields}")
 
 
 def test_each_ssl_mode_verifies_what_its_name_says() -> None:

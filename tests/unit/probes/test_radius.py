@@ -7,18 +7,16 @@ import pytest
 from pyrad.dictionary import Dictionary
 from pyrad.packet import AuthPacket
 
-from otel_health.config.loader import load_text
-from otel_health.probes import PROBES
 from otel_health.probes.radius import DICTIONARY, RadiusOptions
+from tests.harness.checks import options_of
 
 
 def test_credentials_are_by_reference_and_shown_by_their_source(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PW", "pw-unit-7781")
     monkeypatch.setenv("SECRET", "secret-unit-7781")
-    config = load_text("targets:\n  - {name: r, kind: radius, host: 192.0.2.1, username: monitor, "
-                       "password: '${PW}', secret: '${SECRET}'}\n", "r.yaml", PROBES)
-    options = config.targets[0].options
-    assert isinstance(options, RadiusOptions) and options.port == 1812
+    options = options_of(RadiusOptions, "kind: radius, host: 192.0.2.1, username: monitor, password: '${PW}', "
+                                        "secret: '${SECRET}'")
+    assert options.port == 1812
     assert sorted(s.reveal() for s in options.secrets()) == ["pw-unit-7781", "secret-unit-7781"]
     assert options.public()["secret"] == "env:SECRET" and "7781" not in repr(options.public())
 

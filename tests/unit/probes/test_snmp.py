@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from otel_health.config.loader import load_text
 from otel_health.errors import ErrorType
-from otel_health.probes import PROBES
 from otel_health.probes.snmp import SnmpOptions, _indicated, _login
+from tests.harness.checks import options_of
 
 
 def _options(fields: str) -> SnmpOptions:
-    config = load_text(f"targets:\n  - {{name: s, kind: snmp, host: 192.0.2.1, {fields}}}\n", "s.yaml", PROBES)
-    options = config.targets[0].options
-    assert isinstance(options, SnmpOptions)
-    return options
+    return options_of(SnmpOptions, f"kind: snmp, host: 192.0.2.1, {fields}")
 
 
 def test_credentials_are_by_reference_and_each_login_is_its_own(monkeypatch: pytest.MonkeyPatch) -> None:

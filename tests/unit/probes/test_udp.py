@@ -3,17 +3,12 @@ answer's pattern read by RE2 byte by byte (the wire is in tests/integration/test
 
 from __future__ import annotations
 
-from otel_health.config.loader import load_text
-from otel_health.probes import PROBES
 from otel_health.probes.udp import UdpOptions, _shown
+from tests.harness.checks import options_of
 
 
 def _options(fields: str) -> UdpOptions:
-    config = load_text(f"targets:\n  - {{name: u, kind: udp, host: 127.0.0.1, port: 53, {fields}}}\n", "u.yaml",
-                       PROBES)
-    options = config.targets[0].options
-    assert isinstance(options, UdpOptions)
-    return options
+    return options_of(UdpOptions, f"kind: udp, host: 127.0.0.1, port: 53, {fields}")
 
 
 def test_the_datagram_as_text_with_escapes_or_as_hexadecimal() -> None:
