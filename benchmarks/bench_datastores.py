@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,command,snmp,radius]
+                 http3,ocsp,udp,mqtt,amqp,command,snmp,radius]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -178,6 +178,18 @@ def bare_check(kind: str, address: dict) -> object:
                         if message.payload == token.encode():
                             return True
             return False
+    elif kind == "amqp":  # aiormq: a connection, a channel in confirm mode, one message confirmed, the close
+        import aiormq
+
+        async def one() -> bool:
+            connection = await aiormq.connect(f"amqp://checker:{PASSWORD}@127.0.0.1:{address['port']}/?heartbeat=0")
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                confirm = await channel.basic_publish(b"", routing_key="otel-health.check")
+                await channel.basic_qos(prefetch_count=0)
+                return confirm is not None
+            finally:
+                await connection.close()
     elif kind == "udp":  # asyncio's datagram endpoint, connected: the query sent, the first answer awaited
         payload = bytes.fromhex(address["send_hex"])
 
@@ -357,6 +369,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 "    username: checker\n    password: '${BENCH_PASSWORD}'\n"
                 f"    topic: health/bench-{i}\n"
                 "    publish: ping\n")
+    if kind == "amqp":
+        return (f"  - name: t{i}\n    kind: amqp\n    host: 127.0.0.1\n    port: {address['port']}\n"
+                "    username: checker\n    password: '${BENCH_PASSWORD}'\n")
     if kind == "udp":
         return (f"  - name: t{i}\n    kind: udp\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 f"    send_hex: '{address['send_hex']}'\n")
@@ -461,6 +476,10 @@ def main() -> None:
         broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
         started.append(broker)
         addresses["mqtt"] = {"port": broker.port}
+    if "amqp" in kinds:
+        rabbit = servers.start_rabbitmq(workdir / "rabbitmq", password=PASSWORD)
+        started.append(rabbit)
+        addresses["amqp"] = {"port": rabbit.port}
     if "grpc" in kinds:
         grpcd = servers.start_grpcd(workdir / "grpcd", token=PASSWORD)
         started.append(grpcd)

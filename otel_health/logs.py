@@ -24,7 +24,9 @@ _NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Library loggers that can print request details (URLs, headers): kept at WARNING or above.
 _QUIET = ("aiohttp", "opentelemetry", "urllib3", "asyncio", "neo4j", "redis", "asyncpg", "asyncmy", "grpc", "dns",
           "websockets", "asyncssh", "aioquic", "quic", "mqtt", "aiomqtt", "paho",
-          "pysnmp", "pyrad")
+          "pysnmp", "pyrad", "pamqp")
+# Libraries that log each failed connection as an error of their own: the check reports it
+_SILENT = ("aiormq",)
 
 
 def value(item: Any) -> str:
@@ -68,7 +70,8 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def setup(level: str) -> None:
-    """Log to stderr in logfmt at ``level``; libraries at WARNING or above."""
+    """Log to stderr in logfmt at ``level``; libraries at WARNING or above (those in ``_SILENT`` only
+    at CRITICAL)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()
@@ -76,3 +79,5 @@ def setup(level: str) -> None:
     root.setLevel(getattr(logging, level.upper()))
     for noisy in _QUIET:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for silent in _SILENT:
+        logging.getLogger(silent).setLevel(logging.CRITICAL)

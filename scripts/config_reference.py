@@ -9,6 +9,7 @@ for a field it no longer reads, is an error (tests/unit/config/test_reference.py
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,11 +35,13 @@ _TOP = {"otlp": {"endpoint": "http://127.0.0.1:4318"},
                          "match": {"team": "core"}}],
         "announcements": [{"name": "note", "message": "hello", "start": "2026-01-01T00:00:00Z"}]}
 _BRANCHES: dict[str, list[dict[str, Any]]] = {
+    "amqp": [{"queue": "jobs", "max_messages": 1, "min_consumers": 1}],
     "dns": [{"max_answers": 3}],
     "grpc": [{"tls_verify": False, "tls": True}],
     "redis": [{"host": "127.0.0.1"}],
     "suite": [{"cleanup_timeout": "1s"}],
 }
+_ABSENT: Any = object()  # the default of a field read only when present
 _RECURRING = {"maintenance": [{"name": "weekly", "weekdays": ["sunday"], "targets": ["api"],
                                "times": [{"start_time": "02:00", "end_time": "03:00"}]}]}
 
@@ -69,7 +72,9 @@ def collect() -> dict[str, dict[tuple[str, ...], Read]]:
         docs = [{"name": f"a-{kind}", "kind": kind}, *({"name": f"b-{kind}", "kind": kind, **extra}
                                                      for extra in _BRANCHES.get(kind, []))]
         reads = [r for doc in docs for r in _reads({"targets": [doc]}) if r.at[:2] == ("targets", "[]")]
-        per_kind[kind] = {key[1:]: r for key, r in _first(reads).items()}
+        typed = {_key(r) for r in _reads({"targets": [docs[0]]}) if r.type}
+        per_kind[kind] = {key[1:]: r if key in typed or not _absent(r) else dataclasses.replace(r, default=_ABSENT)
+                          for key, r in _first(reads).items()}
     common_keys = set.intersection(*(set(fields) for fields in per_kind.values()))
     first_kind = per_kind[sorted(PROBES)[0]]
     sections = {"": top, "target": {k: v for k, v in first_kind.items() if k in common_keys}}
@@ -78,12 +83,19 @@ def collect() -> dict[str, dict[tuple[str, ...], Read]]:
     return sections
 
 
+def _absent(read: Read) -> bool:
+    """A number read only when present, whose default (below its minimum) is never used."""
+    return read.type == "whole number" and read.minimum is not None and read.default < read.minimum
+
+
 def _number(value: float, kind: str) -> str:
     return format_seconds(value) if kind == "duration" else f"{int(value):,}".replace(",", " ")
 
 
 def _default(read: Read) -> str:
     value = read.default
+    if value is _ABSENT:
+        return "none"
     if read.required or (read.type == "whole number" and read.minimum is not None and value < read.minimum):
         return "required"
     if value is None or (value == "" and read.type != "text"):

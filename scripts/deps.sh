@@ -38,6 +38,8 @@ command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || missing+=(maria
 # Mosquitto: the mqtt kind's broker, an instance of its own; its mosquitto_pub publishes the retained status
 command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+# RabbitMQ: the amqp kind's broker, an instance of its own with an Erlang port mapper of its own (its service is not started)
+[[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
 # Net-SNMP: the snmp kind's agent, an instance of its own; snmpget tells when it answers
 command -v snmpd >/dev/null || [[ -x /usr/sbin/snmpd ]] || missing+=(snmpd)
 command -v snmpget >/dev/null || missing+=(snmp)

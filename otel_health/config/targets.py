@@ -73,7 +73,8 @@ _KIND_ALIASES = {"postgresql": "postgres", "pg": "postgres", "psql": "postgres",
                  "tcps": "tcp' with 'tls: true", "rediss": "redis' with 'tls: true", "grpcs": "grpc' with 'tls: true",
                  "ping": "icmp", "cron": "heartbeat", "job": "heartbeat", "mariadb": "mysql", "script": "command",
                  "exec": "command", "smtp": "tcp' with 'starttls: smtp", "imap": "tcp' with 'starttls: imap",
-                 "pop3": "tcp' with 'starttls: pop3", "xmpp": "tcp' with 'starttls: xmpp"}
+                 "pop3": "tcp' with 'starttls: pop3", "xmpp": "tcp' with 'starttls: xmpp", "rabbitmq": "amqp",
+                 "amqps": "amqp' with 'tls: true"}
 
 
 def _kind_hint(kind: str, kinds: Mapping[str, KindSpec]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._base import Attempt, Probe, ProbeSettings
 from ._inbox import Inbox, Inboxes
+from .amqp import AmqpProbe
 from .command import CommandProbe
 from .dns import DnsProbe
 from .grpc import GrpcProbe
@@ -40,6 +41,7 @@ PROBES: dict[str, type[Probe]] = {
     Neo4jProbe.kind: Neo4jProbe,
     MysqlProbe.kind: MysqlProbe,
     MqttProbe.kind: MqttProbe,
+    AmqpProbe.kind: AmqpProbe,
     CommandProbe.kind: CommandProbe,
     SnmpProbe.kind: SnmpProbe,
     RadiusProbe.kind: RadiusProbe,

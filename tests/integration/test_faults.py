@@ -68,8 +68,9 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
 ) -> None:
     """A gRPC server that hangs in the call or never speaks, a DNS server that never answers or
     answers truncated with no TCP to fall back to, a UDP port that never answers, an HTTP/2
-    server that sends the head and stops, and a suite whose second step hangs: each costs its own
-    timeout and names why, while a healthy target beside them keeps its cadence."""
+    server that sends the head and stops, an AMQP peer that never greets, and a suite whose
+    second step hangs: each costs its own timeout and names why, while a healthy target beside
+    them keeps its cadence."""
     h, g, d = http_targets, grpc_server, dns_server
     h2 = await h2faults.start()
     h2_port = h2.sockets[0].getsockname()[1]
@@ -84,12 +85,15 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
         "    query_name: x.test\n    interval: 2s\n    timeout: 1s\n",
         f"  - name: udp-silent\n    kind: udp\n    host: 127.0.0.1\n    port: {d.silent_port}\n    send: ping\n"
         "    interval: 2s\n    timeout: 1s\n",
+        f"  - name: amqp-silent\n    kind: amqp\n    host: 127.0.0.1\n    port: {g.blackhole_port}\n"
+        "    username: monitor\n    interval: 2s\n    timeout: 1s\n",
         _http("h2-hang", f"http://127.0.0.1:{h2_port}/hang", "    http2_prior_knowledge: true\n"),
         f"  - name: suite-hang\n    kind: suite\n    interval: 2s\n    timeout: 1s\n    steps:\n"
         f"      - {{name: first, url: '{h.url('/ok')}'}}\n      - {{name: stuck, url: '{h.url('/hang')}'}}\n",
         _http("healthy", h.url("/ok"), interval="0.5s", timeout="0.5s"),
     ])
-    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "udp-silent", "h2-hang", "suite-hang")
+    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "udp-silent", "amqp-silent", "h2-hang",
+             "suite-hang")
     try:
         async with running(text) as r:
             results = {n: await r.wait_result(n, timeout=15) for n in names}
@@ -102,7 +106,7 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
     got = {n: (res.up, res.error_type) for n, res in results.items()}
     assert got == {"grpc-hang": (False, "timeout"), "grpc-silent": (False, "timeout"), "dns-silent": (False, "timeout"),
                    "dns-truncated": (False, "connection_refused"), "udp-silent": (False, "timeout"),
-                   "h2-hang": (False, "timeout"),
+                   "amqp-silent": (False, "timeout"), "h2-hang": (False, "timeout"),
                    "suite-hang": (False, "timeout")}, {n: r.detail for n, r in results.items()}
     for name, result in results.items():
         assert result.duration < 1.0 + 0.3, (name, result.duration)
@@ -465,6 +469,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    database: shop\n    password: ${{WHERE_SECRET}}\n{common}"
         f"  - name: broker\n    kind: mqtt\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
         f"    password: ${{WHERE_SECRET}}\n    topic: health/x\n{common}"
+        f"  - name: rabbit\n    kind: amqp\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
+        f"    password: ${{WHERE_SECRET}}\n    vhost: orders\n    queue: jobs\n{common}"
         f"  - name: script\n    kind: command\n    command: [/bin/sh, -c, 'echo $T >&2; exit 4']\n"
         f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
         f"  - name: switch\n    kind: snmp\n    host: 127.0.0.1\n    port: {closed}\n"
@@ -487,12 +493,13 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "datagram": f"udp 127.0.0.1:{closed}: ",
         "shop": f"127.0.0.1:{closed}/shop: ",
         "broker": f"mqtt://127.0.0.1:{closed} topic health/x: ",
+        "rabbit": f"amqp://127.0.0.1:{closed}/orders queue jobs: ",
         "script": "command sh: ",
         "switch": f"snmp 127.0.0.1:{closed} 1.3.6.1.2.1.1.3.0: ",
         "wifi": f"radius 127.0.0.1:{closed} user monitor: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt", "command", "snmp", "radius"}
+             "mqtt", "amqp", "command", "snmp", "radius"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

@@ -24,6 +24,7 @@ from .ocsp import OcspStack, start_ocsp_stack
 from .otelcol import OtelCollector, otelcol_binary, start_otelcol
 from .postgres import Postgres, start_postgres
 from .prometheus import Prometheus, start_prometheus
+from .rabbitmq import Rabbitmq, start_rabbitmq
 from .redis_server import REDIS_USERS, Redis, start_redis
 from .snmpd import SYS_DESCR, Snmpd, start_snmpd
 from .sshd import PASSPHRASE as SSH_PASSPHRASE
@@ -58,6 +59,7 @@ __all__ = [
     "Postgres",
     "Prometheus",
     "Prosody",
+    "Rabbitmq",
     "Redis",
     "SignedNsd",
     "SilentHost",
@@ -87,6 +89,7 @@ __all__ = [
     "start_postgres",
     "start_prometheus",
     "start_prosody",
+    "start_rabbitmq",
     "start_redis",
     "start_signed_nsd",
     "start_silent_host",

@@ -35,6 +35,7 @@ SILENT = {
     "icmplib": "no logging",
     "cryptography": "no logging (certificates and OCSP responses read, aioquic's handshake)",
     "OpenSSL": "pyOpenSSL: no logging (the handshake that asks for a stapled OCSP response)",
+    "yarl": "URLs only: no logging",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 
@@ -60,7 +61,7 @@ def _imports(path: Path, seen: set[Path]) -> set[str]:
 def test_a_kinds_libraries_are_quiet_below_warning(kind: str) -> None:
     """A library that logs at INFO would put a check's requests (and their headers) in the log."""
     module = Path(sys.modules[PROBES[kind].__module__].__file__ or "")
-    loud = {name for name in _imports(module, set()) if name not in logs._QUIET and name not in SILENT}
+    loud = {name for name in _imports(module, set()) if name not in logs._QUIET + logs._SILENT and name not in SILENT}
     assert not loud, f"{kind}: add {sorted(loud)} to logs._QUIET, or to SILENT here with the reason"
 
 
