@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,amqp,command,snmp,radius]
+                 http3,ocsp,udp,mqtt,amqp,mongodb,command,snmp,radius]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -178,6 +178,18 @@ def bare_check(kind: str, address: dict) -> object:
                         if message.payload == token.encode():
                             return True
             return False
+    elif kind == "mongodb":  # PyMongo's asyncio client: a new client, hello and buildInfo, ping, the close
+        from pymongo import AsyncMongoClient
+
+        async def one() -> bool:
+            client: AsyncMongoClient = AsyncMongoClient("127.0.0.1", address["port"], directConnection=True,
+                                                        connect=False, maxPoolSize=1)
+            try:
+                await client.admin.command("hello")
+                await client.admin.command("buildInfo")
+                return bool((await client.admin.command("ping")).get("ok"))
+            finally:
+                await client.close()
     elif kind == "amqp":  # aiormq: a connection, a channel in confirm mode, one message confirmed, the close
         import aiormq
 
@@ -369,6 +381,8 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 "    username: checker\n    password: '${BENCH_PASSWORD}'\n"
                 f"    topic: health/bench-{i}\n"
                 "    publish: ping\n")
+    if kind == "mongodb":
+        return f"  - name: t{i}\n    kind: mongodb\n    host: 127.0.0.1\n    port: {address['port']}\n"
     if kind == "amqp":
         return (f"  - name: t{i}\n    kind: amqp\n    host: 127.0.0.1\n    port: {address['port']}\n"
                 "    username: checker\n    password: '${BENCH_PASSWORD}'\n")
@@ -476,6 +490,10 @@ def main() -> None:
         broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
         started.append(broker)
         addresses["mqtt"] = {"port": broker.port}
+    if "mongodb" in kinds:
+        ferret = servers.start_ferretdb(workdir / "ferretdb")
+        started.append(ferret)
+        addresses["mongodb"] = {"port": ferret.port}
     if "amqp" in kinds:
         rabbit = servers.start_rabbitmq(workdir / "rabbitmq", password=PASSWORD)
         started.append(rabbit)

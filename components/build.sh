@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the real components the tests run (the OpenTelemetry Collector, Jaeger v2 and a
-# Neo4j launcher)
+# Builds the real components the tests run (the OpenTelemetry Collector, Jaeger v2, a Neo4j
+# launcher and FerretDB)
 # into a cache outside the repository. A build is reused while its inputs are unchanged.
-#   components/build.sh otelcol|jaeger|neo4j|all
+#   components/build.sh otelcol|jaeger|neo4j|ferretdb|all
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -59,6 +59,19 @@ build_jaeger() {
     log "built $out"
 }
 
+build_ferretdb() {
+    local stamp; stamp="$(inputs_hash "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$here/ferretdb/main.go" "$0")"
+    local out="$cache/bin/ferretdb"
+    if [[ -x "$out" && "$(cat "$out.stamp" 2>/dev/null)" == "$stamp" ]]; then
+        log "ferretdb up to date ($out)"; return
+    fi
+    log "building FerretDB (a minute on a cold cache)"
+    (cd "$here/ferretdb" && go build -trimpath -o "$out.tmp" .)
+    mv "$out.tmp" "$out"
+    echo "$stamp" > "$out.stamp"
+    log "built $out"
+}
+
 build_neo4j() {
     local stamp; stamp="$(inputs_hash "$here/neo4j/pom.xml" "$here"/neo4j/src/main/java/otelhealth/*.java "$0")"
     local out="$cache/neo4j"
@@ -78,6 +91,7 @@ case "${1:-all}" in
     otelcol) build_otelcol ;;
     jaeger) build_jaeger ;;
     neo4j) build_neo4j ;;
-    all) build_otelcol; build_jaeger; build_neo4j ;;
-    *) echo "usage: $0 otelcol|jaeger|neo4j|all" >&2; exit 2 ;;
+    ferretdb) build_ferretdb ;;
+    all) build_otelcol; build_jaeger; build_neo4j; build_ferretdb ;;
+    *) echo "usage: $0 otelcol|jaeger|neo4j|ferretdb|all" >&2; exit 2 ;;
 esac

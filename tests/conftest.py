@@ -73,6 +73,13 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mo
 
 
 @pytest.fixture(scope="session")
+def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Ferretdb]:
+    server = servers.start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mariadb]:
     server = servers.start_mariadb(tmp_path_factory.mktemp("mariadb"), password=SEEDED_PASSWORD)
     yield server

@@ -18,6 +18,7 @@ from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
 from .icmp import IcmpProbe
+from .mongodb import MongodbProbe
 from .mqtt import MqttProbe
 from .mysql import MysqlProbe
 from .neo4j import Neo4jProbe
@@ -40,6 +41,7 @@ PROBES: dict[str, type[Probe]] = {
     PostgresProbe.kind: PostgresProbe,
     Neo4jProbe.kind: Neo4jProbe,
     MysqlProbe.kind: MysqlProbe,
+    MongodbProbe.kind: MongodbProbe,
     MqttProbe.kind: MqttProbe,
     AmqpProbe.kind: AmqpProbe,
     CommandProbe.kind: CommandProbe,

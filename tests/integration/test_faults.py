@@ -68,7 +68,7 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
 ) -> None:
     """A gRPC server that hangs in the call or never speaks, a DNS server that never answers or
     answers truncated with no TCP to fall back to, a UDP port that never answers, an HTTP/2
-    server that sends the head and stops, an AMQP peer that never greets, and a suite whose
+    server that sends the head and stops, an AMQP or MongoDB peer that never answers, and a suite whose
     second step hangs: each costs its own timeout and names why, while a healthy target beside
     them keeps its cadence."""
     h, g, d = http_targets, grpc_server, dns_server
@@ -85,6 +85,8 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
         "    query_name: x.test\n    interval: 2s\n    timeout: 1s\n",
         f"  - name: udp-silent\n    kind: udp\n    host: 127.0.0.1\n    port: {d.silent_port}\n    send: ping\n"
         "    interval: 2s\n    timeout: 1s\n",
+        f"  - name: mongodb-silent\n    kind: mongodb\n    host: 127.0.0.1\n    port: {g.blackhole_port}\n"
+        "    interval: 2s\n    timeout: 1s\n",
         f"  - name: amqp-silent\n    kind: amqp\n    host: 127.0.0.1\n    port: {g.blackhole_port}\n"
         "    username: monitor\n    interval: 2s\n    timeout: 1s\n",
         _http("h2-hang", f"http://127.0.0.1:{h2_port}/hang", "    http2_prior_knowledge: true\n"),
@@ -92,7 +94,8 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
         f"      - {{name: first, url: '{h.url('/ok')}'}}\n      - {{name: stuck, url: '{h.url('/hang')}'}}\n",
         _http("healthy", h.url("/ok"), interval="0.5s", timeout="0.5s"),
     ])
-    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "udp-silent", "amqp-silent", "h2-hang",
+    names = ("grpc-hang", "grpc-silent", "dns-silent", "dns-truncated", "udp-silent", "amqp-silent", "mongodb-silent",
+             "h2-hang",
              "suite-hang")
     try:
         async with running(text) as r:
@@ -106,8 +109,9 @@ async def test_the_newer_kinds_misbehaving_targets_each_end_within_their_bound(
     got = {n: (res.up, res.error_type) for n, res in results.items()}
     assert got == {"grpc-hang": (False, "timeout"), "grpc-silent": (False, "timeout"), "dns-silent": (False, "timeout"),
                    "dns-truncated": (False, "connection_refused"), "udp-silent": (False, "timeout"),
-                   "amqp-silent": (False, "timeout"), "h2-hang": (False, "timeout"),
-                   "suite-hang": (False, "timeout")}, {n: r.detail for n, r in results.items()}
+                   "amqp-silent": (False, "timeout"), "mongodb-silent": (False, "timeout"),
+                   "h2-hang": (False, "timeout"), "suite-hang": (False, "timeout")}, {
+        n: r.detail for n, r in results.items()}
     for name, result in results.items():
         assert result.duration < 1.0 + 0.3, (name, result.duration)
         assert "Traceback" not in result.detail and "\n" not in result.detail
@@ -471,6 +475,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    password: ${{WHERE_SECRET}}\n    topic: health/x\n{common}"
         f"  - name: rabbit\n    kind: amqp\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
         f"    password: ${{WHERE_SECRET}}\n    vhost: orders\n    queue: jobs\n{common}"
+        f"  - name: catalog\n    kind: mongodb\n    host: 127.0.0.1\n    port: {closed}\n    username: monitor\n"
+        f"    password: ${{WHERE_SECRET}}\n    database: catalog\n{common}"
         f"  - name: script\n    kind: command\n    command: [/bin/sh, -c, 'echo $T >&2; exit 4']\n"
         f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
         f"  - name: switch\n    kind: snmp\n    host: 127.0.0.1\n    port: {closed}\n"
@@ -494,12 +500,13 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "shop": f"127.0.0.1:{closed}/shop: ",
         "broker": f"mqtt://127.0.0.1:{closed} topic health/x: ",
         "rabbit": f"amqp://127.0.0.1:{closed}/orders queue jobs: ",
+        "catalog": f"mongodb://127.0.0.1:{closed}/catalog: ",
         "script": "command sh: ",
         "switch": f"snmp 127.0.0.1:{closed} 1.3.6.1.2.1.1.3.0: ",
         "wifi": f"radius 127.0.0.1:{closed} user monitor: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt", "amqp", "command", "snmp", "radius"}
+             "mqtt", "amqp", "mongodb", "command", "snmp", "radius"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .common import REPO, get_json, http_ok, require
 from .dnssec import SIGNED_AT, SignedNsd, start_signed_nsd, valid_around
+from .ferretdb import Ferretdb, start_ferretdb
 from .freeradius import Freeradius, start_freeradius
 from .grpc_health import Grpcd, start_grpcd
 from .h3 import H3d, start_h3d
@@ -44,6 +45,7 @@ __all__ = [
     "ZONE",
     "Dovecot",
     "Exim",
+    "Ferretdb",
     "Freeradius",
     "Grpcd",
     "H3d",
@@ -74,6 +76,7 @@ __all__ = [
     "ssh_keygen",
     "start_dovecot",
     "start_exim",
+    "start_ferretdb",
     "start_freeradius",
     "start_grpcd",
     "start_h3d",

@@ -36,6 +36,7 @@ SILENT = {
     "cryptography": "no logging (certificates and OCSP responses read, aioquic's handshake)",
     "OpenSSL": "pyOpenSSL: no logging (the handshake that asks for a stapled OCSP response)",
     "yarl": "URLs only: no logging",
+    "bson": "PyMongo's documents: no logging",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 
