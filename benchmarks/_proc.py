@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,6 +17,34 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every process under it, the ones that ended and
+    were waited for included (a browser's page processes come and go: each one's time is in the
+    c-times of the living parent that reaped it)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(f) for f in fields[11:15]) / _TICKS
+
+    def under(p: int) -> bool:
+        for _ in range(64):
+            if p == pid:
+                return True
+            if p not in parents or p <= 1:
+                return False
+            p = parents[p]
+        return False
+
+    return sum(t for p, t in times.items() if under(p))
 
 
 def rss_mb(pid: int) -> float:

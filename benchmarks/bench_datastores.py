@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,amqp,mongodb,command,snmp,radius]
+                 http3,ocsp,udp,mqtt,amqp,mongodb,command,snmp,radius,browser]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks._nginx import Nginx
-from benchmarks._proc import checks_total, cpu_seconds, scrape, summary
+from benchmarks._proc import checks_total, cpu_seconds, scrape, summary, tree_cpu_seconds
 from benchmarks.bench_http import start_sink
 from tests.harness import servers
 from tests.harness.procs import free_port, port_open, wait_until
@@ -178,6 +179,27 @@ def bare_check(kind: str, address: dict) -> object:
                         if message.payload == token.encode():
                             return True
             return False
+    elif kind == "browser":  # Playwright: one Chromium, a context and a page per check, the page loaded, closed
+        from playwright.async_api import async_playwright
+
+        from otel_health.probes.browser import _ARGS, chromium
+
+        browser: list = []
+        starting = asyncio.Lock()
+
+        async def one() -> bool:
+            async with starting:
+                if not browser:
+                    driver = await async_playwright().start()
+                    browser.append(await driver.chromium.launch(executable_path=str(chromium()), args=list(_ARGS)))
+            context = await browser[0].new_context(service_workers="block")
+            try:
+                page = await context.new_page()
+                response = await page.goto(address["url"], wait_until="load", timeout=5000)
+                return response is not None and response.status == 200 and \
+                    "all systems go" in await page.evaluate("document.body.innerText")
+            finally:
+                await context.close()
     elif kind == "mongodb":  # PyMongo's asyncio client: a new client, hello and buildInfo, ping, the close
         from pymongo import AsyncMongoClient
 
@@ -340,6 +362,10 @@ def child(kind: str, address: dict, rate: float, seconds: float) -> None:
     async def run() -> float:
         one = bare_check(kind, address)
         await _paced(rate, 1.0, one)  # warm-up
+        if kind == "browser":  # the browser's processes work for the check: counted on both sides
+            c0 = tree_cpu_seconds(os.getpid())
+            done = await _paced(rate, seconds, one)
+            return (tree_cpu_seconds(os.getpid()) - c0) / done * 1000
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         done = await _paced(rate, seconds, one)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -381,6 +407,8 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 "    username: checker\n    password: '${BENCH_PASSWORD}'\n"
                 f"    topic: health/bench-{i}\n"
                 "    publish: ping\n")
+    if kind == "browser":
+        return f"  - name: t{i}\n    kind: browser\n    url: {address['url']}\n    expect_text: all systems go\n"
     if kind == "mongodb":
         return f"  - name: t{i}\n    kind: mongodb\n    host: 127.0.0.1\n    port: {address['port']}\n"
     if kind == "amqp":
@@ -431,10 +459,11 @@ def otel_health_round(kind: str, address: dict, rate: float, seconds: float, sin
         wait_until(lambda: port_open(port), timeout=30, what="otel-health")
         time.sleep(interval * 2 + 1)
         before = scrape(port)
-        cpu0 = cpu_seconds(proc.pid)
+        measure = tree_cpu_seconds if kind == "browser" else cpu_seconds
+        cpu0 = measure(proc.pid)
         time.sleep(seconds)
         after = scrape(port)
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu = measure(proc.pid) - cpu0
         return cpu / (checks_total(after) - checks_total(before)) * 1000
     finally:
         proc.terminate()
@@ -459,6 +488,11 @@ def main() -> None:
     addresses: dict[str, dict] = {}
     nginx = Nginx()
     addresses["tcp"] = addresses["http"] = {"port": nginx.port, "url": nginx.url}
+    # a page whose text its script writes: what the browser kind checks
+    (nginx.dir / "html" / "app.html").write_text(
+        "<!doctype html><title>app</title><div id=status>loading</div>"
+        "<script>document.getElementById('status').textContent = 'all systems go'</script>")
+    addresses["browser"] = {"url": nginx.url.replace("index.html", "app.html")}
     addresses["command"] = {}
     if "redis" in kinds:
         redis = servers.start_redis(workdir / "redis", password=PASSWORD)

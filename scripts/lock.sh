@@ -32,5 +32,5 @@ PY
     echo "lock: $out ($(grep -c '==' "$out") distributions)"
 }
 lock runtime ""
-lock dev "[dev]"
-lock bench "[dev,bench]"
+lock dev "[dev,browser]"
+lock bench "[dev,browser,bench]"

@@ -86,13 +86,12 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers
     server.stop()
 
 
-# The servers that take seconds to start (Neo4j's JVM, initdb, RabbitMQ's Erlang node): started side by side as soon as
+# The servers that take seconds to start (Neo4j's JVM, initdb): started side by side as soon as
 # the tests are collected, when a selected test uses them, while the first tests run.
 _EARLY_STARTS: dict[str, Callable[[pytest.TempPathFactory], Any]] = {
     "neo4j_server": lambda f: servers.start_neo4j(f.mktemp("neo4j"), password=SEEDED_PASSWORD, tls=True,
                                                   users=["wrongpw", "probe", "ratelimited"]),
     "postgres_server": lambda f: servers.start_postgres(f.mktemp("postgres"), password=SEEDED_PASSWORD),
-    "rabbitmq_server": lambda f: servers.start_rabbitmq(f.mktemp("rabbitmq"), password=SEEDED_PASSWORD),
 }
 _EARLY: dict[str, Future[Any]] = {}
 
@@ -176,7 +175,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server
 
 @pytest.fixture(scope="session")
 def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Rabbitmq]:
-    server = _early("rabbitmq_server", tmp_path_factory)
+    # started when a test first needs it (five seconds), not early: each worker would start one
+    server = servers.start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"), password=SEEDED_PASSWORD)
     yield server
     server.stop()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._base import Attempt, Probe, ProbeSettings
 from ._inbox import Inbox, Inboxes
 from .amqp import AmqpProbe
+from .browser import BrowserProbe
 from .command import CommandProbe
 from .dns import DnsProbe
 from .grpc import GrpcProbe
@@ -36,6 +37,7 @@ __all__ = ["PROBES", "Attempt", "Inbox", "Inboxes", "Probe", "ProbeSettings"]
 
 PROBES: dict[str, type[Probe]] = {
     HttpProbe.kind: HttpProbe,
+    BrowserProbe.kind: BrowserProbe,
     TcpProbe.kind: TcpProbe,
     RedisProbe.kind: RedisProbe,
     PostgresProbe.kind: PostgresProbe,

@@ -162,6 +162,12 @@ class Probe(ABC):
         check neither blocks the event loop for the import nor counts it as its own time."""
         return None
 
+    async def _ready(self) -> None:
+        """Start what the kind keeps across checks (a browser) before the check's clock starts,
+        so no check counts it as its own time; it must not raise: what failed here, the check
+        meets again and names."""
+        return None
+
     async def run(self, target: Target) -> CheckResult:
         """Check ``target`` once (with its retries), never raising but for cancellation."""
         if not self._loaded:
@@ -173,6 +179,7 @@ class Probe(ABC):
                 self._loading = None  # a later check tries again
                 raise
             self._loaded = True
+        await self._ready()
         started_at = self.settings.clock()
         start = time.perf_counter()
         deadline = start + target.timeout

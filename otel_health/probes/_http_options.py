@@ -35,7 +35,7 @@ from ._resolver import ascii_host
 from ._revocation import parse_revocation
 from ._tls import TLS_VERSIONS, ClientCertificate, certificate_problem
 
-__all__ = ["HeaderAssertion", "HttpOptions", "StatusRange", "parse_headers"]
+__all__ = ["HeaderAssertion", "HttpOptions", "StatusRange", "parse_headers", "parse_status", "parse_url"]
 
 # Set by the probe for every request; configuring them would break the exchange.
 _PROBE_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "proxy-authorization"})
@@ -121,7 +121,7 @@ class HttpOptions:
             method=f.text("method", "GET", choices=_METHODS),
             headers=headers,
             host=host,
-            expect_status=_parse_status(f),
+            expect_status=parse_status(f),
             body=f.text("body"),
             body_contains=f.text("body_contains"),
             body_regex=body_regex,
@@ -279,6 +279,22 @@ def _parse_url(f: Fields) -> str | None:
         f.problem("url", f"{exc.detail}; fix the host name")
         return None
     return url
+
+
+def parse_url(f: Fields, schemes: tuple[str, ...], kinds: str) -> str | None:
+    """The ``url`` field: one of ``schemes`` with a host and no credentials in it (they go in a
+    header by reference), or None with the problem said (``kinds``: "an http:// or https://")."""
+    url = f.text("url", required=True)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        f.problem("url", f"must be {kinds} URL with a host, got {redact_url(url)!r}")
+        return None
+    if parts.username is not None or parts.password is not None:
+        f.problem("url", "must not hold credentials; send them in a header by reference (Authorization: ${ENV_VAR})")
+        return None
+    return str(url)
 
 
 def parse_headers(f: Fields) -> tuple[tuple[tuple[str, str | Secret], ...], str | None]:
@@ -462,7 +478,7 @@ def _min_days(f: Fields, url: str | None) -> float | None:
     return float(days) if days else None
 
 
-def _parse_status(f: Fields) -> tuple[StatusRange, ...]:
+def parse_status(f: Fields) -> tuple[StatusRange, ...]:
     raw = f.raw("expect_status")
     if raw is None:
         return (StatusRange(200, 399),)

@@ -26,7 +26,7 @@ from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, answer_by, classify_os_error, os_cause, server_words
 from ._chain import TLS_INFO, record
-from ._http_options import parse_headers
+from ._http_options import parse_headers, parse_url
 from ._match import Pattern, pattern_field
 from ._revocation import StapleAt, TlsProbe, parse_revocation
 from ._tls import client_context, transport_chain
@@ -53,16 +53,7 @@ class WebSocketOptions:
 
     @classmethod
     def parse(cls, f: Fields) -> WebSocketOptions | None:
-        url = f.text("url", required=True)
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("ws", "wss") or not parts.hostname:
-                f.problem("url", f"must be a ws:// or wss:// URL with a host, got {redact_url(url)!r}")
-                url = None
-            elif parts.username is not None or parts.password is not None:
-                f.problem("url", "must not hold credentials; send them in a header by reference "
-                                 "(Authorization: ${ENV_VAR})")
-                url = None
+        url = parse_url(f, ("ws", "wss"), "a ws:// or wss://")
         headers, host = parse_headers(f)
         if host is not None:
             f.problem("headers", "header 'Host' is the URL's host on a WebSocket handshake; remove it")

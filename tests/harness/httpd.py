@@ -283,6 +283,31 @@ async def empty(_: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+PAGES = {
+    # the text is written by the page's script: a browser that runs it sees "all systems go"
+    "app": "<!doctype html><title>app</title><main><h1>Status</h1><div id=status>loading</div></main>"
+           "<script>setTimeout(() => { const s = document.getElementById('status');"
+           " s.textContent = 'all systems go'; s.className = 'ok'; }, 50)</script>",
+    "broken": "<!doctype html><title>broken</title><p>shell rendered</p>"
+              "<script>throw new Error('render failed: undefined is not a function')</script>",
+    "hidden": "<!doctype html><title>hidden</title><div id=status class=ok style='display:none'>ok</div>",
+    # an image that never comes: the load event never fires, DOMContentLoaded does
+    "stuck": "<!doctype html><title>stuck</title><p>text first</p><img src='/hang'>",
+}
+
+
+async def page(request: web.Request) -> web.Response:
+    """An HTML page (``PAGES``); ``whoami`` says a digest of the Authorization header it got."""
+    name = request.match_info["name"]
+    if name == "whoami":
+        import hashlib
+
+        said = request.headers.get("Authorization", "")
+        digest = hashlib.sha256(said.encode()).hexdigest()[:12] if said else "nobody"
+        return web.Response(text=f"<!doctype html><p>authorized as {digest}</p>", content_type="text/html")
+    return web.Response(text=PAGES[name], content_type="text/html")
+
+
 async def headers(request: web.Request) -> web.Response:
     return web.Response(text="headers\n", headers=dict(request.query))
 
@@ -454,6 +479,7 @@ async def main() -> None:
     app.router.add_get("/fill/{size}", filler)
     app.router.add_get("/says/{what}", says)
     app.router.add_get("/headers", headers)
+    app.router.add_get("/page/{name}", page)
     app.router.add_post("/oauth/token", oauth_token)
     app.router.add_get("/oauth/calls", oauth_calls)
     app.router.add_get("/oauth/resource", oauth_resource)
