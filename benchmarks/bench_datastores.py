@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,amqp,mongodb,command,snmp,radius,browser]
+                 http3,ocsp,udp,mqtt,amqp,kafka,mongodb,command,snmp,radius,browser]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -200,6 +200,19 @@ def bare_check(kind: str, address: dict) -> object:
                     "all systems go" in await page.evaluate("document.body.innerText")
             finally:
                 await context.close()
+    elif kind == "kafka":  # aiokafka: a producer started (metadata), the topic's partitions, a message to each
+        from aiokafka import AIOKafkaProducer
+
+        async def one() -> bool:
+            producer = AIOKafkaProducer(bootstrap_servers=address["bootstrap"], client_id="bench", acks="all",
+                                        linger_ms=0, enable_idempotence=False)
+            await producer.start()
+            try:
+                partitions = sorted(await producer.partitions_for("health"))
+                sent = [await producer.send("health", value=b"{}", key=b"bench", partition=p) for p in partitions]
+                return all([await waiting for waiting in sent])
+            finally:
+                await producer.stop()
     elif kind == "mongodb":  # PyMongo's asyncio client: a new client, hello and buildInfo, ping, the close
         from pymongo import AsyncMongoClient
 
@@ -409,6 +422,8 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 "    publish: ping\n")
     if kind == "browser":
         return f"  - name: t{i}\n    kind: browser\n    url: {address['url']}\n    expect_text: all systems go\n"
+    if kind == "kafka":
+        return f"  - name: t{i}\n    kind: kafka\n    brokers: ['{address['bootstrap']}']\n    topic: health\n"
     if kind == "mongodb":
         return f"  - name: t{i}\n    kind: mongodb\n    host: 127.0.0.1\n    port: {address['port']}\n"
     if kind == "amqp":
@@ -524,6 +539,11 @@ def main() -> None:
         broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
         started.append(broker)
         addresses["mqtt"] = {"port": broker.port}
+    if "kafka" in kinds:
+        kafka = servers.start_kafka(workdir / "kafka", password=PASSWORD)
+        started.append(kafka)
+        kafka.create_topic("health", partitions=3)
+        addresses["kafka"] = {"bootstrap": kafka.bootstrap}
     if "mongodb" in kinds:
         ferret = servers.start_ferretdb(workdir / "ferretdb")
         started.append(ferret)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real components the tests run (the OpenTelemetry Collector, Jaeger v2, a Neo4j
-# launcher and FerretDB)
+# launcher, FerretDB and Kafka's jars)
 # into a cache outside the repository. A build is reused while its inputs are unchanged.
-#   components/build.sh otelcol|jaeger|neo4j|ferretdb|all
+#   components/build.sh otelcol|jaeger|neo4j|ferretdb|kafka|all
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,6 +72,20 @@ build_ferretdb() {
     log "built $out"
 }
 
+build_kafka() {
+    local stamp; stamp="$(inputs_hash "$here/kafka/pom.xml")"
+    local out="$cache/kafka"
+    if [[ -d "$out/lib" && "$(cat "$out/stamp" 2>/dev/null)" == "$stamp" ]]; then
+        log "kafka up to date ($out)"; return
+    fi
+    log "fetching Kafka from Maven Central"
+    rm -rf "$out"; mkdir -p "$out"
+    mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$out/lib" >"$out.log" 2>&1 || { tail -n 40 "$out.log" >&2; exit 1; }
+    echo "$stamp" > "$out/stamp"
+    log "fetched $out"
+}
+
 build_neo4j() {
     local stamp; stamp="$(inputs_hash "$here/neo4j/pom.xml" "$here"/neo4j/src/main/java/otelhealth/*.java "$0")"
     local out="$cache/neo4j"
@@ -92,6 +106,7 @@ case "${1:-all}" in
     jaeger) build_jaeger ;;
     neo4j) build_neo4j ;;
     ferretdb) build_ferretdb ;;
-    all) build_otelcol; build_jaeger; build_neo4j; build_ferretdb ;;
-    *) echo "usage: $0 otelcol|jaeger|neo4j|ferretdb|all" >&2; exit 2 ;;
+    kafka) build_kafka ;;
+    all) build_otelcol; build_jaeger; build_neo4j; build_ferretdb; build_kafka ;;
+    *) echo "usage: $0 otelcol|jaeger|neo4j|ferretdb|kafka|all" >&2; exit 2 ;;
 esac

@@ -25,8 +25,8 @@ _NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _QUIET = ("aiohttp", "opentelemetry", "urllib3", "asyncio", "neo4j", "redis", "asyncpg", "asyncmy", "grpc", "dns",
           "websockets", "asyncssh", "aioquic", "quic", "mqtt", "aiomqtt", "paho",
           "pysnmp", "pyrad", "pamqp", "pymongo", "playwright")
-# Libraries that log each failed connection as an error of their own: the check reports it
-_SILENT = ("aiormq",)
+# Libraries that log each failed connection or bootstrap as an error of their own: the check reports it
+_SILENT = ("aiormq", "aiokafka")
 
 
 def value(item: Any) -> str:

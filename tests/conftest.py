@@ -73,6 +73,13 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mo
 
 
 @pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Kafka]:
+    server = servers.start_kafka(tmp_path_factory.mktemp("kafka"), password=SEEDED_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Ferretdb]:
     server = servers.start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
     yield server

@@ -19,6 +19,7 @@ from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
 from .icmp import IcmpProbe
+from .kafka import KafkaProbe
 from .mongodb import MongodbProbe
 from .mqtt import MqttProbe
 from .mysql import MysqlProbe
@@ -46,6 +47,7 @@ PROBES: dict[str, type[Probe]] = {
     MongodbProbe.kind: MongodbProbe,
     MqttProbe.kind: MqttProbe,
     AmqpProbe.kind: AmqpProbe,
+    KafkaProbe.kind: KafkaProbe,
     CommandProbe.kind: CommandProbe,
     SnmpProbe.kind: SnmpProbe,
     RadiusProbe.kind: RadiusProbe,

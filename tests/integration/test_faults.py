@@ -479,6 +479,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"    password: ${{WHERE_SECRET}}\n    database: catalog\n{common}"
         f"  - name: storefront\n    kind: browser\n    url: http://127.0.0.1:{closed}/shop?session=abc\n"
         f"    headers: {{Authorization: '${{WHERE_SECRET}}'}}\n{common}"
+        f"  - name: events\n    kind: kafka\n    brokers: ['127.0.0.1:{closed}']\n    topic: health\n"
+        f"    sasl_mechanism: PLAIN\n    username: monitor\n    password: ${{WHERE_SECRET}}\n{common}"
         f"  - name: script\n    kind: command\n    command: [/bin/sh, -c, 'echo $T >&2; exit 4']\n"
         f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
         f"  - name: switch\n    kind: snmp\n    host: 127.0.0.1\n    port: {closed}\n"
@@ -504,12 +506,13 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "rabbit": f"amqp://127.0.0.1:{closed}/orders queue jobs: ",
         "catalog": f"mongodb://127.0.0.1:{closed}/catalog: ",
         "storefront": f"http://127.0.0.1:{closed}/shop?session=REDACTED: ",
+        "events": f"kafka 127.0.0.1:{closed} topic health: ",
         "script": "command sh: ",
         "switch": f"snmp 127.0.0.1:{closed} 1.3.6.1.2.1.1.3.0: ",
         "wifi": f"radius 127.0.0.1:{closed} user monitor: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt", "amqp", "mongodb", "command", "snmp", "radius", "browser"}
+             "mqtt", "amqp", "mongodb", "command", "snmp", "radius", "browser", "kafka"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

@@ -14,6 +14,7 @@ from .grpc_health import Grpcd, start_grpcd
 from .h3 import H3d, start_h3d
 from .http_targets import HttpTargets, start_http_targets
 from .jaeger import Jaeger, start_jaeger
+from .kafka import Kafka, start_kafka
 from .mail import MAIL_PASSWORD, MAIL_USER, Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
 from .mariadb import Mariadb, start_mariadb
 from .mosquitto import Mosquitto, start_mosquitto
@@ -51,6 +52,7 @@ __all__ = [
     "H3d",
     "HttpTargets",
     "Jaeger",
+    "Kafka",
     "Mariadb",
     "Mosquitto",
     "Neo4j",
@@ -82,6 +84,7 @@ __all__ = [
     "start_h3d",
     "start_http_targets",
     "start_jaeger",
+    "start_kafka",
     "start_mariadb",
     "start_mosquitto",
     "start_neo4j",
