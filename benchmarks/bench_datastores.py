@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,amqp,kafka,mongodb,command,snmp,radius,browser]
+                 http3,ocsp,udp,mqtt,amqp,kafka,mongodb,command,snmp,radius,browser,docker]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -200,6 +200,13 @@ def bare_check(kind: str, address: dict) -> object:
                     "all systems go" in await page.evaluate("document.body.innerText")
             finally:
                 await context.close()
+    elif kind == "docker":  # aiohttp over the engine's Unix socket: the container's JSON, its state read
+        import aiohttp
+
+        async def one() -> bool:
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=address["socket"])) as session, \
+                    session.get("http://docker/containers/web/json") as response:
+                return bool((await response.json())["State"]["Running"])
     elif kind == "kafka":  # aiokafka: a producer started (metadata), the topic's partitions, a message to each
         from aiokafka import AIOKafkaProducer
 
@@ -422,6 +429,8 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 "    publish: ping\n")
     if kind == "browser":
         return f"  - name: t{i}\n    kind: browser\n    url: {address['url']}\n    expect_text: all systems go\n"
+    if kind == "docker":
+        return f"  - name: t{i}\n    kind: docker\n    container: web\n    endpoint: unix://{address['socket']}\n"
     if kind == "kafka":
         return f"  - name: t{i}\n    kind: kafka\n    brokers: ['{address['bootstrap']}']\n    topic: health\n"
     if kind == "mongodb":
@@ -539,6 +548,10 @@ def main() -> None:
         broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
         started.append(broker)
         addresses["mqtt"] = {"port": broker.port}
+    if "docker" in kinds:
+        engine = servers.start_podman(workdir / "podman")
+        started.append(engine)
+        addresses["docker"] = {"socket": str(engine.socket)}
     if "kafka" in kinds:
         kafka = servers.start_kafka(workdir / "kafka", password=PASSWORD)
         started.append(kafka)

@@ -40,6 +40,10 @@ command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mos
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 # RabbitMQ: the amqp kind's broker, an instance of its own with an Erlang port mapper of its own (its service is not started)
 [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
+# Podman's Docker-compatible service: the docker kind's engine, with runc and an image from Debian's static busybox
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || missing+=(runc)
+command -v busybox >/dev/null || missing+=(busybox-static)
 # Net-SNMP: the snmp kind's agent, an instance of its own; snmpget tells when it answers
 command -v snmpd >/dev/null || [[ -x /usr/sbin/snmpd ]] || missing+=(snmpd)
 command -v snmpget >/dev/null || missing+=(snmp)

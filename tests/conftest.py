@@ -73,6 +73,13 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mo
 
 
 @pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Podman]:
+    server = servers.start_podman(tmp_path_factory.mktemp("podman"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Kafka]:
     server = servers.start_kafka(tmp_path_factory.mktemp("kafka"), password=SEEDED_PASSWORD)
     yield server

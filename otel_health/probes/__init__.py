@@ -15,6 +15,7 @@ from .amqp import AmqpProbe
 from .browser import BrowserProbe
 from .command import CommandProbe
 from .dns import DnsProbe
+from .docker import DockerProbe
 from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
@@ -49,6 +50,7 @@ PROBES: dict[str, type[Probe]] = {
     AmqpProbe.kind: AmqpProbe,
     KafkaProbe.kind: KafkaProbe,
     CommandProbe.kind: CommandProbe,
+    DockerProbe.kind: DockerProbe,
     SnmpProbe.kind: SnmpProbe,
     RadiusProbe.kind: RadiusProbe,
     GrpcProbe.kind: GrpcProbe,

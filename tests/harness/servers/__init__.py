@@ -24,6 +24,8 @@ from .nginx import Nginx, start_nginx
 from .nsd import BIG_TXT, ZONE, Nsd, start_nsd
 from .ocsp import OcspStack, start_ocsp_stack
 from .otelcol import OtelCollector, otelcol_binary, start_otelcol
+from .podman import IMAGE as PODMAN_IMAGE
+from .podman import Podman, start_podman
 from .postgres import Postgres, start_postgres
 from .prometheus import Prometheus, start_prometheus
 from .rabbitmq import Rabbitmq, start_rabbitmq
@@ -38,6 +40,7 @@ __all__ = [
     "BIG_TXT",
     "MAIL_PASSWORD",
     "MAIL_USER",
+    "PODMAN_IMAGE",
     "REDIS_USERS",
     "REPO",
     "SIGNED_AT",
@@ -60,6 +63,7 @@ __all__ = [
     "Nsd",
     "OcspStack",
     "OtelCollector",
+    "Podman",
     "Postgres",
     "Prometheus",
     "Prosody",
@@ -92,6 +96,7 @@ __all__ = [
     "start_nsd",
     "start_ocsp_stack",
     "start_otelcol",
+    "start_podman",
     "start_postgres",
     "start_prometheus",
     "start_prosody",
