@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class Podman:
     socket: Path
     flags: list[str]
     process: Process
+    short: Path
 
     @property
     def endpoint(self) -> str:
@@ -41,6 +43,7 @@ class Podman:
             self.podman("rm", "--force", "--all", "--time", "0")
         finally:
             self.process.stop()
+            shutil.rmtree(self.short, ignore_errors=True)
 
 
 def _image(workdir: Path) -> Path:
@@ -87,15 +90,17 @@ def start_podman(workdir: Path) -> Podman:
     require(shutil.which("runc") or "/usr/sbin/runc", "runc (Debian package runc)")
     workdir.mkdir(parents=True, exist_ok=True)
     # runc: crun refuses the hybrid cgroup layout some hosts have; cgroupfs (no systemd), vfs, file events
-    flags = ["--root", str(workdir / "storage"), "--runroot", str(workdir / "run"), "--storage-driver", "vfs",
+    # podman refuses a runroot over 50 characters, and a socket's path has 108: both in a short folder
+    short = Path(tempfile.mkdtemp(prefix="ohp-", dir="/tmp"))
+    flags = ["--root", str(workdir / "storage"), "--runroot", str(short / "run"), "--storage-driver", "vfs",
              "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc",
              "--tmpdir", str(workdir / "tmp")]
-    socket = workdir / "podman.sock"
+    socket = short / "podman.sock"
     process = Process("podman", ["podman", *flags, "system", "service", "--time", "0", f"unix://{socket}"],
                       log_path=workdir / "podman.log")
-    process.wait_ready(lambda: _answers(socket), timeout=60)
-    engine = Podman(socket, flags, process)
+    engine = Podman(socket, flags, process, short)
     try:
+        process.wait_ready(lambda: _answers(socket), timeout=60)
         engine.podman("import", str(_image(workdir)), IMAGE)
         # limits below the host's: a sandboxed root may lower them, not set them
         run = ["run", "--detach", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -110,5 +115,6 @@ def start_podman(workdir: Path) -> Podman:
         engine.podman("healthcheck", "run", "sick")
     except BaseException:
         process.stop()
+        shutil.rmtree(short, ignore_errors=True)
         raise
     return engine
