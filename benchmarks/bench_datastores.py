@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_datastores [--seconds 15] [--rounds 3] [--rate 200]
         [--kinds tcp,redis,postgres,mysql,neo4j,http,https,http2,grpc,dns,dnssec,icmp,websocket,ssh,ssh-login,
-                 http3,ocsp,udp,mqtt,amqp,kafka,mongodb,command,snmp,radius,browser,docker]
+                 http3,ocsp,udp,mqtt,amqp,kafka,mongodb,command,snmp,radius,browser,docker,gameserver]
 
 For each kind, a bare loop (its own process, the same client library, the same commands, a
 fresh connection per check, paced at --rate checks/s) and otel-health (targets at the same
@@ -200,6 +200,12 @@ def bare_check(kind: str, address: dict) -> object:
                     "all systems go" in await page.evaluate("document.body.innerText")
             finally:
                 await context.close()
+    elif kind == "gameserver":  # mcstatus: Minecraft's server list ping (handshake, status request, its JSON)
+        from mcstatus import JavaServer
+
+        async def one() -> bool:
+            status = await JavaServer("127.0.0.1", address["port"], timeout=5).async_status(tries=1)
+            return status.players.max > 0
     elif kind == "docker":  # aiohttp over the engine's Unix socket: the container's JSON, its state read
         import aiohttp
 
@@ -429,6 +435,9 @@ def target_yaml(kind: str, address: dict, i: int) -> str:
                 "    publish: ping\n")
     if kind == "browser":
         return f"  - name: t{i}\n    kind: browser\n    url: {address['url']}\n    expect_text: all systems go\n"
+    if kind == "gameserver":
+        return (f"  - name: t{i}\n    kind: gameserver\n    host: 127.0.0.1\n    protocol: minecraft\n"
+                f"    port: {address['port']}\n")
     if kind == "docker":
         return f"  - name: t{i}\n    kind: docker\n    container: web\n    endpoint: unix://{address['socket']}\n"
     if kind == "kafka":
@@ -548,6 +557,10 @@ def main() -> None:
         broker = servers.start_mosquitto(workdir / "mosquitto", password=PASSWORD)
         started.append(broker)
         addresses["mqtt"] = {"port": broker.port}
+    if "gameserver" in kinds:
+        minecraft = servers.start_minecraft(workdir / "minecraft")
+        started.append(minecraft)
+        addresses["gameserver"] = {"port": minecraft.port}
     if "docker" in kinds:
         engine = servers.start_podman(workdir / "podman")
         started.append(engine)

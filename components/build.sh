@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real components the tests run (the OpenTelemetry Collector, Jaeger v2, a Neo4j
-# launcher, FerretDB and Kafka's jars)
+# launcher, FerretDB, Kafka's jars and a Minecraft server on Minestom)
 # into a cache outside the repository. A build is reused while its inputs are unchanged.
-#   components/build.sh otelcol|jaeger|neo4j|ferretdb|kafka|all
+#   components/build.sh otelcol|jaeger|neo4j|ferretdb|kafka|minecraft|all
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -86,6 +86,25 @@ build_kafka() {
     log "fetched $out"
 }
 
+build_minecraft() {
+    local stamp; stamp="$(inputs_hash "$here/minecraft/pom.xml" "$here"/minecraft/src/main/java/otelhealth/*.java)"
+    local out="$cache/minecraft"
+    if [[ -f "$out/classes/otelhealth/MinecraftLauncher.class" && "$(cat "$out/stamp" 2>/dev/null)" == "$stamp" ]]; then
+        log "minecraft launcher up to date ($out)"; return
+    fi
+    # Minestom is built for Java 25: the Temurin JDK beside the system's
+    local jdk; jdk="$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -n 1)"
+    [[ -x "$jdk/bin/javac" ]] || { log "no Java 25 JDK in /usr/lib/jvm: the Minecraft server is not built"; return; }
+    log "fetching Minestom from Maven Central and compiling the Minecraft launcher"
+    rm -rf "$out"; mkdir -p "$out/classes"
+    mvn -q -B -f "$here/minecraft/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$out/lib" >"$out.log" 2>&1 || { tail -n 40 "$out.log" >&2; exit 1; }
+    "$jdk/bin/javac" --release 25 -cp "$out/lib/*" -d "$out/classes" "$here"/minecraft/src/main/java/otelhealth/*.java
+    echo "$jdk/bin/java" > "$out/java"
+    echo "$stamp" > "$out/stamp"
+    log "built $out"
+}
+
 build_neo4j() {
     local stamp; stamp="$(inputs_hash "$here/neo4j/pom.xml" "$here"/neo4j/src/main/java/otelhealth/*.java "$0")"
     local out="$cache/neo4j"
@@ -107,6 +126,7 @@ case "${1:-all}" in
     neo4j) build_neo4j ;;
     ferretdb) build_ferretdb ;;
     kafka) build_kafka ;;
-    all) build_otelcol; build_jaeger; build_neo4j; build_ferretdb; build_kafka ;;
-    *) echo "usage: $0 otelcol|jaeger|neo4j|ferretdb|kafka|all" >&2; exit 2 ;;
+    minecraft) build_minecraft ;;
+    all) build_otelcol; build_jaeger; build_neo4j; build_ferretdb; build_kafka; build_minecraft ;;
+    *) echo "usage: $0 otelcol|jaeger|neo4j|ferretdb|kafka|minecraft|all" >&2; exit 2 ;;
 esac

@@ -24,7 +24,7 @@ _NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Library loggers that can print request details (URLs, headers): kept at WARNING or above.
 _QUIET = ("aiohttp", "opentelemetry", "urllib3", "asyncio", "neo4j", "redis", "asyncpg", "asyncmy", "grpc", "dns",
           "websockets", "asyncssh", "aioquic", "quic", "mqtt", "aiomqtt", "paho",
-          "pysnmp", "pyrad", "pamqp", "pymongo", "playwright")
+          "pysnmp", "pyrad", "pamqp", "pymongo", "playwright", "a2s")
 # Libraries that log each failed connection or bootstrap as an error of their own: the check reports it
 _SILENT = ("aiormq", "aiokafka")
 

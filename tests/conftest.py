@@ -73,6 +73,13 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Mo
 
 
 @pytest.fixture(scope="session")
+def minecraft_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Minecraft]:
+    server = servers.start_minecraft(tmp_path_factory.mktemp("minecraft"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Podman]:
     server = servers.start_podman(tmp_path_factory.mktemp("podman"))
     yield server

@@ -16,6 +16,7 @@ from .browser import BrowserProbe
 from .command import CommandProbe
 from .dns import DnsProbe
 from .docker import DockerProbe
+from .gameserver import GameServerProbe
 from .grpc import GrpcProbe
 from .heartbeat import HeartbeatProbe
 from .http import HttpProbe
@@ -61,4 +62,5 @@ PROBES: dict[str, type[Probe]] = {
     WebSocketProbe.kind: WebSocketProbe,
     SshProbe.kind: SshProbe,
     UdpProbe.kind: UdpProbe,
+    GameServerProbe.kind: GameServerProbe,
 }

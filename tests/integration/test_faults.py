@@ -482,6 +482,8 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         f"  - name: events\n    kind: kafka\n    brokers: ['127.0.0.1:{closed}']\n    topic: health\n"
         f"    sasl_mechanism: PLAIN\n    username: monitor\n    password: ${{WHERE_SECRET}}\n{common}"
         f"  - name: box\n    kind: docker\n    container: api\n    endpoint: http://127.0.0.1:{closed}\n{common}"
+        f"  - name: craft\n    kind: gameserver\n    host: 127.0.0.1\n    protocol: minecraft\n    port: {closed}\n"
+        f"{common}"
         f"  - name: script\n    kind: command\n    command: [/bin/sh, -c, 'echo $T >&2; exit 4']\n"
         f"    env: {{T: '${{WHERE_SECRET}}'}}\n{common}"
         f"  - name: switch\n    kind: snmp\n    host: 127.0.0.1\n    port: {closed}\n"
@@ -509,12 +511,13 @@ async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatc
         "storefront": f"http://127.0.0.1:{closed}/shop?session=REDACTED: ",
         "events": f"kafka 127.0.0.1:{closed} topic health: ",
         "box": f"container api at http://127.0.0.1:{closed}: ",
+        "craft": f"minecraft 127.0.0.1:{closed}: ",
         "script": "command sh: ",
         "switch": f"snmp 127.0.0.1:{closed} 1.3.6.1.2.1.1.3.0: ",
         "wifi": f"radius 127.0.0.1:{closed} user monitor: ",
     }
     kinds = {"http", "tcp", "redis", "postgres", "neo4j", "grpc", "dns", "icmp", "websocket", "ssh", "udp", "mysql",
-             "mqtt", "amqp", "mongodb", "command", "snmp", "radius", "browser", "kafka", "docker"}
+             "mqtt", "amqp", "mongodb", "command", "snmp", "radius", "browser", "kafka", "docker", "gameserver"}
     assert kinds == {k for k in PROBES if k not in ("suite", "heartbeat")}  # every kind with an address
     for name, where in expected.items():
         result = results[name]

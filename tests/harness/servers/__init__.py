@@ -17,6 +17,7 @@ from .jaeger import Jaeger, start_jaeger
 from .kafka import Kafka, start_kafka
 from .mail import MAIL_PASSWORD, MAIL_USER, Dovecot, Exim, Prosody, start_dovecot, start_exim, start_prosody
 from .mariadb import Mariadb, start_mariadb
+from .minecraft import MINECRAFT_MOTD, Minecraft, start_minecraft
 from .mosquitto import Mosquitto, start_mosquitto
 from .neo4j_server import Neo4j, start_neo4j
 from .netns import SilentHost, start_silent_host
@@ -40,6 +41,7 @@ __all__ = [
     "BIG_TXT",
     "MAIL_PASSWORD",
     "MAIL_USER",
+    "MINECRAFT_MOTD",
     "PODMAN_IMAGE",
     "REDIS_USERS",
     "REPO",
@@ -57,6 +59,7 @@ __all__ = [
     "Jaeger",
     "Kafka",
     "Mariadb",
+    "Minecraft",
     "Mosquitto",
     "Neo4j",
     "Nginx",
@@ -90,6 +93,7 @@ __all__ = [
     "start_jaeger",
     "start_kafka",
     "start_mariadb",
+    "start_minecraft",
     "start_mosquitto",
     "start_neo4j",
     "start_nginx",

@@ -37,6 +37,7 @@ SILENT = {
     "OpenSSL": "pyOpenSSL: no logging (the handshake that asks for a stapled OCSP response)",
     "yarl": "URLs only: no logging",
     "bson": "PyMongo's documents: no logging",
+    "mcstatus": "no logging",
     "re2": "compiled with log_errors off (probes/_match.py): a refused pattern is a config error, said once",
 }
 
