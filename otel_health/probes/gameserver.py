@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Fields, Target
+from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
 from ._base import Attempt, Probe, classify_os_error, host_port, server_words
 from ._match import Pattern, pattern_field
@@ -43,7 +44,7 @@ class GameServerOptions:
                       max_full=f.flag("max_full", False))
         return options if host and protocol else None
 
-    def secrets(self) -> Any:
+    def secrets(self) -> Iterator[Secret]:
         return iter(())
 
     def where(self) -> str:

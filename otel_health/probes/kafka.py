@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, classify_os_error, close_within, os_cause, server_words
+from ._base import Attempt, PasswordOptions, Probe, classify_os_error, close_within, os_cause, server_words
 from ._tls import client_context
 
 __all__ = ["KafkaOptions", "KafkaProbe"]
@@ -30,7 +29,7 @@ MAX_PARTITIONS = 256  # partitions written to in one check; a larger topic's are
 
 
 @dataclass(frozen=True, slots=True)
-class KafkaOptions:
+class KafkaOptions(PasswordOptions):
     brokers: tuple[str, ...]
     tls: bool = False
     tls_verify: bool = True
@@ -69,10 +68,6 @@ class KafkaOptions:
         if not options.tls and (f.has("ca_file") or f.has("tls_verify")):
             f.problem("ca_file" if f.has("ca_file") else "tls_verify", "applies to TLS: add 'tls: true'")
         return options if brokers and len(brokers) == len(raw) else None
-
-    def secrets(self) -> Iterator[Secret]:
-        if self.password is not None:
-            yield self.password
 
     def where(self) -> str:
         return f"kafka {self.brokers[0]}" + (f" topic {self.topic}" if self.topic else "")
