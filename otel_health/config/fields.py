@@ -249,7 +249,9 @@ class Fields:
     def whole(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
         self._note(name, "whole number", default, minimum=minimum, maximum=maximum)
         value = self._get(name, default, False)
-        if value is default and self._raw.get(name) is None:  # not given (-1, given, is the cached -1)
+        # absent; a value given is checked even when it is the default's own object (CPython
+        # caches small ints: -1 written in the file is the -1 a kind passes as "not given")
+        if value is default and self._raw.get(name) is None:
             return int(default)
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(name, f"must be a whole number from {minimum} to {maximum}, got {short(value)!r}")
