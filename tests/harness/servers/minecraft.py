@@ -30,8 +30,10 @@ def start_minecraft(workdir: Path) -> Minecraft:
     java = (home / "java").read_text().strip()
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    process = Process("minecraft", [java, "-Xmx256m", "-cp", f"{home / 'classes'}:{home / 'lib'}/*",
-                                    "otelhealth.MinecraftLauncher", str(port)],
+    # one compiler tier and the processors of one: a start that does not starve the other test worker
+    process = Process("minecraft", [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:ActiveProcessorCount=1",
+                                    "-cp", f"{home / 'classes'}:{home / 'lib'}/*", "otelhealth.MinecraftLauncher",
+                                    str(port)],
                       log_path=workdir / "minecraft.log", cwd=workdir)
     process.wait_ready(lambda: port_open(port), timeout=120)
     return Minecraft(port, process)
