@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from opentelemetry import trace
 
-from .._redact import scrub
+from .._redact import REDACTED, scrub
 from ..clock import WALL, Clock
 from ..config import Secret, Target
 from ..errors import ErrorType, NoVerdict, ProbeFailure
@@ -46,7 +46,9 @@ __all__ = [
     "closes_finished",
     "host_port",
     "os_cause",
+    "pair_secrets",
     "server_words",
+    "shown_pairs",
 ]
 
 
@@ -113,6 +115,16 @@ def _drop_frames(exc: BaseException) -> None:
         seen.add(id(cause))
         traceback.clear_frames(cause.__traceback__)
         cause = cause.__cause__ or cause.__context__
+
+
+def pair_secrets(pairs: Sequence[tuple[str, str | Secret]]) -> Iterator[Secret]:
+    """The credentials among ``(name, value)`` pairs (headers, gRPC metadata, a program's env)."""
+    return (value for _, value in pairs if isinstance(value, Secret))
+
+
+def shown_pairs(pairs: Sequence[tuple[str, str | Secret]]) -> dict[str, str]:
+    """``(name, value)`` pairs as the API shows them: a credential by where it comes from only."""
+    return {name: f"{REDACTED} ({value.source})" if isinstance(value, Secret) else value for name, value in pairs}
 
 
 class PasswordOptions:

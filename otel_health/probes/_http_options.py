@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .._redact import REDACTED, redact_url
 from ..config import Fields, Secret
 from ..errors import ProbeFailure
+from ._base import pair_secrets, shown_pairs
 from ._cel import CelExpression
 from ._credentials import basic_credentials, credential_header
 from ._http_assertions import (
@@ -192,9 +193,7 @@ class HttpOptions:
                     or self.version_field or self.body_cel or self.body_not_cel)
 
     def secrets(self) -> Iterator[Secret]:
-        for _, value in self.headers:
-            if isinstance(value, Secret):
-                yield value
+        yield from pair_secrets(self.headers)
         if self.basic_auth_password is not None:
             yield self.basic_auth_password
         if self.bearer_token is not None:
@@ -216,7 +215,7 @@ class HttpOptions:
         return urlsplit(self.url).hostname
 
     def public(self) -> dict[str, Any]:
-        headers = {k: (f"{REDACTED} ({v.source})" if isinstance(v, Secret) else v) for k, v in self.headers}
+        headers = shown_pairs(self.headers)
         if self.host is not None:
             headers = {"Host": self.host, **headers}
         return {

@@ -27,7 +27,16 @@ from typing import Any, TypeVar
 from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, NoVerdict, ProbeFailure
-from ._base import Attempt, Probe, answer_by, classify_os_error, close_within, server_words
+from ._base import (
+    Attempt,
+    Probe,
+    answer_by,
+    classify_os_error,
+    close_within,
+    pair_secrets,
+    server_words,
+    shown_pairs,
+)
 from ._http_options import StatusRange, parse_headers, parse_status, parse_url
 from ._match import Pattern, pattern_field
 
@@ -94,7 +103,7 @@ class BrowserOptions:
         return options if url else None
 
     def secrets(self) -> Iterator[Secret]:
-        return (value for _, value in self.headers if isinstance(value, Secret))
+        return pair_secrets(self.headers)
 
     def where(self) -> str:
         return redact_url(self.url)
@@ -104,8 +113,7 @@ class BrowserOptions:
                 "expect_text": self.expect_text.pattern if self.expect_text is not None else None,
                 "expect_selector": self.expect_selector, "wait_until": self.wait_until,
                 "fail_on_page_error": self.fail_on_page_error,
-                "headers": {name: f"REDACTED ({value.source})" if isinstance(value, Secret) else value
-                            for name, value in self.headers}}
+                "headers": shown_pairs(self.headers)}
 
 
 class BrowserProbe(Probe):

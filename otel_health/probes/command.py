@@ -26,7 +26,7 @@ from typing import Any
 from ..config import Fields, Secret, Target
 from ..config.values import ENV_REF_RE
 from ..errors import ErrorType, ProbeFailure
-from ._base import ANSWER_SHARE, Attempt, Probe, answer_by, server_words
+from ._base import ANSWER_SHARE, Attempt, Probe, answer_by, pair_secrets, server_words
 from ._match import Pattern, pattern_field
 
 __all__ = ["CommandOptions", "CommandProbe"]
@@ -81,9 +81,7 @@ class CommandOptions:
                    exit_status=exit_status, expect=expect, _shown=tuple(argv))
 
     def secrets(self) -> Iterator[Secret]:
-        for _, value in self.env:
-            if isinstance(value, Secret):
-                yield value
+        return pair_secrets(self.env)
 
     def where(self) -> str:
         return f"command {Path(self.command[0]).name}"

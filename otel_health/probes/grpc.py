@@ -30,7 +30,7 @@ from opentelemetry.trace import set_span_in_context
 
 from ..config import Fields, Secret, Target
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, Probe, ProbeSettings, close_within, host_port
+from ._base import Attempt, Probe, ProbeSettings, close_within, host_port, pair_secrets, shown_pairs
 from ._credentials import credential_header
 
 __all__ = ["GrpcOptions", "GrpcProbe", "grpc_modules"]
@@ -116,7 +116,7 @@ class GrpcOptions:
         return options if host and port else None
 
     def secrets(self) -> Iterator[Secret]:
-        return (value for _, value in self.metadata if isinstance(value, Secret))
+        return pair_secrets(self.metadata)
 
     def where(self) -> str:
         return host_port(self.host, self.port)  # the service is named by the details that are about it
@@ -125,7 +125,7 @@ class GrpcOptions:
         return {"host": self.host, "port": self.port, "service": self.service, "tls": self.tls,
                 "server_name": self.server_name, "proxy_url": self.proxy_url,
                 "client_certificate": self.cert_file is not None,
-                "metadata": {k: f"REDACTED ({v.source})" if isinstance(v, Secret) else v for k, v in self.metadata}}
+                "metadata": shown_pairs(self.metadata)}
 
 
 def _parse_metadata(f: Fields) -> tuple[tuple[str, str | Secret], ...]:

@@ -24,7 +24,7 @@ from .._redact import redact_url
 from ..config import Fields, Secret, Target
 from ..config.values import is_ip_address
 from ..errors import ErrorType, ProbeFailure
-from ._base import Attempt, answer_by, classify_os_error, os_cause, server_words
+from ._base import Attempt, answer_by, classify_os_error, os_cause, pair_secrets, server_words, shown_pairs
 from ._chain import TLS_INFO, record
 from ._http_options import parse_headers, parse_url
 from ._match import Pattern, pattern_field
@@ -74,7 +74,7 @@ class WebSocketOptions:
         return options if url else None
 
     def secrets(self) -> Iterator[Secret]:
-        return (value for _, value in self.headers if isinstance(value, Secret))
+        return pair_secrets(self.headers)
 
     def where(self) -> str:
         return redact_url(self.url)
@@ -82,8 +82,7 @@ class WebSocketOptions:
     def public(self) -> dict[str, Any]:
         return {"url": redact_url(self.url), "subprotocol": self.subprotocol, "send": self.send is not None,
                 "expect": self.expect.pattern if self.expect is not None else None,
-                "headers": {name: f"REDACTED ({value.source})" if isinstance(value, Secret) else value
-                            for name, value in self.headers},
+                "headers": shown_pairs(self.headers),
                 "proxy_url": redact_url(self.proxy_url) if self.proxy_url else None,
                 "check_revocation": self.check_revocation, "revocation_unknown": self.revocation_unknown}
 
